@@ -1,0 +1,140 @@
+//! `ce-parity check [PATH...]`: every case through Rust and live libtorch,
+//! compared with each other and with the recorded values.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+use ce_parity::compare::Tolerance;
+use ce_parity::fixture::{self, Case};
+use ce_parity::runner::{judge, run_rust, CaseReport, Outcome, Status};
+use ce_parity::tensor::DType;
+
+use super::{bundled, human, json};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Fixture files or folders (searched for *.json); none: the bundled fixtures.
+    paths: Vec<PathBuf>,
+    /// Relative tolerance for every dtype (default: torch.testing.assert_close's per dtype).
+    #[arg(long)]
+    rtol: Option<f64>,
+    /// Absolute tolerance for every dtype (default: assert_close's per dtype).
+    #[arg(long)]
+    atol: Option<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Compare Rust with the recorded values only, without running libtorch.
+    #[arg(long)]
+    no_libtorch: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// The reports of one fixture file.
+pub struct FileReport {
+    pub file: String,
+    pub cases: Vec<CaseReport>,
+}
+
+/// Totals over every file.
+#[derive(Default)]
+pub struct Totals {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Totals {
+    pub fn of(files: &[FileReport]) -> Totals {
+        let mut t = Totals::default();
+        for case in files.iter().flat_map(|f| &f.cases) {
+            match case.status {
+                Status::Passed => t.passed += 1,
+                Status::Failed => t.failed += 1,
+                Status::Skipped => t.skipped += 1,
+            }
+        }
+        t
+    }
+
+    /// `N passed, M failed` with `, K skipped` when any were skipped.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} passed, {} failed", self.passed, self.failed);
+        if self.skipped > 0 {
+            s.push_str(&format!(", {} skipped", self.skipped));
+        }
+        s
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    for (flag, value) in [("--rtol", args.rtol), ("--atol", args.atol)] {
+        if let Some(v) = value {
+            anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a non-negative number, got {v}");
+        }
+    }
+    let fixtures = load_all(&args.paths)?;
+    let live = !args.no_libtorch;
+    let files: Vec<FileReport> = fixtures
+        .iter()
+        .map(|(file, fixture)| FileReport { file: file.clone(), cases: fixture.cases.iter().map(|c| check_case(c, &args, live)).collect() })
+        .collect();
+    let totals = Totals::of(&files);
+    match args.format {
+        Format::Human => human::print(&files, &totals),
+        Format::Json => json::print(&files, &totals)?,
+    }
+    Ok(if totals.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Parses every fixture before running anything, so a bad file stops the run
+/// with exit 2 and nothing half-reported.
+fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixture::Fixture)>> {
+    let mut out = Vec::new();
+    if paths.is_empty() {
+        for (name, text) in bundled::BUNDLED {
+            let parsed = fixture::parse(name.as_ref(), text).with_context(|| "bundled fixture is invalid (a build from a broken checkout?)")?;
+            out.push((name.to_string(), parsed));
+        }
+        anyhow::ensure!(!out.is_empty(), "no bundled fixtures in this build");
+        return Ok(out);
+    }
+    for path in paths {
+        let files = fixture::discover(path)?;
+        anyhow::ensure!(!files.is_empty(), "{}: no *.json fixture files found", path.display());
+        for file in files {
+            let parsed = fixture::load(&file)?;
+            out.push((file.display().to_string(), parsed));
+        }
+    }
+    Ok(out)
+}
+
+fn tolerance_for(case: &Case, args: &Args) -> Tolerance {
+    let dtype = if case.input.dtype.is_float() { case.input.dtype } else { DType::Float32 };
+    Tolerance::default_for(dtype).with_overrides(args.rtol, args.atol)
+}
+
+fn check_case(case: &Case, args: &Args, live: bool) -> CaseReport {
+    let rust = run_rust(case);
+    let libtorch = if live { run_libtorch(case) } else { None };
+    judge(case, &rust, libtorch.as_ref(), tolerance_for(case, args))
+}
+
+#[cfg(feature = "torch")]
+fn run_libtorch(case: &Case) -> Option<Outcome> {
+    Some(ce_parity::reference::run_libtorch(case))
+}
+
+#[cfg(not(feature = "torch"))]
+fn run_libtorch(_case: &Case) -> Option<Outcome> {
+    None
+}

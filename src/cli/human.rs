@@ -1,0 +1,74 @@
+//! Human output: an aligned table per file, claims under their case, and the
+//! summary as the last line. Colour only on a terminal.
+
+use std::io::IsTerminal;
+
+use ce_parity::runner::{CaseReport, Status};
+
+use super::check::{FileReport, Totals};
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+pub fn print(files: &[FileReport], totals: &Totals) {
+    let paint = Paint(std::io::stdout().is_terminal());
+    for file in files {
+        println!("{}", file.file);
+        let width = file.cases.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
+        println!("  {:<width$}  {:<6}  {:>14}  {:>9}  {:>9}  {:>6}  note", "case", "status", "loss", "max_abs", "max_rel", "ulp");
+        for case in &file.cases {
+            print_case(case, width, &paint);
+        }
+        println!();
+    }
+    println!("{}", totals.summary());
+}
+
+fn print_case(case: &CaseReport, width: usize, paint: &Paint) {
+    let status = match case.status {
+        Status::Passed => paint.wrap("32", "pass  "),
+        Status::Failed => paint.wrap("31;1", "FAIL  "),
+        Status::Skipped => paint.wrap("33", "skip  "),
+    };
+    let loss = case.loss.as_ref().map_or("error".to_string(), |l| {
+        let values = l.to_f64();
+        match values.len() {
+            1 => format!("{:.6}", values[0]),
+            n => format!("[{n} values]"),
+        }
+    });
+    let d = &case.difference;
+    let ulp = if d.max_ulp == u64::MAX { "nan".to_string() } else { d.max_ulp.to_string() };
+    println!(
+        "  {:<width$}  {status}  {loss:>14}  {:>9.2e}  {:>9.2e}  {ulp:>6}  {}",
+        case.name, d.max_abs, d.max_rel, case.note
+    );
+    for claim in &case.claims {
+        let verdict = if claim.holds { paint.wrap("32", "holds") } else { paint.wrap("31", "does not hold") };
+        let actual = claim.actual.as_ref().map_or("cannot be computed".to_string(), |a| list(a));
+        println!(
+            "    claim {} = {} (atol {}, {}): {verdict}; true value {actual}",
+            claim.claim.quantity.name(),
+            list(&claim.claim.value),
+            claim.claim.atol,
+            claim.claim.source
+        );
+    }
+}
+
+fn list(values: &[f64]) -> String {
+    if values.len() == 1 {
+        return format!("{:.6}", values[0]);
+    }
+    let items: Vec<String> = values.iter().map(|v| format!("{v:.4}")).collect();
+    format!("[{}]", items.join(", "))
+}

@@ -1,0 +1,76 @@
+//! Tolerances, in one place.
+//!
+//! When to use which comparison:
+//! - **Absolute + relative** (`|a − e| ≤ atol + rtol·|e|`, torch.testing.assert_close's
+//!   rule) decides pass/fail everywhere: it is what a PyTorch user already trusts, and
+//!   `atol` keeps values near zero (gradients of well-predicted classes) from
+//!   failing on meaningless relative error.
+//! - **ULP distance** is reported, never judged: it tells how many representable
+//!   values of the dtype lie between the two results, which is the honest measure
+//!   for half types and for checking that a fast kernel rounds like libtorch.
+//! - **Claims** from documents carry their own `atol` (half a unit of the last
+//!   printed digit), because they were printed rounded.
+
+use crate::tensor::DType;
+
+/// A relative and an absolute tolerance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerance {
+    pub rtol: f64,
+    pub atol: f64,
+}
+
+impl Tolerance {
+    /// torch.testing.assert_close's defaults for `dtype`.
+    pub fn default_for(dtype: DType) -> Tolerance {
+        let (rtol, atol) = match dtype {
+            DType::Float16 => (1e-3, 1e-5),
+            DType::BFloat16 => (1.6e-2, 1e-5),
+            DType::Float32 => (1.3e-6, 1e-5),
+            DType::Float64 => (1e-7, 1e-7),
+            // Integers compare exactly.
+            DType::Int64 | DType::UInt8 => (0.0, 0.0),
+        };
+        Tolerance { rtol, atol }
+    }
+
+    /// Applies `--rtol`/`--atol` overrides.
+    pub fn with_overrides(self, rtol: Option<f64>, atol: Option<f64>) -> Tolerance {
+        Tolerance { rtol: rtol.unwrap_or(self.rtol), atol: atol.unwrap_or(self.atol) }
+    }
+
+    /// Whether `actual` is close to `expected`: NaN equals NaN, an infinity
+    /// equals only itself, otherwise `|a − e| ≤ atol + rtol·|e|`.
+    pub fn close(self, actual: f64, expected: f64) -> bool {
+        if actual.is_nan() || expected.is_nan() {
+            return actual.is_nan() && expected.is_nan();
+        }
+        if actual.is_infinite() || expected.is_infinite() {
+            return actual == expected;
+        }
+        (actual - expected).abs() <= self.atol + self.rtol * expected.abs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_and_infinities() {
+        let t = Tolerance::default_for(DType::Float32);
+        assert!(t.close(f64::NAN, f64::NAN));
+        assert!(!t.close(f64::NAN, 1.0));
+        assert!(t.close(f64::INFINITY, f64::INFINITY));
+        assert!(!t.close(f64::INFINITY, f64::NEG_INFINITY));
+        assert!(!t.close(1e30, f64::INFINITY));
+    }
+
+    #[test]
+    fn assert_close_rule() {
+        let t = Tolerance { rtol: 1e-3, atol: 1e-5 };
+        assert!(t.close(1.00101, 1.0)); // 1.01e-3 ≤ 1e-5 + 1e-3
+        assert!(!t.close(1.0012, 1.0));
+        assert!(t.close(0.0, 1e-5));
+    }
+}

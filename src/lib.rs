@@ -1,0 +1,16 @@
+//! ce-parity: PyTorch's `F.cross_entropy` (label smoothing included) in pure
+//! Rust, with libtorch's own op beside it and the evidence that they agree.
+//!
+//! - [`loss`]: the pure-Rust loss, forward and gradient.
+//! - [`reference`]: libtorch through `tch` (feature `torch`).
+//! - [`fixture`]: the `ce-parity-fixture/1` JSON format.
+//! - [`compare`]: tolerances, ULP distances and case reports.
+//! - [`runner`]: runs one case through Rust and libtorch and judges it.
+
+pub mod compare;
+pub mod fixture;
+pub mod loss;
+#[cfg(feature = "torch")]
+pub mod reference;
+pub mod runner;
+pub mod tensor;

@@ -1,0 +1,53 @@
+//! The floating element types the loss accepts.
+
+use crate::tensor::DType;
+use half::{bf16, f16};
+
+/// A floating element type: f32, f64, or the half types f16 and bf16.
+///
+/// Values are converted to f64 for computation; results are rounded back.
+pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    const DTYPE: DType;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::Float64;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::Float32;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Element for f16 {
+    const DTYPE: DType = DType::Float16;
+    fn to_f64(self) -> f64 {
+        f16::to_f64(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        f16::from_f64(v)
+    }
+}
+
+impl Element for bf16 {
+    const DTYPE: DType = DType::BFloat16;
+    fn to_f64(self) -> f64 {
+        bf16::to_f64(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+}

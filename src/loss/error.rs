@@ -1,0 +1,129 @@
+//! Errors for input the loss rejects. Where libtorch rejects the same input,
+//! the message is libtorch's first line, so a PyTorch user recognises it.
+
+use std::fmt;
+
+use crate::tensor::DType;
+
+/// Why the loss rejected its input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LossError {
+    /// `label_smoothing` > 1 (libtorch's message).
+    LabelSmoothingOutOfRange(f64),
+    /// `label_smoothing` is NaN (libtorch silently treats it as 0; we refuse).
+    LabelSmoothingNan,
+    /// A class target outside [0, C) that is not `ignore_index`.
+    TargetOutOfBounds(i64),
+    /// Input and target disagree on the batch dimension.
+    BatchSizeMismatch { input: usize, target: usize },
+    /// The weight does not have exactly one entry per class.
+    WeightShape { classes: usize, len: usize, probabilities: bool },
+    /// Spatial target dims disagree with the input's.
+    TargetSize { expected: Vec<usize>, got: Vec<usize> },
+    /// Class-probability target (same shape as input) with an integer dtype.
+    ProbabilityTargetNotFloat(DType),
+    /// `ignore_index` ≥ 0 with class-probability targets.
+    IgnoreIndexWithProbabilities,
+    /// Any other rejection libtorch makes, with its message.
+    Unsupported(String),
+    /// A buffer whose length disagrees with its shape (library-only check).
+    DataLength { what: &'static str, shape: Vec<usize>, len: usize },
+    /// `grad_output` not shaped like the loss (library-only check).
+    GradOutputShape { expected: Vec<usize>, got: Vec<usize> },
+}
+
+impl fmt::Display for LossError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LossError::LabelSmoothingOutOfRange(v) => write!(
+                f,
+                "label_smoothing must be between 0.0 and 1.0. Got: {}",
+                format_like_cpp(*v)
+            ),
+            LossError::LabelSmoothingNan => f.write_str("label_smoothing must not be NaN"),
+            LossError::TargetOutOfBounds(t) => write!(f, "Target {t} is out of bounds."),
+            LossError::BatchSizeMismatch { input, target } => write!(
+                f,
+                "Expected input batch_size ({input}) to match target batch_size ({target})."
+            ),
+            LossError::WeightShape { classes, len, probabilities } => write!(
+                f,
+                "{}weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: [{len}]",
+                if *probabilities { "cross_entropy: " } else { "" }
+            ),
+            LossError::TargetSize { expected, got } => {
+                write!(f, "Expected target size {expected:?}, got {got:?}")
+            }
+            LossError::ProbabilityTargetNotFloat(dtype) => write!(
+                f,
+                "Expected floating point type for target with class probabilities, got {}",
+                dtype.torch_name()
+            ),
+            LossError::IgnoreIndexWithProbabilities => {
+                f.write_str("ignore_index is not supported for floating point target")
+            }
+            LossError::Unsupported(message) => f.write_str(message),
+            LossError::DataLength { what, shape, len } => write!(
+                f,
+                "{what} has {len} elements but its shape {shape:?} needs {}",
+                shape.iter().product::<usize>()
+            ),
+            LossError::GradOutputShape { expected, got } => write!(
+                f,
+                "grad_output must have the loss's shape {expected:?}, got {got:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LossError {}
+
+/// Formats a double as C++'s `ostream << double` does (`%g`, 6 significant digits),
+/// so our messages match libtorch's byte for byte.
+pub fn format_like_cpp(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{v:.5e}");
+    let (mantissa, exponent) = sci.split_once('e').expect("{:e} always has an exponent");
+    let exponent: i32 = exponent.parse().expect("{:e} exponent is an integer");
+    if !(-4..6).contains(&exponent) {
+        let mantissa = strip_zeros(mantissa);
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
+    } else {
+        let decimals = (5 - exponent) as usize;
+        strip_zeros(&format!("{v:.decimals$}")).to_string()
+    }
+}
+
+fn strip_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_like_cpp;
+
+    #[test]
+    fn doubles_print_as_cpp_streams_do() {
+        assert_eq!(format_like_cpp(1.5), "1.5");
+        assert_eq!(format_like_cpp(2.0), "2");
+        assert_eq!(format_like_cpp(1.0000001), "1");
+        assert_eq!(format_like_cpp(1e10), "1e+10");
+        assert_eq!(format_like_cpp(123456789.0), "1.23457e+08");
+        assert_eq!(format_like_cpp(0.0001), "0.0001");
+        assert_eq!(format_like_cpp(0.00001), "1e-05");
+        assert_eq!(format_like_cpp(-3.25), "-3.25");
+    }
+}

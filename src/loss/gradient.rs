@@ -1,0 +1,129 @@
+//! The backward pass: the gradient of `(loss * grad_output).sum()` w.r.t. the
+//! input (and w.r.t. probability targets), following libtorch's autograd graph.
+
+use super::element::Element;
+use super::error::LossError;
+use super::forward::{mean_divisor, smoothed_probabilities};
+use super::input::{Target, View};
+use super::kernel;
+use super::options::{Options, Reduction};
+use super::problem::{validate, Problem, Targets};
+
+/// Gradients, each shaped like the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients<T> {
+    pub input: Vec<T>,
+    /// Only for probability targets.
+    pub target: Option<Vec<T>>,
+}
+
+/// The gradient of `(cross_entropy(input, target) * grad_output).sum()`.
+///
+/// `grad_output` defaults to ones shaped like the loss.
+///
+/// ```
+/// use ce_parity::loss::{cross_entropy_backward, Options, Target, View, Reduction};
+/// let logits = [0.0f64, 0.0];
+/// let grad = cross_entropy_backward(
+///     View::new(&logits, &[1, 2]),
+///     Target::Classes(View::new(&[1], &[1])),
+///     &Options { reduction: Reduction::Sum, ..Options::default() },
+///     None,
+/// )?;
+/// assert_eq!(grad.input, vec![0.5, -0.5]); // softmax minus one-hot
+/// # Ok::<(), ce_parity::loss::LossError>(())
+/// ```
+///
+/// # Errors
+/// As [`cross_entropy`](super::cross_entropy), plus [`LossError::GradOutputShape`]
+/// when `grad_output` is not shaped like the loss.
+pub fn cross_entropy_backward<T: Element>(
+    input: View<'_, T>,
+    target: Target<'_, T>,
+    options: &Options<'_, T>,
+    grad_output: Option<View<'_, T>>,
+) -> Result<Gradients<T>, LossError> {
+    let problem = validate(input, &target, options)?;
+    let upstream = upstream(&problem, grad_output)?;
+    Ok(backward(&problem, input, &target, &upstream))
+}
+
+/// The upstream gradient per position (one value when reduced).
+fn upstream<T: Element>(problem: &Problem, grad_output: Option<View<'_, T>>) -> Result<Vec<f64>, LossError> {
+    let expected = if problem.reduction == Reduction::None { problem.loss_shape.clone() } else { vec![] };
+    match grad_output {
+        None => Ok(vec![1.0; expected.iter().product()]),
+        Some(g) => {
+            if g.shape != expected.as_slice() {
+                return Err(LossError::GradOutputShape { expected, got: g.shape.to_vec() });
+            }
+            if g.data.len() != expected.iter().product::<usize>() {
+                return Err(LossError::DataLength { what: "grad_output", shape: g.shape.to_vec(), len: g.data.len() });
+            }
+            Ok(g.data.iter().map(|v| v.to_f64()).collect())
+        }
+    }
+}
+
+pub(crate) fn backward<T: Element>(problem: &Problem, input: View<'_, T>, target: &Target<'_, T>, upstream: &[f64]) -> Gradients<T> {
+    let classes = problem.classes;
+    let weight = problem.weight.as_deref();
+    let weight_of = |c: usize| weight.map_or(1.0, |w| w[c]);
+    let divisor = match problem.reduction {
+        Reduction::Mean => mean_divisor(problem),
+        _ => 1.0,
+    };
+    let g_of = |p: usize| if problem.reduction == Reduction::None { upstream[p] } else { upstream[0] };
+
+    let mut grad_input = vec![T::from_f64(0.0); input.data.len()];
+    let mut grad_target = match problem.targets {
+        Targets::Probabilities => Some(vec![T::from_f64(0.0); input.data.len()]),
+        Targets::Classes(_) => None,
+    };
+    let mut lp = vec![0.0; classes];
+    let mut grad = vec![0.0; classes];
+    let mut q = vec![0.0; classes];
+    for p in 0..problem.positions() {
+        kernel::gather_row(problem, input.data, p, T::to_f64, &mut lp);
+        kernel::log_softmax_in_place(&mut lp);
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let g = g_of(p);
+        match (&problem.targets, target) {
+            (Targets::Classes(targets), _) => {
+                if let Some(y) = targets[p] {
+                    let (g_nll, g_smooth) = match problem.smoothing {
+                        Some(e) => ((1.0 - e) * g, g * (e / classes as f64)),
+                        None => (g, 0.0),
+                    };
+                    let (nll_coef, smooth_coef) = match problem.reduction {
+                        Reduction::Mean => (-(g_nll / divisor), g_smooth / divisor),
+                        _ => (-g_nll, g_smooth),
+                    };
+                    if problem.smoothing.is_some() {
+                        for (c, slot) in grad.iter_mut().enumerate() {
+                            *slot = -(smooth_coef * weight_of(c));
+                        }
+                    }
+                    grad[y] += weight_of(y) * nll_coef;
+                }
+            }
+            (Targets::Probabilities, Target::Probabilities(t)) => {
+                kernel::gather_row(problem, t.data, p, T::to_f64, &mut q);
+                smoothed_probabilities(problem, &mut q);
+                let s = -(if problem.reduction == Reduction::Mean { g / divisor } else { g });
+                let keep = problem.smoothing.map_or(1.0, |e| 1.0 - e);
+                for c in 0..classes {
+                    grad[c] = s * weight_of(c) * q[c];
+                    q[c] = s * weight_of(c) * lp[c] * keep; // reuse q for the target gradient
+                }
+                if let Some(out) = grad_target.as_mut() {
+                    kernel::scatter_row(problem, &q, p, T::from_f64, out);
+                }
+            }
+            _ => unreachable!("validate pairs probability targets with Target::Probabilities"),
+        }
+        kernel::log_softmax_backward_in_place(&lp, &mut grad);
+        kernel::scatter_row(problem, &grad, p, T::from_f64, &mut grad_input);
+    }
+    Gradients { input: grad_input, target: grad_target }
+}

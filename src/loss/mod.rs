@@ -1,0 +1,18 @@
+//! The loss: `F.cross_entropy` in pure Rust — options, validation, forward,
+//! gradient and the per-position kernel.
+
+mod element;
+mod error;
+mod forward;
+mod gradient;
+mod input;
+mod kernel;
+mod options;
+mod problem;
+
+pub use element::Element;
+pub use error::{format_like_cpp, LossError};
+pub use forward::{cross_entropy, Loss};
+pub use gradient::{cross_entropy_backward, Gradients};
+pub use input::{Target, View};
+pub use options::{Options, Reduction, DEFAULT_IGNORE_INDEX};

@@ -1,0 +1,16 @@
+//! The `ce-parity` binary: a thin layer over the library.
+//! Exit codes: 0 parity, 1 mismatch, 2 usage, I/O or parse error.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("ce-parity: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

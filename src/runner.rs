@@ -1,0 +1,312 @@
+//! One runner for every case (PyTorch OpInfo's shape): the case is data, the
+//! implementations are functions from a case to an [`Outcome`], and [`judge`]
+//! compares every pair that is available.
+
+use half::{bf16, f16};
+
+use crate::compare::{compare, Difference, Tolerance};
+use crate::fixture::{Case, Claim, Quantity, Recorded};
+use crate::loss::{self, Element, LossError, Options, Target, View};
+use crate::tensor::{DType, Data, Tensor};
+
+/// What one implementation made of a case.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Values { loss: Tensor, grad_input: Option<Tensor>, grad_target: Option<Tensor> },
+    /// The first line of the error message.
+    Error(String),
+    /// This implementation cannot run the case (e.g. an unsupported dtype mix).
+    Skipped(String),
+}
+
+impl Outcome {
+    pub fn from_recorded(recorded: &Recorded) -> Outcome {
+        match recorded {
+            Recorded::Values { loss, grad_input, grad_target } => {
+                Outcome::Values { loss: loss.clone(), grad_input: grad_input.clone(), grad_target: grad_target.clone() }
+            }
+            Recorded::Error(e) => Outcome::Error(e.clone()),
+        }
+    }
+
+    pub fn to_recorded(&self) -> Option<Recorded> {
+        match self {
+            Outcome::Values { loss, grad_input, grad_target } => {
+                Some(Recorded::Values { loss: loss.clone(), grad_input: grad_input.clone(), grad_target: grad_target.clone() })
+            }
+            Outcome::Error(e) => Some(Recorded::Error(e.clone())),
+            Outcome::Skipped(_) => None,
+        }
+    }
+}
+
+/// An implementation of the loss under test: a case in, an outcome out.
+pub type Implementation<'a> = &'a (dyn Fn(&Case) -> Outcome + Sync);
+
+/// First line of a message.
+pub fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim_end().to_string()
+}
+
+/// Runs a case through the pure-Rust loss: forward and gradient.
+pub fn run_rust(case: &Case) -> Outcome {
+    match case.input.dtype {
+        DType::Float32 => run_typed::<f32>(case),
+        DType::Float64 => run_typed::<f64>(case),
+        DType::Float16 => run_typed::<f16>(case),
+        DType::BFloat16 => run_typed::<bf16>(case),
+        other => Outcome::Skipped(format!("input dtype {other} is not floating; libtorch's log_softmax rejects it too")),
+    }
+}
+
+fn typed<T: Element>(t: &Tensor) -> Vec<T> {
+    t.to_f64().into_iter().map(T::from_f64).collect()
+}
+
+fn to_tensor<T: Element>(values: &[T], shape: &[usize]) -> Tensor {
+    Tensor::float(T::DTYPE, shape.to_vec(), values.iter().map(|v| v.to_f64()).collect())
+}
+
+fn run_typed<T: Element>(case: &Case) -> Outcome {
+    let same_dtype = |t: &Tensor, field: &str| {
+        if t.dtype != T::DTYPE {
+            Err(Outcome::Skipped(format!("{field} is {} but input is {}; mixed dtypes are not supported", t.dtype, T::DTYPE)))
+        } else {
+            Ok(())
+        }
+    };
+    let checks = [
+        case.weight.as_ref().map(|w| same_dtype(w, "weight")),
+        case.grad_output.as_ref().map(|g| same_dtype(g, "grad_output")),
+        case.target.dtype.is_float().then(|| same_dtype(&case.target, "target")),
+    ];
+    for check in checks.into_iter().flatten() {
+        if let Err(skip) = check {
+            return skip;
+        }
+    }
+    let input: Vec<T> = typed(&case.input);
+    let weight: Option<Vec<T>> = case.weight.as_ref().map(typed);
+    let grad_output: Option<Vec<T>> = case.grad_output.as_ref().map(typed);
+    let (ints, bytes, probabilities): (Vec<i64>, Vec<u8>, Vec<T>) = match (&case.target.data, case.target.dtype) {
+        (Data::Int(v), DType::UInt8) => (vec![], v.iter().map(|&x| x as u8).collect(), vec![]),
+        (Data::Int(v), _) => (v.clone(), vec![], vec![]),
+        (Data::Float(_), _) => (vec![], vec![], typed(&case.target)),
+    };
+    let target_shape = case.target.shape.as_slice();
+    let target = match case.target.dtype {
+        DType::UInt8 => Target::ClassesU8(View::new(&bytes, target_shape)),
+        DType::Int64 => Target::Classes(View::new(&ints, target_shape)),
+        _ => Target::Probabilities(View::new(&probabilities, target_shape)),
+    };
+    let options = Options {
+        weight: weight.as_deref(),
+        ignore_index: case.ignore_index,
+        reduction: case.reduction,
+        label_smoothing: case.label_smoothing,
+    };
+    let view = View::new(&input, &case.input.shape);
+    let result = (|| -> Result<Outcome, LossError> {
+        let loss = loss::cross_entropy(view, target, &options)?;
+        let go_shape = case.grad_output.as_ref().map(|g| g.shape.clone()).unwrap_or_default();
+        let grad_view = grad_output.as_deref().map(|g| View::new(g, &go_shape));
+        let grads = loss::cross_entropy_backward(view, target, &options, grad_view)?;
+        Ok(Outcome::Values {
+            loss: to_tensor(&loss.values, &loss.shape),
+            grad_input: Some(to_tensor(&grads.input, &case.input.shape)),
+            grad_target: grads.target.map(|g| to_tensor(&g, &case.input.shape)),
+        })
+    })();
+    result.unwrap_or_else(|e| Outcome::Error(first_line(&e.to_string())))
+}
+
+/// Verdict on one case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// One comparison between two outcomes, e.g. "rust vs libtorch".
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub between: (&'static str, &'static str),
+    pub passed: bool,
+    pub difference: Difference,
+    /// Why it failed, in words (empty when it passed).
+    pub detail: String,
+}
+
+/// A claim, audited.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimReport {
+    pub claim: Claim,
+    /// The value computed here; None when it cannot be computed.
+    pub actual: Option<Vec<f64>>,
+    pub holds: bool,
+}
+
+/// Everything known about one case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseReport {
+    pub name: String,
+    pub status: Status,
+    pub comparisons: Vec<Comparison>,
+    pub difference: Difference,
+    /// Why the case failed or was skipped.
+    pub note: String,
+    pub claims: Vec<ClaimReport>,
+    /// The loss (first value) from the most trusted source: libtorch, else recorded, else Rust.
+    pub loss: Option<Tensor>,
+}
+
+/// Compares every available pair among Rust, live libtorch and the recorded values.
+pub fn judge(case: &Case, rust: &Outcome, libtorch: Option<&Outcome>, tolerance: Tolerance) -> CaseReport {
+    let recorded = case.expected.as_ref().map(|e| Outcome::from_recorded(&e.result));
+    let mut comparisons = Vec::new();
+    let mut note = String::new();
+    let sides: Vec<(&'static str, &Outcome)> = [Some(("rust", rust)), libtorch.map(|o| ("libtorch", o)), recorded.as_ref().map(|o| ("expected", o))]
+        .into_iter()
+        .flatten()
+        .collect();
+    let skipped: Vec<String> = sides
+        .iter()
+        .filter_map(|(who, o)| match o {
+            Outcome::Skipped(why) => Some(format!("{who}: {why}")),
+            _ => None,
+        })
+        .collect();
+    for i in 0..sides.len() {
+        for j in i + 1..sides.len() {
+            if let Some(c) = compare_outcomes(sides[i], sides[j], tolerance) {
+                comparisons.push(c);
+            }
+        }
+    }
+    let mut difference = Difference::default();
+    for c in &comparisons {
+        difference.merge(&c.difference);
+    }
+    let failed: Vec<&Comparison> = comparisons.iter().filter(|c| !c.passed).collect();
+    let status = if !failed.is_empty() {
+        note = failed.iter().map(|c| format!("{} vs {}: {}", c.between.0, c.between.1, c.detail)).collect::<Vec<_>>().join("; ");
+        Status::Failed
+    } else if !skipped.is_empty() || comparisons.is_empty() {
+        note = if skipped.is_empty() { "nothing to compare with (no libtorch, nothing recorded)".into() } else { skipped.join("; ") };
+        Status::Skipped
+    } else {
+        Status::Passed
+    };
+    let best = [libtorch, recorded.as_ref(), Some(rust)].into_iter().flatten().find_map(|o| match o {
+        Outcome::Values { loss, .. } => Some(loss.clone()),
+        _ => None,
+    });
+    let claims = case.claims.iter().map(|c| audit_claim(case, c, best.as_ref())).collect();
+    CaseReport { name: case.name.clone(), status, comparisons, difference, note, claims, loss: best }
+}
+
+fn compare_outcomes(a: (&'static str, &Outcome), b: (&'static str, &Outcome), tolerance: Tolerance) -> Option<Comparison> {
+    let between = (a.0, b.0);
+    let (passed, difference, detail) = match (a.1, b.1) {
+        (Outcome::Skipped(_), _) | (_, Outcome::Skipped(_)) => return None,
+        (Outcome::Error(x), Outcome::Error(y)) => {
+            let same = first_line(x) == first_line(y);
+            (same, Difference::default(), if same { String::new() } else { format!("errors differ: {x:?} vs {y:?}") })
+        }
+        (Outcome::Error(x), Outcome::Values { .. }) => (false, Difference::default(), format!("{} rejects ({x:?}), {} computes", a.0, b.0)),
+        (Outcome::Values { .. }, Outcome::Error(y)) => (false, Difference::default(), format!("{} computes, {} rejects ({y:?})", a.0, b.0)),
+        (Outcome::Values { loss: la, grad_input: ga, grad_target: ta }, Outcome::Values { loss: lb, grad_input: gb, grad_target: tb }) => {
+            let mut difference = Difference::default();
+            let mut problems = Vec::new();
+            for (what, x, y) in [("loss", Some(la), Some(lb)), ("grad_input", ga.as_ref(), gb.as_ref()), ("grad_target", ta.as_ref(), tb.as_ref())] {
+                if let (Some(x), Some(y)) = (x, y) {
+                    let d = compare(x, y, tolerance);
+                    if let Some((sx, sy)) = &d.shape_mismatch {
+                        problems.push(format!("{what} shapes differ: {sx:?} vs {sy:?}"));
+                    } else if d.mismatched > 0 {
+                        problems.push(format!("{what}: {} element(s) outside tolerance, max abs err {:.3e}", d.mismatched, d.max_abs));
+                    }
+                    difference.merge(&d);
+                }
+            }
+            (problems.is_empty(), difference, problems.join(", "))
+        }
+    };
+    Some(Comparison { between, passed, difference, detail })
+}
+
+/// Computes a claimed quantity here (closed form, or the Rust loss, which the
+/// same case checks against libtorch) and tests the claim.
+fn audit_claim(case: &Case, claim: &Claim, loss: Option<&Tensor>) -> ClaimReport {
+    let actual: Option<Vec<f64>> = match claim.quantity {
+        Quantity::Loss => loss.map(Tensor::to_f64),
+        Quantity::LossPerSample => {
+            let mut per_sample = case.clone();
+            per_sample.reduction = loss::Reduction::None;
+            match run_rust(&per_sample) {
+                Outcome::Values { loss, .. } => Some(loss.to_f64()),
+                _ => None,
+            }
+        }
+        Quantity::Softmax => softmax(&case.input),
+        Quantity::SmoothedTarget => smoothed_target(case),
+    };
+    let holds = actual.as_ref().is_some_and(|a| {
+        a.len() == claim.value.len() && a.iter().zip(&claim.value).all(|(a, c)| Tolerance { rtol: 0.0, atol: claim.atol }.close(*a, *c))
+    });
+    ClaimReport { claim: claim.clone(), actual, holds }
+}
+
+/// Geometry of the class dim: (outer, classes, inner).
+fn class_geometry(shape: &[usize]) -> Option<(usize, usize, usize)> {
+    match shape.len() {
+        0 => None,
+        1 => Some((1, shape[0], 1)),
+        _ => Some((shape[0], shape[1], shape[2..].iter().product())),
+    }
+}
+
+/// softmax over the class dim, in f64.
+fn softmax(input: &Tensor) -> Option<Vec<f64>> {
+    let (outer, classes, inner) = class_geometry(&input.shape)?;
+    let x = input.to_f64();
+    let mut out = vec![0.0; x.len()];
+    for b in 0..outer {
+        for s in 0..inner {
+            let at = |c: usize| b * classes * inner + c * inner + s;
+            let max = (0..classes).map(|c| x[at(c)]).fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = (0..classes).map(|c| (x[at(c)] - max).exp()).sum();
+            for c in 0..classes {
+                out[at(c)] = (x[at(c)] - max).exp() / sum;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// q = t·(1−ε) + ε/C, with t one-hot for index targets (all zero for ignored rows).
+fn smoothed_target(case: &Case) -> Option<Vec<f64>> {
+    let (outer, classes, inner) = class_geometry(&case.input.shape)?;
+    let e = case.label_smoothing.max(0.0);
+    let mut t = vec![0.0; case.input.numel()];
+    match &case.target.data {
+        Data::Float(v) if v.len() == t.len() => t.clone_from(v),
+        Data::Int(v) if v.len() == outer * inner => {
+            for (p, &y) in v.iter().enumerate() {
+                if y == case.ignore_index {
+                    continue;
+                }
+                let (b, s) = (p / inner, p % inner);
+                if y < 0 || y as usize >= classes {
+                    return None;
+                }
+                t[b * classes * inner + y as usize * inner + s] = 1.0;
+            }
+            let q = t.iter().map(|&x| x * (1.0 - e) + e / classes as f64).collect();
+            return Some(q);
+        }
+        _ => return None,
+    }
+    Some(t.iter().map(|&x| x * (1.0 - e) + e / classes as f64).collect())
+}
