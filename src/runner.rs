@@ -145,6 +145,8 @@ pub struct ClaimReport {
     /// The value computed here; None when it cannot be computed.
     pub actual: Option<Vec<f64>>,
     pub holds: bool,
+    /// Flat indices of the values that do not hold.
+    pub wrong: Vec<usize>,
 }
 
 /// Everything known about one case.
@@ -252,10 +254,14 @@ fn audit_claim(case: &Case, claim: &Claim, loss: Option<&Tensor>) -> ClaimReport
         Quantity::Softmax => softmax(&case.input),
         Quantity::SmoothedTarget => smoothed_target(case),
     };
-    let holds = actual.as_ref().is_some_and(|a| {
-        a.len() == claim.value.len() && a.iter().zip(&claim.value).all(|(a, c)| Tolerance { rtol: 0.0, atol: claim.atol }.close(*a, *c))
-    });
-    ClaimReport { claim: claim.clone(), actual, holds }
+    let tolerance = Tolerance { rtol: 0.0, atol: claim.atol };
+    let wrong: Vec<usize> = match &actual {
+        Some(a) if a.len() == claim.value.len() => {
+            a.iter().zip(&claim.value).enumerate().filter(|(_, (a, c))| !tolerance.close(**a, **c)).map(|(i, _)| i).collect()
+        }
+        _ => (0..claim.value.len()).collect(),
+    };
+    ClaimReport { claim: claim.clone(), holds: wrong.is_empty() && actual.is_some(), actual, wrong }
 }
 
 /// Geometry of the class dim: (outer, classes, inner).

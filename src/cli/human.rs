@@ -53,7 +53,14 @@ fn print_case(case: &CaseReport, width: usize, paint: &Paint) {
         case.name, d.max_abs, d.max_rel, case.note
     );
     for claim in &case.claims {
-        let verdict = if claim.holds { paint.wrap("32", "holds") } else { paint.wrap("31", "does not hold") };
+        let verdict = if claim.holds {
+            paint.wrap("32", "holds")
+        } else if claim.wrong.len() < claim.claim.value.len() {
+            let at: Vec<String> = claim.wrong.iter().map(|i| format!("#{i}")).collect();
+            paint.wrap("31", &format!("does not hold at {}", at.join(" ")))
+        } else {
+            paint.wrap("31", "does not hold")
+        };
         let actual = claim.actual.as_ref().map_or("cannot be computed".to_string(), |a| list(a));
         println!(
             "    claim {} = {} (atol {}, {}): {verdict}; true value {actual}",

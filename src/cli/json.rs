@@ -49,6 +49,7 @@ fn case(c: &CaseReport) -> Value {
             "source": k.claim.source,
             "actual": k.actual.as_ref().map(|a| a.iter().map(|&v| finite_or_null(v)).collect::<Vec<_>>()),
             "holds": k.holds,
+            "wrong_indices": k.wrong,
         })).collect::<Vec<_>>(),
     })
 }
