@@ -21,11 +21,15 @@ fn bundle_fixtures() {
     let mut files = Vec::new();
     collect(&fixtures, &mut files);
     files.sort();
-    let mut code = String::from("/// (path relative to the crate, contents)\npub static BUNDLED: &[(&str, &str)] = &[\n");
+    let mut code =
+        String::from("/// (path relative to the crate, contents)\npub static BUNDLED: &[(&str, &str)] = &[\n");
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let relative = file.strip_prefix(&root).expect("under the crate").display().to_string();
-        code.push_str(&format!("    ({relative:?}, include_str!({:?})),\n", file.display().to_string()));
+        code.push_str(&format!(
+            "    ({relative:?}, include_str!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("bundled_fixtures.rs");

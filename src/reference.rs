@@ -60,14 +60,21 @@ pub fn to_torch(t: &Tensor) -> Result<TchTensor, tch::TchError> {
 pub fn from_torch(t: &TchTensor) -> Result<Tensor, String> {
     let dtype = dtype(t.kind()).ok_or_else(|| format!("unexpected libtorch dtype {:?}", t.kind()))?;
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-    let flat = t.f_contiguous().and_then(|c| c.f_view([-1i64])).map_err(|e| e.to_string())?;
+    let flat = t
+        .f_contiguous()
+        .and_then(|c| c.f_view([-1i64]))
+        .map_err(|e| e.to_string())?;
     if dtype.is_float() {
         let values = flat.f_to_kind(Kind::Double).map_err(|e| e.to_string())?;
         let values = Vec::<f64>::try_from(&values).map_err(|e| e.to_string())?;
         Ok(Tensor::float(dtype, shape, values))
     } else {
         let values = flat.f_to_kind(Kind::Int64).map_err(|e| e.to_string())?;
-        Ok(Tensor::int(dtype, shape, Vec::<i64>::try_from(&values).map_err(|e| e.to_string())?))
+        Ok(Tensor::int(
+            dtype,
+            shape,
+            Vec::<i64>::try_from(&values).map_err(|e| e.to_string())?,
+        ))
     }
 }
 
@@ -95,9 +102,19 @@ fn run(case: &Case) -> Result<Outcome, String> {
     let weight = case.weight.as_ref().map(to_torch).transpose().map_err(err)?;
     let input = input.set_requires_grad(true);
     let target_is_float = case.target.dtype.is_float();
-    let target = if target_is_float { target.set_requires_grad(true) } else { target };
+    let target = if target_is_float {
+        target.set_requires_grad(true)
+    } else {
+        target
+    };
     let loss = input
-        .f_cross_entropy_loss(&target, weight.as_ref(), reduction(case.reduction), case.ignore_index, case.label_smoothing)
+        .f_cross_entropy_loss(
+            &target,
+            weight.as_ref(),
+            reduction(case.reduction),
+            case.ignore_index,
+            case.label_smoothing,
+        )
         .map_err(|e| strip_tch_prefix(&e.to_string()))?;
     let grad_output = match &case.grad_output {
         Some(g) => to_torch(g).map_err(err)?,
@@ -108,14 +125,26 @@ fn run(case: &Case) -> Result<Outcome, String> {
     if target_is_float {
         wrt.push(&target);
     }
-    let grads = TchTensor::f_run_backward(&[&total], &wrt, false, false).map_err(|e| strip_tch_prefix(&e.to_string()))?;
+    let grads =
+        TchTensor::f_run_backward(&[&total], &wrt, false, false).map_err(|e| strip_tch_prefix(&e.to_string()))?;
     let loss = from_torch(&loss.detach())?;
     let grad_input = from_torch(&grads[0])?;
-    let grad_target = if target_is_float { Some(from_torch(&grads[1])?) } else { None };
-    Ok(Outcome::Values { loss, grad_input: Some(grad_input), grad_target })
+    let grad_target = if target_is_float {
+        Some(from_torch(&grads[1])?)
+    } else {
+        None
+    };
+    Ok(Outcome::Values {
+        loss,
+        grad_input: Some(grad_input),
+        grad_target,
+    })
 }
 
 /// tch prefixes libtorch's `what()` with "Internal torch error: "; keep libtorch's words.
 fn strip_tch_prefix(message: &str) -> String {
-    message.strip_prefix("Internal torch error: ").unwrap_or(message).to_string()
+    message
+        .strip_prefix("Internal torch error: ")
+        .unwrap_or(message)
+        .to_string()
 }

@@ -93,12 +93,20 @@ impl Tensor {
     pub fn float(dtype: DType, shape: Vec<usize>, values: Vec<f64>) -> Tensor {
         debug_assert!(dtype.is_float());
         let values = values.into_iter().map(|v| dtype.round(v)).collect();
-        Tensor { dtype, shape, data: Data::Float(values) }
+        Tensor {
+            dtype,
+            shape,
+            data: Data::Float(values),
+        }
     }
 
     pub fn int(dtype: DType, shape: Vec<usize>, values: Vec<i64>) -> Tensor {
         debug_assert!(!dtype.is_float());
-        Tensor { dtype, shape, data: Data::Int(values) }
+        Tensor {
+            dtype,
+            shape,
+            data: Data::Int(values),
+        }
     }
 
     pub fn scalar(dtype: DType, value: f64) -> Tensor {

@@ -78,21 +78,31 @@ impl Totals {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (flag, value) in [("--rtol", args.rtol), ("--atol", args.atol)] {
         if let Some(v) = value {
-            anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a non-negative number, got {v}");
+            anyhow::ensure!(
+                v.is_finite() && v >= 0.0,
+                "{flag} must be a non-negative number, got {v}"
+            );
         }
     }
     let fixtures = load_all(&args.paths)?;
     let live = !args.no_libtorch;
     let files: Vec<FileReport> = fixtures
         .iter()
-        .map(|(file, fixture)| FileReport { file: file.clone(), cases: fixture.cases.iter().map(|c| check_case(c, &args, live)).collect() })
+        .map(|(file, fixture)| FileReport {
+            file: file.clone(),
+            cases: fixture.cases.iter().map(|c| check_case(c, &args, live)).collect(),
+        })
         .collect();
     let totals = Totals::of(&files);
     match args.format {
         Format::Human => human::print(&files, &totals),
         Format::Json => json::print(&files, &totals)?,
     }
-    Ok(if totals.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if totals.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Parses every fixture before running anything, so a bad file stops the run
@@ -101,7 +111,8 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixture::Fixture)>
     let mut out = Vec::new();
     if paths.is_empty() {
         for (name, text) in bundled::BUNDLED {
-            let parsed = fixture::parse(name.as_ref(), text).with_context(|| "bundled fixture is invalid (a build from a broken checkout?)")?;
+            let parsed = fixture::parse(name.as_ref(), text)
+                .with_context(|| "bundled fixture is invalid (a build from a broken checkout?)")?;
             out.push((name.to_string(), parsed));
         }
         anyhow::ensure!(!out.is_empty(), "no bundled fixtures in this build");
@@ -119,7 +130,11 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixture::Fixture)>
 }
 
 fn tolerance_for(case: &Case, args: &Args) -> Tolerance {
-    let dtype = if case.input.dtype.is_float() { case.input.dtype } else { DType::Float32 };
+    let dtype = if case.input.dtype.is_float() {
+        case.input.dtype
+    } else {
+        DType::Float32
+    };
     Tolerance::default_for(dtype).with_overrides(args.rtol, args.atol)
 }
 

@@ -24,7 +24,10 @@ pub fn print(files: &[FileReport], totals: &Totals) {
     for file in files {
         println!("{}", file.file);
         let width = file.cases.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
-        println!("  {:<width$}  {:<6}  {:>14}  {:>9}  {:>9}  {:>6}  note", "case", "status", "loss", "max_abs", "max_rel", "ulp");
+        println!(
+            "  {:<width$}  {:<6}  {:>14}  {:>9}  {:>9}  {:>6}  note",
+            "case", "status", "loss", "max_abs", "max_rel", "ulp"
+        );
         for case in &file.cases {
             print_case(case, width, &paint);
         }
@@ -47,7 +50,11 @@ fn print_case(case: &CaseReport, width: usize, paint: &Paint) {
         }
     });
     let d = &case.difference;
-    let ulp = if d.max_ulp == u64::MAX { "nan".to_string() } else { d.max_ulp.to_string() };
+    let ulp = if d.max_ulp == u64::MAX {
+        "nan".to_string()
+    } else {
+        d.max_ulp.to_string()
+    };
     println!(
         "  {:<width$}  {status}  {loss:>14}  {:>9.2e}  {:>9.2e}  {ulp:>6}  {}",
         case.name, d.max_abs, d.max_rel, case.note
@@ -61,7 +68,10 @@ fn print_case(case: &CaseReport, width: usize, paint: &Paint) {
         } else {
             paint.wrap("31", "does not hold")
         };
-        let actual = claim.actual.as_ref().map_or("cannot be computed".to_string(), |a| list(a));
+        let actual = claim
+            .actual
+            .as_ref()
+            .map_or("cannot be computed".to_string(), |a| list(a));
         println!(
             "    claim {} = {} (atol {}, {}): {verdict}; true value {actual}",
             claim.claim.quantity.name(),

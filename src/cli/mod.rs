@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ce-parity", version, about = "PyTorch's cross_entropy in Rust, checked against libtorch case by case")]
+#[command(
+    name = "ce-parity",
+    version,
+    about = "PyTorch's cross_entropy in Rust, checked against libtorch case by case"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -24,10 +24,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for case in &mut fixture.cases {
             let outcome = run_libtorch(case);
             if let Outcome::Skipped(why) = &outcome {
-                anyhow::bail!("{}: case {:?}: libtorch cannot run it: {why}", file.display(), case.name);
+                anyhow::bail!(
+                    "{}: case {:?}: libtorch cannot run it: {why}",
+                    file.display(),
+                    case.name
+                );
             }
             let result = outcome.to_recorded().expect("not skipped");
-            case.expected = Some(Expected { producer: producer(), result });
+            case.expected = Some(Expected {
+                producer: producer(),
+                result,
+            });
         }
         fixture::save(file, &fixture, true).with_context(|| format!("{}: cannot write", file.display()))?;
         eprintln!("{}: recorded {} case(s)", file.display(), fixture.cases.len());

@@ -53,7 +53,15 @@ pub fn compare(actual: &Tensor, expected: &Tensor, tolerance: Tolerance) -> Diff
             let abs = (a - e).abs();
             let abs = if abs.is_nan() { f64::INFINITY } else { abs };
             diff.max_abs = diff.max_abs.max(abs);
-            let rel = if e == 0.0 { if abs == 0.0 { 0.0 } else { f64::INFINITY } } else { abs / e.abs() };
+            let rel = if e == 0.0 {
+                if abs == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                abs / e.abs()
+            };
             diff.max_rel = diff.max_rel.max(rel);
         }
         diff.max_ulp = diff.max_ulp.max(ulp_distance(a, e, expected.dtype));

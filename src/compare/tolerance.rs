@@ -36,7 +36,10 @@ impl Tolerance {
 
     /// Applies `--rtol`/`--atol` overrides.
     pub fn with_overrides(self, rtol: Option<f64>, atol: Option<f64>) -> Tolerance {
-        Tolerance { rtol: rtol.unwrap_or(self.rtol), atol: atol.unwrap_or(self.atol) }
+        Tolerance {
+            rtol: rtol.unwrap_or(self.rtol),
+            atol: atol.unwrap_or(self.atol),
+        }
     }
 
     /// Whether `actual` is close to `expected`: NaN equals NaN, an infinity

@@ -11,7 +11,10 @@ pub fn ulp_distance(a: f64, b: f64, dtype: DType) -> u64 {
     }
     let (ia, ib) = match dtype {
         DType::Float64 => (ordered(a.to_bits(), 64), ordered(b.to_bits(), 64)),
-        DType::Float32 => (ordered((a as f32).to_bits() as u64, 32), ordered((b as f32).to_bits() as u64, 32)),
+        DType::Float32 => (
+            ordered((a as f32).to_bits() as u64, 32),
+            ordered((b as f32).to_bits() as u64, 32),
+        ),
         DType::Float16 => (
             ordered(half::f16::from_f64(a).to_bits() as u64, 16),
             ordered(half::f16::from_f64(b).to_bits() as u64, 16),

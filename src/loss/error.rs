@@ -17,7 +17,11 @@ pub enum LossError {
     /// Input and target disagree on the batch dimension.
     BatchSizeMismatch { input: usize, target: usize },
     /// The weight does not have exactly one entry per class.
-    WeightShape { classes: usize, len: usize, probabilities: bool },
+    WeightShape {
+        classes: usize,
+        len: usize,
+        probabilities: bool,
+    },
     /// Spatial target dims disagree with the input's.
     TargetSize { expected: Vec<usize>, got: Vec<usize> },
     /// Class-probability target (same shape as input) with an integer dtype.
@@ -27,7 +31,11 @@ pub enum LossError {
     /// Any other rejection libtorch makes, with its message.
     Unsupported(String),
     /// A buffer whose length disagrees with its shape (library-only check).
-    DataLength { what: &'static str, shape: Vec<usize>, len: usize },
+    DataLength {
+        what: &'static str,
+        shape: Vec<usize>,
+        len: usize,
+    },
     /// `grad_output` not shaped like the loss (library-only check).
     GradOutputShape { expected: Vec<usize>, got: Vec<usize> },
 }

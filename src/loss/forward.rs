@@ -49,13 +49,24 @@ pub fn cross_entropy<T: Element>(
 ) -> Result<Loss<T>, LossError> {
     let problem = validate(input, &target, options)?;
     let values = reduce(&problem, &position_terms(&problem, input, &target));
-    let shape = if problem.reduction == Reduction::None { problem.loss_shape.clone() } else { vec![] };
-    Ok(Loss { values: values.into_iter().map(T::from_f64).collect(), shape })
+    let shape = if problem.reduction == Reduction::None {
+        problem.loss_shape.clone()
+    } else {
+        vec![]
+    };
+    Ok(Loss {
+        values: values.into_iter().map(T::from_f64).collect(),
+        shape,
+    })
 }
 
 /// Per-position (nll, smoothing) terms; for probability targets the loss is in `.0`.
 /// Ignored positions contribute (0, 0) — even when their logits are NaN.
-pub(crate) fn position_terms<T: Element>(problem: &Problem, input: View<'_, T>, target: &Target<'_, T>) -> Vec<(f64, f64)> {
+pub(crate) fn position_terms<T: Element>(
+    problem: &Problem,
+    input: View<'_, T>,
+    target: &Target<'_, T>,
+) -> Vec<(f64, f64)> {
     let weight = problem.weight.as_deref();
     let mut row = vec![0.0; problem.classes];
     let mut q = vec![0.0; problem.classes];
@@ -67,7 +78,11 @@ pub(crate) fn position_terms<T: Element>(problem: &Problem, input: View<'_, T>, 
                 (Targets::Classes(classes), _) => match classes[p] {
                     None => (0.0, 0.0),
                     Some(y) => {
-                        let smooth = if problem.smoothing.is_some() { kernel::smoothing_term(&row, weight) } else { 0.0 };
+                        let smooth = if problem.smoothing.is_some() {
+                            kernel::smoothing_term(&row, weight)
+                        } else {
+                            0.0
+                        };
                         (kernel::nll_term(&row, y, weight), smooth)
                     }
                 },

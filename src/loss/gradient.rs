@@ -50,22 +50,38 @@ pub fn cross_entropy_backward<T: Element>(
 
 /// The upstream gradient per position (one value when reduced).
 fn upstream<T: Element>(problem: &Problem, grad_output: Option<View<'_, T>>) -> Result<Vec<f64>, LossError> {
-    let expected = if problem.reduction == Reduction::None { problem.loss_shape.clone() } else { vec![] };
+    let expected = if problem.reduction == Reduction::None {
+        problem.loss_shape.clone()
+    } else {
+        vec![]
+    };
     match grad_output {
         None => Ok(vec![1.0; expected.iter().product()]),
         Some(g) => {
             if g.shape != expected.as_slice() {
-                return Err(LossError::GradOutputShape { expected, got: g.shape.to_vec() });
+                return Err(LossError::GradOutputShape {
+                    expected,
+                    got: g.shape.to_vec(),
+                });
             }
             if g.data.len() != expected.iter().product::<usize>() {
-                return Err(LossError::DataLength { what: "grad_output", shape: g.shape.to_vec(), len: g.data.len() });
+                return Err(LossError::DataLength {
+                    what: "grad_output",
+                    shape: g.shape.to_vec(),
+                    len: g.data.len(),
+                });
             }
             Ok(g.data.iter().map(|v| v.to_f64()).collect())
         }
     }
 }
 
-pub(crate) fn backward<T: Element>(problem: &Problem, input: View<'_, T>, target: &Target<'_, T>, upstream: &[f64]) -> Gradients<T> {
+pub(crate) fn backward<T: Element>(
+    problem: &Problem,
+    input: View<'_, T>,
+    target: &Target<'_, T>,
+    upstream: &[f64],
+) -> Gradients<T> {
     let classes = problem.classes;
     let weight = problem.weight.as_deref();
     let weight_of = |c: usize| weight.map_or(1.0, |w| w[c]);
@@ -73,7 +89,13 @@ pub(crate) fn backward<T: Element>(problem: &Problem, input: View<'_, T>, target
         Reduction::Mean => mean_divisor(problem),
         _ => 1.0,
     };
-    let g_of = |p: usize| if problem.reduction == Reduction::None { upstream[p] } else { upstream[0] };
+    let g_of = |p: usize| {
+        if problem.reduction == Reduction::None {
+            upstream[p]
+        } else {
+            upstream[0]
+        }
+    };
 
     let mut grad_input = vec![T::from_f64(0.0); input.data.len()];
     let mut grad_target = match problem.targets {
@@ -110,7 +132,11 @@ pub(crate) fn backward<T: Element>(problem: &Problem, input: View<'_, T>, target
             (Targets::Probabilities, Target::Probabilities(t)) => {
                 kernel::gather_row(problem, t.data, p, T::to_f64, &mut q);
                 smoothed_probabilities(problem, &mut q);
-                let s = -(if problem.reduction == Reduction::Mean { g / divisor } else { g });
+                let s = -(if problem.reduction == Reduction::Mean {
+                    g / divisor
+                } else {
+                    g
+                });
                 let keep = problem.smoothing.map_or(1.0, |e| 1.0 - e);
                 for c in 0..classes {
                     grad[c] = s * weight_of(c) * q[c];
@@ -125,5 +151,8 @@ pub(crate) fn backward<T: Element>(problem: &Problem, input: View<'_, T>, target
         kernel::log_softmax_backward_in_place(&lp, &mut grad);
         kernel::scatter_row(problem, &grad, p, T::from_f64, &mut grad_input);
     }
-    Gradients { input: grad_input, target: grad_target }
+    Gradients {
+        input: grad_input,
+        target: grad_target,
+    }
 }

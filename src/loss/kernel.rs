@@ -15,7 +15,17 @@ pub(crate) fn gather_row<T: Copy>(problem: &Problem, data: &[T], p: usize, to_f6
 /// Replaces `row` by its log-softmax. NaN anywhere, +inf anywhere, or a row of
 /// all −inf yields an all-NaN row, as libtorch's max-subtracting formula does.
 pub(crate) fn log_softmax_in_place(row: &mut [f64]) {
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| if x.is_nan() || x > m { if m.is_nan() { m } else { x } } else { m });
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| {
+        if x.is_nan() || x > m {
+            if m.is_nan() {
+                m
+            } else {
+                x
+            }
+        } else {
+            m
+        }
+    });
     let sum: f64 = row.iter().map(|&x| (x - max).exp()).sum();
     let log_sum = sum.ln();
     for x in row.iter_mut() {

@@ -45,7 +45,11 @@ fn check_len(what: &'static str, shape: &[usize], len: usize) -> Result<(), Loss
     // checked_mul: a hostile shape must not overflow into a match.
     let needed = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     if needed != Some(len) {
-        return Err(LossError::DataLength { what, shape: shape.to_vec(), len });
+        return Err(LossError::DataLength {
+            what,
+            shape: shape.to_vec(),
+            len,
+        });
     }
     Ok(())
 }
@@ -95,7 +99,11 @@ pub(crate) fn validate<T: Element>(
         let classes = shape[class_dim];
         if let Some(w) = &weight {
             if w.len() != classes {
-                return Err(LossError::WeightShape { classes, len: w.len(), probabilities: true });
+                return Err(LossError::WeightShape {
+                    classes,
+                    len: w.len(),
+                    probabilities: true,
+                });
             }
         }
         check_epsilon()?;
@@ -130,7 +138,10 @@ pub(crate) fn validate<T: Element>(
     if dims != 1 {
         match target_shape.first() {
             Some(&t) if t != shape[0] => {
-                return Err(LossError::BatchSizeMismatch { input: shape[0], target: t })
+                return Err(LossError::BatchSizeMismatch {
+                    input: shape[0],
+                    target: t,
+                })
             }
             None => {
                 return Err(LossError::Unsupported(
@@ -157,15 +168,22 @@ pub(crate) fn validate<T: Element>(
             }
             if let Some(w) = &weight {
                 if w.len() != classes {
-                    return Err(LossError::WeightShape { classes, len: w.len(), probabilities: false });
+                    return Err(LossError::WeightShape {
+                        classes,
+                        len: w.len(),
+                        probabilities: false,
+                    });
                 }
             }
         }
         _ => {
-            if target_shape.len() < 1 || target_shape[1..] != shape[2..] {
+            if target_shape.is_empty() || target_shape[1..] != shape[2..] {
                 let mut expected = vec![shape[0]];
                 expected.extend_from_slice(&shape[2..]);
-                return Err(LossError::TargetSize { expected, got: target_shape.to_vec() });
+                return Err(LossError::TargetSize {
+                    expected,
+                    got: target_shape.to_vec(),
+                });
             }
             if let Some(w) = &weight {
                 if w.len() != classes {

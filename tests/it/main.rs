@@ -1,0 +1,9 @@
+//! The one integration-test binary. Modules that need live libtorch are gated
+//! on the `torch` feature; the rest run with `--no-default-features`.
+
+mod cli;
+mod closed_form;
+mod fixtures;
+#[cfg(feature = "torch")]
+mod libtorch;
+mod recorded;
