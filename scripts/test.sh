@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script).
+# Provisions libtorch first (once per machine; a second run takes a second).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup-libtorch.sh
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --no-default-features -- -D warnings
+# With live libtorch (feature `torch`, the default) ...
+cargo test
+# ... and the pure-Rust core alone, as users without libtorch get it.
+cargo test --no-default-features
+# The bundled fixtures against live libtorch and their recorded values.
+cargo run --quiet -- check
