@@ -10,6 +10,13 @@ pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     const DTYPE: DType;
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
+    /// Whether libtorch computes this type in float and rounds back at each
+    /// step (f16, bf16); such types take the path in `reduced.rs`.
+    const REDUCED: bool = false;
+    /// Rounds an f32 to the nearest value of this type.
+    fn round_f32(v: f32) -> f32 {
+        Self::from_f64(v as f64).to_f64() as f32
+    }
 }
 
 impl Element for f64 {
@@ -34,6 +41,10 @@ impl Element for f32 {
 
 impl Element for f16 {
     const DTYPE: DType = DType::Float16;
+    const REDUCED: bool = true;
+    fn round_f32(v: f32) -> f32 {
+        f16::from_f32(v).to_f32()
+    }
     fn to_f64(self) -> f64 {
         f16::to_f64(self)
     }
@@ -44,6 +55,10 @@ impl Element for f16 {
 
 impl Element for bf16 {
     const DTYPE: DType = DType::BFloat16;
+    const REDUCED: bool = true;
+    fn round_f32(v: f32) -> f32 {
+        bf16::from_f32(v).to_f32()
+    }
     fn to_f64(self) -> f64 {
         bf16::to_f64(self)
     }

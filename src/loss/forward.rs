@@ -6,6 +6,7 @@ use super::input::{Target, View};
 use super::kernel;
 use super::options::{Options, Reduction};
 use super::problem::{validate, Problem, Targets};
+use super::reduced;
 
 /// The loss: one value per position under `none` (shaped like the target),
 /// else a single value with shape `[]`.
@@ -48,7 +49,11 @@ pub fn cross_entropy<T: Element>(
     options: &Options<'_, T>,
 ) -> Result<Loss<T>, LossError> {
     let problem = validate(input, &target, options)?;
-    let values = reduce(&problem, &position_terms(&problem, input, &target));
+    let values = if T::REDUCED {
+        reduced::forward(&problem, input, &target)
+    } else {
+        reduce(&problem, &position_terms(&problem, input, &target))
+    };
     let shape = if problem.reduction == Reduction::None {
         problem.loss_shape.clone()
     } else {

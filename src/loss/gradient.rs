@@ -8,6 +8,7 @@ use super::input::{Target, View};
 use super::kernel;
 use super::options::{Options, Reduction};
 use super::problem::{validate, Problem, Targets};
+use super::reduced;
 
 /// Gradients, each shaped like the input.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +46,10 @@ pub fn cross_entropy_backward<T: Element>(
 ) -> Result<Gradients<T>, LossError> {
     let problem = validate(input, &target, options)?;
     let upstream = upstream(&problem, grad_output)?;
+    if T::REDUCED {
+        let (input, target) = reduced::backward(&problem, input, &target, &upstream);
+        return Ok(Gradients { input, target });
+    }
     Ok(backward(&problem, input, &target, &upstream))
 }
 

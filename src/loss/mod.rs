@@ -9,6 +9,7 @@ mod input;
 mod kernel;
 mod options;
 mod problem;
+mod reduced;
 
 pub use element::Element;
 pub use error::{format_like_cpp, LossError};
