@@ -197,3 +197,35 @@ fn bundled_article_fixture_matches_live_libtorch() {
         assert_eq!(report.comparisons.len(), 3, "rust/libtorch/expected pairs");
     }
 }
+
+#[test]
+fn every_bundled_fixture_matches_live_libtorch_and_its_recorded_values() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut cases = 0;
+    for file in ce_parity::fixture::discover(&root).unwrap() {
+        for case in ce_parity::fixture::load(&file).unwrap().cases {
+            let tolerance = Tolerance::default_for(if case.input.dtype.is_float() {
+                case.input.dtype
+            } else {
+                DType::Float32
+            });
+            let report = judge(&case, &run_rust(&case), Some(&run_libtorch(&case)), tolerance);
+            assert_eq!(
+                report.status,
+                Status::Passed,
+                "{}: {}: {}",
+                file.display(),
+                case.name,
+                report.note
+            );
+            assert_eq!(
+                report.comparisons.len(),
+                3,
+                "{}: rust, libtorch and expected all compared",
+                case.name
+            );
+            cases += 1;
+        }
+    }
+    assert!(cases > 500, "{cases}");
+}

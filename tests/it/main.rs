@@ -7,3 +7,4 @@ mod fixtures;
 #[cfg(feature = "torch")]
 mod libtorch;
 mod recorded;
+mod surface;
