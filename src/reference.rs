@@ -100,10 +100,16 @@ fn run(case: &Case) -> Result<Outcome, String> {
     let input = to_torch(&case.input).map_err(err)?;
     let target = to_torch(&case.target).map_err(err)?;
     let weight = case.weight.as_ref().map(to_torch).transpose().map_err(err)?;
-    let input = input.set_requires_grad(true);
+    // Only floating tensors can require gradients; an integer input is left
+    // as is, so that libtorch itself rejects it in the op.
+    let input = if case.input.dtype.is_float() {
+        input.f_set_requires_grad(true).map_err(err)?
+    } else {
+        input
+    };
     let target_is_float = case.target.dtype.is_float();
     let target = if target_is_float {
-        target.set_requires_grad(true)
+        target.f_set_requires_grad(true).map_err(err)?
     } else {
         target
     };

@@ -6,7 +6,9 @@ use half::{bf16, f16};
 
 use crate::compare::{compare, Difference, Tolerance};
 use crate::fixture::{Case, Claim, Quantity, Recorded};
-use crate::loss::{self, Element, LossError, Options, Target, View};
+use crate::loss::{
+    self, check_signature, check_smoothing_shapes, Element, LossError, Options, Signature, Target, View,
+};
 use crate::tensor::{DType, Data, Tensor};
 
 /// What one implementation made of a case.
@@ -64,17 +66,56 @@ pub fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or("").trim_end().to_string()
 }
 
+/// The dtypes and shapes of a case, as the loss's validation sees them.
+fn signature(case: &Case) -> Signature<'_> {
+    Signature {
+        input: (case.input.dtype, &case.input.shape),
+        target: (case.target.dtype, &case.target.shape),
+        weight: case.weight.as_ref().map(|w| (w.dtype, w.shape.as_slice())),
+        ignore_index: case.ignore_index,
+        label_smoothing: case.label_smoothing,
+        reduction: case.reduction,
+    }
+}
+
 /// Runs a case through the pure-Rust loss: forward and gradient.
 pub fn run_rust(case: &Case) -> Outcome {
-    match case.input.dtype {
+    let sig = signature(case);
+    let accepted = match check_signature(&sig) {
+        Ok(accepted) => accepted,
+        Err(e) => return Outcome::Error(first_line(&e.to_string())),
+    };
+    // libtorch promotes mixed dtypes where it accepts them (probability
+    // targets, grad_output); the typed loss has one element type.
+    let dtype = case.input.dtype;
+    let mixed = [
+        ("target", accepted.probabilities.then_some(&case.target)),
+        ("weight", case.weight.as_ref().filter(|_| accepted.probabilities)),
+        ("grad_output", case.grad_output.as_ref()),
+    ];
+    for (field, tensor) in mixed {
+        if let Some(t) = tensor.filter(|t| t.dtype != dtype) {
+            return Outcome::Skipped(format!(
+                "{field} is {} but input is {dtype}; mixed dtypes are not supported",
+                t.dtype
+            ));
+        }
+    }
+    let outcome = match dtype {
         DType::Float32 => run_typed::<f32>(case),
         DType::Float64 => run_typed::<f64>(case),
         DType::Float16 => run_typed::<f16>(case),
         DType::BFloat16 => run_typed::<bf16>(case),
-        other => Outcome::Skipped(format!(
-            "input dtype {other} is not floating; libtorch's log_softmax rejects it too"
-        )),
+        other => return Outcome::Skipped(format!("input dtype {other} is not floating")),
+    };
+    // A weight that is not 1-D passes nll_loss2d's numel check, but libtorch's
+    // smoothing term cannot use it; the typed call saw it flattened.
+    if case.weight.as_ref().is_some_and(|w| w.shape.len() != 1) && matches!(outcome, Outcome::Values { .. }) {
+        if let Err(e) = check_smoothing_shapes(&sig) {
+            return Outcome::Error(first_line(&e.to_string()));
+        }
     }
+    outcome
 }
 
 fn typed<T: Element>(t: &Tensor) -> Vec<T> {
@@ -86,21 +127,6 @@ fn to_tensor<T: Element>(values: &[T], shape: &[usize]) -> Tensor {
 }
 
 fn run_typed<T: Element>(case: &Case) -> Outcome {
-    // Mixed dtypes are outside this version's scope: skip, don't guess.
-    let others = [
-        ("weight", case.weight.as_ref()),
-        ("grad_output", case.grad_output.as_ref()),
-        ("target", Some(&case.target)),
-    ];
-    for (field, tensor) in others {
-        if let Some(t) = tensor.filter(|t| t.dtype.is_float() && t.dtype != T::DTYPE) {
-            return Outcome::Skipped(format!(
-                "{field} is {} but input is {}; mixed dtypes are not supported",
-                t.dtype,
-                T::DTYPE
-            ));
-        }
-    }
     let input: Vec<T> = typed(&case.input);
     let weight: Option<Vec<T>> = case.weight.as_ref().map(typed);
     let grad_output: Option<Vec<T>> = case.grad_output.as_ref().map(typed);

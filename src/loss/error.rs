@@ -19,7 +19,7 @@ pub enum LossError {
     /// The weight does not have exactly one entry per class.
     WeightShape {
         classes: usize,
-        len: usize,
+        shape: Vec<usize>,
         probabilities: bool,
     },
     /// Spatial target dims disagree with the input's.
@@ -28,8 +28,15 @@ pub enum LossError {
     ProbabilityTargetNotFloat(DType),
     /// `ignore_index` ≥ 0 with class-probability targets.
     IgnoreIndexWithProbabilities,
+    /// The weight has the wrong number of entries (nll_loss2d's wording, K-dim input).
+    WeightNumel,
+    /// A class target of floating dtype that is not shaped like the input.
+    FloatClassTarget(DType),
+    /// An element type the op does not take there, e.g. an integer input or a
+    /// weight whose dtype differs from the input's.
+    DTypeMismatch { expected: DType, found: DType },
     /// Any other rejection libtorch makes, with its message.
-    Unsupported(String),
+    Rejected(String),
     /// A buffer whose length disagrees with its shape (library-only check).
     DataLength {
         what: &'static str,
@@ -54,10 +61,20 @@ impl fmt::Display for LossError {
                 f,
                 "Expected input batch_size ({input}) to match target batch_size ({target})."
             ),
-            LossError::WeightShape { classes, len, probabilities } => write!(
+            LossError::WeightShape { classes, shape, probabilities } => write!(
                 f,
-                "{}weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: [{len}]",
+                "{}weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: {shape:?}",
                 if *probabilities { "cross_entropy: " } else { "" }
+            ),
+            LossError::WeightNumel => f.write_str("weight tensor should be defined either for all or no classes"),
+            LossError::FloatClassTarget(dtype) => {
+                write!(f, "expected target dtype to be Long or Byte, but got {}", dtype.torch_name())
+            }
+            LossError::DTypeMismatch { expected, found } => write!(
+                f,
+                "expected scalar type {} but found {}",
+                expected.torch_name(),
+                found.torch_name()
             ),
             LossError::TargetSize { expected, got } => {
                 write!(f, "Expected target size {expected:?}, got {got:?}")
@@ -70,7 +87,7 @@ impl fmt::Display for LossError {
             LossError::IgnoreIndexWithProbabilities => {
                 f.write_str("ignore_index is not supported for floating point target")
             }
-            LossError::Unsupported(message) => f.write_str(message),
+            LossError::Rejected(message) => f.write_str(message),
             LossError::DataLength { what, shape, len } => write!(
                 f,
                 "{what} has {len} elements but its shape {shape:?} needs {}",

@@ -45,6 +45,15 @@ pub fn cross_entropy_backward<T: Element>(
     grad_output: Option<View<'_, T>>,
 ) -> Result<Gradients<T>, LossError> {
     let problem = validate(input, &target, options)?;
+    if input.shape.len() == 1 && target.shape().len() == 1 && !matches!(problem.targets, Targets::Probabilities) {
+        // libtorch's forward takes a [1]-shaped target for 1-D input, but
+        // nll_loss's backward checks the sizes as if the input were batched.
+        return Err(LossError::Rejected(format!(
+            "size mismatch (got input: {:?}, target: {:?})",
+            input.shape,
+            target.shape()
+        )));
+    }
     let upstream = upstream(&problem, grad_output)?;
     if T::REDUCED {
         let (input, target) = reduced::backward(&problem, input, &target, &upstream);

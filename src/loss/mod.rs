@@ -17,3 +17,5 @@ pub use forward::{cross_entropy, Loss};
 pub use gradient::{cross_entropy_backward, Gradients};
 pub use input::{Target, View};
 pub use options::{Options, Reduction, DEFAULT_IGNORE_INDEX};
+pub(crate) use problem::check_smoothing_shapes;
+pub use problem::{check_signature, Accepted, Signature};

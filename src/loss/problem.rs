@@ -1,5 +1,12 @@
 //! Validation: turns the caller's shapes and options into a checked problem,
 //! rejecting what libtorch rejects, in libtorch's order and with its messages.
+//!
+//! The checks that need no data run on a [`Signature`] (dtypes and shapes), so
+//! callers holding tensors of any dtype — fixtures, the fuzzer — get libtorch's
+//! verdict on combinations the typed API cannot even express (integer input,
+//! a weight of another dtype). The order below was read off libtorch 2.13
+//! (`cross_entropy_loss_symint`, `nll_loss_nd`, nll_loss's and nll_loss2d's
+//! checks) and confirmed against it case by case (fixtures/errors.json).
 
 use super::element::Element;
 use super::error::LossError;
@@ -41,6 +48,227 @@ impl Problem {
     }
 }
 
+/// What validation needs to know about a call: dtypes and shapes, no data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Signature<'a> {
+    pub input: (DType, &'a [usize]),
+    pub target: (DType, &'a [usize]),
+    pub weight: Option<(DType, &'a [usize])>,
+    pub ignore_index: i64,
+    pub label_smoothing: f64,
+    pub reduction: Reduction,
+}
+
+/// What a signature that passes tells about the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// Class-probability targets (the target has the input's shape).
+    pub probabilities: bool,
+    pub classes: usize,
+}
+
+fn weight_numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Checks a call's dtypes and shapes as libtorch does, in libtorch's order.
+/// Target values (out-of-range classes) are checked later, with the data.
+///
+/// # Errors
+/// The [`LossError`] libtorch would raise first.
+pub fn check_signature(sig: &Signature<'_>) -> Result<Accepted, LossError> {
+    let (input_dtype, shape) = sig.input;
+    let (target_dtype, target_shape) = sig.target;
+    let dims = shape.len();
+    let epsilon = sig.label_smoothing;
+    if epsilon.is_nan() {
+        return Err(LossError::LabelSmoothingNan);
+    }
+    let epsilon_too_big = epsilon > 1.0;
+    let not_implemented = || {
+        let kernel = if dims <= 2 {
+            "log_softmax_lastdim_kernel_impl"
+        } else {
+            "log_softmax_kernel_impl"
+        };
+        LossError::Rejected(format!(
+            "\"{kernel}\" not implemented for '{}'",
+            input_dtype.torch_name()
+        ))
+    };
+
+    if shape == target_shape {
+        // Same shape: libtorch reads the target as class probabilities.
+        if !target_dtype.is_float() {
+            return Err(LossError::ProbabilityTargetNotFloat(target_dtype));
+        }
+        if sig.ignore_index >= 0 {
+            return Err(LossError::IgnoreIndexWithProbabilities);
+        }
+        if dims == 0 {
+            return Err(LossError::Rejected(
+                "Dimension specified as 1 but tensor has no dimensions".into(),
+            ));
+        }
+        let classes = shape[usize::from(dims != 1)];
+        if let Some((_, w)) = sig.weight {
+            if w.len() != 1 || w[0] != classes {
+                return Err(LossError::WeightShape {
+                    classes,
+                    shape: w.to_vec(),
+                    probabilities: true,
+                });
+            }
+        }
+        if !input_dtype.is_float() {
+            return Err(not_implemented());
+        }
+        if epsilon_too_big {
+            return Err(LossError::LabelSmoothingOutOfRange(epsilon));
+        }
+        return Ok(Accepted {
+            probabilities: true,
+            classes,
+        });
+    }
+
+    if epsilon_too_big {
+        return Err(LossError::LabelSmoothingOutOfRange(epsilon));
+    }
+    if dims == 0 {
+        return Err(LossError::Rejected(
+            "Dimension out of range (expected to be in range of [-1, 0], but got 1)".into(),
+        ));
+    }
+    if !input_dtype.is_float() {
+        return Err(not_implemented());
+    }
+    if dims != 1 {
+        // A 0-d target counts as batch size 0 here.
+        let target_batch = target_shape.first().copied().unwrap_or(0);
+        if target_batch != shape[0] {
+            return Err(LossError::BatchSizeMismatch {
+                input: shape[0],
+                target: target_batch,
+            });
+        }
+    } else if target_shape.len() == 1 && target_shape[0] != 1 {
+        return Err(LossError::Rejected(format!(
+            "For 1D input, 1D target must have size 1, but got target size: {}",
+            target_shape[0]
+        )));
+    }
+    let classes = shape[usize::from(dims != 1)];
+    let weight_dtype_check = || match sig.weight {
+        Some((w, _)) if w != input_dtype => Err(LossError::DTypeMismatch {
+            expected: input_dtype,
+            found: w,
+        }),
+        _ => Ok(()),
+    };
+    if dims <= 2 {
+        // nll_loss
+        if target_shape.len() > 1 {
+            return Err(LossError::Rejected(
+                "0D or 1D target tensor expected, multi-target not supported".into(),
+            ));
+        }
+        if target_dtype.is_float() {
+            return Err(LossError::FloatClassTarget(target_dtype));
+        }
+        if let Some((_, w)) = sig.weight {
+            if w.len() != 1 || w[0] != classes {
+                return Err(LossError::WeightShape {
+                    classes,
+                    shape: w.to_vec(),
+                    probabilities: false,
+                });
+            }
+        }
+        weight_dtype_check()?;
+        return Ok(Accepted {
+            probabilities: false,
+            classes,
+        });
+    }
+    // nll_loss2d, directly (4-D) or on the input viewed as (N, C, 1, S).
+    let mut expected = vec![shape[0]];
+    expected.extend_from_slice(&shape[2..]);
+    if dims == 4 {
+        if target_shape.len() != 3 {
+            return Err(LossError::Rejected(format!(
+                "only batches of spatial targets supported (3D tensors) but got targets of dimension: {}",
+                target_shape.len()
+            )));
+        }
+    } else if target_shape != expected.as_slice() {
+        return Err(LossError::TargetSize {
+            expected,
+            got: target_shape.to_vec(),
+        });
+    }
+    if target_dtype.is_float() {
+        return Err(LossError::FloatClassTarget(target_dtype));
+    }
+    if let Some((_, w)) = sig.weight {
+        if weight_numel(w) != classes {
+            return Err(LossError::WeightNumel);
+        }
+    }
+    if dims == 4 && target_shape != expected.as_slice() {
+        return Err(LossError::Rejected(format!(
+            "size mismatch (got input: {shape:?} , target: {target_shape:?}"
+        )));
+    }
+    weight_dtype_check()?;
+    if target_dtype != DType::Int64 {
+        return Err(LossError::DTypeMismatch {
+            expected: DType::Int64,
+            found: target_dtype,
+        });
+    }
+    Ok(Accepted {
+        probabilities: false,
+        classes,
+    })
+}
+
+/// Errors libtorch raises only after the nll has been computed (and so after
+/// out-of-range targets): the smoothing term's shape handling.
+pub(crate) fn check_smoothing_shapes(sig: &Signature<'_>) -> Result<(), LossError> {
+    if sig.label_smoothing <= 0.0 {
+        return Ok(());
+    }
+    let dims = sig.input.1.len();
+    let target_dims = sig.target.1.len();
+    // 1-D input with a [1]-shaped target: the 0-d smoothing term cannot take
+    // the [1]-shaped ignore mask in place.
+    if dims == 1 && target_dims == 1 {
+        return Err(LossError::Rejected(
+            "output with shape [] doesn't match the broadcast shape [1]".into(),
+        ));
+    }
+    if let Some((_, w)) = sig.weight {
+        if w.len() != 1 && dims > 2 {
+            // weight.view(1, C, 1, …) with C taken from weight.size(0).
+            let mut view = vec![1usize; dims];
+            view[1] = w.first().copied().unwrap_or(1);
+            if view[1] != weight_numel(w) {
+                return Err(LossError::Rejected(format!(
+                    "shape '{view:?}' is invalid for input of size {}",
+                    weight_numel(w)
+                )));
+            }
+            if sig.reduction == Reduction::Mean {
+                return Err(LossError::Rejected(
+                    "Index tensor must have the same number of dimensions as input tensor".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_len(what: &'static str, shape: &[usize], len: usize) -> Result<(), LossError> {
     // checked_mul: a hostile shape must not overflow into a match.
     let needed = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
@@ -54,14 +282,7 @@ fn check_len(what: &'static str, shape: &[usize], len: usize) -> Result<(), Loss
     Ok(())
 }
 
-fn dim_out_of_range(dims: usize) -> LossError {
-    let low = -(dims.max(1) as i64);
-    let high = dims.max(1) as i64 - 1;
-    LossError::Unsupported(format!(
-        "Dimension out of range (expected to be in range of [{low}, {high}], but got 1)"
-    ))
-}
-
+/// Validates a typed call: lengths, then the signature, then target values.
 pub(crate) fn validate<T: Element>(
     input: View<'_, T>,
     target: &Target<'_, T>,
@@ -69,161 +290,69 @@ pub(crate) fn validate<T: Element>(
 ) -> Result<Problem, LossError> {
     check_len("input", input.shape, input.data.len())?;
     check_len("target", target.shape(), target.len())?;
-    let epsilon = options.label_smoothing;
-    if epsilon.is_nan() {
-        return Err(LossError::LabelSmoothingNan);
-    }
-    let smoothing = (epsilon > 0.0).then_some(epsilon);
-    let check_epsilon = || match smoothing {
-        Some(e) if e > 1.0 => Err(LossError::LabelSmoothingOutOfRange(e)),
-        _ => Ok(()),
+    let weight_shape = options.weight.map(|w| [w.len()]);
+    let target_dtype = match target {
+        Target::Classes(_) => DType::Int64,
+        Target::ClassesU8(_) => DType::UInt8,
+        Target::Probabilities(_) => T::DTYPE,
     };
-    let weight: Option<Vec<f64>> = options.weight.map(|w| w.iter().map(|x| x.to_f64()).collect());
-    let shape = input.shape;
-    let dims = shape.len();
-
-    if shape == target.shape() {
-        // Same shape: libtorch reads the target as class probabilities.
-        match target {
-            Target::Classes(_) => return Err(LossError::ProbabilityTargetNotFloat(DType::Int64)),
-            Target::ClassesU8(_) => return Err(LossError::ProbabilityTargetNotFloat(DType::UInt8)),
-            Target::Probabilities(_) => {}
-        }
-        if options.ignore_index >= 0 {
-            return Err(LossError::IgnoreIndexWithProbabilities);
-        }
-        if dims == 0 {
-            return Err(dim_out_of_range(dims));
-        }
-        let class_dim = usize::from(dims != 1);
-        let classes = shape[class_dim];
-        if let Some(w) = &weight {
-            if w.len() != classes {
-                return Err(LossError::WeightShape {
-                    classes,
-                    len: w.len(),
-                    probabilities: true,
-                });
-            }
-        }
-        check_epsilon()?;
-        let (batch, inner, loss_shape) = layout(shape);
-        return Ok(Problem {
-            batch,
-            classes,
-            inner,
-            loss_shape,
-            reduction: options.reduction,
-            smoothing,
-            weight,
-            targets: Targets::Probabilities,
-        });
-    }
-
-    let classes_of: Vec<i64> = match target {
-        Target::Classes(v) => v.data.to_vec(),
-        Target::ClassesU8(v) => v.data.iter().map(|&t| t as i64).collect(),
-        Target::Probabilities(_) => {
-            return Err(LossError::Unsupported(format!(
-                "expected scalar type Long but found {}",
-                T::DTYPE.torch_name()
-            )))
-        }
+    let sig = Signature {
+        input: (T::DTYPE, input.shape),
+        target: (target_dtype, target.shape()),
+        weight: weight_shape.as_ref().map(|s| (T::DTYPE, s.as_slice())),
+        ignore_index: options.ignore_index,
+        label_smoothing: options.label_smoothing,
+        reduction: options.reduction,
     };
-    check_epsilon()?;
-    if dims == 0 {
-        return Err(dim_out_of_range(dims));
-    }
-    let target_shape = target.shape();
-    if dims != 1 {
-        match target_shape.first() {
-            Some(&t) if t != shape[0] => {
-                return Err(LossError::BatchSizeMismatch {
-                    input: shape[0],
-                    target: t,
-                })
-            }
-            None => {
-                return Err(LossError::Unsupported(
-                    "0D or 1D target tensor expected, multi-target not supported".into(),
-                ))
-            }
-            _ => {}
-        }
-    }
-    let class_dim = usize::from(dims != 1);
-    let classes = shape[class_dim];
-    match dims {
-        1 | 2 => {
-            if target_shape.len() > 1 {
-                return Err(LossError::Unsupported(
-                    "0D or 1D target tensor expected, multi-target not supported".into(),
-                ));
-            }
-            if dims == 1 && target_shape.len() == 1 {
-                return Err(LossError::Unsupported(format!(
-                    "Expected target to be 0D when input is 1D, but got target.dim ={}",
-                    target_shape.len()
-                )));
-            }
-            if let Some(w) = &weight {
-                if w.len() != classes {
-                    return Err(LossError::WeightShape {
-                        classes,
-                        len: w.len(),
-                        probabilities: false,
-                    });
-                }
+    validate_values(&sig, input.shape, target, options)
+}
+
+/// The signature's checks, then the target values, then the late smoothing checks.
+pub(crate) fn validate_values<T: Element>(
+    sig: &Signature<'_>,
+    shape: &[usize],
+    target: &Target<'_, T>,
+    options: &Options<'_, T>,
+) -> Result<Problem, LossError> {
+    let accepted = check_signature(sig)?;
+    let targets = if accepted.probabilities {
+        Targets::Probabilities
+    } else {
+        let values: Vec<i64> = match target {
+            Target::Classes(v) => v.data.to_vec(),
+            Target::ClassesU8(v) => v.data.iter().map(|&t| i64::from(t)).collect(),
+            Target::Probabilities(_) => unreachable!("check_signature rejects float class targets"),
+        };
+        let mut classes = Vec::with_capacity(values.len());
+        for t in values {
+            if t == options.ignore_index {
+                classes.push(None);
+            } else if t < 0 || t as u64 >= accepted.classes as u64 {
+                return Err(LossError::TargetOutOfBounds(t));
+            } else {
+                classes.push(Some(t as usize));
             }
         }
-        _ => {
-            if target_shape.is_empty() || target_shape[1..] != shape[2..] {
-                let mut expected = vec![shape[0]];
-                expected.extend_from_slice(&shape[2..]);
-                return Err(LossError::TargetSize {
-                    expected,
-                    got: target_shape.to_vec(),
-                });
-            }
-            if let Some(w) = &weight {
-                if w.len() != classes {
-                    return Err(LossError::Unsupported(
-                        "weight tensor should be defined either for all or no classes".into(),
-                    ));
-                }
-            }
-        }
+        Targets::Classes(classes)
+    };
+    if !accepted.probabilities {
+        check_smoothing_shapes(sig)?;
     }
-    let mut targets = Vec::with_capacity(classes_of.len());
-    for &t in &classes_of {
-        if t == options.ignore_index {
-            targets.push(None);
-        } else if t < 0 || t as u64 >= classes as u64 {
-            return Err(LossError::TargetOutOfBounds(t));
-        } else {
-            targets.push(Some(t as usize));
-        }
-    }
-    let (batch, inner, loss_shape) = layout(shape);
+    let (batch, inner, loss_shape) = if shape.len() == 1 {
+        (1, 1, vec![])
+    } else {
+        let mut loss_shape = vec![shape[0]];
+        loss_shape.extend_from_slice(&shape[2..]);
+        (shape[0], shape[2..].iter().product(), loss_shape)
+    };
     Ok(Problem {
         batch,
-        classes,
+        classes: accepted.classes,
         inner,
         loss_shape,
         reduction: options.reduction,
-        smoothing,
-        weight,
-        targets: Targets::Classes(targets),
+        smoothing: (options.label_smoothing > 0.0).then_some(options.label_smoothing),
+        weight: options.weight.map(|w| w.iter().map(|x| x.to_f64()).collect()),
+        targets,
     })
-}
-
-/// (batch, inner, shape of the unreduced loss) for an input shape of ≥ 1 dims.
-fn layout(shape: &[usize]) -> (usize, usize, Vec<usize>) {
-    if shape.len() == 1 {
-        return (1, 1, vec![]);
-    }
-    let inner = shape[2..].iter().product();
-    let mut loss_shape = vec![shape[0]];
-    loss_shape.extend_from_slice(&shape[2..]);
-    (shape[0], inner, loss_shape)
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod closed_form;
+mod errors;
 mod fixtures;
 #[cfg(feature = "torch")]
 mod libtorch;
