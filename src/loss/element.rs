@@ -17,10 +17,34 @@ pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     fn round_f32(v: f32) -> f32 {
         Self::from_f64(v as f64).to_f64() as f32
     }
+    /// The slice as f32, when this type is f32 (the fused kernel's types).
+    #[doc(hidden)]
+    fn as_f32(_data: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    #[doc(hidden)]
+    fn as_f32_mut(_data: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
+    /// The slice as f64, when this type is f64.
+    #[doc(hidden)]
+    fn as_f64(_data: &[Self]) -> Option<&[f64]> {
+        None
+    }
+    #[doc(hidden)]
+    fn as_f64_mut(_data: &mut [Self]) -> Option<&mut [f64]> {
+        None
+    }
 }
 
 impl Element for f64 {
     const DTYPE: DType = DType::Float64;
+    fn as_f64(data: &[Self]) -> Option<&[f64]> {
+        Some(data)
+    }
+    fn as_f64_mut(data: &mut [Self]) -> Option<&mut [f64]> {
+        Some(data)
+    }
     fn to_f64(self) -> f64 {
         self
     }
@@ -31,6 +55,12 @@ impl Element for f64 {
 
 impl Element for f32 {
     const DTYPE: DType = DType::Float32;
+    fn as_f32(data: &[Self]) -> Option<&[f32]> {
+        Some(data)
+    }
+    fn as_f32_mut(data: &mut [Self]) -> Option<&mut [f32]> {
+        Some(data)
+    }
     fn to_f64(self) -> f64 {
         self as f64
     }

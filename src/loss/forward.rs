@@ -2,6 +2,7 @@
 
 use super::element::Element;
 use super::error::LossError;
+use super::fused;
 use super::input::{Target, View};
 use super::kernel;
 use super::options::{Options, Reduction};
@@ -52,7 +53,8 @@ pub fn cross_entropy<T: Element>(
     let values = if T::REDUCED {
         reduced::forward(&problem, input, &target)
     } else {
-        reduce(&problem, &position_terms(&problem, input, &target))
+        let terms = fused_terms(&problem, input.data).unwrap_or_else(|| position_terms(&problem, input, &target));
+        reduce(&problem, &terms)
     };
     let shape = if problem.reduction == Reduction::None {
         problem.loss_shape.clone()
@@ -63,6 +65,14 @@ pub fn cross_entropy<T: Element>(
         values: values.into_iter().map(T::from_f64).collect(),
         shape,
     })
+}
+
+/// The fused kernel's terms, for f32 and f64 class-index targets.
+pub(crate) fn fused_terms<T: Element>(problem: &Problem, data: &[T]) -> Option<Vec<(f64, f64)>> {
+    if let Some(x) = T::as_f32(data) {
+        return fused::forward_terms(problem, x);
+    }
+    T::as_f64(data).and_then(|x| fused::forward_terms(problem, x))
 }
 
 /// Per-position (nll, smoothing) terms; for probability targets the loss is in `.0`.
@@ -127,7 +137,7 @@ pub(crate) fn mean_divisor(problem: &Problem) -> f64 {
 
 /// libtorch's combination: (1−ε)·reduce(nll) + reduce(smooth)·(ε/C), with the
 /// two terms reduced separately (so 0·inf and inf−inf behave as in libtorch).
-fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
+pub(crate) fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
     let combine = |nll: f64, smooth: f64| match (problem.smoothing, &problem.targets) {
         (Some(e), Targets::Classes(_)) => (1.0 - e) * nll + smooth * (e / problem.classes as f64),
         _ => nll,
@@ -135,8 +145,9 @@ fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
     match problem.reduction {
         Reduction::None => terms.iter().map(|&(n, s)| combine(n, s)).collect(),
         Reduction::Sum | Reduction::Mean => {
-            let nll: f64 = terms.iter().map(|t| t.0).sum();
-            let smooth: f64 = terms.iter().map(|t| t.1).sum();
+            // Pairwise, in a fixed order: accurate, and the same for any thread count.
+            let nll = fused::pairwise_sum(&terms.iter().map(|t| t.0).collect::<Vec<_>>());
+            let smooth = fused::pairwise_sum(&terms.iter().map(|t| t.1).collect::<Vec<_>>());
             if problem.reduction == Reduction::Sum {
                 return vec![combine(nll, smooth)];
             }

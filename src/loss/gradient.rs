@@ -4,6 +4,7 @@
 use super::element::Element;
 use super::error::LossError;
 use super::forward::{mean_divisor, smoothed_probabilities};
+use super::fused;
 use super::input::{Target, View};
 use super::kernel;
 use super::options::{Options, Reduction};
@@ -59,11 +60,25 @@ pub fn cross_entropy_backward<T: Element>(
         let (input, target) = reduced::backward(&problem, input, &target, &upstream);
         return Ok(Gradients { input, target });
     }
+    if let Some(input) = fused_backward(&problem, input.data, &upstream) {
+        return Ok(Gradients { input, target: None });
+    }
     Ok(backward(&problem, input, &target, &upstream))
 }
 
+/// The fused kernel's gradient, for f32 and f64 class-index targets.
+fn fused_backward<T: Element>(problem: &Problem, data: &[T], upstream: &[f64]) -> Option<Vec<T>> {
+    let mut out = vec![T::from_f64(0.0); data.len()];
+    let done = match (T::as_f32(data), T::as_f64(data)) {
+        (Some(x), _) => fused::backward_into(problem, x, upstream, T::as_f32_mut(&mut out)?),
+        (_, Some(x)) => fused::backward_into(problem, x, upstream, T::as_f64_mut(&mut out)?),
+        _ => false,
+    };
+    done.then_some(out)
+}
+
 /// The upstream gradient per position (one value when reduced).
-fn upstream<T: Element>(problem: &Problem, grad_output: Option<View<'_, T>>) -> Result<Vec<f64>, LossError> {
+pub(crate) fn upstream<T: Element>(problem: &Problem, grad_output: Option<View<'_, T>>) -> Result<Vec<f64>, LossError> {
     let expected = if problem.reduction == Reduction::None {
         problem.loss_shape.clone()
     } else {

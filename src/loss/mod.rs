@@ -3,13 +3,16 @@
 
 mod element;
 mod error;
+mod fast_exp;
 mod forward;
+mod fused;
 mod gradient;
 mod input;
 mod kernel;
 mod options;
 mod problem;
 mod reduced;
+pub mod simd;
 
 pub use element::Element;
 pub use error::{format_like_cpp, LossError};
