@@ -314,9 +314,16 @@ impl<'p, T: Lane> Setup<'p, T> {
         }
     }
 
-    /// Writes the gradient of position `p` (contiguous logits `x`) into `out`.
-    fn row_gradient(&self, x: &[T], out: &mut [T], p: usize, g: f64) {
+    /// Writes the gradient of position `p` (contiguous logits `x`) into `out`
+    /// and returns the position's (nll, smoothing) terms from the same sweeps.
+    fn row_gradient(&self, x: &[T], out: &mut [T], p: usize, g: f64) -> (f64, f64) {
         let (max, sum_exp, sum_shifted) = dispatch_sweeps::<T, true>(self.level, x, out, self.weight.as_deref());
+        let terms = match self.classes[p] {
+            None => (0.0, 0.0),
+            Some(y) => self
+                .terms_from(x[y].to_f64() - max.to_f64(), y, sum_exp, sum_shifted)
+                .unwrap_or_else(|| self.reference_terms(x.iter().map(|v| v.to_f64()).collect(), y)),
+        };
         let finite = max.to_f64().is_finite() && sum_exp.is_finite() && sum_shifted.is_finite();
         match self.classes[p] {
             // An ignored row's gradient is 0 − p·0: zero unless the row is not finite.
@@ -326,7 +333,8 @@ impl<'p, T: Lane> Setup<'p, T> {
                 let total = -smooth_coef * self.weight_sum + self.w(y) * nll_coef;
                 let scale_p = -total / sum_exp;
                 if !(scale_p.is_finite() && smooth_coef.is_finite() && nll_coef.is_finite()) {
-                    return self.reference_gradient(x, out, p, g);
+                    self.reference_gradient(x, out, p, g);
+                    return terms;
                 }
                 let target_exp = out[y].to_f64();
                 dispatch_gradient(
@@ -341,6 +349,7 @@ impl<'p, T: Lane> Setup<'p, T> {
             }
             _ => self.reference_gradient(x, out, p, g),
         }
+        terms
     }
 
     /// The reference kernel's gradient for one position (non-finite rows).
@@ -395,14 +404,22 @@ pub(crate) fn forward_terms<T: Lane>(problem: &Problem, x: &[T]) -> Option<Vec<(
     Some(terms)
 }
 
-/// Writes the gradient for class-index targets into `out` (shaped like `x`);
-/// `upstream` holds one value per position (`none`) or one in all.
-/// Returns false when the problem has probability targets.
-pub(crate) fn backward_into<T: Lane>(problem: &Problem, x: &[T], upstream: &[f64], out: &mut [T]) -> bool {
-    let Some(setup) = Setup::<T>::new(problem) else {
-        return false;
-    };
+/// Writes the gradient for class-index targets into `out` (shaped like `x`)
+/// and returns the per-position (nll, smoothing) terms from the same visit.
+/// `upstream` holds one value per position (`none`) or one in all. None when
+/// the problem has probability targets.
+pub(crate) fn forward_backward_into<T: Lane>(
+    problem: &Problem,
+    x: &[T],
+    upstream: &[f64],
+    out: &mut [T],
+) -> Option<Vec<(f64, f64)>> {
+    let setup = Setup::<T>::new(problem)?;
     let c = problem.classes;
+    let mut terms = vec![(0.0, 0.0); problem.positions()];
+    if c == 0 || problem.positions() == 0 {
+        return Some(terms);
+    }
     let g_of = |p: usize| {
         if problem.reduction == Reduction::None {
             upstream[p]
@@ -410,64 +427,75 @@ pub(crate) fn backward_into<T: Lane>(problem: &Problem, x: &[T], upstream: &[f64
             upstream[0]
         }
     };
-    if c == 0 || problem.positions() == 0 {
-        return true;
-    }
     if problem.inner == 1 {
         let rows = rows_per_task(c);
-        out.par_chunks_mut(rows * c).enumerate().for_each(|(task, out_rows)| {
-            for (j, out_row) in out_rows.chunks_mut(c).enumerate() {
-                let p = task * rows + j;
-                setup.row_gradient(&x[p * c..(p + 1) * c], out_row, p, g_of(p));
-            }
-        });
-    } else {
-        let block = c * problem.inner;
-        out.par_chunks_mut(block).enumerate().for_each(|(b, out_block)| {
-            columns_backward(&setup, &x[b * block..(b + 1) * block], b, out_block, &g_of);
-        });
-    }
-    true
-}
-
-/// Like [`backward_into`] but overwrites the logits with the gradient.
-pub(crate) fn backward_in_place<T: Lane>(problem: &Problem, logits: &mut [T], upstream: &[f64]) -> bool {
-    let Some(setup) = Setup::<T>::new(problem) else {
-        return false;
-    };
-    let c = problem.classes;
-    let g_of = |p: usize| {
-        if problem.reduction == Reduction::None {
-            upstream[p]
-        } else {
-            upstream[0]
-        }
-    };
-    if c == 0 || problem.positions() == 0 {
-        return true;
-    }
-    if problem.inner == 1 {
-        let rows = rows_per_task(c);
-        logits
-            .par_chunks_mut(rows * c)
+        out.par_chunks_mut(rows * c)
+            .zip(terms.par_chunks_mut(rows))
             .enumerate()
-            .for_each(|(task, rows_block)| {
-                // One row's copy, in cache: the sweeps read it while writing the row.
-                let mut copy = Vec::with_capacity(c);
-                for (j, row) in rows_block.chunks_mut(c).enumerate() {
-                    copy.clear();
-                    copy.extend_from_slice(row);
-                    setup.row_gradient(&copy, row, task * rows + j, g_of(task * rows + j));
+            .for_each(|(task, (out_rows, task_terms))| {
+                for (j, (out_row, slot)) in out_rows.chunks_mut(c).zip(task_terms.iter_mut()).enumerate() {
+                    let p = task * rows + j;
+                    *slot = setup.row_gradient(&x[p * c..(p + 1) * c], out_row, p, g_of(p));
                 }
             });
     } else {
         let block = c * problem.inner;
-        logits.par_chunks_mut(block).enumerate().for_each(|(b, block_data)| {
-            let copy = block_data.to_vec();
-            columns_backward(&setup, &copy, b, block_data, &g_of);
-        });
+        out.par_chunks_mut(block)
+            .zip(terms.par_chunks_mut(problem.inner))
+            .enumerate()
+            .for_each(|(b, (out_block, batch_terms))| {
+                columns_backward(&setup, &x[b * block..(b + 1) * block], b, out_block, &g_of, batch_terms);
+            });
     }
-    true
+    Some(terms)
+}
+
+/// Like [`forward_backward_into`] but overwrites the logits with the gradient.
+pub(crate) fn forward_backward_in_place<T: Lane>(
+    problem: &Problem,
+    logits: &mut [T],
+    upstream: &[f64],
+) -> Option<Vec<(f64, f64)>> {
+    let setup = Setup::<T>::new(problem)?;
+    let c = problem.classes;
+    let mut terms = vec![(0.0, 0.0); problem.positions()];
+    if c == 0 || problem.positions() == 0 {
+        return Some(terms);
+    }
+    let g_of = |p: usize| {
+        if problem.reduction == Reduction::None {
+            upstream[p]
+        } else {
+            upstream[0]
+        }
+    };
+    if problem.inner == 1 {
+        let rows = rows_per_task(c);
+        logits
+            .par_chunks_mut(rows * c)
+            .zip(terms.par_chunks_mut(rows))
+            .enumerate()
+            .for_each(|(task, (rows_block, task_terms))| {
+                // One row's copy, in cache: the sweeps read it while writing the row.
+                let mut copy = Vec::with_capacity(c);
+                for (j, (row, slot)) in rows_block.chunks_mut(c).zip(task_terms.iter_mut()).enumerate() {
+                    copy.clear();
+                    copy.extend_from_slice(row);
+                    *slot = setup.row_gradient(&copy, row, task * rows + j, g_of(task * rows + j));
+                }
+            });
+    } else {
+        let block = c * problem.inner;
+        logits
+            .par_chunks_mut(block)
+            .zip(terms.par_chunks_mut(problem.inner))
+            .enumerate()
+            .for_each(|(b, (block_data, batch_terms))| {
+                let copy = block_data.to_vec();
+                columns_backward(&setup, &copy, b, block_data, &g_of, batch_terms);
+            });
+    }
+    Some(terms)
 }
 
 /// Gathers position `s` of a (C, S) block into a contiguous row.
@@ -534,46 +562,246 @@ fn column_stats<T: Lane>(
         .collect()
 }
 
-/// K-dim gradient for batch `b` into `out` (the (C, S) block of the gradient).
-fn columns_backward<T: Lane>(setup: &Setup<'_, T>, block: &[T], b: usize, out: &mut [T], g_of: &dyn Fn(usize) -> f64) {
+/// K-dim gradient for batch `b` into `out` (the (C, S) block of the
+/// gradient), with the positions' terms into `terms`. Class by class over
+/// contiguous spatial runs, so the inner loops vectorise.
+fn columns_backward<T: Lane>(
+    setup: &Setup<'_, T>,
+    block: &[T],
+    b: usize,
+    out: &mut [T],
+    g_of: &dyn Fn(usize) -> f64,
+    terms: &mut [(f64, f64)],
+) {
     let (c, inner) = (setup.problem.classes, setup.problem.inner);
+    let mut scale_p = vec![T::ZERO; COLUMN_WIDTH];
+    let mut smooth = vec![0.0f64; COLUMN_WIDTH];
     for s0 in (0..inner).step_by(COLUMN_WIDTH) {
         let width = COLUMN_WIDTH.min(inner - s0);
         let stats = column_stats(setup, block, s0, width, Some(out));
+        // Per position: the scale of p_c and the smoothing coefficient, or a
+        // reference fallback (scale NaN marks it) for anything not finite.
+        let mut fallback = vec![false; width];
+        let mut target_fix = vec![None; width];
+        for j in 0..width {
+            let p = b * inner + s0 + j;
+            let (max, sum_exp, sum_shifted) = stats[j];
+            let finite = max.is_finite() && sum_exp.is_finite() && sum_shifted.is_finite();
+            scale_p[j] = T::ZERO;
+            smooth[j] = 0.0;
+            match setup.classes[p] {
+                None => {
+                    terms[s0 + j] = (0.0, 0.0);
+                    fallback[j] = !finite;
+                }
+                Some(y) => {
+                    let target_shifted = block[y * inner + s0 + j].to_f64() - max;
+                    terms[s0 + j] = setup
+                        .terms_from(target_shifted, y, sum_exp, sum_shifted)
+                        .unwrap_or_else(|| {
+                            setup.reference_terms(column(block, inner, s0 + j).iter().map(|v| v.to_f64()).collect(), y)
+                        });
+                    let (nll_coef, smooth_coef) = setup.coefficients(g_of(p));
+                    let total = -smooth_coef * setup.weight_sum + setup.w(y) * nll_coef;
+                    let scale = -total / sum_exp;
+                    if finite && scale.is_finite() && smooth_coef.is_finite() && nll_coef.is_finite() {
+                        scale_p[j] = T::from_f64(scale);
+                        smooth[j] = smooth_coef;
+                        target_fix[j] = Some((y, scale, smooth_coef, nll_coef));
+                    } else {
+                        fallback[j] = true;
+                    }
+                }
+            }
+        }
+        for k in 0..c {
+            let w = setup.w(k);
+            let run = &mut out[k * inner + s0..k * inner + s0 + width];
+            for j in 0..width {
+                run[j] = run[j] * scale_p[j] - T::from_f64(smooth[j] * w);
+            }
+        }
         for j in 0..width {
             let s = s0 + j;
             let p = b * inner + s;
-            let (max, sum_exp, sum_shifted) = stats[j];
-            let finite = max.is_finite() && sum_exp.is_finite() && sum_shifted.is_finite();
-            let fallback = |out: &mut [T]| {
+            if let Some((y, scale, smooth_coef, nll_coef)) = target_fix[j] {
+                // The target's entry in f64, from its exponential.
+                let e = (block[y * inner + s].to_f64() - stats[j].0).exp();
+                out[y * inner + s] = T::from_f64(e * scale - smooth_coef * setup.w(y) + setup.w(y) * nll_coef);
+            }
+            if fallback[j] {
                 let x = column(block, inner, s);
                 let mut g = vec![T::ZERO; c];
                 setup.reference_gradient(&x, &mut g, p, g_of(p));
                 for k in 0..c {
                     out[k * inner + s] = g[k];
                 }
-            };
-            match setup.classes[p] {
-                None if finite => (0..c).for_each(|k| out[k * inner + s] = T::ZERO),
-                Some(y) if finite => {
-                    let (nll_coef, smooth_coef) = setup.coefficients(g_of(p));
-                    let total = -smooth_coef * setup.weight_sum + setup.w(y) * nll_coef;
-                    let scale_p = -total / sum_exp;
-                    if !(scale_p.is_finite() && smooth_coef.is_finite() && nll_coef.is_finite()) {
-                        fallback(out);
-                        continue;
-                    }
-                    for k in 0..c {
-                        let e = out[k * inner + s].to_f64();
-                        let mut v = e * scale_p - smooth_coef * setup.w(k);
-                        if k == y {
-                            v += setup.w(y) * nll_coef;
-                        }
-                        out[k * inner + s] = T::from_f64(v);
-                    }
-                }
-                _ => fallback(out),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fused kernel against the reference kernel (which the fixtures tie
+    //! to libtorch), across instruction sets and thread counts.
+
+    use super::super::forward::position_terms;
+    use super::super::gradient::{backward, upstream};
+    use super::super::input::{Target, View};
+    use super::super::options::{Options, Reduction};
+    use super::super::problem::validate;
+    use super::super::simd::{self, SimdLevel};
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn uniform(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    struct Case {
+        x: Vec<f32>,
+        shape: Vec<usize>,
+        y: Vec<i64>,
+        weight: Option<Vec<f32>>,
+        reduction: Reduction,
+        epsilon: f64,
+    }
+
+    fn random_case(rng: &mut Rng, shape: Vec<usize>, nonfinite: bool) -> Case {
+        let n: usize = shape.iter().product();
+        let c = shape[1];
+        let scale = [0.01, 1.0, 30.0][(rng.uniform() * 3.0) as usize];
+        let mut x: Vec<f32> = (0..n).map(|_| ((rng.uniform() - 0.5) * 2.0 * scale) as f32).collect();
+        if nonfinite {
+            for v in [f32::NEG_INFINITY, f32::NAN, f32::INFINITY] {
+                let i = (rng.uniform() * n as f64) as usize;
+                x[i] = v;
+            }
+        }
+        let positions = n / c;
+        let y = (0..positions)
+            .map(|_| {
+                if rng.uniform() < 0.1 {
+                    -100
+                } else {
+                    (rng.uniform() * c as f64) as i64
+                }
+            })
+            .collect();
+        let weight = (rng.uniform() < 0.5).then(|| (0..c).map(|_| rng.uniform() as f32 * 2.0).collect());
+        let reduction = Reduction::ALL[(rng.uniform() * 3.0) as usize];
+        let epsilon = [0.0, 0.1, 1.0][(rng.uniform() * 3.0) as usize];
+        Case {
+            x,
+            shape,
+            y,
+            weight,
+            reduction,
+            epsilon,
+        }
+    }
+
+    fn target_shape(shape: &[usize]) -> Vec<usize> {
+        let mut t = vec![shape[0]];
+        t.extend_from_slice(&shape[2..]);
+        t
+    }
+
+    fn close(a: f64, e: f64) -> bool {
+        (a.is_nan() && e.is_nan()) || a == e || (a - e).abs() <= 2e-5 + 2e-5 * e.abs()
+    }
+
+    /// Fused (terms, gradient) and reference (terms, gradient) for a case.
+    #[allow(clippy::type_complexity)]
+    fn both(case: &Case) -> ((Vec<(f64, f64)>, Vec<f32>), (Vec<(f64, f64)>, Vec<f32>)) {
+        let ts = target_shape(&case.shape);
+        let target = Target::Classes(View::new(&case.y, &ts));
+        let options = Options {
+            weight: case.weight.as_deref(),
+            reduction: case.reduction,
+            label_smoothing: case.epsilon,
+            ..Options::default()
+        };
+        let input = View::new(&case.x, &case.shape);
+        let problem = validate(input, &target, &options).unwrap();
+        let up = upstream::<f32>(&problem, None).unwrap();
+        let mut grad = vec![0.0f32; case.x.len()];
+        let terms = forward_backward_into(&problem, &case.x, &up, &mut grad).unwrap();
+        let reference_terms = position_terms(&problem, input, &target);
+        let reference_grad = backward(&problem, input, &target, &up).input;
+        ((terms, grad), (reference_terms, reference_grad))
+    }
+
+    #[test]
+    fn fused_matches_the_reference_kernel() {
+        let mut rng = Rng(42);
+        let shapes = [
+            vec![7, 5],
+            vec![3, 1000],
+            vec![2, 2100],
+            vec![4, 3, 70],
+            vec![2, 5, 3, 2],
+            vec![1, 1],
+        ];
+        for round in 0..60 {
+            let shape = shapes[round % shapes.len()].clone();
+            let case = random_case(&mut rng, shape.clone(), round % 4 == 3);
+            let ((terms, grad), (ref_terms, ref_grad)) = both(&case);
+            for (p, (a, e)) in terms.iter().zip(&ref_terms).enumerate() {
+                assert!(
+                    close(a.0, e.0) && close(a.1, e.1),
+                    "round {round} {shape:?} position {p}: {a:?} vs {e:?}"
+                );
+            }
+            for (i, (a, e)) in grad.iter().zip(&ref_grad).enumerate() {
+                assert!(
+                    close(*a as f64, *e as f64),
+                    "round {round} {shape:?} grad[{i}]: {a} vs {e}"
+                );
+            }
+        }
+    }
+
+    fn bits(case: &Case) -> (Vec<u64>, Vec<u32>) {
+        let ((terms, grad), _) = both(case);
+        (
+            terms.iter().flat_map(|t| [t.0.to_bits(), t.1.to_bits()]).collect(),
+            grad.iter().map(|g| g.to_bits()).collect(),
+        )
+    }
+
+    #[test]
+    fn scalar_fallback_and_simd_give_the_same_bits() {
+        let mut rng = Rng(7);
+        for shape in [vec![5, 3000], vec![9, 17], vec![2, 4, 100]] {
+            let case = random_case(&mut rng, shape, false);
+            simd::force(Some(SimdLevel::Scalar));
+            let scalar = bits(&case);
+            simd::force(None);
+            let detected = bits(&case);
+            assert_eq!(scalar, detected, "{:?} on {:?}", case.shape, simd::detected());
+        }
+    }
+
+    #[test]
+    fn any_thread_count_gives_the_same_bits() {
+        let mut rng = Rng(99);
+        let case = random_case(&mut rng, vec![300, 700], false);
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| bits(&case))
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
     }
 }

@@ -13,6 +13,7 @@ mod options;
 mod problem;
 mod reduced;
 pub mod simd;
+mod with_grad;
 
 pub use element::Element;
 pub use error::{format_like_cpp, LossError};
@@ -22,3 +23,4 @@ pub use input::{Target, View};
 pub use options::{Options, Reduction, DEFAULT_IGNORE_INDEX};
 pub(crate) use problem::check_smoothing_shapes;
 pub use problem::{check_signature, Accepted, Signature};
+pub use with_grad::{cross_entropy_with_grad, cross_entropy_with_grad_in_place};

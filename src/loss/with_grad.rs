@@ -1,0 +1,116 @@
+//! Loss and gradient in one visit to each row — the way a training step
+//! wants them — optionally writing the gradient over the logits.
+
+use super::element::Element;
+use super::error::LossError;
+use super::forward::{cross_entropy, reduce, Loss};
+use super::fused;
+use super::gradient::{cross_entropy_backward, fused_forward_backward, upstream, Gradients};
+use super::input::{Target, View};
+use super::options::{Options, Reduction};
+use super::problem::{validate, Problem};
+use crate::tensor::DType;
+
+fn loss_of<T: Element>(problem: &Problem, terms: &[(f64, f64)]) -> Loss<T> {
+    let shape = if problem.reduction == Reduction::None {
+        problem.loss_shape.clone()
+    } else {
+        vec![]
+    };
+    Loss {
+        values: reduce(problem, terms).into_iter().map(T::from_f64).collect(),
+        shape,
+    }
+}
+
+/// The loss and the gradient of `(loss * grad_output).sum()` together.
+///
+/// For f32 and f64 class-index targets this is one fused pass: each row is
+/// read once and its gradient written in the same visit. Other cases
+/// (probability targets, half types) compute forward and backward in turn.
+///
+/// ```
+/// use ce_parity::loss::{cross_entropy_with_grad, Options, Target, View};
+/// let logits = [2.0f32, 1.0, 0.1, 0.5, 1.5, 0.8];
+/// let (loss, grad) = cross_entropy_with_grad(
+///     View::new(&logits, &[2, 3]),
+///     Target::Classes(View::new(&[0, 1], &[2])),
+///     &Options { label_smoothing: 0.1, ..Options::default() },
+///     None,
+/// )?;
+/// assert!((loss.values[0] - 0.596669).abs() < 1e-6);
+/// assert!((grad.input[0] - -0.137166).abs() < 1e-6);
+/// # Ok::<(), ce_parity::loss::LossError>(())
+/// ```
+///
+/// # Errors
+/// As [`cross_entropy_backward`].
+pub fn cross_entropy_with_grad<T: Element>(
+    input: View<'_, T>,
+    target: Target<'_, T>,
+    options: &Options<'_, T>,
+    grad_output: Option<View<'_, T>>,
+) -> Result<(Loss<T>, Gradients<T>), LossError> {
+    let problem = validate(input, &target, options)?;
+    let up = upstream(&problem, grad_output)?;
+    if !T::REDUCED && !is_unbatched_index_target(input, &target) {
+        if let Some((grad, terms)) = fused_forward_backward(&problem, input.data, &up) {
+            return Ok((
+                loss_of(&problem, &terms),
+                Gradients {
+                    input: grad,
+                    target: None,
+                },
+            ));
+        }
+    }
+    let loss = cross_entropy(input, target, options)?;
+    let grads = cross_entropy_backward(input, target, options, grad_output)?;
+    Ok((loss, grads))
+}
+
+/// As [`cross_entropy_with_grad`], but the gradient replaces the logits
+/// (as Liger-Kernel does), so a training step needs no N×C buffer beyond the
+/// logits themselves. Returns the loss.
+///
+/// ```
+/// use ce_parity::loss::{cross_entropy_with_grad_in_place, Options, Target, View};
+/// let mut logits = vec![0.0f64, 0.0];
+/// let loss = cross_entropy_with_grad_in_place(
+///     &mut logits, &[1, 2], Target::Classes(View::new(&[1], &[1])), &Options::default(), None)?;
+/// assert!((loss.values[0] - 2f64.ln()).abs() < 1e-15);
+/// assert_eq!(logits, vec![0.5, -0.5]);
+/// # Ok::<(), ce_parity::loss::LossError>(())
+/// ```
+///
+/// # Errors
+/// As [`cross_entropy_backward`]; on error the logits are unchanged.
+pub fn cross_entropy_with_grad_in_place<T: Element>(
+    logits: &mut [T],
+    shape: &[usize],
+    target: Target<'_, T>,
+    options: &Options<'_, T>,
+    grad_output: Option<View<'_, T>>,
+) -> Result<Loss<T>, LossError> {
+    let problem = validate(View::new(logits, shape), &target, options)?;
+    let up = upstream(&problem, grad_output)?;
+    if !T::REDUCED && !is_unbatched_index_target(View::new(logits, shape), &target) {
+        let terms = if T::DTYPE == DType::Float32 {
+            T::as_f32_mut(logits).and_then(|x| fused::forward_backward_in_place(&problem, x, &up))
+        } else {
+            T::as_f64_mut(logits).and_then(|x| fused::forward_backward_in_place(&problem, x, &up))
+        };
+        if let Some(terms) = terms {
+            return Ok(loss_of(&problem, &terms));
+        }
+    }
+    let (loss, grads) = cross_entropy_with_grad(View::new(logits, shape), target, options, grad_output)?;
+    logits.copy_from_slice(&grads.input);
+    Ok(loss)
+}
+
+/// 1-D input with a [1]-shaped class target: libtorch's backward rejects it,
+/// and `cross_entropy_backward` says so.
+fn is_unbatched_index_target<T>(input: View<'_, T>, target: &Target<'_, T>) -> bool {
+    input.shape.len() == 1 && target.shape().len() == 1 && !matches!(target, Target::Probabilities(_))
+}
