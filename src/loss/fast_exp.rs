@@ -19,13 +19,8 @@ const MAX_INPUT: f32 = 88.722_83;
 /// e^x for f32; 0 below −87.34, +inf above 88.72, NaN for NaN.
 #[inline(always)]
 pub(crate) fn exp_f32(x: f32) -> f32 {
-    let clamped = if x < MIN_INPUT {
-        MIN_INPUT
-    } else if x > MAX_INPUT {
-        MAX_INPUT
-    } else {
-        x
-    };
+    // clamp keeps NaN, which the select at the end turns into NaN anyway.
+    let clamped = x.clamp(MIN_INPUT, MAX_INPUT);
     let shifted = clamped * LOG2_E + ROUNDER;
     let n = shifted - ROUNDER;
     // The low bits of `shifted` hold n as a two's-complement integer.

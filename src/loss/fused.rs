@@ -574,8 +574,8 @@ fn columns_backward<T: Lane>(
     terms: &mut [(f64, f64)],
 ) {
     let (c, inner) = (setup.problem.classes, setup.problem.inner);
-    let mut scale_p = vec![T::ZERO; COLUMN_WIDTH];
-    let mut smooth = vec![0.0f64; COLUMN_WIDTH];
+    let mut scale_p = [T::ZERO; COLUMN_WIDTH];
+    let mut smooth = [0.0f64; COLUMN_WIDTH];
     for s0 in (0..inner).step_by(COLUMN_WIDTH) {
         let width = COLUMN_WIDTH.min(inner - s0);
         let stats = column_stats(setup, block, s0, width, Some(out));
