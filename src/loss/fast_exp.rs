@@ -50,9 +50,36 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// e^d for d ≤ 0, the kernel's case (d = x − max): no upper clamp, one
+/// scale, and Cephes' minimax polynomial of degree 5 for e^r (about 1 ULP).
+/// Returns exactly 0 below −87.34. A NaN input gives a finite value: callers
+/// detect NaN rows through the sum of d, which NaN does reach.
+#[inline(always)]
+pub(crate) fn exp_nonpositive_f32(d: f32) -> f32 {
+    let clamped = d.max(MIN_INPUT);
+    let shifted = clamped * LOG2_E + ROUNDER;
+    let n = shifted - ROUNDER;
+    let n_bits = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
+    let r = (clamped - n * LN2_HI) - n * LN2_LO;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_2e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let e_r = p * (r * r) + r + 1.0;
+    // n ∈ [−126, 0] here, so 2^n is one normal f32.
+    let scale = f32::from_bits(((n_bits + 127) as u32) << 23);
+    if d < MIN_INPUT {
+        0.0
+    } else {
+        e_r * scale
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::exp_f32;
+    use super::{exp_f32, exp_nonpositive_f32};
     use crate::compare::ulp_distance;
     use crate::tensor::DType;
 
@@ -66,6 +93,21 @@ mod tests {
             x += 0.000_37;
         }
         assert!(worst <= 2, "worst {worst} ULPs");
+    }
+
+    #[test]
+    fn nonpositive_variant_within_two_ulps() {
+        let mut worst = 0;
+        let mut d = -87.3f32;
+        while d <= 0.0 {
+            let exact = (d as f64).exp();
+            worst = worst.max(ulp_distance(exp_nonpositive_f32(d) as f64, exact, DType::Float32));
+            d += 0.000_21;
+        }
+        assert!(worst <= 2, "worst {worst} ULPs");
+        assert_eq!(exp_nonpositive_f32(0.0), 1.0);
+        assert_eq!(exp_nonpositive_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpositive_f32(-90.0), 0.0);
     }
 
     #[test]

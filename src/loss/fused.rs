@@ -22,7 +22,7 @@ use std::ops::{Add, Mul, Sub};
 use rayon::prelude::*;
 
 use super::element::Element;
-use super::fast_exp::exp_f32;
+use super::fast_exp::exp_nonpositive_f32;
 use super::forward::mean_divisor;
 use super::kernel;
 use super::options::Reduction;
@@ -35,6 +35,7 @@ pub(crate) trait Lane:
 {
     const ZERO: Self;
     const NEG_INFINITY: Self;
+    /// e^d for d = x − max ≤ 0; NaN rows are caught by the caller.
     fn exp_lane(self) -> Self;
 }
 
@@ -43,7 +44,7 @@ impl Lane for f32 {
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
     #[inline(always)]
     fn exp_lane(self) -> Self {
-        exp_f32(self)
+        exp_nonpositive_f32(self)
     }
 }
 
@@ -124,14 +125,39 @@ fn row_sums<T: Lane, const WEIGHTED: bool, const WRITE: bool>(
         let block_out: &mut [T] = if WRITE { &mut out[start..end] } else { &mut [] };
         let block_weight = if WEIGHTED { &weight[start..end] } else { &weight[..0] };
         let full = block.len() / LANES * LANES;
-        for i in (0..full).step_by(LANES) {
-            for l in 0..LANES {
-                let d = block[i + l] - max;
-                let e = d.exp_lane();
-                e_acc[l] = e_acc[l] + e;
-                s_acc[l] = s_acc[l] + if WEIGHTED { d * block_weight[i + l] } else { d };
-                if WRITE {
-                    block_out[i + l] = e;
+        // chunks_exact: no bounds checks in the lane loop, so LLVM vectorises it.
+        let x_chunks = block[..full].chunks_exact(LANES);
+        if WRITE {
+            let out_chunks = block_out[..full].chunks_exact_mut(LANES);
+            for (xc, oc) in x_chunks.zip(out_chunks) {
+                for l in 0..LANES {
+                    let d = xc[l] - max;
+                    let e = d.exp_lane();
+                    e_acc[l] = e_acc[l] + e;
+                    oc[l] = e;
+                }
+            }
+        } else {
+            for xc in x_chunks {
+                for l in 0..LANES {
+                    e_acc[l] = e_acc[l] + (xc[l] - max).exp_lane();
+                }
+            }
+        }
+        // The shifted sum in its own sweep over the block (still in L1).
+        if WEIGHTED {
+            for (xc, wc) in block[..full]
+                .chunks_exact(LANES)
+                .zip(block_weight[..full].chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    s_acc[l] = s_acc[l] + (xc[l] - max) * wc[l];
+                }
+            }
+        } else {
+            for xc in block[..full].chunks_exact(LANES) {
+                for l in 0..LANES {
+                    s_acc[l] = s_acc[l] + (xc[l] - max);
                 }
             }
         }
@@ -269,7 +295,9 @@ impl<'p, T: Lane> Setup<'p, T> {
     fn terms_from(&self, target_shifted: f64, y: usize, sum_exp: f64, sum_shifted: f64) -> Option<(f64, f64)> {
         let log_sum = sum_exp.ln();
         let smoothing = self.problem.smoothing.is_some();
-        if !(target_shifted.is_finite() && log_sum.is_finite() && (!smoothing || sum_shifted.is_finite())) {
+        // NaN and −inf logits show up in the shifted sum (the fast exp does
+        // not propagate NaN), so a non-finite sum always means the reference.
+        if !(target_shifted.is_finite() && log_sum.is_finite() && sum_shifted.is_finite()) {
             return None;
         }
         let nll = -((target_shifted - log_sum) * self.w(y));

@@ -69,6 +69,47 @@ pub fn cross_entropy_with_grad<T: Element>(
     Ok((loss, grads))
 }
 
+/// As [`cross_entropy_with_grad`], writing the gradient into `out` (shaped
+/// like the input), so a training loop can reuse one buffer across steps.
+///
+/// # Errors
+/// As [`cross_entropy_backward`], plus [`LossError::DataLength`] when `out`
+/// does not have the input's length.
+pub fn cross_entropy_with_grad_into<T: Element>(
+    input: View<'_, T>,
+    target: Target<'_, T>,
+    options: &Options<'_, T>,
+    grad_output: Option<View<'_, T>>,
+    out: &mut [T],
+) -> Result<Loss<T>, LossError> {
+    if out.len() != input.data.len() {
+        return Err(LossError::DataLength {
+            what: "out",
+            shape: input.shape.to_vec(),
+            len: out.len(),
+        });
+    }
+    let problem = validate(input, &target, options)?;
+    let up = upstream(&problem, grad_output)?;
+    if !T::REDUCED && !is_unbatched_index_target(input, &target) {
+        let terms = if T::DTYPE == DType::Float32 {
+            T::as_f32(input.data)
+                .zip(T::as_f32_mut(out))
+                .and_then(|(x, o)| fused::forward_backward_into(&problem, x, &up, o))
+        } else {
+            T::as_f64(input.data)
+                .zip(T::as_f64_mut(out))
+                .and_then(|(x, o)| fused::forward_backward_into(&problem, x, &up, o))
+        };
+        if let Some(terms) = terms {
+            return Ok(loss_of(&problem, &terms));
+        }
+    }
+    let (loss, grads) = cross_entropy_with_grad(input, target, options, grad_output)?;
+    out.copy_from_slice(&grads.input);
+    Ok(loss)
+}
+
 /// As [`cross_entropy_with_grad`], but the gradient replaces the logits
 /// (as Liger-Kernel does), so a training step needs no N×C buffer beyond the
 /// logits themselves. Returns the loss.
