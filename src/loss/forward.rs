@@ -151,7 +151,9 @@ pub(crate) fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
             if problem.reduction == Reduction::Sum {
                 return vec![combine(nll, smooth)];
             }
-            if terms.is_empty() {
+            // libtorch: an empty input (no positions, or no classes with
+            // probability targets) has a NaN mean.
+            if terms.is_empty() || (problem.classes == 0 && problem.targets == Targets::Probabilities) {
                 return vec![f64::NAN];
             }
             let divisor = mean_divisor(problem);

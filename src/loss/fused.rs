@@ -412,7 +412,8 @@ pub(crate) fn forward_terms<T: Lane>(problem: &Problem, x: &[T]) -> Option<Vec<(
     let setup = Setup::<T>::new(problem)?;
     let c = problem.classes;
     let mut terms = vec![(0.0, 0.0); problem.positions()];
-    if c == 0 {
+    if c == 0 || problem.positions() == 0 {
+        // Nothing for the kernel: the reference handles the degenerate shapes.
         return None;
     }
     if problem.inner == 1 {
@@ -444,10 +445,10 @@ pub(crate) fn forward_backward_into<T: Lane>(
 ) -> Option<Vec<(f64, f64)>> {
     let setup = Setup::<T>::new(problem)?;
     let c = problem.classes;
-    let mut terms = vec![(0.0, 0.0); problem.positions()];
     if c == 0 || problem.positions() == 0 {
-        return Some(terms);
+        return None;
     }
+    let mut terms = vec![(0.0, 0.0); problem.positions()];
     let g_of = |p: usize| {
         if problem.reduction == Reduction::None {
             upstream[p]
@@ -486,10 +487,10 @@ pub(crate) fn forward_backward_in_place<T: Lane>(
 ) -> Option<Vec<(f64, f64)>> {
     let setup = Setup::<T>::new(problem)?;
     let c = problem.classes;
-    let mut terms = vec![(0.0, 0.0); problem.positions()];
     if c == 0 || problem.positions() == 0 {
-        return Some(terms);
+        return None;
     }
+    let mut terms = vec![(0.0, 0.0); problem.positions()];
     let g_of = |p: usize| {
         if problem.reduction == Reduction::None {
             upstream[p]

@@ -152,7 +152,7 @@ pub fn check_signature(sig: &Signature<'_>) -> Result<Accepted, LossError> {
                 target: target_batch,
             });
         }
-    } else if target_shape.len() == 1 && target_shape[0] != 1 {
+    } else if target_shape.len() == 1 && target_shape[0] != 1 && !target_dtype.is_float() {
         return Err(LossError::Rejected(format!(
             "For 1D input, 1D target must have size 1, but got target size: {}",
             target_shape[0]
@@ -168,6 +168,9 @@ pub fn check_signature(sig: &Signature<'_>) -> Result<Accepted, LossError> {
     };
     if dims <= 2 {
         // nll_loss
+        if dims == 1 && target_shape.len() == 1 && target_dtype.is_float() {
+            return Err(LossError::FloatClassTarget(target_dtype));
+        }
         if target_shape.len() > 1 {
             return Err(LossError::Rejected(
                 "0D or 1D target tensor expected, multi-target not supported".into(),
@@ -215,9 +218,26 @@ pub fn check_signature(sig: &Signature<'_>) -> Result<Accepted, LossError> {
             return Err(LossError::WeightNumel);
         }
     }
-    if dims == 4 && target_shape != expected.as_slice() {
+    // nll_loss2d compares (N, H, W); K-dim input arrives viewed as (N, C, 1, S),
+    // or (N, C, 0, 0) when empty, and its target as (N, 1, S) or (N, 0, 0).
+    let (input_4d, target_3d) = if dims == 4 {
+        (shape.to_vec(), target_shape.to_vec())
+    } else {
+        let input_4d = if shape.iter().product::<usize>() > 0 {
+            vec![shape[0], classes, 1, shape[2..].iter().product()]
+        } else {
+            vec![shape[0], classes, 0, 0]
+        };
+        let target_3d = if target_shape.iter().product::<usize>() > 0 {
+            vec![target_shape[0], 1, target_shape[1..].iter().product()]
+        } else {
+            vec![target_shape[0], 0, 0]
+        };
+        (input_4d, target_3d)
+    };
+    if input_4d[0] != target_3d[0] || input_4d[2] != target_3d[1] || input_4d[3] != target_3d[2] {
         return Err(LossError::Rejected(format!(
-            "size mismatch (got input: {shape:?} , target: {target_shape:?}"
+            "size mismatch (got input: {input_4d:?} , target: {target_3d:?}"
         )));
     }
     weight_dtype_check()?;
@@ -234,7 +254,7 @@ pub fn check_signature(sig: &Signature<'_>) -> Result<Accepted, LossError> {
 }
 
 /// Errors libtorch raises only after the nll has been computed (and so after
-/// out-of-range targets): the smoothing term's shape handling.
+/// out-of-range targets): the smoothing term's shape and dtype handling.
 pub(crate) fn check_smoothing_shapes(sig: &Signature<'_>) -> Result<(), LossError> {
     if sig.label_smoothing <= 0.0 {
         return Ok(());
@@ -248,12 +268,18 @@ pub(crate) fn check_smoothing_shapes(sig: &Signature<'_>) -> Result<(), LossErro
             "output with shape [] doesn't match the broadcast shape [1]".into(),
         ));
     }
-    if let Some((_, w)) = sig.weight {
-        if w.len() != 1 && dims > 2 {
-            // weight.view(1, C, 1, …) with C taken from weight.size(0).
+    let Some((_, w)) = sig.weight else { return Ok(()) };
+    if dims > 2 {
+        // weight.view(1, C, 1, …) with C taken from weight.size(0).
+        let Some(&first) = w.first() else {
+            return Err(LossError::Rejected(
+                "Dimension specified as 0 but tensor has no dimensions".into(),
+            ));
+        };
+        if w.len() != 1 {
             let mut view = vec![1usize; dims];
-            view[1] = w.first().copied().unwrap_or(1);
-            if view[1] != weight_numel(w) {
+            view[1] = first;
+            if first != weight_numel(w) {
                 return Err(LossError::Rejected(format!(
                     "shape '{view:?}' is invalid for input of size {}",
                     weight_numel(w)
@@ -265,6 +291,13 @@ pub(crate) fn check_smoothing_shapes(sig: &Signature<'_>) -> Result<(), LossErro
                 ));
             }
         }
+    }
+    // The smoothing mean gathers the target weights with the targets as
+    // indices, which must be int32 or int64.
+    if sig.reduction == Reduction::Mean && sig.target.0 == DType::UInt8 {
+        return Err(LossError::Rejected(
+            "gather(): Expected dtype int32/int64 for index".into(),
+        ));
     }
     Ok(())
 }

@@ -264,7 +264,7 @@ pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target:
             match problem.reduction {
                 Reduction::None => per_position.iter().map(|&s| -h.r(s)).collect(),
                 Reduction::Sum => vec![-h.r(per_position.iter().sum())],
-                Reduction::Mean if per_position.is_empty() => vec![f32::NAN],
+                Reduction::Mean if per_position.is_empty() || problem.classes == 0 => vec![f32::NAN],
                 Reduction::Mean => vec![h.r(-h.r(per_position.iter().sum()) / problem.positions() as f32)],
             }
         }
