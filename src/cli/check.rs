@@ -12,6 +12,7 @@ use ce_parity::fixture::{self, Case};
 use ce_parity::runner::{judge, run_rust, CaseReport, Outcome, Status};
 use ce_parity::tensor::DType;
 
+use super::tensors::TensorArgs;
 use super::{bundled, human, json};
 
 #[derive(clap::Args)]
@@ -30,6 +31,9 @@ pub struct Args {
     /// Compare Rust with the recorded values only, without running libtorch.
     #[arg(long)]
     no_libtorch: bool,
+    /// Or check tensors saved with np.save directly (--input, --target, …).
+    #[command(flatten)]
+    tensors: TensorArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,7 +88,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let fixtures = load_all(&args.paths)?;
+    let fixtures = match args.tensors.case()? {
+        Some(case) => {
+            anyhow::ensure!(args.paths.is_empty(), "give fixture paths or --input, not both");
+            let description = "tensors from .npy files".to_string();
+            vec![(case.name.clone(), fixture::Fixture { description, cases: vec![case] })]
+        }
+        None => load_all(&args.paths)?,
+    };
     let live = !args.no_libtorch;
     let files: Vec<FileReport> = fixtures
         .iter()

@@ -4,10 +4,15 @@
 mod bench;
 mod bundled;
 mod check;
+#[cfg(feature = "torch")]
+mod fuzz;
 mod human;
 mod json;
 #[cfg(feature = "torch")]
+mod record;
+#[cfg(feature = "torch")]
 mod refresh;
+mod tensors;
 
 use std::process::ExitCode;
 
@@ -31,6 +36,12 @@ enum Command {
     /// Time Rust and libtorch side by side on large shapes, with memory floors.
     #[cfg(feature = "torch")]
     Bench(bench::Args),
+    /// Search for cases where Rust and libtorch disagree; shrink and save them.
+    #[cfg(feature = "torch")]
+    Fuzz(fuzz::Args),
+    /// Write a fixture from .npy tensors, with libtorch's values as `expected`.
+    #[cfg(feature = "torch")]
+    Record(record::Args),
     /// Re-record `expected` in fixture files from live libtorch (for maintainers).
     #[cfg(feature = "torch")]
     Refresh(refresh::Args),
@@ -50,6 +61,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         #[cfg(feature = "torch")]
         Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "torch")]
+        Command::Fuzz(args) => fuzz::run(args),
+        #[cfg(feature = "torch")]
+        Command::Record(args) => record::run(args),
         #[cfg(feature = "torch")]
         Command::Refresh(args) => refresh::run(args),
     }

@@ -1,0 +1,95 @@
+//! Tensors from `.npy` files as one case: the flags `record` and `check` share.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use ce_parity::fixture::Case;
+use ce_parity::loss::{Reduction, DEFAULT_IGNORE_INDEX};
+use ce_parity::npy;
+use ce_parity::tensor::Tensor;
+
+#[derive(clap::Args, Default)]
+pub struct TensorArgs {
+    /// Logits saved with np.save: (N, C), (N, C, d1, …) or (C,); float16/32/64.
+    #[arg(long, value_name = "X.npy")]
+    pub input: Option<PathBuf>,
+    /// Class indices (int64 or uint8) or class probabilities (the input's shape and dtype).
+    #[arg(long, value_name = "T.npy", requires = "input")]
+    pub target: Option<PathBuf>,
+    /// Per-class weight (C,), in the input's dtype.
+    #[arg(long, value_name = "W.npy", requires = "input")]
+    pub weight: Option<PathBuf>,
+    /// Upstream gradient, shaped like the loss (default: ones).
+    #[arg(long, value_name = "G.npy", requires = "input")]
+    pub grad_output: Option<PathBuf>,
+    #[arg(long, value_name = "E", requires = "input", allow_negative_numbers = true)]
+    pub label_smoothing: Option<f64>,
+    #[arg(long, value_name = "none|mean|sum", requires = "input")]
+    pub reduction: Option<Reduction>,
+    #[arg(long, value_name = "I", requires = "input", allow_negative_numbers = true)]
+    pub ignore_index: Option<i64>,
+}
+
+impl TensorArgs {
+    /// The case the flags describe, or None when `--input` is absent.
+    ///
+    /// # Errors
+    /// A missing `--target`, unreadable or malformed files, and dtypes that
+    /// cannot go together, each naming the flag and the file.
+    pub fn case(&self) -> anyhow::Result<Option<Case>> {
+        let Some(input_path) = &self.input else { return Ok(None) };
+        let target_path = self.target.as_ref().context("--input needs --target")?;
+        let input = read("--input", input_path)?;
+        anyhow::ensure!(
+            input.dtype.is_float(),
+            "--input {}: dtype {} is not floating; save the logits as float16, float32 or float64",
+            input_path.display(),
+            input.dtype
+        );
+        let target = read("--target", target_path)?;
+        if target.dtype.is_float() {
+            same_dtype("--target", target_path, &target, &input)?;
+        }
+        let mut case = Case::new(name(input_path), input, target);
+        if let Some(path) = &self.weight {
+            let weight = read("--weight", path)?;
+            same_dtype("--weight", path, &weight, &case.input)?;
+            case.weight = Some(weight);
+        }
+        if let Some(path) = &self.grad_output {
+            let grad = read("--grad-output", path)?;
+            same_dtype("--grad-output", path, &grad, &case.input)?;
+            case.grad_output = Some(grad);
+        }
+        if let Some(e) = self.label_smoothing {
+            anyhow::ensure!(!e.is_nan(), "--label-smoothing must be a number, got NaN");
+            case.label_smoothing = e;
+        }
+        case.reduction = self.reduction.unwrap_or(Reduction::Mean);
+        case.ignore_index = self.ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX);
+        Ok(Some(case))
+    }
+}
+
+fn read(flag: &str, path: &Path) -> anyhow::Result<Tensor> {
+    npy::load(path).with_context(|| format!("{flag}: cannot use this file"))
+}
+
+/// Mixed float dtypes are an error in PyTorch too; say which file to re-save.
+fn same_dtype(flag: &str, path: &Path, t: &Tensor, input: &Tensor) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        t.dtype == input.dtype,
+        "{flag} {}: dtype {} differs from the input's {}; save both with the same dtype",
+        path.display(),
+        t.dtype,
+        input.dtype
+    );
+    Ok(())
+}
+
+/// The case name: the input file's name.
+fn name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}

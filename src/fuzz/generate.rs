@@ -1,0 +1,389 @@
+//! Random cases from a seed. Case `i` of seed `s` depends on (s, i) alone —
+//! ChaCha with seed `s` on stream `i` — so a run is reproducible whatever the
+//! thread count, and one case can be regenerated from its index.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::surface::{Feature, Surface};
+use crate::fixture::Case;
+use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
+use crate::tensor::{DType, Tensor};
+
+/// Most elements a case may hold; keeps the C = 100 000 cases to a row or two.
+const MAX_ELEMENTS: usize = 1 << 18;
+
+/// The random source of case `index` under `seed`.
+pub fn case_rng(seed: u64, index: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(index);
+    rng
+}
+
+/// Case `index` of the run with `seed`, drawn from `surface`.
+pub fn case(seed: u64, index: u64, surface: &Surface) -> Case {
+    let mut g = Gen {
+        rng: case_rng(seed, index),
+        surface,
+    };
+    let mut case = g.valid_case(format!("fuzz/seed{seed}/case{index}"));
+    if surface.has(Feature::Invalid) && g.chance(0.08) {
+        g.corrupt(&mut case);
+    }
+    case
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Batched,
+    KDim,
+    Unbatched,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TargetKind {
+    Int64,
+    UInt8,
+    Probabilities,
+}
+
+struct Gen<'a> {
+    rng: ChaCha8Rng,
+    surface: &'a Surface,
+}
+
+impl Gen<'_> {
+    fn chance(&mut self, p: f64) -> bool {
+        self.rng.gen_bool(p)
+    }
+
+    fn range(&mut self, low: usize, high_inclusive: usize) -> usize {
+        self.rng.gen_range(low..=high_inclusive)
+    }
+
+    /// Uniform in [-1, 1).
+    fn signed(&mut self) -> f64 {
+        self.rng.gen_range(-1.0..1.0)
+    }
+
+    /// Picks among weighted options; weight 0 means "not available".
+    fn pick<T: Copy>(&mut self, options: &[(f64, T)]) -> T {
+        let total: f64 = options.iter().map(|o| o.0).sum();
+        let mut r = self.rng.gen_range(0.0..total);
+        for &(w, v) in options {
+            if r < w {
+                return v;
+            }
+            r -= w;
+        }
+        options.iter().rev().find(|o| o.0 > 0.0).expect("one option available").1
+    }
+
+    fn on(&self, feature: Feature) -> f64 {
+        if self.surface.has(feature) {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    fn dtype(&mut self) -> DType {
+        let half = self.on(Feature::Half);
+        self.pick(&[
+            (3.0, DType::Float32),
+            (2.0, DType::Float64),
+            (half, DType::Float16),
+            (half, DType::BFloat16),
+        ])
+    }
+
+    /// Mostly a handful of classes, sometimes dozens, rarely up to 100 000.
+    fn classes(&mut self) -> usize {
+        let r: f64 = self.rng.gen();
+        if r < 0.75 {
+            self.range(1, 6)
+        } else if r < 0.95 || !self.surface.has(Feature::HugeClasses) {
+            self.range(7, 64)
+        } else {
+            // Log-uniform from 65 to 100 000.
+            let e = self.rng.gen_range((65f64).ln()..(100_000f64).ln());
+            (e.exp() as usize).clamp(65, 100_000)
+        }
+    }
+
+    fn valid_case(&mut self, name: String) -> Case {
+        let dtype = self.dtype();
+        let classes = self.classes();
+        let layout = self.pick(&[
+            (6.0, Layout::Batched),
+            (2.0 * self.on(Feature::KDim), Layout::KDim),
+            (self.on(Feature::Unbatched), Layout::Unbatched),
+        ]);
+        let empty = self.surface.has(Feature::Empty) && self.chance(0.04);
+        let spatial: Vec<usize> = match layout {
+            Layout::KDim => {
+                let k = self.range(1, 3);
+                (0..k).map(|_| self.range(1, 3)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let inner: usize = spatial.iter().product::<usize>().max(1);
+        let batch = match layout {
+            Layout::Unbatched => 1,
+            _ if empty => 0,
+            _ => self.range(1, 5).min((MAX_ELEMENTS / (classes * inner)).max(1)),
+        };
+        let shape: Vec<usize> = match layout {
+            Layout::Unbatched => vec![classes],
+            _ => [vec![batch, classes], spatial.clone()].concat(),
+        };
+        let loss_shape: Vec<usize> = match layout {
+            Layout::Unbatched => vec![],
+            _ => [vec![batch], spatial].concat(),
+        };
+        let positions = batch * inner;
+
+        let mut case = Case::new(name, self.logits(dtype, &shape), Tensor::int(DType::Int64, vec![], vec![0]));
+        let kind = self.pick(&[
+            (5.0, TargetKind::Int64),
+            (
+                self.on(Feature::UInt8Targets) * f64::from(u8::from(layout == Layout::Batched && classes <= 255)),
+                TargetKind::UInt8,
+            ),
+            (2.0 * self.on(Feature::Probabilities), TargetKind::Probabilities),
+        ]);
+        case.ignore_index = self.ignore_index(kind, classes);
+        case.target = match kind {
+            TargetKind::Probabilities => self.probabilities(dtype, &shape, classes),
+            _ => {
+                let dtype = if kind == TargetKind::UInt8 {
+                    DType::UInt8
+                } else {
+                    DType::Int64
+                };
+                Tensor::int(dtype, loss_shape.clone(), self.classes_of(kind, positions, classes, case.ignore_index))
+            }
+        };
+        if self.chance(0.5) {
+            case.weight = Some(self.weight(dtype, classes));
+        }
+        case.reduction = self.pick(&[(1.0, Reduction::None), (1.0, Reduction::Mean), (1.0, Reduction::Sum)]);
+        // ε: off, exactly 1, negative (behaves as 0), or anywhere in (0, 1).
+        case.label_smoothing = match self.pick(&[(3.0, 0u8), (1.0, 1), (1.0, 2), (5.0, 3)]) {
+            0 => 0.0,
+            1 => 1.0,
+            2 => -self.rng.gen_range(0.0..1.0),
+            _ => self.rng.gen_range(0.0..1.0),
+        };
+        if self.chance(0.4) {
+            let shape = if case.reduction == Reduction::None {
+                loss_shape
+            } else {
+                vec![]
+            };
+            let n = shape.iter().product();
+            let values = (0..n)
+                .map(|_| if self.chance(0.1) { 0.0 } else { 2.0 * self.signed() })
+                .collect();
+            case.grad_output = Some(Tensor::float(dtype, shape, values));
+        }
+        case
+    }
+
+    /// Logits at a scale from 1e-3 to 1e4, sometimes tied, sometimes with ±inf or NaN.
+    fn logits(&mut self, dtype: DType, shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        let scale = 10f64.powf(self.rng.gen_range(-3.0..4.0));
+        let mut values: Vec<f64> = if self.chance(0.05) {
+            vec![scale * self.signed(); n]
+        } else {
+            (0..n).map(|_| 3.0 * scale * self.signed()).collect()
+        };
+        if self.surface.has(Feature::NonFinite) && n > 0 && self.chance(0.15) {
+            for _ in 0..self.range(1, 3) {
+                let at = self.range(0, n - 1);
+                values[at] = self.pick(&[(3.0, f64::NEG_INFINITY), (1.0, f64::INFINITY), (1.0, f64::NAN)]);
+            }
+        }
+        Tensor::float(dtype, shape.to_vec(), values)
+    }
+
+    /// The default, another negative value, a valid class, or a value out of range.
+    fn ignore_index(&mut self, kind: TargetKind, classes: usize) -> i64 {
+        let c = classes as i64;
+        match kind {
+            // libtorch rejects ignore_index ≥ 0 with probabilities.
+            TargetKind::Probabilities => self.pick(&[(3.0, DEFAULT_IGNORE_INDEX), (1.0, -1)]),
+            TargetKind::UInt8 => self.pick(&[(1.0, DEFAULT_IGNORE_INDEX), (1.0, 0), (1.0, 255.min(c + 3))]),
+            TargetKind::Int64 => {
+                let valid = self.range(0, classes - 1) as i64;
+                self.pick(&[(4.0, DEFAULT_IGNORE_INDEX), (1.0, -1), (1.0, valid), (1.0, c + 3)])
+            }
+        }
+    }
+
+    /// Class targets: none, some or all of them `ignore_index` (when the dtype can hold it).
+    fn classes_of(&mut self, kind: TargetKind, positions: usize, classes: usize, ignore_index: i64) -> Vec<i64> {
+        let representable = kind == TargetKind::Int64 || (0..=255).contains(&ignore_index);
+        let p_ignored = if representable {
+            self.pick(&[(6.0, 0.0), (3.0, 0.3), (1.0, 1.0)])
+        } else {
+            0.0
+        };
+        (0..positions)
+            .map(|_| {
+                if self.chance(p_ignored) {
+                    ignore_index
+                } else {
+                    self.range(0, classes - 1) as i64
+                }
+            })
+            .collect()
+    }
+
+    /// Normalised, one-hot, or unnormalised (even negative) class probabilities.
+    fn probabilities(&mut self, dtype: DType, shape: &[usize], classes: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        // Classes of one position lie `stride` apart.
+        let stride: usize = shape.get(2..).map_or(1, |s| s.iter().product());
+        let kind = self.range(0, 2);
+        let mut values: Vec<f64> = match kind {
+            0 => (0..n).map(|_| self.rng.gen_range(0.0..1.0)).collect(),
+            1 => vec![0.0; n],
+            _ => (0..n).map(|_| self.rng.gen_range(-0.5..1.5)).collect(),
+        };
+        for position in 0..n / classes {
+            let (b, s) = (position / stride, position % stride);
+            let at = |c: usize| b * classes * stride + c * stride + s;
+            match kind {
+                0 => {
+                    let total: f64 = (0..classes).map(|c| values[at(c)]).sum();
+                    for c in 0..classes {
+                        values[at(c)] /= total.max(f64::MIN_POSITIVE);
+                    }
+                }
+                1 => values[at(self.range(0, classes - 1))] = 1.0,
+                _ => {}
+            }
+        }
+        Tensor::float(dtype, shape.to_vec(), values)
+    }
+
+    /// Positive weights, sometimes with zeros or negatives.
+    fn weight(&mut self, dtype: DType, classes: usize) -> Tensor {
+        let p_zero = self.pick(&[(4.0, 0.0), (1.0, 0.3)]);
+        let p_negative = self.pick(&[(4.0, 0.0), (1.0, 0.3)]);
+        let values = (0..classes)
+            .map(|_| {
+                let w = self.rng.gen_range(0.1..2.0);
+                if self.chance(p_zero) {
+                    0.0
+                } else if self.chance(p_negative) {
+                    -w
+                } else {
+                    w
+                }
+            })
+            .collect();
+        Tensor::float(dtype, vec![classes], values)
+    }
+
+    /// Makes the case one libtorch rejects, in one of the ways it checks.
+    fn corrupt(&mut self, case: &mut Case) {
+        let dims = case.input.shape.len();
+        let classes = case.input.shape[usize::from(dims != 1)] as i64;
+        let index_target = !case.target.dtype.is_float();
+        match self.range(0, 7) {
+            0 if index_target && !case.target.is_empty() => {
+                // A target out of range that is not ignore_index.
+                let bad = if case.ignore_index == classes { classes + 1 } else { classes };
+                set_int(&mut case.target, 0, bad);
+            }
+            0 | 1 => case.label_smoothing = 1.0 + self.rng.gen_range(0.001..1.0),
+            2 => {
+                let len = if self.chance(0.5) { classes + 1 } else { (classes - 1).max(0) };
+                let dtype = case.input.dtype;
+                case.weight = Some(Tensor::float(dtype, vec![len as usize], vec![1.0; len as usize]));
+            }
+            3 if dims >= 2 && index_target => {
+                // Batch sizes disagree.
+                let mut shape = case.target.shape.clone();
+                shape[0] += 1;
+                let n: usize = shape.iter().product();
+                case.target = Tensor::int(case.target.dtype, shape, vec![0; n]);
+            }
+            4 if dims >= 3 && index_target => {
+                // A spatial size disagrees.
+                let mut shape = case.target.shape.clone();
+                *shape.last_mut().expect("k-dim target") += 1;
+                let n: usize = shape.iter().product();
+                case.target = Tensor::int(DType::Int64, shape, vec![0; n]);
+            }
+            5 => {
+                // Integer target shaped like the input: probabilities need a float dtype.
+                let n = case.input.numel();
+                case.target = Tensor::int(DType::Int64, case.input.shape.clone(), vec![0; n]);
+                case.grad_output = None;
+            }
+            6 if !index_target => case.ignore_index = self.range(0, 3) as i64,
+            _ if dims == 1 => {
+                // 1-D input with a 1-D target.
+                case.target = Tensor::int(DType::Int64, vec![1], vec![0]);
+            }
+            _ => {
+                // A target with one dim too many for 2-D input, or too few for k-dim.
+                let mut shape = case.input.shape.clone();
+                shape.remove(1);
+                if dims == 2 {
+                    shape.push(2);
+                } else {
+                    shape.pop();
+                }
+                let n: usize = shape.iter().product();
+                case.target = Tensor::int(DType::Int64, shape, vec![0; n]);
+                case.grad_output = None;
+            }
+        }
+    }
+}
+
+fn set_int(t: &mut Tensor, at: usize, value: i64) {
+    if let crate::tensor::Data::Int(v) = &mut t.data {
+        v[at] = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_depends_on_seed_and_index_only() {
+        let s = Surface::all();
+        for i in 0..50 {
+            let a = case(7, i, &s);
+            let b = case(7, i, &s);
+            // Compare as JSON: NaN in the data defeats PartialEq.
+            let json = |c: &Case| crate::fixture::to_json(&crate::fixture::Fixture {
+                description: String::new(),
+                cases: vec![c.clone()],
+            });
+            assert_eq!(json(&a), json(&b));
+            assert_ne!(json(&case(7, i, &s)), json(&case(8, i, &s)));
+        }
+    }
+
+    #[test]
+    fn shapes_agree_and_stay_small() {
+        let s = Surface::supported();
+        for i in 0..2000 {
+            let c = case(1, i, &s);
+            assert!(c.input.numel() <= MAX_ELEMENTS, "case {i}: {:?}", c.input.shape);
+            assert_eq!(c.input.numel(), c.input.len());
+            assert_eq!(c.target.numel(), c.target.len());
+            if let Some(w) = &c.weight {
+                assert_eq!(w.numel(), w.len());
+            }
+        }
+    }
+}

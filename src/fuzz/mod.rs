@@ -1,0 +1,162 @@
+//! Differential fuzzing: random cases through an implementation under test
+//! and a reference, judged by `check`'s rules; failures are shrunk and saved
+//! as fixtures.
+//!
+//! Both sides are parameters, so the fuzzer runs without libtorch too (e.g.
+//! a deliberately wrong loss against the Rust one, in tests).
+
+mod generate;
+mod save;
+mod shrink;
+mod slice;
+mod surface;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub use generate::{case, case_rng};
+pub use save::save_shrunk;
+pub use shrink::{shrink, Shrunk};
+pub use surface::{Feature, Surface};
+
+use crate::compare::Tolerance;
+use crate::fixture::Case;
+use crate::runner::{judge, CaseReport, Implementation, Outcome, Status};
+use crate::tensor::DType;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub seed: u64,
+    /// How many cases; the run may stop earlier at `time_limit`.
+    pub cases: u64,
+    pub time_limit: Option<Duration>,
+    pub surface: Surface,
+    /// Worker threads; results do not depend on it.
+    pub jobs: usize,
+}
+
+/// A case that failed, by its index (regenerate it with [`case`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub index: u64,
+    /// Why it failed, as `check` words it.
+    pub note: String,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Cases run: exactly indices `0..run`.
+    pub run: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Every failure, by index.
+    pub failures: Vec<Failure>,
+}
+
+impl Summary {
+    /// `N passed, M failed`, with `, K skipped` when any were.
+    pub fn line(&self) -> String {
+        let mut s = format!("{} passed, {} failed", self.passed, self.failed);
+        if self.skipped > 0 {
+            s.push_str(&format!(", {} skipped", self.skipped));
+        }
+        s
+    }
+}
+
+/// The tolerance `check` uses for a case (by the input's dtype).
+pub fn tolerance(case: &Case) -> Tolerance {
+    let dtype = if case.input.dtype.is_float() {
+        case.input.dtype
+    } else {
+        DType::Float32
+    };
+    Tolerance::default_for(dtype)
+}
+
+/// Runs an implementation, turning a panic into an error outcome so that it
+/// is reported (and shrunk) like any other disagreement.
+pub fn run_guarded(implementation: Implementation, case: &Case) -> Outcome {
+    catch_unwind(AssertUnwindSafe(|| implementation(case))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Outcome::Error(format!("panicked: {message}"))
+    })
+}
+
+/// Judges one case: the implementation under test against the reference.
+pub fn judge_case(case: &Case, under_test: Implementation, reference: Implementation) -> CaseReport {
+    let actual = run_guarded(under_test, case);
+    let expected = run_guarded(reference, case);
+    judge(case, &actual, Some(&expected), tolerance(case))
+}
+
+/// Runs cases `0..config.cases` of `config.seed` (fewer if the time limit
+/// comes first), calling `progress` after each.
+pub fn run(
+    config: &Config,
+    under_test: Implementation,
+    reference: Implementation,
+    progress: &(dyn Fn() + Sync),
+) -> Summary {
+    let deadline = config.time_limit.map(|t| Instant::now() + t);
+    let next = AtomicU64::new(0);
+    let results: Mutex<Vec<(u64, Status, String)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..config.jobs.max(1) {
+            scope.spawn(|| loop {
+                // Claim the next index only before the deadline, so the cases
+                // run are always a prefix 0..n.
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                if index >= config.cases {
+                    break;
+                }
+                let case = case(config.seed, index, &config.surface);
+                let report = judge_case(&case, under_test, reference);
+                let kept = match report.status {
+                    Status::Passed => String::new(),
+                    _ => report.note,
+                };
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((index, report.status, kept));
+                progress();
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|r| r.0);
+    let mut summary = Summary {
+        run: results.len() as u64,
+        ..Summary::default()
+    };
+    for (index, status, note) in results {
+        match status {
+            Status::Passed => summary.passed += 1,
+            Status::Skipped => summary.skipped += 1,
+            Status::Failed => {
+                summary.failed += 1;
+                summary.failures.push(Failure { index, note });
+            }
+        }
+    }
+    summary
+}
+
+/// Shrinks a failing case while the two sides still disagree.
+pub fn minimise(case: &Case, under_test: Implementation, reference: Implementation, budget: usize) -> Shrunk {
+    let fails = |c: &Case| judge_case(c, under_test, reference).status == Status::Failed;
+    shrink(case, &fails, budget)
+}

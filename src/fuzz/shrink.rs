@@ -1,0 +1,360 @@
+//! Shrinking a failing case: try smaller or simpler variants — fewer rows,
+//! classes and spatial dims, options dropped one at a time, simpler values —
+//! and keep the first one that still fails, until none does.
+//!
+//! Edits are data and applied lazily, so a case with 100 000 classes costs a
+//! list of small edits, not 200 000 copies of itself. Chunks are tried largest
+//! first (halves, quarters, …), so the size falls fast.
+
+use super::slice::{select, squeeze, without};
+use crate::fixture::Case;
+use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
+use crate::tensor::{DType, Data, Tensor};
+
+/// Per-element edits are only tried on tensors up to this size.
+const MAX_ELEMENT_EDITS: usize = 64;
+
+/// The result of shrinking.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    pub case: Case,
+    /// How many candidates were tried.
+    pub evaluations: usize,
+    /// How many of them were accepted.
+    pub steps: usize,
+}
+
+/// Shrinks `case` while `fails` holds, trying at most `budget` candidates.
+pub fn shrink(case: &Case, fails: &dyn Fn(&Case) -> bool, budget: usize) -> Shrunk {
+    let mut current = case.clone();
+    let (mut evaluations, mut steps) = (0, 0);
+    'search: loop {
+        for edit in edits(&current) {
+            if evaluations >= budget {
+                break 'search;
+            }
+            let Some(candidate) = apply(&current, &edit) else { continue };
+            evaluations += 1;
+            if fails(&candidate) {
+                current = candidate;
+                steps += 1;
+                continue 'search;
+            }
+        }
+        break;
+    }
+    Shrunk {
+        case: current,
+        evaluations,
+        steps,
+    }
+}
+
+/// One way to make a case smaller or simpler.
+#[derive(Clone, Debug, PartialEq)]
+enum Edit {
+    RemoveRows(usize, usize),
+    RemoveClasses(usize, usize),
+    /// Input axis (≥ 2) and the range of indices to remove.
+    RemoveSpatial(usize, usize, usize),
+    SqueezeSpatial(usize),
+    DropWeight,
+    DropGradOutput,
+    NoSmoothing,
+    SmoothingOneDecimal,
+    Reduction(Reduction),
+    DefaultIgnoreIndex,
+    Int64Target,
+    RoundInput,
+    InputElement(usize, f64),
+    TargetToZero(usize),
+    WeightElement(usize, f64),
+    GradOutputElement(usize, f64),
+    ProbabilityElement(usize, f64),
+}
+
+/// Halves, quarters, … down to single indices: (start, end) chunks of `0..size`.
+fn chunks(size: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut len = size / 2;
+    while len >= 1 {
+        let mut start = 0;
+        while start < size {
+            out.push((start, (start + len).min(size)));
+            start += len;
+        }
+        len /= 2;
+    }
+    out
+}
+
+fn class_axis(case: &Case) -> usize {
+    usize::from(case.input.shape.len() != 1)
+}
+
+fn is_probability_target(case: &Case) -> bool {
+    case.target.dtype.is_float() && case.target.shape == case.input.shape
+}
+
+/// Every edit worth trying on `case`, most shrinking first.
+fn edits(case: &Case) -> Vec<Edit> {
+    let shape = &case.input.shape;
+    let mut out = Vec::new();
+    if shape.len() >= 2 && shape[0] > 1 {
+        out.extend(chunks(shape[0]).into_iter().map(|(a, b)| Edit::RemoveRows(a, b)));
+    }
+    for axis in 2..shape.len() {
+        if shape[axis] == 1 {
+            out.push(Edit::SqueezeSpatial(axis));
+        } else {
+            out.extend(chunks(shape[axis]).into_iter().map(|(a, b)| Edit::RemoveSpatial(axis, a, b)));
+        }
+    }
+    if let Some(&classes) = shape.get(class_axis(case)) {
+        if classes > 1 {
+            out.extend(chunks(classes).into_iter().map(|(a, b)| Edit::RemoveClasses(a, b)));
+        }
+    }
+    if case.weight.is_some() {
+        out.push(Edit::DropWeight);
+    }
+    if case.grad_output.is_some() {
+        out.push(Edit::DropGradOutput);
+    }
+    if case.label_smoothing != 0.0 {
+        out.push(Edit::NoSmoothing);
+        if (case.label_smoothing * 10.0).round() / 10.0 != case.label_smoothing {
+            out.push(Edit::SmoothingOneDecimal);
+        }
+    }
+    for r in [Reduction::Mean, Reduction::Sum] {
+        if case.reduction != r {
+            out.push(Edit::Reduction(r));
+        }
+    }
+    if case.ignore_index != DEFAULT_IGNORE_INDEX {
+        out.push(Edit::DefaultIgnoreIndex);
+    }
+    if case.target.dtype == DType::UInt8 {
+        out.push(Edit::Int64Target);
+    }
+    out.push(Edit::RoundInput);
+    out.extend(element_edits(&case.input, Edit::InputElement, 0.0));
+    if let Data::Int(targets) = &case.target.data {
+        if targets.len() <= MAX_ELEMENT_EDITS {
+            out.extend((0..targets.len()).filter(|&i| targets[i] != 0).map(Edit::TargetToZero));
+        }
+    }
+    if is_probability_target(case) {
+        out.extend(element_edits(&case.target, Edit::ProbabilityElement, 0.0));
+    }
+    if let Some(w) = &case.weight {
+        out.extend(element_edits(w, Edit::WeightElement, 1.0));
+    }
+    if let Some(g) = &case.grad_output {
+        out.extend(element_edits(g, Edit::GradOutputElement, 1.0));
+    }
+    out
+}
+
+/// Sets each element to `simple`, for small tensors whose element differs.
+fn element_edits(t: &Tensor, edit: fn(usize, f64) -> Edit, simple: f64) -> Vec<Edit> {
+    match t.as_f64() {
+        Some(v) if v.len() <= MAX_ELEMENT_EDITS => (0..v.len())
+            .filter(|&i| v[i] != simple)
+            .map(|i| edit(i, simple))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The case with `edit` applied; None when it does not apply.
+fn apply(case: &Case, edit: &Edit) -> Option<Case> {
+    let mut c = case.clone();
+    match *edit {
+        Edit::RemoveRows(a, b) => {
+            let keep = without(case.input.shape[0], a, b);
+            c.input = select(&case.input, 0, &keep)?;
+            if !case.target.shape.is_empty() {
+                c.target = select(&case.target, 0, &keep)?;
+            }
+            if case.reduction == Reduction::None {
+                c.grad_output = match &case.grad_output {
+                    Some(g) => Some(select(g, 0, &keep)?),
+                    None => None,
+                };
+            }
+        }
+        Edit::RemoveSpatial(axis, a, b) => {
+            let keep = without(case.input.shape[axis], a, b);
+            c.input = select(&case.input, axis, &keep)?;
+            let target_axis = if is_probability_target(case) { axis } else { axis - 1 };
+            c.target = select(&case.target, target_axis, &keep)?;
+            if case.reduction == Reduction::None {
+                c.grad_output = match &case.grad_output {
+                    Some(g) => Some(select(g, axis - 1, &keep)?),
+                    None => None,
+                };
+            }
+        }
+        Edit::SqueezeSpatial(axis) => {
+            c.input = squeeze(&case.input, axis)?;
+            let target_axis = if is_probability_target(case) { axis } else { axis - 1 };
+            c.target = squeeze(&case.target, target_axis)?;
+            if case.reduction == Reduction::None {
+                c.grad_output = match &case.grad_output {
+                    Some(g) => Some(squeeze(g, axis - 1)?),
+                    None => None,
+                };
+            }
+        }
+        Edit::RemoveClasses(a, b) => remove_classes(&mut c, a, b)?,
+        Edit::DropWeight => c.weight = None,
+        Edit::DropGradOutput => c.grad_output = None,
+        Edit::NoSmoothing => c.label_smoothing = 0.0,
+        Edit::SmoothingOneDecimal => c.label_smoothing = (case.label_smoothing * 10.0).round() / 10.0,
+        Edit::Reduction(r) => {
+            c.reduction = r;
+            // A reduced loss takes a 0-d upstream gradient; keep its first value.
+            if case.reduction == Reduction::None {
+                c.grad_output = match &case.grad_output {
+                    Some(g) => Some(Tensor::scalar(g.dtype, *g.as_f64()?.first()?)),
+                    None => None,
+                };
+            }
+        }
+        Edit::DefaultIgnoreIndex => c.ignore_index = DEFAULT_IGNORE_INDEX,
+        Edit::Int64Target => c.target.dtype = DType::Int64,
+        Edit::RoundInput => {
+            let rounded: Vec<f64> = case.input.as_f64()?.iter().map(|v| v.round()).collect();
+            if rounded.iter().zip(case.input.as_f64()?).all(|(a, b)| a == b || a.is_nan()) {
+                return None;
+            }
+            c.input = Tensor::float(case.input.dtype, case.input.shape.clone(), rounded);
+        }
+        Edit::InputElement(i, v) => set(&mut c.input, i, v)?,
+        Edit::ProbabilityElement(i, v) => set(&mut c.target, i, v)?,
+        Edit::WeightElement(i, v) => set(c.weight.as_mut()?, i, v)?,
+        Edit::GradOutputElement(i, v) => set(c.grad_output.as_mut()?, i, v)?,
+        Edit::TargetToZero(i) => match &mut c.target.data {
+            Data::Int(t) => *t.get_mut(i)? = 0,
+            Data::Float(_) => return None,
+        },
+    }
+    Some(c)
+}
+
+fn set(t: &mut Tensor, i: usize, v: f64) -> Option<()> {
+    match &mut t.data {
+        Data::Float(values) => *values.get_mut(i)? = t.dtype.round(v),
+        Data::Int(_) => return None,
+    }
+    Some(())
+}
+
+/// Removes classes `a..b` from the input, a weight of one entry per class and
+/// a probability target; class targets above the range move down, and those
+/// inside it become class 0.
+fn remove_classes(c: &mut Case, a: usize, b: usize) -> Option<()> {
+    let axis = class_axis(c);
+    let classes = *c.input.shape.get(axis)?;
+    let keep = without(classes, a, b);
+    if keep.is_empty() {
+        return None;
+    }
+    let probabilities = is_probability_target(c);
+    c.input = select(&c.input, axis, &keep)?;
+    if let Some(w) = &c.weight {
+        if w.shape == [classes] {
+            c.weight = Some(select(w, 0, &keep)?);
+        }
+    }
+    if probabilities {
+        c.target = select(&c.target, axis, &keep)?;
+        return Some(());
+    }
+    let (removed, ignore_index) = ((b - a) as i64, c.ignore_index);
+    let (a, b) = (a as i64, b as i64);
+    if let Data::Int(targets) = &mut c.target.data {
+        for t in targets.iter_mut() {
+            if *t == ignore_index || *t < a {
+                continue;
+            }
+            *t = if *t < b { 0 } else { *t - removed };
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_go_from_halves_to_singles() {
+        assert_eq!(
+            chunks(4),
+            vec![(0, 2), (2, 4), (0, 1), (1, 2), (2, 3), (3, 4)]
+        );
+        assert_eq!(chunks(3), vec![(0, 1), (1, 2), (2, 3)]);
+        assert!(chunks(1).is_empty());
+    }
+
+    /// A "bug" that shows whenever class 2 of row 0 is present and positive:
+    /// shrinking must keep exactly that and drop the rest.
+    #[test]
+    fn shrinks_to_what_the_failure_needs() {
+        let n = 6;
+        let c = 5;
+        let x: Vec<f64> = (0..n * c).map(|i| 1.5 + i as f64).collect();
+        let mut case = Case::new(
+            "t",
+            Tensor::float(DType::Float32, vec![n, c], x),
+            Tensor::int(DType::Int64, vec![n], vec![4, 3, 2, 1, 0, 4]),
+        );
+        case.weight = Some(Tensor::float(DType::Float32, vec![c], vec![0.5; c]));
+        case.label_smoothing = 0.37;
+        // Fails while some logit is ≥ 12 (only in rows ≥ 2 at first).
+        let fails = |k: &Case| k.input.to_f64().iter().any(|&v| v >= 12.0);
+        let s = shrink(&case, &fails, 10_000);
+        assert_eq!(s.case.input.shape, vec![1, 1]);
+        assert!(s.case.input.to_f64()[0] >= 12.0);
+        assert!(s.case.weight.is_none());
+        assert_eq!(s.case.label_smoothing, 0.0);
+        assert_eq!(s.case.target.to_f64(), vec![0.0]);
+        assert!(fails(&s.case));
+    }
+
+    #[test]
+    fn removing_classes_remaps_class_targets() {
+        let mut case = Case::new(
+            "t",
+            Tensor::float(DType::Float64, vec![3, 4], vec![0.0; 12]),
+            Tensor::int(DType::Int64, vec![3], vec![3, 1, -100]),
+        );
+        case.weight = Some(Tensor::float(DType::Float64, vec![4], vec![1.0, 2.0, 3.0, 4.0]));
+        remove_classes(&mut case, 1, 3).unwrap();
+        assert_eq!(case.input.shape, vec![3, 2]);
+        assert_eq!(case.weight.unwrap().to_f64(), vec![1.0, 4.0]);
+        assert_eq!(case.target.as_i64().unwrap(), &[1, 0, -100]);
+    }
+
+    #[test]
+    fn a_budget_bounds_the_work() {
+        let case = Case::new(
+            "t",
+            Tensor::float(DType::Float32, vec![4, 100_000], vec![1.0; 400_000]),
+            Tensor::int(DType::Int64, vec![4], vec![0, 1, 2, 3]),
+        );
+        let calls = std::cell::Cell::new(0);
+        let fails = |_: &Case| {
+            calls.set(calls.get() + 1);
+            true
+        };
+        // Every candidate "still fails", so each accepted edit halves something.
+        let s = shrink(&case, &fails, 100);
+        assert!(calls.get() <= 100);
+        assert_eq!(s.case.input.shape[0], 1);
+        assert!(s.case.input.shape[1] < 100);
+    }
+}

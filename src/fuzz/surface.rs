@@ -1,0 +1,163 @@
+//! Which parts of `F.cross_entropy`'s surface the generator draws from.
+//! The default holds what the Rust loss is known to match libtorch on; the
+//! rest can be switched on by name while it is being finished.
+
+use std::fmt;
+
+/// One part of the surface beyond 2-D float32/float64 input with int64 class targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feature {
+    /// (N, C, d1, …, dk) input with k from 1 to 3.
+    KDim,
+    /// (C,) input with a 0-d target.
+    Unbatched,
+    /// Class-probability targets shaped like the input.
+    Probabilities,
+    /// uint8 class targets (2-D input only, as libtorch allows).
+    UInt8Targets,
+    /// float16 and bfloat16 input, weight and targets.
+    Half,
+    /// ±inf and NaN injected into the logits.
+    NonFinite,
+    /// A batch (or a spatial dim) of size 0.
+    Empty,
+    /// C up to 100 000 in a few cases (most stay small).
+    HugeClasses,
+    /// Input both sides must reject with the same message.
+    Invalid,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 9] = [
+        Feature::KDim,
+        Feature::Unbatched,
+        Feature::Probabilities,
+        Feature::UInt8Targets,
+        Feature::Half,
+        Feature::NonFinite,
+        Feature::Empty,
+        Feature::HugeClasses,
+        Feature::Invalid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::KDim => "kdim",
+            Feature::Unbatched => "unbatched",
+            Feature::Probabilities => "probabilities",
+            Feature::UInt8Targets => "uint8",
+            Feature::Half => "half",
+            Feature::NonFinite => "nonfinite",
+            Feature::Empty => "empty",
+            Feature::HugeClasses => "huge",
+            Feature::Invalid => "invalid",
+        }
+    }
+}
+
+/// A set of features.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Surface {
+    features: Vec<Feature>,
+}
+
+impl Surface {
+    /// What the Rust loss matches libtorch on today.
+    pub fn supported() -> Surface {
+        Surface::of(&[
+            Feature::KDim,
+            Feature::Unbatched,
+            Feature::Probabilities,
+            Feature::UInt8Targets,
+            Feature::NonFinite,
+            Feature::Empty,
+            Feature::HugeClasses,
+            Feature::Invalid,
+        ])
+    }
+
+    /// The whole surface of issue 4.
+    pub fn all() -> Surface {
+        Surface::of(&Feature::ALL)
+    }
+
+    /// 2-D float32/float64 input with int64 class targets and every option.
+    pub fn core() -> Surface {
+        Surface::of(&[])
+    }
+
+    pub fn of(features: &[Feature]) -> Surface {
+        let mut features = features.to_vec();
+        features.sort();
+        features.dedup();
+        Surface { features }
+    }
+
+    pub fn has(&self, feature: Feature) -> bool {
+        self.features.contains(&feature)
+    }
+
+    /// Parses a comma-separated list: `default`, `all`, `core`, feature names,
+    /// and `-name` to remove one, e.g. `default,half` or `all,-invalid`.
+    ///
+    /// # Errors
+    /// A message naming the unknown word and the known ones.
+    pub fn parse(spec: &str) -> Result<Surface, String> {
+        let mut features: Vec<Feature> = Vec::new();
+        for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let (remove, name) = match word.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, word),
+            };
+            let named: Vec<Feature> = match name {
+                "default" => Surface::supported().features,
+                "all" => Feature::ALL.to_vec(),
+                "core" => Vec::new(),
+                _ => vec![Feature::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| {
+                    let known: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+                    format!(
+                        "unknown surface feature {name:?} (expected default, all, core or one of {})",
+                        known.join(", ")
+                    )
+                })?],
+            };
+            if remove {
+                features.retain(|f| !named.contains(f));
+            } else {
+                features.extend(named);
+            }
+        }
+        Ok(Surface::of(&features))
+    }
+}
+
+impl Default for Surface {
+    fn default() -> Self {
+        Surface::supported()
+    }
+}
+
+impl fmt::Display for Surface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.features.is_empty() {
+            return f.write_str("core");
+        }
+        let names: Vec<&str> = self.features.iter().map(|x| x.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_adds_and_removes() {
+        let s = Surface::parse("core,half,kdim").unwrap();
+        assert!(s.has(Feature::Half) && s.has(Feature::KDim) && !s.has(Feature::Invalid));
+        let s = Surface::parse("all,-half").unwrap();
+        assert!(!s.has(Feature::Half) && s.has(Feature::Invalid));
+        assert_eq!(Surface::parse("default").unwrap(), Surface::supported());
+        assert!(Surface::parse("kdim,frobs").unwrap_err().contains("\"frobs\""));
+    }
+}
