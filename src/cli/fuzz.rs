@@ -14,8 +14,6 @@ use ce_parity::runner::{run_rust, Implementation};
 
 /// Candidates the shrinker may try per failure.
 const SHRINK_BUDGET: usize = 2000;
-/// Failures listed one per line; the rest are counted.
-const LISTED: usize = 20;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,6 +39,9 @@ pub struct Args {
     /// Shrink and save at most this many failures, the first ones by index.
     #[arg(long, default_value_t = 5)]
     max_shrink: usize,
+    /// List at most this many failures, one per line; the rest are counted.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -75,11 +76,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let summary = fuzz::run(&config, under_test, reference, &|| bar.inc(1));
     bar.finish_and_clear();
 
-    for failure in summary.failures.iter().take(LISTED) {
+    for failure in summary.failures.iter().take(args.show) {
         println!("FAIL case {}: {}", failure.index, failure.note);
     }
-    if summary.failures.len() > LISTED {
-        println!("… and {} more failures", summary.failures.len() - LISTED);
+    if summary.failures.len() > args.show {
+        println!("… and {} more failures", summary.failures.len() - args.show);
     }
     for failure in summary.failures.iter().take(args.max_shrink) {
         let case = fuzz::case(seed, failure.index, &config.surface);

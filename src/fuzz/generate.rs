@@ -241,8 +241,9 @@ impl Gen<'_> {
             .collect()
     }
 
-    /// Normalised, one-hot, or unnormalised (even negative) class probabilities.
+    /// Normalised, one-hot, or unnormalised (with `negative`, even negative) class probabilities.
     fn probabilities(&mut self, dtype: DType, shape: &[usize], classes: usize) -> Tensor {
+        let low = if self.surface.has(Feature::NegativeWeights) { -0.5 } else { 0.0 };
         let n: usize = shape.iter().product();
         // Classes of one position lie `stride` apart.
         let stride: usize = shape.get(2..).map_or(1, |s| s.iter().product());
@@ -250,7 +251,7 @@ impl Gen<'_> {
         let mut values: Vec<f64> = match kind {
             0 => (0..n).map(|_| self.rng.gen_range(0.0..1.0)).collect(),
             1 => vec![0.0; n],
-            _ => (0..n).map(|_| self.rng.gen_range(-0.5..1.5)).collect(),
+            _ => (0..n).map(|_| self.rng.gen_range(low..1.5)).collect(),
         };
         for position in 0..n / classes {
             let (b, s) = (position / stride, position % stride);
@@ -272,7 +273,8 @@ impl Gen<'_> {
     /// Positive weights, sometimes with zeros or negatives.
     fn weight(&mut self, dtype: DType, classes: usize) -> Tensor {
         let p_zero = self.pick(&[(4.0, 0.0), (1.0, 0.3)]);
-        let p_negative = self.pick(&[(4.0, 0.0), (1.0, 0.3)]);
+        let negative = self.on(Feature::NegativeWeights);
+        let p_negative = self.pick(&[(4.0, 0.0), (negative, 0.3)]);
         let values = (0..classes)
             .map(|_| {
                 let w = self.rng.gen_range(0.1..2.0);

