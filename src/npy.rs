@@ -119,7 +119,12 @@ impl Header {
             let key = p.string()?;
             p.expect(':')?;
             match key.as_str() {
-                "descr" => descr = Some(p.string().map_err(|e| format!("descr: {e} (structured dtypes are not supported)"))?),
+                "descr" => {
+                    descr = Some(
+                        p.string()
+                            .map_err(|e| format!("descr: {e} (structured dtypes are not supported)"))?,
+                    )
+                }
                 "fortran_order" => fortran = Some(p.boolean()?),
                 "shape" => shape = Some(p.tuple()?),
                 other => return Err(format!("header has an unknown key {other:?}")),
@@ -178,7 +183,9 @@ fn decode(header: &Header, data: &[u8]) -> Result<Tensor, String> {
             "shape {:?} of {} needs {} bytes of data, the file has {}",
             header.shape,
             header.dtype,
-            numel.checked_mul(size).map_or("more than usize".to_string(), |n| n.to_string()),
+            numel
+                .checked_mul(size)
+                .map_or("more than usize".to_string(), |n| n.to_string()),
             data.len()
         )
     })?;
@@ -286,9 +293,7 @@ impl Literal<'_> {
             _ => return Err(format!("malformed header: expected a string at {:?}", self.excerpt())),
         };
         let body = &self.rest[1..];
-        let end = body
-            .find(quote)
-            .ok_or("malformed header: unterminated string")?;
+        let end = body.find(quote).ok_or("malformed header: unterminated string")?;
         self.rest = &body[end + 1..];
         Ok(body[..end].to_string())
     }
@@ -301,7 +306,10 @@ impl Literal<'_> {
                 return Ok(value);
             }
         }
-        Err(format!("malformed header: expected True or False at {:?}", self.excerpt()))
+        Err(format!(
+            "malformed header: expected True or False at {:?}",
+            self.excerpt()
+        ))
     }
 
     /// `(2, 3)`, `(5,)` or `()`.
@@ -349,15 +357,22 @@ mod tests {
     #[test]
     fn header_literals() {
         let h = Header::parse("{'descr': '>f8', 'fortran_order': False, 'shape': (2, 3), }   \n").unwrap();
-        assert_eq!((h.dtype, h.big_endian, h.fortran_order, h.shape), (DType::Float64, true, false, vec![2, 3]));
+        assert_eq!(
+            (h.dtype, h.big_endian, h.fortran_order, h.shape),
+            (DType::Float64, true, false, vec![2, 3])
+        );
         let h = Header::parse("{\"shape\": (), \"descr\": \"|u1\", \"fortran_order\": True}").unwrap();
         assert_eq!((h.dtype, h.fortran_order, h.shape), (DType::UInt8, true, vec![]));
-        assert!(Header::parse("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }")
-            .unwrap_err()
-            .contains("\"<i4\" is not supported"));
-        assert!(Header::parse("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }")
-            .unwrap_err()
-            .contains("negative"));
+        assert!(
+            Header::parse("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }")
+                .unwrap_err()
+                .contains("\"<i4\" is not supported")
+        );
+        assert!(
+            Header::parse("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }")
+                .unwrap_err()
+                .contains("negative")
+        );
         assert!(Header::parse("{'descr': '<f4', 'fortran_order': False}")
             .unwrap_err()
             .contains("no 'shape'"));

@@ -92,7 +92,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(case) => {
             anyhow::ensure!(args.paths.is_empty(), "give fixture paths or --input, not both");
             let description = "tensors from .npy files".to_string();
-            vec![(case.name.clone(), fixture::Fixture { description, cases: vec![case] })]
+            vec![(
+                case.name.clone(),
+                fixture::Fixture {
+                    description,
+                    cases: vec![case],
+                },
+            )]
         }
         None => load_all(&args.paths)?,
     };

@@ -51,9 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(t) => anyhow::bail!("--time must be a positive number of seconds, got {t}"),
         None => None,
     };
-    let cases = args
-        .cases
-        .unwrap_or(if time_limit.is_some() { u64::MAX } else { 1000 });
+    let cases = args.cases.unwrap_or(if time_limit.is_some() { u64::MAX } else { 1000 });
     let seed = args.seed.unwrap_or_else(clock_seed);
     let jobs = args
         .jobs
@@ -125,9 +123,8 @@ fn progress_bar(cases: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     if cases == u64::MAX {
-        return ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {pos} cases, {elapsed}").expect("valid template"),
-        );
+        return ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} {pos} cases, {elapsed}").expect("valid template"));
     }
     ProgressBar::new(cases).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} cases, {elapsed} (eta {eta})").expect("valid template"),

@@ -76,7 +76,12 @@ impl Gen<'_> {
             }
             r -= w;
         }
-        options.iter().rev().find(|o| o.0 > 0.0).expect("one option available").1
+        options
+            .iter()
+            .rev()
+            .find(|o| o.0 > 0.0)
+            .expect("one option available")
+            .1
     }
 
     fn on(&self, feature: Feature) -> f64 {
@@ -143,7 +148,11 @@ impl Gen<'_> {
         };
         let positions = batch * inner;
 
-        let mut case = Case::new(name, self.logits(dtype, &shape), Tensor::int(DType::Int64, vec![], vec![0]));
+        let mut case = Case::new(
+            name,
+            self.logits(dtype, &shape),
+            Tensor::int(DType::Int64, vec![], vec![0]),
+        );
         let kind = self.pick(&[
             (5.0, TargetKind::Int64),
             (
@@ -161,7 +170,11 @@ impl Gen<'_> {
                 } else {
                     DType::Int64
                 };
-                Tensor::int(dtype, loss_shape.clone(), self.classes_of(kind, positions, classes, case.ignore_index))
+                Tensor::int(
+                    dtype,
+                    loss_shape.clone(),
+                    self.classes_of(kind, positions, classes, case.ignore_index),
+                )
             }
         };
         if self.chance(0.5) {
@@ -243,7 +256,11 @@ impl Gen<'_> {
 
     /// Normalised, one-hot, or unnormalised (with `negative`, even negative) class probabilities.
     fn probabilities(&mut self, dtype: DType, shape: &[usize], classes: usize) -> Tensor {
-        let low = if self.surface.has(Feature::NegativeWeights) { -0.5 } else { 0.0 };
+        let low = if self.surface.has(Feature::NegativeWeights) {
+            -0.5
+        } else {
+            0.0
+        };
         let n: usize = shape.iter().product();
         // Classes of one position lie `stride` apart.
         let stride: usize = shape.get(2..).map_or(1, |s| s.iter().product());
@@ -298,12 +315,20 @@ impl Gen<'_> {
         match self.range(0, 7) {
             0 if index_target && !case.target.is_empty() => {
                 // A target out of range that is not ignore_index.
-                let bad = if case.ignore_index == classes { classes + 1 } else { classes };
+                let bad = if case.ignore_index == classes {
+                    classes + 1
+                } else {
+                    classes
+                };
                 set_int(&mut case.target, 0, bad);
             }
             0 | 1 => case.label_smoothing = 1.0 + self.rng.gen_range(0.001..1.0),
             2 => {
-                let len = if self.chance(0.5) { classes + 1 } else { (classes - 1).max(0) };
+                let len = if self.chance(0.5) {
+                    classes + 1
+                } else {
+                    (classes - 1).max(0)
+                };
                 let dtype = case.input.dtype;
                 case.weight = Some(Tensor::float(dtype, vec![len as usize], vec![1.0; len as usize]));
             }
@@ -366,10 +391,12 @@ mod tests {
             let a = case(7, i, &s);
             let b = case(7, i, &s);
             // Compare as JSON: NaN in the data defeats PartialEq.
-            let json = |c: &Case| crate::fixture::to_json(&crate::fixture::Fixture {
-                description: String::new(),
-                cases: vec![c.clone()],
-            });
+            let json = |c: &Case| {
+                crate::fixture::to_json(&crate::fixture::Fixture {
+                    description: String::new(),
+                    cases: vec![c.clone()],
+                })
+            };
             assert_eq!(json(&a), json(&b));
             assert_ne!(json(&case(7, i, &s)), json(&case(8, i, &s)));
         }

@@ -33,7 +33,9 @@ pub fn shrink(case: &Case, fails: &dyn Fn(&Case) -> bool, budget: usize) -> Shru
             if evaluations >= budget {
                 break 'search;
             }
-            let Some(candidate) = apply(&current, &edit) else { continue };
+            let Some(candidate) = apply(&current, &edit) else {
+                continue;
+            };
             evaluations += 1;
             if fails(&candidate) {
                 current = candidate;
@@ -107,7 +109,11 @@ fn edits(case: &Case) -> Vec<Edit> {
         if shape[axis] == 1 {
             out.push(Edit::SqueezeSpatial(axis));
         } else {
-            out.extend(chunks(shape[axis]).into_iter().map(|(a, b)| Edit::RemoveSpatial(axis, a, b)));
+            out.extend(
+                chunks(shape[axis])
+                    .into_iter()
+                    .map(|(a, b)| Edit::RemoveSpatial(axis, a, b)),
+            );
         }
     }
     if let Some(&classes) = shape.get(class_axis(case)) {
@@ -227,7 +233,11 @@ fn apply(case: &Case, edit: &Edit) -> Option<Case> {
         Edit::Int64Target => c.target.dtype = DType::Int64,
         Edit::RoundInput => {
             let rounded: Vec<f64> = case.input.as_f64()?.iter().map(|v| v.round()).collect();
-            if rounded.iter().zip(case.input.as_f64()?).all(|(a, b)| a == b || a.is_nan()) {
+            if rounded
+                .iter()
+                .zip(case.input.as_f64()?)
+                .all(|(a, b)| a == b || a.is_nan())
+            {
                 return None;
             }
             c.input = Tensor::float(case.input.dtype, case.input.shape.clone(), rounded);
@@ -292,10 +302,7 @@ mod tests {
 
     #[test]
     fn chunks_go_from_halves_to_singles() {
-        assert_eq!(
-            chunks(4),
-            vec![(0, 2), (2, 4), (0, 1), (1, 2), (2, 3), (3, 4)]
-        );
+        assert_eq!(chunks(4), vec![(0, 2), (2, 4), (0, 1), (1, 2), (2, 3), (3, 4)]);
         assert_eq!(chunks(3), vec![(0, 1), (1, 2), (2, 3)]);
         assert!(chunks(1).is_empty());
     }

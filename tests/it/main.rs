@@ -5,7 +5,11 @@ mod cli;
 mod closed_form;
 mod errors;
 mod fixtures;
+mod fuzz;
+mod hostile;
 #[cfg(feature = "torch")]
 mod libtorch;
+mod npy;
+mod properties;
 mod recorded;
 mod surface;
