@@ -13,3 +13,5 @@ mod npy;
 mod properties;
 mod recorded;
 mod surface;
+#[cfg(feature = "torch")]
+mod tensors_cli;
