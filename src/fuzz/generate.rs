@@ -125,18 +125,24 @@ impl Gen<'_> {
             (self.on(Feature::Unbatched), Layout::Unbatched),
         ]);
         let empty = self.surface.has(Feature::Empty) && self.chance(0.04);
-        let spatial: Vec<usize> = match layout {
+        let mut spatial: Vec<usize> = match layout {
             Layout::KDim => {
                 let k = self.range(1, 3);
                 (0..k).map(|_| self.range(1, 3)).collect()
             }
             _ => Vec::new(),
         };
-        let inner: usize = spatial.iter().product::<usize>().max(1);
+        // An empty k-dim case is empty in a spatial dim or in the batch.
+        let empty_batch = empty && (spatial.is_empty() || self.chance(0.5));
+        if empty && !empty_batch {
+            let at = self.range(0, spatial.len() - 1);
+            spatial[at] = 0;
+        }
+        let inner: usize = spatial.iter().product::<usize>();
         let batch = match layout {
             Layout::Unbatched => 1,
-            _ if empty => 0,
-            _ => self.range(1, 5).min((MAX_ELEMENTS / (classes * inner)).max(1)),
+            _ if empty_batch => 0,
+            _ => self.range(1, 5).min((MAX_ELEMENTS / (classes * inner.max(1))).max(1)),
         };
         let shape: Vec<usize> = match layout {
             Layout::Unbatched => vec![classes],
