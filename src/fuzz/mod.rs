@@ -155,8 +155,44 @@ pub fn run(
     summary
 }
 
-/// Shrinks a failing case while the two sides still disagree.
+/// The kind of a disagreement. Shrinking keeps it, so that one bug does not
+/// slip into another on the way (e.g. one rejection message into another).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Both compute; the numbers differ.
+    Values,
+    /// Both reject; the messages differ. Holds the reference's message with
+    /// digits removed, so sizes may shrink but the message may not change.
+    Messages(String),
+    /// Only the implementation under test rejects.
+    UnderTestRejects,
+    /// Only the reference rejects, with this message (digits removed).
+    ReferenceRejects(String),
+    /// Anything else (a skip on one side).
+    Other,
+}
+
+impl Kind {
+    pub fn of(under_test: &Outcome, reference: &Outcome) -> Kind {
+        let shape = |m: &str| m.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
+        match (under_test, reference) {
+            (Outcome::Values { .. }, Outcome::Values { .. }) => Kind::Values,
+            (Outcome::Error(_), Outcome::Error(r)) => Kind::Messages(shape(r)),
+            (Outcome::Error(_), Outcome::Values { .. }) => Kind::UnderTestRejects,
+            (Outcome::Values { .. }, Outcome::Error(r)) => Kind::ReferenceRejects(shape(r)),
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// Shrinks a failing case while the two sides still disagree in the same way.
 pub fn minimise(case: &Case, under_test: Implementation, reference: Implementation, budget: usize) -> Shrunk {
-    let fails = |c: &Case| judge_case(c, under_test, reference).status == Status::Failed;
+    let kind = |c: &Case| -> (Status, Kind) {
+        let (actual, expected) = (run_guarded(under_test, c), run_guarded(reference, c));
+        let status = judge(c, &actual, Some(&expected), tolerance(c)).status;
+        (status, Kind::of(&actual, &expected))
+    };
+    let original = kind(case).1;
+    let fails = |c: &Case| kind(c) == (Status::Failed, original.clone());
     shrink(case, &fails, budget)
 }
