@@ -326,13 +326,12 @@ impl Gen<'_> {
         let classes = case.input.shape[usize::from(dims != 1)] as i64;
         let index_target = !case.target.dtype.is_float();
         match self.range(0, 7) {
-            0 if index_target && !case.target.is_empty() => {
-                // A target out of range that is not ignore_index.
-                let bad = if case.ignore_index == classes {
-                    classes + 1
-                } else {
-                    classes
-                };
+            // A target out of range that is not ignore_index (and fits the dtype).
+            0 if index_target
+                && !case.target.is_empty()
+                && (case.target.dtype == DType::Int64 || out_of_range(case, classes) <= 255) =>
+            {
+                let bad = out_of_range(case, classes);
                 set_int(&mut case.target, 0, bad);
             }
             0 | 1 => case.label_smoothing = 1.0 + self.rng.gen_range(0.001..1.0),
@@ -387,6 +386,15 @@ impl Gen<'_> {
     }
 }
 
+/// The smallest class index ≥ C that is not `ignore_index`.
+fn out_of_range(case: &Case, classes: i64) -> i64 {
+    if case.ignore_index == classes {
+        classes + 1
+    } else {
+        classes
+    }
+}
+
 fn set_int(t: &mut Tensor, at: usize, value: i64) {
     if let crate::tensor::Data::Int(v) = &mut t.data {
         v[at] = value;
@@ -412,6 +420,21 @@ mod tests {
             };
             assert_eq!(json(&a), json(&b));
             assert_ne!(json(&case(7, i, &s)), json(&case(8, i, &s)));
+        }
+    }
+
+    #[test]
+    fn every_case_saves_as_a_readable_fixture() {
+        let s = Surface::all();
+        for i in 0..500 {
+            let fixture = crate::fixture::Fixture {
+                description: String::new(),
+                cases: vec![case(2, i, &s)],
+            };
+            let text = crate::fixture::to_json(&fixture);
+            let back = crate::fixture::parse(std::path::Path::new("f.json"), &text)
+                .unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_eq!(crate::fixture::to_json(&back), text, "case {i}");
         }
     }
 
