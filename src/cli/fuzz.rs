@@ -59,6 +59,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
     // Parallelism comes from the workers; libtorch's own threads would fight them.
     tch::set_num_threads(1);
+    // A panic in the loss is caught and reported as a failing case (its message
+    // in the note); the default hook would print it, with a backtrace, on every
+    // shrinking step.
+    std::panic::set_hook(Box::new(|_| {}));
     let config = Config {
         seed,
         cases,

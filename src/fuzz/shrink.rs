@@ -2,7 +2,8 @@
 //! classes and spatial dims, options dropped one at a time, simpler values —
 //! and keep the first one that still fails, until none does.
 //!
-//! Edits are data and applied lazily, so a case with 100 000 classes costs a
+//! Every edit moves one way (smaller, or closer to a default), so the search
+//! ends. Edits are data and applied lazily, so a case with 100 000 classes costs a
 //! list of small edits, not 200 000 copies of itself. Chunks are tried largest
 //! first (halves, quarters, …), so the size falls fast.
 
@@ -133,10 +134,11 @@ fn edits(case: &Case) -> Vec<Edit> {
             out.push(Edit::SmoothingOneDecimal);
         }
     }
-    for r in [Reduction::Mean, Reduction::Sum] {
-        if case.reduction != r {
-            out.push(Edit::Reduction(r));
-        }
+    // One way only (none → sum → mean, the default), so edits cannot cycle.
+    match case.reduction {
+        Reduction::None => out.extend([Edit::Reduction(Reduction::Mean), Edit::Reduction(Reduction::Sum)]),
+        Reduction::Sum => out.push(Edit::Reduction(Reduction::Mean)),
+        Reduction::Mean => {}
     }
     if case.ignore_index != DEFAULT_IGNORE_INDEX {
         out.push(Edit::DefaultIgnoreIndex);
@@ -344,6 +346,24 @@ mod tests {
         assert_eq!(case.input.shape, vec![3, 2]);
         assert_eq!(case.weight.unwrap().to_f64(), vec![1.0, 4.0]);
         assert_eq!(case.target.as_i64().unwrap(), &[1, 0, -100]);
+    }
+
+    #[test]
+    fn edits_do_not_cycle() {
+        let mut case = Case::new(
+            "t",
+            Tensor::float(DType::Float64, vec![2, 3, 0], vec![]),
+            Tensor::int(DType::Int64, vec![2, 0], vec![]),
+        );
+        case.reduction = Reduction::None;
+        case.ignore_index = 3;
+        case.label_smoothing = 0.25;
+        // Every candidate "fails": the search must still end, well before the budget.
+        let s = shrink(&case, &|_| true, 10_000);
+        assert!(s.evaluations < 100, "{} evaluations", s.evaluations);
+        assert_eq!(s.case.reduction, Reduction::Mean);
+        assert_eq!(s.case.label_smoothing, 0.0);
+        assert_eq!(s.case.input.shape, vec![1, 1, 0]);
     }
 
     #[test]
