@@ -9,7 +9,7 @@ use clap::ValueEnum;
 
 use ce_parity::compare::Tolerance;
 use ce_parity::fixture::{self, Case};
-use ce_parity::runner::{judge, run_rust, CaseReport, Outcome, Status};
+use ce_parity::runner::{run_rust, verdict, CaseReport, Outcome, Status};
 use ce_parity::tensor::DType;
 
 use super::tensors::TensorArgs;
@@ -158,7 +158,14 @@ fn tolerance_for(case: &Case, args: &Args) -> Tolerance {
 fn check_case(case: &Case, args: &Args, live: bool) -> CaseReport {
     let rust = run_rust(case);
     let libtorch = if live { run_libtorch(case) } else { None };
-    judge(case, &rust, libtorch.as_ref(), tolerance_for(case, args))
+    let float64 = |c: &Case| {
+        if live {
+            run_libtorch(c).unwrap_or_else(|| run_rust(c))
+        } else {
+            run_rust(c)
+        }
+    };
+    verdict(case, &rust, libtorch.as_ref(), float64, tolerance_for(case, args))
 }
 
 #[cfg(feature = "torch")]

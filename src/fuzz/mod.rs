@@ -23,7 +23,7 @@ pub use surface::{Feature, Surface};
 
 use crate::compare::Tolerance;
 use crate::fixture::Case;
-use crate::runner::{judge, CaseReport, Implementation, Outcome, Status};
+use crate::runner::{arbitrate, in_float64, judge, CaseReport, Implementation, Outcome, Status};
 use crate::tensor::DType;
 
 /// What to run.
@@ -96,7 +96,18 @@ pub fn run_guarded(implementation: Implementation, case: &Case) -> Outcome {
 pub fn judge_case(case: &Case, under_test: Implementation, reference: Implementation) -> CaseReport {
     let actual = run_guarded(under_test, case);
     let expected = run_guarded(reference, case);
-    judge(case, &actual, Some(&expected), tolerance(case))
+    verdict(case, &actual, &expected, reference)
+}
+
+/// `check`'s rules, including its arbitration of float32 rounding by the
+/// reference's own float64 result.
+fn verdict(case: &Case, actual: &Outcome, expected: &Outcome, reference: Implementation) -> CaseReport {
+    let report = judge(case, actual, Some(expected), tolerance(case));
+    if report.status != Status::Failed {
+        return report;
+    }
+    let precise = run_guarded(reference, &in_float64(case));
+    arbitrate(report, case, actual, expected, &precise, tolerance(case))
 }
 
 /// Runs cases `0..config.cases` of `config.seed` (fewer if the time limit
@@ -189,7 +200,7 @@ impl Kind {
 pub fn minimise(case: &Case, under_test: Implementation, reference: Implementation, budget: usize) -> Shrunk {
     let kind = |c: &Case| -> (Status, Kind) {
         let (actual, expected) = (run_guarded(under_test, c), run_guarded(reference, c));
-        let status = judge(c, &actual, Some(&expected), tolerance(c)).status;
+        let status = verdict(c, &actual, &expected, reference).status;
         (status, Kind::of(&actual, &expected))
     };
     let original = kind(case).1;

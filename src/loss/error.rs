@@ -14,6 +14,9 @@ pub enum LossError {
     LabelSmoothingNan,
     /// A class target outside [0, C) that is not `ignore_index`.
     TargetOutOfBounds(i64),
+    /// The same for a uint8 target under `none`, which libtorch prints as a
+    /// character (the raw byte; bytes above 127 are not UTF-8 and read as U+FFFD).
+    TargetOutOfBoundsByte(u8),
     /// Input and target disagree on the batch dimension.
     BatchSizeMismatch { input: usize, target: usize },
     /// The weight does not have exactly one entry per class.
@@ -57,6 +60,10 @@ impl fmt::Display for LossError {
             ),
             LossError::LabelSmoothingNan => f.write_str("label_smoothing must not be NaN"),
             LossError::TargetOutOfBounds(t) => write!(f, "Target {t} is out of bounds."),
+            LossError::TargetOutOfBoundsByte(b) => {
+                let shown = if b.is_ascii() { char::from(*b) } else { char::REPLACEMENT_CHARACTER };
+                write!(f, "Target {shown} is out of bounds.")
+            }
             LossError::BatchSizeMismatch { input, target } => write!(
                 f,
                 "Expected input batch_size ({input}) to match target batch_size ({target})."

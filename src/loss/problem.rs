@@ -255,7 +255,8 @@ pub fn check_signature(sig: &Signature<'_>) -> Result<Accepted, LossError> {
 
 /// Errors libtorch raises only after the nll has been computed (and so after
 /// out-of-range targets): the smoothing term's shape and dtype handling.
-pub(crate) fn check_smoothing_shapes(sig: &Signature<'_>) -> Result<(), LossError> {
+/// `any_kept`: whether any class target is not ignored.
+pub(crate) fn check_smoothing_shapes(sig: &Signature<'_>, any_kept: bool) -> Result<(), LossError> {
     if sig.label_smoothing <= 0.0 {
         return Ok(());
     }
@@ -292,9 +293,9 @@ pub(crate) fn check_smoothing_shapes(sig: &Signature<'_>) -> Result<(), LossErro
             }
         }
     }
-    // The smoothing mean gathers the target weights with the targets as
-    // indices, which must be int32 or int64.
-    if sig.reduction == Reduction::Mean && sig.target.0 == DType::UInt8 {
+    // The smoothing mean gathers the weights of the kept targets with the
+    // targets as indices, which must be int32 or int64 (an empty gather passes).
+    if sig.reduction == Reduction::Mean && sig.target.0 == DType::UInt8 && any_kept {
         return Err(LossError::Rejected(
             "gather(): Expected dtype int32/int64 for index".into(),
         ));
@@ -361,6 +362,11 @@ pub(crate) fn validate_values<T: Element>(
             if t == options.ignore_index {
                 classes.push(None);
             } else if t < 0 || t as u64 >= accepted.classes as u64 {
+                // Under `none` with 2-D input libtorch streams a uint8 target
+                // as a character, not a number.
+                if matches!(target, Target::ClassesU8(_)) && options.reduction == Reduction::None && shape.len() == 2 {
+                    return Err(LossError::TargetOutOfBoundsByte(t as u8));
+                }
                 return Err(LossError::TargetOutOfBounds(t));
             } else {
                 classes.push(Some(t as usize));
@@ -368,8 +374,8 @@ pub(crate) fn validate_values<T: Element>(
         }
         Targets::Classes(classes)
     };
-    if !accepted.probabilities {
-        check_smoothing_shapes(sig)?;
+    if let Targets::Classes(classes) = &targets {
+        check_smoothing_shapes(sig, classes.iter().any(Option::is_some))?;
     }
     let (batch, inner, loss_shape) = if shape.len() == 1 {
         (1, 1, vec![])

@@ -5,7 +5,7 @@ use ce_parity::compare::Tolerance;
 use ce_parity::fixture::Case;
 use ce_parity::loss::Reduction;
 use ce_parity::reference::run_libtorch;
-use ce_parity::runner::{judge, run_rust, Outcome, Status};
+use ce_parity::runner::{judge, run_rust, verdict, Outcome, Status};
 use ce_parity::tensor::{DType, Tensor};
 
 /// A small deterministic generator (xorshift), so the grid is reproducible.
@@ -209,7 +209,13 @@ fn every_bundled_fixture_matches_live_libtorch_and_its_recorded_values() {
             } else {
                 DType::Float32
             });
-            let report = judge(&case, &run_rust(&case), Some(&run_libtorch(&case)), tolerance);
+            let report = verdict(
+                &case,
+                &run_rust(&case),
+                Some(&run_libtorch(&case)),
+                run_libtorch,
+                tolerance,
+            );
             assert_eq!(
                 report.status,
                 Status::Passed,

@@ -5,7 +5,16 @@ use std::path::Path;
 
 use ce_parity::compare::Tolerance;
 use ce_parity::fixture;
-use ce_parity::runner::{judge, run_rust, Status};
+use ce_parity::runner::{judge, run_rust, verdict, Status};
+use ce_parity::tensor::DType;
+
+fn tolerance_for(case: &ce_parity::fixture::Case) -> Tolerance {
+    Tolerance::default_for(if case.input.dtype.is_float() {
+        case.input.dtype
+    } else {
+        DType::Float32
+    })
+}
 
 fn check_file_against_recorded(path: &Path) {
     let fixture = fixture::load(path).unwrap();
@@ -16,7 +25,7 @@ fn check_file_against_recorded(path: &Path) {
             path.display(),
             case.name
         );
-        let report = judge(case, &run_rust(case), None, Tolerance::default_for(case.input.dtype));
+        let report = verdict(case, &run_rust(case), None, run_rust, tolerance_for(case));
         assert_eq!(
             report.status,
             Status::Passed,
