@@ -14,3 +14,6 @@ cargo test
 cargo test --no-default-features
 # The bundled fixtures against live libtorch and their recorded values.
 cargo run --quiet -- check
+# A bounded differential fuzz run over the whole surface (fixed seed; any
+# mismatch is shrunk into target/fuzz-failures/ and fails the run).
+cargo run --quiet -- fuzz --cases 5000 --seed 2026 --out target/fuzz-failures
