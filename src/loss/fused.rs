@@ -443,6 +443,27 @@ pub(crate) fn forward_backward_into<T: Lane>(
     upstream: &[f64],
     out: &mut [T],
 ) -> Option<Vec<(f64, f64)>> {
+    forward_backward(problem, Some(x), upstream, out)
+}
+
+/// Like [`forward_backward_into`] but overwrites the logits with the gradient.
+pub(crate) fn forward_backward_in_place<T: Lane>(
+    problem: &Problem,
+    logits: &mut [T],
+    upstream: &[f64],
+) -> Option<Vec<(f64, f64)>> {
+    forward_backward(problem, None, upstream, logits)
+}
+
+/// The gradient into `out`, reading the logits from `x`, or from `out`
+/// itself when `x` is None (each row, or K-dim batch, is copied first; the
+/// copy stays in cache while the sweeps write over the original).
+fn forward_backward<T: Lane>(
+    problem: &Problem,
+    x: Option<&[T]>,
+    upstream: &[f64],
+    out: &mut [T],
+) -> Option<Vec<(f64, f64)>> {
     let setup = Setup::<T>::new(problem)?;
     let c = problem.classes;
     if c == 0 || problem.positions() == 0 {
@@ -462,9 +483,18 @@ pub(crate) fn forward_backward_into<T: Lane>(
             .zip(terms.par_chunks_mut(rows))
             .enumerate()
             .for_each(|(task, (out_rows, task_terms))| {
+                let mut copy = Vec::new();
                 for (j, (out_row, slot)) in out_rows.chunks_mut(c).zip(task_terms.iter_mut()).enumerate() {
                     let p = task * rows + j;
-                    *slot = setup.row_gradient(&x[p * c..(p + 1) * c], out_row, p, g_of(p));
+                    let logits = match x {
+                        Some(x) => &x[p * c..(p + 1) * c],
+                        None => {
+                            copy.clear();
+                            copy.extend_from_slice(out_row);
+                            &copy[..]
+                        }
+                    };
+                    *slot = setup.row_gradient(logits, out_row, p, g_of(p));
                 }
             });
     } else {
@@ -473,55 +503,15 @@ pub(crate) fn forward_backward_into<T: Lane>(
             .zip(terms.par_chunks_mut(problem.inner))
             .enumerate()
             .for_each(|(b, (out_block, batch_terms))| {
-                columns_backward(&setup, &x[b * block..(b + 1) * block], b, out_block, &g_of, batch_terms);
-            });
-    }
-    Some(terms)
-}
-
-/// Like [`forward_backward_into`] but overwrites the logits with the gradient.
-pub(crate) fn forward_backward_in_place<T: Lane>(
-    problem: &Problem,
-    logits: &mut [T],
-    upstream: &[f64],
-) -> Option<Vec<(f64, f64)>> {
-    let setup = Setup::<T>::new(problem)?;
-    let c = problem.classes;
-    if c == 0 || problem.positions() == 0 {
-        return None;
-    }
-    let mut terms = vec![(0.0, 0.0); problem.positions()];
-    let g_of = |p: usize| {
-        if problem.reduction == Reduction::None {
-            upstream[p]
-        } else {
-            upstream[0]
-        }
-    };
-    if problem.inner == 1 {
-        let rows = rows_per_task(c);
-        logits
-            .par_chunks_mut(rows * c)
-            .zip(terms.par_chunks_mut(rows))
-            .enumerate()
-            .for_each(|(task, (rows_block, task_terms))| {
-                // One row's copy, in cache: the sweeps read it while writing the row.
-                let mut copy = Vec::with_capacity(c);
-                for (j, (row, slot)) in rows_block.chunks_mut(c).zip(task_terms.iter_mut()).enumerate() {
-                    copy.clear();
-                    copy.extend_from_slice(row);
-                    *slot = setup.row_gradient(&copy, row, task * rows + j, g_of(task * rows + j));
-                }
-            });
-    } else {
-        let block = c * problem.inner;
-        logits
-            .par_chunks_mut(block)
-            .zip(terms.par_chunks_mut(problem.inner))
-            .enumerate()
-            .for_each(|(b, (block_data, batch_terms))| {
-                let copy = block_data.to_vec();
-                columns_backward(&setup, &copy, b, block_data, &g_of, batch_terms);
+                let copy;
+                let logits = match x {
+                    Some(x) => &x[b * block..(b + 1) * block],
+                    None => {
+                        copy = out_block.to_vec();
+                        &copy[..]
+                    }
+                };
+                columns_backward(&setup, logits, b, out_block, &g_of, batch_terms);
             });
     }
     Some(terms)
@@ -832,5 +822,30 @@ mod tests {
         let one = run(1);
         assert_eq!(one, run(2));
         assert_eq!(one, run(3));
+    }
+
+    #[test]
+    fn in_place_gives_the_same_bits_as_a_separate_buffer() {
+        let mut rng = Rng(5);
+        for (round, shape) in [vec![6, 300], vec![3, 4, 50], vec![2, 7]].into_iter().enumerate() {
+            let case = random_case(&mut rng, shape, round == 1);
+            let ts = target_shape(&case.shape);
+            let target = Target::Classes(View::new(&case.y, &ts));
+            let options = Options {
+                weight: case.weight.as_deref(),
+                reduction: case.reduction,
+                label_smoothing: case.epsilon,
+                ..Options::default()
+            };
+            let problem = validate(View::new(&case.x, &case.shape), &target, &options).unwrap();
+            let up = upstream::<f32>(&problem, None).unwrap();
+            let mut separate = vec![0.0f32; case.x.len()];
+            let terms = forward_backward_into(&problem, &case.x, &up, &mut separate).unwrap();
+            let mut in_place = case.x.clone();
+            let terms_in_place = forward_backward_in_place(&problem, &mut in_place, &up).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&separate), bits(&in_place), "{:?}", case.shape);
+            assert_eq!(format!("{terms:?}"), format!("{terms_in_place:?}"));
+        }
     }
 }

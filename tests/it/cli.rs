@@ -1,15 +1,9 @@
 //! The `ce-parity` binary: output, exit codes 0/1/2, and messages.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn ce_parity(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ce-parity"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ce-parity")
-}
+use crate::binary::ce_parity;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

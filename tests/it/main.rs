@@ -1,6 +1,7 @@
 //! The one integration-test binary. Modules that need live libtorch are gated
 //! on the `torch` feature; the rest run with `--no-default-features`.
 
+mod binary;
 mod cli;
 mod closed_form;
 mod errors;

@@ -3,17 +3,10 @@
 //! naming the flag and the file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use ce_parity::fixture::{self, Recorded};
 
-fn ce_parity(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ce-parity"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ce-parity")
-}
+use crate::binary::ce_parity;
 
 fn data(name: &str) -> String {
     let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/npy").join(name);
