@@ -1,5 +1,9 @@
 //! Command-line interface: one module per command, one per output format.
 
+#[cfg(feature = "torch")]
+mod alloc;
+#[cfg(feature = "torch")]
+mod bench;
 mod bundled;
 mod check;
 mod human;
@@ -26,6 +30,9 @@ struct Cli {
 enum Command {
     /// Check fixture cases: Rust vs live libtorch vs recorded values.
     Check(check::Args),
+    /// Time Rust and libtorch side by side on large f32 shapes, beside memory floors.
+    #[cfg(feature = "torch")]
+    Bench(bench::Args),
     /// Re-record `expected` in fixture files from live libtorch (for maintainers).
     #[cfg(feature = "torch")]
     Refresh(refresh::Args),
@@ -43,6 +50,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check(args) => check::run(args),
+        #[cfg(feature = "torch")]
+        Command::Bench(args) => bench::run(args),
         #[cfg(feature = "torch")]
         Command::Refresh(args) => refresh::run(args),
     }
