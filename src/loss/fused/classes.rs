@@ -108,7 +108,7 @@ impl<'p, T: Lane> Classes<'p, T> {
 }
 
 impl<T: Lane> Kernel<T> for Classes<'_, T> {
-    fn row(&self, p: usize, x: &[T], grad: Option<(&mut [T], f64)>, _scratch: &mut Vec<T>) -> (f64, f64) {
+    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, _scratch: &mut Vec<T>) -> (f64, f64) {
         let y = self.targets[p];
         let a = self.weight.as_deref().unwrap_or(&[]);
         let weighted = self.weight.is_some();
@@ -116,8 +116,8 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let Some((out, g)) = grad else {
             let Some(y) = y else { return (0.0, 0.0) };
             let stats = match weighted {
-                true => stats_row::<T, true, false>(self.level, x, a, &mut []),
-                false => stats_row::<T, false, false>(self.level, x, a, &mut []),
+                true => stats_row::<T, true, false>(self.level, x, a, &mut [], next),
+                false => stats_row::<T, false, false>(self.level, x, a, &mut [], next),
             };
             return match stats.finite() {
                 true => self.terms(y, x[y].to_f64() - stats.max, &stats),
@@ -125,8 +125,8 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             };
         };
         let stats = match weighted {
-            true => stats_row::<T, true, true>(self.level, x, a, out),
-            false => stats_row::<T, false, true>(self.level, x, a, out),
+            true => stats_row::<T, true, true>(self.level, x, a, out, next),
+            false => stats_row::<T, false, true>(self.level, x, a, out, next),
         };
         if !stats.finite() {
             return self.reference(to_f64(), y, Some(g), Some(out));

@@ -125,10 +125,31 @@ fn row_max<T: Lane>(x: &[T]) -> T {
     acc.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
-/// S and L over a row given its max; with `WRITE` the exponentials go to
-/// `out`, with `COEF` L is weighted by `a` (both the row's length).
+/// Asks for the cache line holding `v` to be brought into L2. A hint only.
 #[inline(always)]
-fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T], max: T) -> (f64, f64) {
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch cannot fault or change memory, whatever the address;
+    // this one comes from a reference, so it is valid anyway. SSE is part of
+    // the x86-64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        _mm_prefetch::<_MM_HINT_T1>((v as *const T).cast());
+    }
+}
+
+/// S and L over a row given its max; with `WRITE` the exponentials go to
+/// `out`, with `COEF` L is weighted by `a` (both the row's length). The next
+/// row is prefetched meanwhile, so the memory streams while this one computes.
+#[inline(always)]
+fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(
+    x: &[T],
+    a: &[T],
+    out: &mut [T],
+    max: T,
+    next: &[T],
+) -> (f64, f64) {
+    let line = (64 / std::mem::size_of::<T>()).max(1);
     let (mut sum_exp, mut sum_shifted) = (0.0, 0.0);
     let mut start = 0;
     while start < x.len() {
@@ -139,8 +160,20 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out:
         // chunks_exact: no bounds checks in the lane loop, so it vectorises.
         let xs = x[start..full].chunks_exact(LANES);
         let coef = if COEF { &a[start..full] } else { &x[start..full] };
+        // One prefetch per cache line of the next row, spread over the loop
+        // (a burst would stall on the CPU's few line-fill buffers).
+        let ahead = next.get(start..full).unwrap_or(&[]);
+        let ahead_line = |i: usize| {
+            for offset in (0..LANES).step_by(line) {
+                if let Some(v) = ahead.get(i * LANES + offset) {
+                    prefetch(v);
+                }
+            }
+        };
         if WRITE {
-            for ((xc, ac), oc) in xs.zip(coef.chunks_exact(LANES)).zip(out[start..full].chunks_exact_mut(LANES)) {
+            let chunks = xs.zip(coef.chunks_exact(LANES)).zip(out[start..full].chunks_exact_mut(LANES));
+            for (i, ((xc, ac), oc)) in chunks.enumerate() {
+                ahead_line(i);
                 for l in 0..LANES {
                     let d = xc[l] - max;
                     let e = d.exp_lane();
@@ -150,7 +183,8 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out:
                 }
             }
         } else {
-            for (xc, ac) in xs.zip(coef.chunks_exact(LANES)) {
+            for (i, (xc, ac)) in xs.zip(coef.chunks_exact(LANES)).enumerate() {
+                ahead_line(i);
                 for l in 0..LANES {
                     let d = xc[l] - max;
                     e_acc[l] = e_acc[l] + d.exp_lane();
@@ -176,9 +210,9 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out:
 }
 
 #[inline(always)]
-fn row_stats<T: Lane, const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T]) -> Stats {
+fn row_stats<T: Lane, const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T], next: &[T]) -> Stats {
     let max = row_max(x);
-    let (sum_exp, sum_shifted) = row_sums::<T, COEF, WRITE>(x, a, out, max);
+    let (sum_exp, sum_shifted) = row_sums::<T, COEF, WRITE>(x, a, out, max, next);
     Stats {
         max: max.to_f64(),
         sum_exp,
@@ -200,53 +234,79 @@ fn row_apply<T: Lane, const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scal
     }
 }
 
-/// Statistics of positions s0..s0+width of a (C, S) block, class by class
-/// over contiguous spatial runs, so the spatial positions are the lanes. With
-/// `out` (the block's gradient), the exponentials are written there.
+/// `LANES` values from `src` (fewer at a tile's end: the rest are 0 and unused).
+#[inline(always)]
+fn load<T: Lane>(src: &[T]) -> [T; LANES] {
+    match <&[T; LANES]>::try_from(src) {
+        Ok(full) => *full,
+        Err(_) => {
+            let mut v = [T::ZERO; LANES];
+            v[..src.len()].copy_from_slice(src);
+            v
+        }
+    }
+}
+
+#[inline(always)]
+fn store<T: Lane>(dst: &mut [T], v: &[T; LANES]) {
+    let n = dst.len();
+    dst.copy_from_slice(&v[..n]);
+}
+
+/// Statistics of positions s0..s0+stats.len() of a (C, S) block. The
+/// spatial positions are the lanes: for each group of `LANES` positions the
+/// classes are swept twice (max, then exponentials and sums), reading one
+/// contiguous run per class with the accumulators in registers. With `out`
+/// (the block's gradient), the exponentials are written there.
 #[inline(always)]
 fn tile_stats<T: Lane>(block: &[T], inner: usize, s0: usize, coef: Coef<'_, T>, mut out: Option<&mut [T]>, stats: &mut [Stats]) {
     let width = stats.len();
     let classes = block.len() / inner;
-    let mut max = [T::NEG_INFINITY; TILE];
-    for k in 0..classes {
-        let run = &block[k * inner + s0..][..width];
-        for (m, &v) in max.iter_mut().zip(run) {
-            *m = if v > *m { v } else { *m };
-        }
-    }
-    let mut sum_exp = [0.0f64; TILE];
-    let mut sum_shifted = [0.0f64; TILE];
-    for k in 0..classes {
-        let run = &block[k * inner + s0..][..width];
-        let mut e = [T::ZERO; TILE];
-        let mut d = [T::ZERO; TILE];
-        for j in 0..width {
-            d[j] = run[j] - max[j];
-            e[j] = d[j].exp_lane();
-        }
-        match coef {
-            Coef::One => {}
-            Coef::PerClass(w) => d.iter_mut().for_each(|v| *v = *v * w[k]),
-            Coef::PerElement(a) => {
-                for (v, &w) in d.iter_mut().zip(&a[k * width..][..width]) {
-                    *v = *v * w;
-                }
+    for j0 in (0..width).step_by(LANES) {
+        let n = LANES.min(width - j0);
+        let at = |k: usize| k * inner + s0 + j0..k * inner + s0 + j0 + n;
+        let mut max = [T::NEG_INFINITY; LANES];
+        for k in 0..classes {
+            let x = load(&block[at(k)]);
+            for l in 0..LANES {
+                max[l] = if x[l] > max[l] { x[l] } else { max[l] };
             }
         }
-        for j in 0..width {
-            sum_exp[j] += e[j].to_f64();
-            sum_shifted[j] += d[j].to_f64();
+        let mut sum_exp = [0.0f64; LANES];
+        let mut sum_shifted = [0.0f64; LANES];
+        for k0 in (0..classes).step_by(BLOCK / LANES) {
+            let mut e_acc = [T::ZERO; LANES];
+            let mut s_acc = [T::ZERO; LANES];
+            for k in k0..classes.min(k0 + BLOCK / LANES) {
+                let x = load(&block[at(k)]);
+                let a = match coef {
+                    Coef::One => [T::ZERO; LANES],
+                    Coef::PerClass(w) => [w[k]; LANES],
+                    Coef::PerElement(a) => load(&a[k * width + j0..][..n]),
+                };
+                let mut e = [T::ZERO; LANES];
+                for l in 0..LANES {
+                    let d = x[l] - max[l];
+                    e[l] = d.exp_lane();
+                    e_acc[l] = e_acc[l] + e[l];
+                    s_acc[l] = s_acc[l] + if matches!(coef, Coef::One) { d } else { d * a[l] };
+                }
+                if let Some(o) = out.as_deref_mut() {
+                    store(&mut o[at(k)], &e);
+                }
+            }
+            for l in 0..LANES {
+                sum_exp[l] += e_acc[l].to_f64();
+                sum_shifted[l] += s_acc[l].to_f64();
+            }
         }
-        if let Some(o) = out.as_deref_mut() {
-            o[k * inner + s0..][..width].copy_from_slice(&e[..width]);
+        for l in 0..n {
+            stats[j0 + l] = Stats {
+                max: max[l].to_f64(),
+                sum_exp: sum_exp[l],
+                sum_shifted: sum_shifted[l],
+            };
         }
-    }
-    for j in 0..width {
-        stats[j] = Stats {
-            max: max[j].to_f64(),
-            sum_exp: sum_exp[j],
-            sum_shifted: sum_shifted[j],
-        };
     }
 }
 
@@ -255,25 +315,21 @@ fn tile_stats<T: Lane>(block: &[T], inner: usize, s0: usize, coef: Coef<'_, T>, 
 fn tile_apply<T: Lane>(out: &mut [T], inner: usize, s0: usize, coef: Coef<'_, T>, scale_p: &[T], scale_a: &[T]) {
     let width = scale_p.len();
     let classes = out.len() / inner;
-    for k in 0..classes {
-        let run = &mut out[k * inner + s0..][..width];
-        match coef {
-            Coef::One => {
-                for j in 0..width {
-                    run[j] = run[j] * scale_p[j] + scale_a[j];
-                }
+    for j0 in (0..width).step_by(LANES) {
+        let n = LANES.min(width - j0);
+        let (sp, sa) = (load(&scale_p[j0..j0 + n]), load(&scale_a[j0..j0 + n]));
+        for k in 0..classes {
+            let run = &mut out[k * inner + s0 + j0..][..n];
+            let mut v = load(run);
+            let a = match coef {
+                Coef::One => [T::from_f64(1.0); LANES],
+                Coef::PerClass(w) => [w[k]; LANES],
+                Coef::PerElement(a) => load(&a[k * width + j0..][..n]),
+            };
+            for l in 0..LANES {
+                v[l] = v[l] * sp[l] + a[l] * sa[l];
             }
-            Coef::PerClass(w) => {
-                for j in 0..width {
-                    run[j] = run[j] * scale_p[j] + w[k] * scale_a[j];
-                }
-            }
-            Coef::PerElement(a) => {
-                let a = &a[k * width..][..width];
-                for j in 0..width {
-                    run[j] = run[j] * scale_p[j] + a[j] * scale_a[j];
-                }
-            }
+            store(run, &v);
         }
     }
 }
@@ -315,7 +371,7 @@ macro_rules! dispatched {
 
 dispatched! {
     /// A contiguous row's statistics; see [`row_sums`] for `COEF` and `WRITE`.
-    stats_row<T: Lane; const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T]) -> Stats = row_stats
+    stats_row<T: Lane; const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T], next: &[T]) -> Stats = row_stats
 }
 dispatched! {
     /// e·scale_p + a·scale_a over a contiguous row of exponentials.

@@ -57,8 +57,9 @@ impl Upstream<'_> {
 /// `scratch` is a buffer the kernel may reuse across positions.
 trait Kernel<T>: Sync {
     /// Position `p` with contiguous classes `x`; with `grad`, its gradient
-    /// goes to the slice (the row's length) for upstream value g.
-    fn row(&self, p: usize, x: &[T], grad: Option<(&mut [T], f64)>, scratch: &mut Vec<T>) -> (f64, f64);
+    /// goes to the slice (the row's length) for upstream value g. `next` is
+    /// the next row (or empty), to prefetch.
+    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, scratch: &mut Vec<T>) -> (f64, f64);
     /// Positions s0..s0+terms.len() of batch `b`, whose (C, S) block is
     /// `block`; with `grad`, their gradient goes to the block's slice.
     fn tile(
@@ -134,7 +135,8 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                 .for_each_init(Vec::new, |scratch, (task, slots)| {
                     for (j, slot) in slots.iter_mut().enumerate() {
                         let p = task * rows + j;
-                        *slot = kernel.row(p, &x[p * c..(p + 1) * c], None, scratch);
+                        let next = x.get((p + 1) * c..(p + 2) * c).unwrap_or(&[]);
+                        *slot = kernel.row(p, &x[p * c..(p + 1) * c], next, None, scratch);
                     }
                 });
         } else {
@@ -236,15 +238,18 @@ fn backward_typed<T: Lane>(
     } else {
         (inner, c * inner)
     };
+    // `x` holds the task's logits and, for prefetching, possibly more after them.
     let task = |index: usize, x: &[T], out: &mut [T], slots: &mut [(f64, f64)], scratch: &mut Vec<T>| {
         if inner == 1 {
-            for (j, (x_row, out_row)) in x.chunks(c).zip(out.chunks_mut(c)).enumerate() {
+            for (j, out_row) in out.chunks_mut(c).enumerate() {
                 let p = index * rows + j;
-                slots[j] = kernel.row(p, x_row, Some((out_row, up.at(p))), scratch);
+                let next = x.get((j + 1) * c..(j + 2) * c).unwrap_or(&[]);
+                slots[j] = kernel.row(p, &x[j * c..(j + 1) * c], next, Some((out_row, up.at(p))), scratch);
             }
         } else {
+            let block = &x[..out.len()];
             for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                kernel.tile(index, x, t * TILE, Some((&mut *out, up)), tile, scratch);
+                kernel.tile(index, block, t * TILE, Some((&mut *out, up)), tile, scratch);
             }
         }
     };
@@ -254,7 +259,7 @@ fn backward_typed<T: Lane>(
             .zip(terms.par_chunks_mut(rows))
             .enumerate()
             .for_each_init(Vec::new, |scratch, (i, (out, slots))| {
-                task(i, &x[i * chunk..][..out.len()], out, slots, scratch)
+                task(i, &x[i * chunk..], out, slots, scratch)
             }),
         // The kernel reads each task's logits from a copy in cache while it
         // writes the gradient over them: one chunk per thread of extra memory.

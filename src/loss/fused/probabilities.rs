@@ -72,19 +72,19 @@ impl<'p, T: Lane> Probabilities<'p, T> {
 }
 
 impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
-    fn row(&self, p: usize, x: &[T], grad: Option<(&mut [T], f64)>, a: &mut Vec<T>) -> (f64, f64) {
+    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, a: &mut Vec<T>) -> (f64, f64) {
         let c = self.problem.classes;
         let t = &self.targets[p * c..(p + 1) * c];
         let total = self.coefficients(t.iter().copied().enumerate(), a);
         let to_f64 = |v: &[T]| v.iter().map(|v| v.to_f64()).collect();
         let Some((out, g)) = grad else {
-            let stats = stats_row::<T, true, false>(self.level, x, a, &mut []);
+            let stats = stats_row::<T, true, false>(self.level, x, a, &mut [], next);
             return match stats.finite() && total.is_finite() {
                 true => Self::loss(&stats, total),
                 false => self.reference(to_f64(x), to_f64(t), None, None),
             };
         };
-        let stats = stats_row::<T, true, true>(self.level, x, a, out);
+        let stats = stats_row::<T, true, true>(self.level, x, a, out, next);
         let s = self.scale(g);
         let scale_p = -s * total / stats.sum_exp;
         if !(stats.finite() && total.is_finite() && s.is_finite() && scale_p.is_finite()) {
