@@ -57,11 +57,31 @@ struct Shape {
 }
 
 const SHAPES: [Shape; 5] = [
-    Shape { name: "4096x32000", dims: &[4096, 32000], weighted: false },
-    Shape { name: "4096x32000+weight", dims: &[4096, 32000], weighted: true },
-    Shape { name: "65536x1000", dims: &[65536, 1000], weighted: false },
-    Shape { name: "256x128256", dims: &[256, 128256], weighted: false },
-    Shape { name: "8x21x256x256", dims: &[8, 21, 256, 256], weighted: false },
+    Shape {
+        name: "4096x32000",
+        dims: &[4096, 32000],
+        weighted: false,
+    },
+    Shape {
+        name: "4096x32000+weight",
+        dims: &[4096, 32000],
+        weighted: true,
+    },
+    Shape {
+        name: "65536x1000",
+        dims: &[65536, 1000],
+        weighted: false,
+    },
+    Shape {
+        name: "256x128256",
+        dims: &[256, 128256],
+        weighted: false,
+    },
+    Shape {
+        name: "8x21x256x256",
+        dims: &[8, 21, 256, 256],
+        weighted: false,
+    },
 ];
 
 const EPSILON: f64 = 0.1;
@@ -108,7 +128,11 @@ fn measure(repeats: usize, mut run: impl FnMut()) -> Measured {
     let rust_bytes = alloc::peak_since(baseline);
     let resident_bytes = status_bytes("VmHWM:").saturating_sub(resident_before);
     samples.sort_by(f64::total_cmp);
-    Measured { ms: samples[samples.len() / 2], rust_bytes, resident_bytes }
+    Measured {
+        ms: samples[samples.len() / 2],
+        rust_bytes,
+        resident_bytes,
+    }
 }
 
 /// Writing "5" to clear_refs resets the peak resident size (Linux ≥ 4.0).
@@ -201,7 +225,9 @@ fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<
         std::hint::black_box(cross_entropy(input, target, &options).expect("checked above"));
     });
     let rust_both = measure(repeats, || {
-        std::hint::black_box(cross_entropy_with_grad_into(input, target, &options, None, &mut out).expect("checked above"));
+        std::hint::black_box(
+            cross_entropy_with_grad_into(input, target, &options, None, &mut out).expect("checked above"),
+        );
     });
     let torch_forward = measure(repeats, || {
         let _guard = tch::no_grad_guard();
@@ -264,7 +290,16 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
 fn print_table(rows: &[Row]) {
     println!(
         "{:<18} {:<16} {:>7} {:>9} {:>11} {:>8} {:>9} {:>10} {:>9} {:>12}",
-        "shape", "pass", "threads", "rust_ms", "libtorch_ms", "speedup", "floor_ms", "rust/floor", "rust_MB", "libtorch_MB"
+        "shape",
+        "pass",
+        "threads",
+        "rust_ms",
+        "libtorch_ms",
+        "speedup",
+        "floor_ms",
+        "rust/floor",
+        "rust_MB",
+        "libtorch_MB"
     );
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     for r in rows {

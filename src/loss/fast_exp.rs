@@ -31,7 +31,7 @@ pub(crate) fn exp_nonpositive_f32(d: f32) -> f32 {
     let p = p.mul_add(r, 8.333_452e-3);
     let p = p.mul_add(r, 4.166_579_6e-2);
     let p = p.mul_add(r, 1.666_666_5e-1);
-    let p = p.mul_add(r, 5.000_000_1e-1);
+    let p = p.mul_add(r, 0.5);
     let e_r = p.mul_add(r * r, r) + 1.0;
     // n ∈ [−126, 0], so 2^n is one normal f32.
     let scale = f32::from_bits(((n_bits + 127) as u32) << 23);

@@ -53,7 +53,8 @@ pub fn cross_entropy<T: Element>(
     let values = if T::REDUCED {
         reduced::forward(&problem, input, &target)
     } else {
-        let terms = fused::forward_terms(&problem, input.data, &target).unwrap_or_else(|| position_terms(&problem, input, &target));
+        let terms = fused::forward_terms(&problem, input.data, &target)
+            .unwrap_or_else(|| position_terms(&problem, input, &target));
         reduce(&problem, &terms)
     };
     let shape = if problem.reduction == Reduction::None {

@@ -49,7 +49,9 @@ fn fused_f32_is_at_least_as_accurate_as_libtorch_f32() {
         let target_shape: Vec<usize> = [shape[0]].into_iter().chain(shape[2..].iter().copied()).collect();
         let positions: usize = target_shape.iter().product();
         let probabilities = round % 4 == 3;
-        let y: Vec<i64> = (0..positions).map(|_| (rng.uniform() * c as f64) as i64 % c as i64).collect();
+        let y: Vec<i64> = (0..positions)
+            .map(|_| (rng.uniform() * c as f64) as i64 % c as i64)
+            .collect();
         let t: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
         let weight: Option<Vec<f32>> = (round % 2 == 1).then(|| (0..c).map(|_| 0.5 + rng.uniform() as f32).collect());
         let reduction = Reduction::ALL[round % 3];
@@ -75,7 +77,11 @@ fn fused_f32_is_at_least_as_accurate_as_libtorch_f32() {
             } else {
                 Tensor::int(DType::Int64, target_shape.clone(), y.clone())
             };
-            let mut case = Case::new(format!("round {round} {shape:?} {dtype:?}"), Tensor::float(dtype, shape.to_vec(), as_f64(&x)), target);
+            let mut case = Case::new(
+                format!("round {round} {shape:?} {dtype:?}"),
+                Tensor::float(dtype, shape.to_vec(), as_f64(&x)),
+                target,
+            );
             case.weight = weight.as_ref().map(|w| Tensor::float(dtype, vec![c], as_f64(w)));
             case.reduction = reduction;
             case.label_smoothing = epsilon;
@@ -93,8 +99,14 @@ fn fused_f32_is_at_least_as_accurate_as_libtorch_f32() {
              loss error rust {rust_l:.2e} libtorch {torch_l:.2e}; gradient error rust {rust_g:.2e} libtorch {torch_g:.2e}",
             weight.is_some()
         );
-        assert!(rust_l <= torch_l, "round {round}: loss error {rust_l:e} > libtorch's {torch_l:e}");
-        assert!(rust_g <= torch_g, "round {round}: gradient error {rust_g:e} > libtorch's {torch_g:e}");
+        assert!(
+            rust_l <= torch_l,
+            "round {round}: loss error {rust_l:e} > libtorch's {torch_l:e}"
+        );
+        assert!(
+            rust_g <= torch_g,
+            "round {round}: gradient error {rust_g:e} > libtorch's {torch_g:e}"
+        );
         rust_total += rust_l + rust_g;
         torch_total += torch_l + torch_g;
     }

@@ -24,8 +24,14 @@ pub(super) struct Classes<'p, T> {
 
 impl<'p, T: Lane> Classes<'p, T> {
     pub fn new(problem: &'p Problem, targets: &'p [Option<usize>]) -> Self {
-        let weight = problem.weight.as_ref().map(|w| w.iter().map(|&v| T::from_f64(v)).collect());
-        let weight_sum = problem.weight.as_ref().map_or(problem.classes as f64, |w| w.iter().sum());
+        let weight = problem
+            .weight
+            .as_ref()
+            .map(|w| w.iter().map(|&v| T::from_f64(v)).collect());
+        let weight_sum = problem
+            .weight
+            .as_ref()
+            .map_or(problem.classes as f64, |w| w.iter().sum());
         let divisor = if problem.reduction == Reduction::Mean {
             mean_divisor(problem)
         } else {
@@ -195,7 +201,15 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             }
         }
         let Some((out, up)) = grad else { return };
-        apply_tile(self.level, out, inner, s0, self.coef(), &scale_p[..width], &scale_w[..width]);
+        apply_tile(
+            self.level,
+            out,
+            inner,
+            s0,
+            self.coef(),
+            &scale_p[..width],
+            &scale_w[..width],
+        );
         let classes = self.problem.classes;
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);

@@ -171,7 +171,9 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(
             }
         };
         if WRITE {
-            let chunks = xs.zip(coef.chunks_exact(LANES)).zip(out[start..full].chunks_exact_mut(LANES));
+            let chunks = xs
+                .zip(coef.chunks_exact(LANES))
+                .zip(out[start..full].chunks_exact_mut(LANES));
             for (i, ((xc, ac), oc)) in chunks.enumerate() {
                 ahead_line(i);
                 for l in 0..LANES {
@@ -259,7 +261,14 @@ fn store<T: Lane>(dst: &mut [T], v: &[T; LANES]) {
 /// contiguous run per class with the accumulators in registers. With `out`
 /// (the block's gradient), the exponentials are written there.
 #[inline(always)]
-fn tile_stats<T: Lane>(block: &[T], inner: usize, s0: usize, coef: Coef<'_, T>, mut out: Option<&mut [T]>, stats: &mut [Stats]) {
+fn tile_stats<T: Lane>(
+    block: &[T],
+    inner: usize,
+    s0: usize,
+    coef: Coef<'_, T>,
+    mut out: Option<&mut [T]>,
+    stats: &mut [Stats],
+) {
     let width = stats.len();
     let classes = block.len() / inner;
     for j0 in (0..width).step_by(LANES) {

@@ -95,7 +95,9 @@ fn with_kernel<E: Element, T: Lane, R>(
 ) -> Option<R> {
     match (&problem.targets, target) {
         (Targets::Classes(classes), _) => Some(run(&Classes::<T>::new(problem, classes))),
-        (Targets::Probabilities, Target::Probabilities(t)) => Some(run(&Probabilities::<T>::new(problem, T::cast(t.data)?))),
+        (Targets::Probabilities, Target::Probabilities(t)) => {
+            Some(run(&Probabilities::<T>::new(problem, T::cast(t.data)?)))
+        }
         _ => None,
     }
 }
@@ -199,6 +201,9 @@ pub(crate) fn forward_backward_in_place<E: Element>(
     }
 }
 
+/// The gradients and the per-position terms.
+pub(crate) type GradientsAndTerms<E> = (Gradients<E>, Vec<(f64, f64)>);
+
 /// Loss terms and gradients (w.r.t. the input, and w.r.t. probability
 /// targets) in a fresh buffer.
 pub(crate) fn forward_backward<E: Element>(
@@ -206,7 +211,7 @@ pub(crate) fn forward_backward<E: Element>(
     x: &[E],
     target: &Target<'_, E>,
     upstream_values: &[f64],
-) -> Option<(Gradients<E>, Vec<(f64, f64)>)> {
+) -> Option<GradientsAndTerms<E>> {
     let mut input = vec![E::from_f64(0.0); x.len()];
     let terms = forward_backward_into(problem, x, target, upstream_values, &mut input)?;
     let target = match target {

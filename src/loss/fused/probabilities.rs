@@ -119,8 +119,17 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
         }
         let mut stats = [Stats::default(); TILE];
         let out = grad.as_mut().map(|(out, _)| &mut **out);
-        stats_tile(self.level, block, inner, s0, Coef::PerElement(a), out, &mut stats[..width]);
-        let column = |data: &[T], s: usize| -> Vec<f64> { data[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
+        stats_tile(
+            self.level,
+            block,
+            inner,
+            s0,
+            Coef::PerElement(a),
+            out,
+            &mut stats[..width],
+        );
+        let column =
+            |data: &[T], s: usize| -> Vec<f64> { data[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
         let mut scale_p = [T::ZERO; TILE];
         let mut scale_a = [T::ZERO; TILE];
         let mut reference = [false; TILE];
@@ -143,7 +152,15 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
             }
         }
         let Some((out, up)) = grad else { return };
-        apply_tile(self.level, out, inner, s0, Coef::PerElement(a), &scale_p[..width], &scale_a[..width]);
+        apply_tile(
+            self.level,
+            out,
+            inner,
+            s0,
+            Coef::PerElement(a),
+            &scale_p[..width],
+            &scale_a[..width],
+        );
         for j in (0..width).filter(|&j| reference[j]) {
             let (s, p) = (s0 + j, b * inner + s0 + j);
             let mut g = vec![T::ZERO; c];

@@ -36,14 +36,26 @@ struct Case<T> {
     grad_output: Option<Vec<T>>,
 }
 
-const SHAPES: [&[usize]; 8] = [&[7, 5], &[3, 1000], &[2, 2100], &[4, 3, 70], &[2, 5, 3, 2], &[1, 1], &[6], &[2, 4, 130]];
+const SHAPES: [&[usize]; 8] = [
+    &[7, 5],
+    &[3, 1000],
+    &[2, 2100],
+    &[4, 3, 70],
+    &[2, 5, 3, 2],
+    &[1, 1],
+    &[6],
+    &[2, 4, 130],
+];
 
 fn random_case<T: Lane>(rng: &mut Rng, shape: &[usize], nonfinite: bool) -> Case<T> {
     let n: usize = shape.iter().product();
     let c = if shape.len() == 1 { shape[0] } else { shape[1] };
     let scale = [0.01, 1.0, 30.0][rng.below(3)];
-    let mut x: Vec<T> = (0..n).map(|_| T::from_f64((rng.uniform() - 0.5) * 2.0 * scale)).collect();
-    let mut probabilities = (rng.uniform() < 0.3).then(|| (0..n).map(|_| T::from_f64(rng.uniform())).collect::<Vec<T>>());
+    let mut x: Vec<T> = (0..n)
+        .map(|_| T::from_f64((rng.uniform() - 0.5) * 2.0 * scale))
+        .collect();
+    let mut probabilities =
+        (rng.uniform() < 0.3).then(|| (0..n).map(|_| T::from_f64(rng.uniform())).collect::<Vec<T>>());
     if nonfinite {
         for v in [f64::NEG_INFINITY, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             x[rng.below(n)] = T::from_f64(v);
@@ -54,12 +66,22 @@ fn random_case<T: Lane>(rng: &mut Rng, shape: &[usize], nonfinite: bool) -> Case
     }
     let positions = n / c;
     let classes = (0..positions)
-        .map(|_| if rng.uniform() < 0.15 { -100 } else { rng.below(c) as i64 })
+        .map(|_| {
+            if rng.uniform() < 0.15 {
+                -100
+            } else {
+                rng.below(c) as i64
+            }
+        })
         .collect();
     let weight = (rng.uniform() < 0.5).then(|| (0..c).map(|_| T::from_f64(rng.uniform() * 2.0)).collect());
     let reduction = Reduction::ALL[rng.below(3)];
     let epsilon = [0.0, 0.1, 1.0, -0.5][rng.below(4)];
-    let loss_len = if reduction == Reduction::None && shape.len() > 1 { positions } else { 1 };
+    let loss_len = if reduction == Reduction::None && shape.len() > 1 {
+        positions
+    } else {
+        1
+    };
     let grad_output =
         (rng.uniform() < 0.5).then(|| (0..loss_len).map(|_| T::from_f64(rng.uniform() * 4.0 - 2.0)).collect());
     Case {
@@ -78,7 +100,10 @@ impl<T: Lane> Case<T> {
     fn target_shape(&self) -> Vec<usize> {
         match self.shape.len() {
             1 => vec![],
-            _ => [self.shape[0]].into_iter().chain(self.shape[2..].iter().copied()).collect(),
+            _ => [self.shape[0]]
+                .into_iter()
+                .chain(self.shape[2..].iter().copied())
+                .collect(),
         }
     }
 
@@ -100,7 +125,11 @@ impl<T: Lane> Case<T> {
         };
         let input = View::new(&self.x, &self.shape);
         let problem = validate(input, &target, &self.options()).expect("a valid case");
-        let loss_shape = if self.reduction == Reduction::None { problem.loss_shape.clone() } else { vec![] };
+        let loss_shape = if self.reduction == Reduction::None {
+            problem.loss_shape.clone()
+        } else {
+            vec![]
+        };
         let g = self.grad_output.as_ref().map(|g| View::new(g.as_slice(), &loss_shape));
         let g = g.filter(|g| g.data.len() == loss_shape.iter().product::<usize>());
         let up = upstream(&problem, g).expect("a matching grad_output");
@@ -112,7 +141,11 @@ impl<T: Lane> Case<T> {
         self.with(|problem, input, target, up| {
             let (grads, terms) = forward_backward(problem, input.data, target, up).expect("f32/f64 go fused");
             let forward = forward_terms(problem, input.data, target).expect("f32/f64 go fused");
-            assert_eq!(bits64(&reduce(problem, &forward)), bits64(&reduce(problem, &terms)), "forward = with_grad");
+            assert_eq!(
+                bits64(&reduce(problem, &forward)),
+                bits64(&reduce(problem, &terms)),
+                "forward = with_grad"
+            );
             (reduce(problem, &terms), grads.input, grads.target)
         })
     }
@@ -162,8 +195,15 @@ fn check_against_reference<T: Lane>(seed: u64, rounds: usize, rtol: f64) {
         // so their error is relative to that, not to the entry.
         let grad_scale = case.with(|problem, _, _, up| {
             let g = up.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let w = problem.weight.as_ref().map_or(1.0, |w| w.iter().fold(1.0f64, |m, v| m.max(*v)));
-            let divisor = if problem.reduction == Reduction::Mean { mean_divisor(problem) } else { 1.0 };
+            let w = problem
+                .weight
+                .as_ref()
+                .map_or(1.0, |w| w.iter().fold(1.0f64, |m, v| m.max(*v)));
+            let divisor = if problem.reduction == Reduction::Mean {
+                mean_divisor(problem)
+            } else {
+                1.0
+            };
             4.0 * g * w / divisor.abs()
         });
         let (loss, grad, grad_t) = case.fused();
@@ -224,7 +264,9 @@ fn into_and_in_place_give_the_same_bits_as_with_grad() {
 #[test]
 fn every_simd_level_gives_the_scalar_bits() {
     let mut rng = Rng(7);
-    let cases: Vec<Case<f32>> = (0..24).map(|r| random_case(&mut rng, SHAPES[r % SHAPES.len()], r % 4 == 3)).collect();
+    let cases: Vec<Case<f32>> = (0..24)
+        .map(|r| random_case(&mut rng, SHAPES[r % SHAPES.len()], r % 4 == 3))
+        .collect();
     let run = |level| {
         simd::set_simd_level(Some(level));
         let out: Vec<_> = cases
