@@ -276,6 +276,11 @@ fn tile_stats<T: Lane>(
         let at = |k: usize| k * inner + s0 + j0..k * inner + s0 + j0 + n;
         let mut max = [T::NEG_INFINITY; LANES];
         for k in 0..classes {
+            // The classes lie `inner` apart, too far for the hardware
+            // prefetcher: ask for this class's run one tile ahead.
+            if let Some(v) = block.get(k * inner + s0 + j0 + TILE) {
+                prefetch(v);
+            }
             let x = load(&block[at(k)]);
             for l in 0..LANES {
                 max[l] = if x[l] > max[l] { x[l] } else { max[l] };
