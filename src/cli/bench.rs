@@ -1,13 +1,17 @@
 //! `ce-parity bench`: Rust and libtorch on the same tensors, in one process
-//! and one run, with two floors measured on the same buffer.
+//! and one run, beside two floors measured on the same buffer: one read of
+//! the logits (forward's floor) and one read plus one write into a
+//! preallocated buffer (forward+backward's floor).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use anyhow::Context;
 use clap::ValueEnum;
 use rayon::prelude::*;
 use serde::Serialize;
 use tch::{Kind, Tensor as TchTensor};
 
+use super::alloc;
 use ce_parity::loss::{cross_entropy, cross_entropy_with_grad_into, Options, Target, View};
 
 #[derive(clap::Args)]
@@ -15,11 +19,10 @@ pub struct Args {
     /// Threads for both sides (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// Timed repetitions per measurement (after one warm-up); the median is reported.
-    #[arg(long, default_value_t = 5)]
+    /// Timed runs per measurement, after two warm-up runs; the median is reported.
+    #[arg(long, default_value_t = 7)]
     repeats: usize,
     /// Only the shapes whose name contains this text.
     #[arg(long)]
@@ -43,32 +46,48 @@ struct Row {
     speedup: f64,
     floor_ms: f64,
     rust_over_floor: f64,
-    rust_peak_extra_mb: f64,
-    libtorch_peak_extra_mb: f64,
+    rust_peak_extra_bytes: u64,
+    libtorch_peak_extra_bytes: u64,
 }
 
 struct Shape {
     name: &'static str,
-    dims: Vec<usize>,
+    dims: &'static [usize],
     weighted: bool,
 }
 
-fn shapes() -> Vec<Shape> {
-    let shape = |name, dims: &[usize], weighted| Shape {
-        name,
-        dims: dims.to_vec(),
-        weighted,
-    };
-    vec![
-        shape("4096x32000", &[4096, 32000], false),
-        shape("4096x32000 weighted", &[4096, 32000], true),
-        shape("65536x1000", &[65536, 1000], false),
-        shape("256x128256", &[256, 128256], false),
-        shape("8x21x256x256", &[8, 21, 256, 256], false),
-    ]
-}
+const SHAPES: [Shape; 5] = [
+    Shape {
+        name: "4096x32000",
+        dims: &[4096, 32000],
+        weighted: false,
+    },
+    Shape {
+        name: "4096x32000+weight",
+        dims: &[4096, 32000],
+        weighted: true,
+    },
+    Shape {
+        name: "65536x1000",
+        dims: &[65536, 1000],
+        weighted: false,
+    },
+    Shape {
+        name: "256x128256",
+        dims: &[256, 128256],
+        weighted: false,
+    },
+    Shape {
+        name: "8x21x256x256",
+        dims: &[8, 21, 256, 256],
+        weighted: false,
+    },
+];
 
-/// xorshift: fast, reproducible logits without a dependency.
+const EPSILON: f64 = 0.1;
+const WARM_UP: usize = 2;
+
+/// xorshift: reproducible values without a dependency, uniform in [−scale, scale).
 fn fill(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut state = seed | 1;
     (0..n)
@@ -81,56 +100,64 @@ fn fill(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-fn median(mut samples: Vec<Duration>) -> f64 {
-    samples.sort();
-    samples[samples.len() / 2].as_secs_f64() * 1e3
+/// A measurement: the median time and the peak extra memory over the timed runs.
+struct Measured {
+    ms: f64,
+    rust_bytes: usize,
+    resident_bytes: usize,
 }
 
-/// Median milliseconds of `repeats` runs after one warm-up, and the peak
-/// resident memory the runs added (MB).
-fn measure(repeats: usize, mut run: impl FnMut()) -> (f64, f64) {
-    run();
-    let before = resident_kb();
-    reset_peak();
-    let samples = (0..repeats.max(1))
+/// Warm-up, then `repeats` timed runs. Memory is watched over the timed runs
+/// in two ways: bytes through our counting allocator, and the rise of the
+/// resident-set high-water mark (reset through /proc/self/clear_refs), which
+/// sees libtorch's allocations too.
+fn measure(repeats: usize, mut run: impl FnMut()) -> Measured {
+    for _ in 0..WARM_UP {
+        run();
+    }
+    let resident_before = status_bytes("VmRSS:");
+    reset_resident_peak();
+    let baseline = alloc::start();
+    let mut samples: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
             let start = Instant::now();
             run();
-            start.elapsed()
+            start.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    let extra_mb = peak_kb().saturating_sub(before) as f64 / 1024.0;
-    (median(samples), extra_mb)
+    let rust_bytes = alloc::peak_since(baseline);
+    let resident_bytes = status_bytes("VmHWM:").saturating_sub(resident_before);
+    samples.sort_by(f64::total_cmp);
+    Measured {
+        ms: samples[samples.len() / 2],
+        rust_bytes,
+        resident_bytes,
+    }
 }
 
-/// Peak RSS is reset through /proc/self/clear_refs ("5"), so each side's
-/// temporaries are measured from the same baseline. Large tensors are mapped
-/// and unmapped by the allocators, so they show in RSS.
-fn reset_peak() {
+/// Writing "5" to clear_refs resets the peak resident size (Linux ≥ 4.0).
+fn reset_resident_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn status_kb(field: &str) -> u64 {
+/// A `/proc/self/status` field in bytes (0 where unavailable).
+fn status_bytes(field: &str) -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    let kb: usize = status
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    kb * 1024
 }
 
-fn resident_kb() -> u64 {
-    status_kb("VmRSS:")
-}
+/// Elements per parallel task in the floors: large enough to stream.
+const FLOOR_CHUNK: usize = 1 << 16;
 
-fn peak_kb() -> u64 {
-    status_kb("VmHWM:")
-}
-
-/// One vectorised read of the logits: the forward pass's floor.
+/// One vectorised read of the logits (a sum in 16 independent lanes).
 fn read_floor(x: &[f32]) -> f32 {
-    x.par_chunks(1 << 16)
+    x.par_chunks(FLOOR_CHUNK)
         .map(|chunk| {
             let mut acc = [0.0f32; 16];
             for block in chunk.chunks_exact(16) {
@@ -143,146 +170,151 @@ fn read_floor(x: &[f32]) -> f32 {
         .sum()
 }
 
-/// One read and one write into a preallocated buffer: the floor of forward+backward.
+/// One read and one write into a preallocated buffer.
 fn read_write_floor(x: &[f32], out: &mut [f32]) {
-    out.par_chunks_mut(1 << 16)
-        .zip(x.par_chunks(1 << 16))
+    out.par_chunks_mut(FLOOR_CHUNK)
+        .zip(x.par_chunks(FLOOR_CHUNK))
         .for_each(|(o, i)| o.copy_from_slice(i));
 }
 
-fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<Vec<Row>> {
-    let numel: usize = shape.dims.iter().product();
-    let classes = shape.dims[1];
-    let positions = numel / classes;
+fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<[Row; 2]> {
+    let dims = shape.dims;
+    let numel: usize = dims.iter().product();
+    let classes = dims[1];
     let x = fill(numel, 0x5eed, 4.0);
-    let targets: Vec<i64> = fill(positions, 7, 0.5)
+    let target_shape: Vec<usize> = [dims[0]].into_iter().chain(dims[2..].iter().copied()).collect();
+    let targets: Vec<i64> = fill(target_shape.iter().product(), 7, 0.5)
         .iter()
-        .map(|v| ((v + 0.5) * classes as f32) as i64 % classes as i64)
+        .map(|v| (((v + 0.5) * classes as f32) as i64).min(classes as i64 - 1))
         .collect();
     let weight: Vec<f32> = fill(classes, 3, 0.5).iter().map(|v| v + 1.0).collect();
-    let mut target_shape = vec![shape.dims[0]];
-    target_shape.extend_from_slice(&shape.dims[2..]);
     let options = Options {
         weight: shape.weighted.then_some(weight.as_slice()),
-        label_smoothing: 0.1,
+        label_smoothing: EPSILON,
         ..Options::default()
     };
-    let input = View::new(&x, &shape.dims);
+    let input = View::new(&x, dims);
     let target = Target::Classes(View::new(&targets, &target_shape));
 
-    // libtorch on the same values.
-    let dims: Vec<i64> = shape.dims.iter().map(|&d| d as i64).collect();
-    let tx = TchTensor::from_slice(&x).f_reshape(&dims)?;
-    let tt = TchTensor::from_slice(&targets).f_reshape(target_shape.iter().map(|&d| d as i64).collect::<Vec<_>>())?;
+    // libtorch on copies of the same values (from_slice copies).
+    let as_i64 = |d: &[usize]| d.iter().map(|&v| v as i64).collect::<Vec<_>>();
+    let tx = TchTensor::from_slice(&x).f_reshape(as_i64(dims))?;
+    let tt = TchTensor::from_slice(&targets).f_reshape(as_i64(&target_shape))?;
     let tw = shape.weighted.then(|| TchTensor::from_slice(&weight));
-    let torch_forward = || {
-        let _guard = tch::no_grad_guard();
-        let loss = tx
-            .f_cross_entropy_loss(&tt, tw.as_ref(), tch::Reduction::Mean, -100, 0.1)
-            .expect("libtorch forward");
-        std::hint::black_box(loss.double_value(&[]));
-    };
-    let torch_forward_backward = || {
-        let leaf = tx.shallow_clone().set_requires_grad(true);
-        let loss = leaf
-            .f_cross_entropy_loss(&tt, tw.as_ref(), tch::Reduction::Mean, -100, 0.1)
-            .expect("libtorch forward");
-        loss.backward();
-        std::hint::black_box(leaf.grad().f_sum(Kind::Float).map(|s| s.double_value(&[])).ok());
+    let torch_loss = |input: &TchTensor| {
+        input
+            .f_cross_entropy_loss(&tt, tw.as_ref(), tch::Reduction::Mean, -100, EPSILON)
+            .context("libtorch cross_entropy_loss")
     };
 
+    // Check once that both sides compute the same loss before timing them.
+    let rust_loss = cross_entropy(input, target, &options)?.values[0] as f64;
+    let libtorch_loss = torch_loss(&tx)?.f_double_value(&[])?;
+    anyhow::ensure!(
+        (rust_loss - libtorch_loss).abs() <= 1e-4 * libtorch_loss.abs(),
+        "{}: Rust loss {rust_loss} and libtorch loss {libtorch_loss} disagree",
+        shape.name
+    );
+
     let mut out = vec![0.0f32; numel];
-    let mut rows = Vec::new();
-    let (floor_read, _) = measure(repeats, || {
+    let read = measure(repeats, || {
         std::hint::black_box(read_floor(&x));
     });
-    let (floor_read_write, _) = measure(repeats, || read_write_floor(&x, &mut out));
-    let (rust_fwd, rust_fwd_mb) = measure(repeats, || {
-        std::hint::black_box(cross_entropy(input, target, &options).expect("rust forward"));
+    let read_write = measure(repeats, || read_write_floor(&x, &mut out));
+    let rust_forward = measure(repeats, || {
+        std::hint::black_box(cross_entropy(input, target, &options).expect("checked above"));
     });
-    let (torch_fwd, torch_fwd_mb) = measure(repeats, torch_forward);
-    let (rust_fb, rust_fb_mb) = measure(repeats, || {
+    let rust_both = measure(repeats, || {
         std::hint::black_box(
-            cross_entropy_with_grad_into(input, target, &options, None, &mut out).expect("rust fwd+bwd"),
+            cross_entropy_with_grad_into(input, target, &options, None, &mut out).expect("checked above"),
         );
     });
-    let (torch_fb, torch_fb_mb) = measure(repeats, torch_forward_backward);
-    for (pass, rust_ms, libtorch_ms, floor_ms, rust_mb, torch_mb) in [
-        ("forward", rust_fwd, torch_fwd, floor_read, rust_fwd_mb, torch_fwd_mb),
-        (
-            "forward_backward",
-            rust_fb,
-            torch_fb,
-            floor_read_write,
-            rust_fb_mb,
-            torch_fb_mb,
-        ),
-    ] {
-        rows.push(Row {
-            shape: shape.name.to_string(),
-            pass,
-            threads,
-            rust_ms,
-            libtorch_ms,
-            speedup: libtorch_ms / rust_ms,
-            floor_ms,
-            rust_over_floor: rust_ms / floor_ms,
-            rust_peak_extra_mb: rust_mb,
-            libtorch_peak_extra_mb: torch_mb,
-        });
-    }
-    Ok(rows)
+    let torch_forward = measure(repeats, || {
+        let _guard = tch::no_grad_guard();
+        let _ = std::hint::black_box(torch_loss(&tx).expect("checked above"));
+    });
+    let grad_bytes = numel * 4;
+    let torch_both = measure(repeats, || {
+        let leaf = tx.shallow_clone().set_requires_grad(true);
+        torch_loss(&leaf).expect("checked above").backward();
+        let _ = std::hint::black_box(leaf.grad().f_sum(Kind::Float).expect("a gradient"));
+    });
+
+    let row = |pass, rust: &Measured, torch: &Measured, floor: &Measured, torch_output: usize| Row {
+        shape: shape.name.to_string(),
+        pass,
+        threads,
+        rust_ms: rust.ms,
+        libtorch_ms: torch.ms,
+        speedup: torch.ms / rust.ms,
+        floor_ms: floor.ms,
+        rust_over_floor: rust.ms / floor.ms,
+        rust_peak_extra_bytes: rust.rust_bytes as u64,
+        // libtorch's gradient is its output, as our preallocated `out` is ours.
+        libtorch_peak_extra_bytes: torch.resident_bytes.saturating_sub(torch_output) as u64,
+    };
+    Ok([
+        row("forward", &rust_forward, &torch_forward, &read, 0),
+        row("forward_backward", &rust_both, &torch_both, &read_write, grad_bytes),
+    ])
 }
 
 pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    anyhow::ensure!(threads > 0, "--threads must be at least 1");
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
+    let threads = match args.threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("starting the thread pool")?;
     tch::set_num_threads(threads as i32);
     let mut rows = Vec::new();
-    for shape in shapes() {
+    for shape in &SHAPES {
         if args.only.as_ref().is_some_and(|o| !shape.name.contains(o.as_str())) {
             continue;
         }
         if args.format == Format::Human {
-            eprintln!("benchmarking {} ...", shape.name);
+            eprintln!("bench: {} ...", shape.name);
         }
-        rows.extend(bench_shape(&shape, threads, args.repeats)?);
+        rows.extend(bench_shape(shape, threads, args.repeats)?);
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Human => {
-            println!(
-                "{:<20} {:<17} {:>7} {:>10} {:>12} {:>8} {:>9} {:>10} {:>9} {:>12}",
-                "shape",
-                "pass",
-                "threads",
-                "rust_ms",
-                "libtorch_ms",
-                "speedup",
-                "floor_ms",
-                "rust/floor",
-                "rust_MB",
-                "libtorch_MB"
-            );
-            for r in &rows {
-                println!(
-                    "{:<20} {:<17} {:>7} {:>10.2} {:>12.2} {:>7.1}x {:>9.2} {:>10.2} {:>9.1} {:>12.1}",
-                    r.shape,
-                    r.pass,
-                    r.threads,
-                    r.rust_ms,
-                    r.libtorch_ms,
-                    r.speedup,
-                    r.floor_ms,
-                    r.rust_over_floor,
-                    r.rust_peak_extra_mb,
-                    r.libtorch_peak_extra_mb
-                );
-            }
-        }
+        Format::Human => print_table(&rows),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<18} {:<16} {:>7} {:>9} {:>11} {:>8} {:>9} {:>10} {:>9} {:>12}",
+        "shape",
+        "pass",
+        "threads",
+        "rust_ms",
+        "libtorch_ms",
+        "speedup",
+        "floor_ms",
+        "rust/floor",
+        "rust_MB",
+        "libtorch_MB"
+    );
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    for r in rows {
+        println!(
+            "{:<18} {:<16} {:>7} {:>9.1} {:>11.1} {:>7.1}x {:>9.1} {:>10.2} {:>9.2} {:>12.1}",
+            r.shape,
+            r.pass,
+            r.threads,
+            r.rust_ms,
+            r.libtorch_ms,
+            r.speedup,
+            r.floor_ms,
+            r.rust_over_floor,
+            mb(r.rust_peak_extra_bytes),
+            mb(r.libtorch_peak_extra_bytes)
+        );
+    }
 }

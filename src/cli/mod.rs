@@ -1,6 +1,8 @@
 //! Command-line interface: one module per command, one per output format.
 
 #[cfg(feature = "torch")]
+mod alloc;
+#[cfg(feature = "torch")]
 mod bench;
 mod bundled;
 mod check;

@@ -53,7 +53,8 @@ pub fn cross_entropy<T: Element>(
     let values = if T::REDUCED {
         reduced::forward(&problem, input, &target)
     } else {
-        let terms = fused_terms(&problem, input.data).unwrap_or_else(|| position_terms(&problem, input, &target));
+        let terms = fused::forward_terms(&problem, input.data, &target)
+            .unwrap_or_else(|| position_terms(&problem, input, &target));
         reduce(&problem, &terms)
     };
     let shape = if problem.reduction == Reduction::None {
@@ -65,14 +66,6 @@ pub fn cross_entropy<T: Element>(
         values: values.into_iter().map(T::from_f64).collect(),
         shape,
     })
-}
-
-/// The fused kernel's terms, for f32 and f64 class-index targets.
-pub(crate) fn fused_terms<T: Element>(problem: &Problem, data: &[T]) -> Option<Vec<(f64, f64)>> {
-    if let Some(x) = T::as_f32(data) {
-        return fused::forward_terms(problem, x);
-    }
-    T::as_f64(data).and_then(|x| fused::forward_terms(problem, x))
 }
 
 /// Per-position (nll, smoothing) terms; for probability targets the loss is in `.0`.

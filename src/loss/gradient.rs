@@ -60,29 +60,10 @@ pub fn cross_entropy_backward<T: Element>(
         let (input, target) = reduced::backward(&problem, input, &target, &upstream);
         return Ok(Gradients { input, target });
     }
-    if let Some((input, _)) = fused_forward_backward(&problem, input.data, &upstream) {
-        return Ok(Gradients { input, target: None });
+    if let Some((gradients, _)) = fused::forward_backward(&problem, input.data, &target, &upstream) {
+        return Ok(gradients);
     }
     Ok(backward(&problem, input, &target, &upstream))
-}
-
-/// The gradient and the per-position (nll, smoothing) terms.
-pub(crate) type GradientAndTerms<T> = (Vec<T>, Vec<(f64, f64)>);
-
-/// The fused kernel's gradient and per-position terms, for f32 and f64
-/// class-index targets.
-pub(crate) fn fused_forward_backward<T: Element>(
-    problem: &Problem,
-    data: &[T],
-    upstream: &[f64],
-) -> Option<GradientAndTerms<T>> {
-    let mut out = vec![T::from_f64(0.0); data.len()];
-    let terms = match (T::as_f32(data), T::as_f64(data)) {
-        (Some(x), _) => fused::forward_backward_into(problem, x, upstream, T::as_f32_mut(&mut out)?),
-        (_, Some(x)) => fused::forward_backward_into(problem, x, upstream, T::as_f64_mut(&mut out)?),
-        _ => None,
-    }?;
-    Some((out, terms))
 }
 
 /// The upstream gradient per position (one value when reduced).

@@ -1,26 +1,23 @@
 //! Which instruction set the fused kernel runs on, chosen at run time.
 //!
-//! The kernel's inner loops are written once, in plain Rust over fixed
-//! 16-lane blocks, and compiled twice: as is (the scalar fallback, which
-//! LLVM may still vectorise for the baseline ISA), and inside a function with
-//! `#[target_feature(enable = "avx2,fma")]`. Both evaluate the same operations
-//! in the same order (no fused multiply-adds), so they give bit-identical
-//! results, which the tests check.
+//! The inner loops (`fused/lanes.rs`) are compiled once per level and give
+//! the same bits on each; forcing a level lets tests compare them and
+//! benchmarks time them.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level for the fused kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SimdLevel {
-    /// Portable code, any CPU.
+    /// Portable code for the baseline target, any CPU.
     Scalar,
     /// x86-64 with AVX2 and FMA.
     Avx2,
+    /// x86-64 with AVX-512 F, VL and DQ (and AVX2 and FMA).
+    Avx512,
 }
 
 const AUTO: u8 = 0;
-const SCALAR: u8 = 1;
-const AVX2: u8 = 2;
 
 static FORCED: AtomicU8 = AtomicU8::new(AUTO);
 
@@ -28,30 +25,41 @@ static FORCED: AtomicU8 = AtomicU8::new(AUTO);
 pub fn detected() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let avx512 = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512dq");
+        if avx2 && avx512 {
+            return SimdLevel::Avx512;
+        }
+        if avx2 {
             return SimdLevel::Avx2;
         }
     }
     SimdLevel::Scalar
 }
 
-/// The level the kernel uses now: the forced one, else the detected one.
-/// A forced level the CPU lacks falls back to the detected one.
+/// The level the kernel uses now: the forced one, capped at the detected one
+/// (a level the CPU lacks is never run).
 pub fn current() -> SimdLevel {
-    match FORCED.load(Ordering::Relaxed) {
-        SCALAR => SimdLevel::Scalar,
-        AVX2 if detected() == SimdLevel::Avx2 => SimdLevel::Avx2,
-        _ => detected(),
-    }
+    let forced = match FORCED.load(Ordering::Relaxed) {
+        1 => SimdLevel::Scalar,
+        2 => SimdLevel::Avx2,
+        3 => SimdLevel::Avx512,
+        _ => return detected(),
+    };
+    forced.min(detected())
 }
 
-/// Forces a level for the whole process (`None`: back to detection). For
-/// tests and benchmarks that compare the scalar fallback with the SIMD path.
-pub fn force(level: Option<SimdLevel>) {
+/// Forces a level for the whole process (`None`: back to detection), for
+/// tests and benchmarks that compare the levels. A level above what the CPU
+/// supports runs as the best supported one.
+pub fn set_simd_level(level: Option<SimdLevel>) {
     let value = match level {
         None => AUTO,
-        Some(SimdLevel::Scalar) => SCALAR,
-        Some(SimdLevel::Avx2) => AVX2,
+        Some(SimdLevel::Scalar) => 1,
+        Some(SimdLevel::Avx2) => 2,
+        Some(SimdLevel::Avx512) => 3,
     };
     FORCED.store(value, Ordering::Relaxed);
 }

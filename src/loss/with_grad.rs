@@ -5,11 +5,10 @@ use super::element::Element;
 use super::error::LossError;
 use super::forward::{cross_entropy, reduce, Loss};
 use super::fused;
-use super::gradient::{cross_entropy_backward, fused_forward_backward, upstream, Gradients};
+use super::gradient::{cross_entropy_backward, upstream, Gradients};
 use super::input::{Target, View};
 use super::options::{Options, Reduction};
 use super::problem::{validate, Problem};
-use crate::tensor::DType;
 
 fn loss_of<T: Element>(problem: &Problem, terms: &[(f64, f64)]) -> Loss<T> {
     let shape = if problem.reduction == Reduction::None {
@@ -25,9 +24,10 @@ fn loss_of<T: Element>(problem: &Problem, terms: &[(f64, f64)]) -> Loss<T> {
 
 /// The loss and the gradient of `(loss * grad_output).sum()` together.
 ///
-/// For f32 and f64 class-index targets this is one fused pass: each row is
-/// read once and its gradient written in the same visit. Other cases
-/// (probability targets, half types) compute forward and backward in turn.
+/// For f32 and f64 input this is one fused pass: each position is read once
+/// and its gradient written in the same visit (the gradient w.r.t.
+/// probability targets takes one more pass). Half types compute forward and
+/// backward in turn, as libtorch rounds them.
 ///
 /// ```
 /// use ce_parity::loss::{cross_entropy_with_grad, Options, Target, View};
@@ -54,14 +54,8 @@ pub fn cross_entropy_with_grad<T: Element>(
     let problem = validate(input, &target, options)?;
     let up = upstream(&problem, grad_output)?;
     if !T::REDUCED && !is_unbatched_index_target(input, &target) {
-        if let Some((grad, terms)) = fused_forward_backward(&problem, input.data, &up) {
-            return Ok((
-                loss_of(&problem, &terms),
-                Gradients {
-                    input: grad,
-                    target: None,
-                },
-            ));
+        if let Some((grads, terms)) = fused::forward_backward(&problem, input.data, &target, &up) {
+            return Ok((loss_of(&problem, &terms), grads));
         }
     }
     let loss = cross_entropy(input, target, options)?;
@@ -69,12 +63,29 @@ pub fn cross_entropy_with_grad<T: Element>(
     Ok((loss, grads))
 }
 
-/// As [`cross_entropy_with_grad`], writing the gradient into `out` (shaped
-/// like the input), so a training loop can reuse one buffer across steps.
+/// As [`cross_entropy_with_grad`], writing the gradient w.r.t. the input into
+/// `out` (shaped like the input), so a training loop reuses one buffer.
+/// Returns the loss.
+///
+/// ```
+/// use ce_parity::loss::{cross_entropy_with_grad_into, Options, Reduction, Target, View};
+/// let logits = [0.0f32, 0.0];
+/// let mut grad = [9.0f32; 2];
+/// let loss = cross_entropy_with_grad_into(
+///     View::new(&logits, &[1, 2]),
+///     Target::Classes(View::new(&[1], &[1])),
+///     &Options { reduction: Reduction::Sum, ..Options::default() },
+///     None,
+///     &mut grad,
+/// )?;
+/// assert!((loss.values[0] - 2f32.ln()).abs() < 1e-7);
+/// assert_eq!(grad, [0.5, -0.5]);
+/// # Ok::<(), ce_parity::loss::LossError>(())
+/// ```
 ///
 /// # Errors
 /// As [`cross_entropy_backward`], plus [`LossError::DataLength`] when `out`
-/// does not have the input's length.
+/// is not as long as the input; on error `out` is unchanged.
 pub fn cross_entropy_with_grad_into<T: Element>(
     input: View<'_, T>,
     target: Target<'_, T>,
@@ -82,6 +93,7 @@ pub fn cross_entropy_with_grad_into<T: Element>(
     grad_output: Option<View<'_, T>>,
     out: &mut [T],
 ) -> Result<Loss<T>, LossError> {
+    let problem = validate(input, &target, options)?;
     if out.len() != input.data.len() {
         return Err(LossError::DataLength {
             what: "out",
@@ -89,19 +101,9 @@ pub fn cross_entropy_with_grad_into<T: Element>(
             len: out.len(),
         });
     }
-    let problem = validate(input, &target, options)?;
     let up = upstream(&problem, grad_output)?;
     if !T::REDUCED && !is_unbatched_index_target(input, &target) {
-        let terms = if T::DTYPE == DType::Float32 {
-            T::as_f32(input.data)
-                .zip(T::as_f32_mut(out))
-                .and_then(|(x, o)| fused::forward_backward_into(&problem, x, &up, o))
-        } else {
-            T::as_f64(input.data)
-                .zip(T::as_f64_mut(out))
-                .and_then(|(x, o)| fused::forward_backward_into(&problem, x, &up, o))
-        };
-        if let Some(terms) = terms {
+        if let Some(terms) = fused::forward_backward_into(&problem, input.data, &target, &up, out) {
             return Ok(loss_of(&problem, &terms));
         }
     }
@@ -136,12 +138,7 @@ pub fn cross_entropy_with_grad_in_place<T: Element>(
     let problem = validate(View::new(logits, shape), &target, options)?;
     let up = upstream(&problem, grad_output)?;
     if !T::REDUCED && !is_unbatched_index_target(View::new(logits, shape), &target) {
-        let terms = if T::DTYPE == DType::Float32 {
-            T::as_f32_mut(logits).and_then(|x| fused::forward_backward_in_place(&problem, x, &up))
-        } else {
-            T::as_f64_mut(logits).and_then(|x| fused::forward_backward_in_place(&problem, x, &up))
-        };
-        if let Some(terms) = terms {
+        if let Some(terms) = fused::forward_backward_in_place(&problem, logits, &target, &up) {
             return Ok(loss_of(&problem, &terms));
         }
     }

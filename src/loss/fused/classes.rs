@@ -1,0 +1,228 @@
+//! Class-index targets: a position's (nll, smoothing) terms and gradient
+//! from its statistics (see `lanes.rs`), with a = w (or 1):
+//!   nll = −w_y·(x_y − M − ln S),   smooth = ln S·Σw − L,
+//!   dL/dx_c = p_c·(−Σ_k g_k) − smooth_coef·w_c (+ w_y·nll_coef at c = y),
+//! where g is the gradient w.r.t. the log-probabilities and p_c = e_c / S.
+
+use super::super::forward::mean_divisor;
+use super::super::options::Reduction;
+use super::super::problem::Problem;
+use super::super::simd::{self, SimdLevel};
+use super::fallback;
+use super::lanes::{apply_row, apply_tile, stats_row, stats_tile, Coef, Lane, Stats, TILE};
+use super::{Kernel, Upstream};
+
+pub(super) struct Classes<'p, T> {
+    problem: &'p Problem,
+    targets: &'p [Option<usize>],
+    /// The weights in the working type (exact: they came from it).
+    weight: Option<Vec<T>>,
+    weight_sum: f64,
+    divisor: f64,
+    level: SimdLevel,
+}
+
+impl<'p, T: Lane> Classes<'p, T> {
+    pub fn new(problem: &'p Problem, targets: &'p [Option<usize>]) -> Self {
+        let weight = problem
+            .weight
+            .as_ref()
+            .map(|w| w.iter().map(|&v| T::from_f64(v)).collect());
+        let weight_sum = problem
+            .weight
+            .as_ref()
+            .map_or(problem.classes as f64, |w| w.iter().sum());
+        let divisor = if problem.reduction == Reduction::Mean {
+            mean_divisor(problem)
+        } else {
+            1.0
+        };
+        Classes {
+            problem,
+            targets,
+            weight,
+            weight_sum,
+            divisor,
+            level: simd::current(),
+        }
+    }
+
+    fn w(&self, c: usize) -> f64 {
+        self.problem.weight.as_ref().map_or(1.0, |w| w[c])
+    }
+
+    fn coef(&self) -> Coef<'_, T> {
+        self.weight.as_deref().map_or(Coef::One, Coef::PerClass)
+    }
+
+    /// The terms from finite statistics; `target_shifted` = x_y − M.
+    fn terms(&self, y: usize, target_shifted: f64, stats: &Stats) -> (f64, f64) {
+        let log_sum = stats.sum_exp.ln();
+        let nll = -((target_shifted - log_sum) * self.w(y));
+        let smooth = if self.problem.smoothing.is_some() {
+            log_sum * self.weight_sum - stats.sum_shifted
+        } else {
+            0.0
+        };
+        (nll, smooth)
+    }
+
+    /// (nll coefficient, smoothing coefficient) for upstream gradient `g`, as
+    /// libtorch's autograd graph produces them.
+    fn coefficients(&self, g: f64) -> (f64, f64) {
+        let (g_nll, g_smooth) = match self.problem.smoothing {
+            Some(e) => ((1.0 - e) * g, g * (e / self.problem.classes as f64)),
+            None => (g, 0.0),
+        };
+        if self.problem.reduction == Reduction::Mean {
+            (-(g_nll / self.divisor), g_smooth / self.divisor)
+        } else {
+            (-g_nll, g_smooth)
+        }
+    }
+
+    /// The scales of the gradient of target `y` (p's and w's), or None when
+    /// they are not finite and the reference kernel must decide.
+    fn scales(&self, y: usize, g: f64, sum_exp: f64) -> Option<(f64, f64, f64)> {
+        let (nll_coef, smooth_coef) = self.coefficients(g);
+        let total = -smooth_coef * self.weight_sum + self.w(y) * nll_coef;
+        let scale_p = -total / sum_exp;
+        (scale_p.is_finite() && smooth_coef.is_finite() && nll_coef.is_finite()).then_some((
+            scale_p,
+            smooth_coef,
+            nll_coef,
+        ))
+    }
+
+    /// The target's gradient entry, in f64 from x_y: p_y·scale_p − smooth·w_y + w_y·nll.
+    fn target_entry(&self, y: usize, target_shifted: f64, scale: (f64, f64, f64)) -> T {
+        let (scale_p, smooth_coef, nll_coef) = scale;
+        T::from_f64(target_shifted.exp() * scale_p - smooth_coef * self.w(y) + self.w(y) * nll_coef)
+    }
+
+    /// Reference terms (and gradient into `grad`, given `g`) of a position.
+    fn reference(&self, row: Vec<f64>, y: Option<usize>, g: Option<f64>, grad: Option<&mut [T]>) -> (f64, f64) {
+        let mut g64 = vec![0.0; if g.is_some() { row.len() } else { 0 }];
+        let terms = fallback::class_position(self.problem, row, y, g.map(|g| self.coefficients(g)), &mut g64);
+        if let Some(out) = grad {
+            for (o, v) in out.iter_mut().zip(g64) {
+                *o = T::from_f64(v);
+            }
+        }
+        terms
+    }
+}
+
+impl<T: Lane> Kernel<T> for Classes<'_, T> {
+    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, _scratch: &mut Vec<T>) -> (f64, f64) {
+        let y = self.targets[p];
+        let a = self.weight.as_deref().unwrap_or(&[]);
+        let weighted = self.weight.is_some();
+        let to_f64 = || x.iter().map(|v| v.to_f64()).collect();
+        let Some((out, g)) = grad else {
+            let Some(y) = y else { return (0.0, 0.0) };
+            let stats = match weighted {
+                true => stats_row::<T, true, false>(self.level, x, a, &mut [], next),
+                false => stats_row::<T, false, false>(self.level, x, a, &mut [], next),
+            };
+            return match stats.finite() {
+                true => self.terms(y, x[y].to_f64() - stats.max, &stats),
+                false => self.reference(to_f64(), Some(y), None, None),
+            };
+        };
+        let stats = match weighted {
+            true => stats_row::<T, true, true>(self.level, x, a, out, next),
+            false => stats_row::<T, false, true>(self.level, x, a, out, next),
+        };
+        if !stats.finite() {
+            return self.reference(to_f64(), y, Some(g), Some(out));
+        }
+        let Some(y) = y else {
+            // An ignored position's gradient is 0 − p·0.
+            out.iter_mut().for_each(|v| *v = T::ZERO);
+            return (0.0, 0.0);
+        };
+        let Some(scale) = self.scales(y, g, stats.sum_exp) else {
+            return self.reference(to_f64(), Some(y), Some(g), Some(out));
+        };
+        let (scale_p, smooth_coef, _) = scale;
+        let (scale_p, scale_w) = (T::from_f64(scale_p), T::from_f64(-smooth_coef));
+        match weighted {
+            true => apply_row::<T, true>(self.level, out, a, scale_p, scale_w),
+            false => apply_row::<T, false>(self.level, out, a, scale_p, scale_w),
+        }
+        let target_shifted = x[y].to_f64() - stats.max;
+        out[y] = self.target_entry(y, target_shifted, scale);
+        self.terms(y, target_shifted, &stats)
+    }
+
+    fn tile(
+        &self,
+        b: usize,
+        block: &[T],
+        s0: usize,
+        mut grad: Option<(&mut [T], Upstream<'_>)>,
+        terms: &mut [(f64, f64)],
+        _scratch: &mut Vec<T>,
+    ) {
+        let inner = self.problem.inner;
+        let width = terms.len();
+        let column = |s: usize| -> Vec<f64> { block[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
+        let mut stats = [Stats::default(); TILE];
+        let out = grad.as_mut().map(|(out, _)| &mut **out);
+        stats_tile(self.level, block, inner, s0, self.coef(), out, &mut stats[..width]);
+        let mut scale_p = [T::ZERO; TILE];
+        let mut scale_w = [T::ZERO; TILE];
+        let mut fix = [None; TILE];
+        let mut reference = [false; TILE];
+        for j in 0..width {
+            let (s, p) = (s0 + j, b * inner + s0 + j);
+            let y = self.targets[p];
+            let st = &stats[j];
+            let g = grad.as_ref().map(|(_, up)| up.at(p));
+            let target_shifted = |y: usize| block[y * inner + s].to_f64() - st.max;
+            terms[j] = match (y, st.finite()) {
+                (None, _) => (0.0, 0.0),
+                (Some(y), true) => self.terms(y, target_shifted(y), st),
+                (Some(y), false) => self.reference(column(s), Some(y), None, None),
+            };
+            let Some(g) = g else { continue };
+            match (y, st.finite()) {
+                (None, true) => {}
+                (Some(y), true) => match self.scales(y, g, st.sum_exp) {
+                    Some(scale) => {
+                        scale_p[j] = T::from_f64(scale.0);
+                        scale_w[j] = T::from_f64(-scale.1);
+                        fix[j] = Some((y, target_shifted(y), scale));
+                    }
+                    None => reference[j] = true,
+                },
+                (_, false) => reference[j] = true,
+            }
+        }
+        let Some((out, up)) = grad else { return };
+        apply_tile(
+            self.level,
+            out,
+            inner,
+            s0,
+            self.coef(),
+            &scale_p[..width],
+            &scale_w[..width],
+        );
+        let classes = self.problem.classes;
+        for j in 0..width {
+            let (s, p) = (s0 + j, b * inner + s0 + j);
+            if let Some((y, target_shifted, scale)) = fix[j] {
+                out[y * inner + s] = self.target_entry(y, target_shifted, scale);
+            }
+            if reference[j] {
+                let mut g = vec![T::ZERO; classes];
+                self.reference(column(s), self.targets[p], Some(up.at(p)), Some(&mut g));
+                for k in 0..classes {
+                    out[k * inner + s] = g[k];
+                }
+            }
+        }
+    }
+}

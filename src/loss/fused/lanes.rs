@@ -1,0 +1,401 @@
+//! The vectorised inner loops, written once in plain Rust over fixed 16-lane
+//! blocks and compiled three times: for the baseline ISA (the scalar
+//! fallback, which LLVM may still vectorise with SSE2), and inside functions
+//! with `#[target_feature]` for AVX2+FMA and AVX-512. Rust never contracts
+//! `a * b + c` into a fused multiply-add, so every level evaluates the same
+//! operations in the same order and gives the same bits (the tests check).
+//!
+//! A row's statistics are its max M, S = Σ e^(x−M) and L = Σ a·(x − M),
+//! where `a` is a coefficient per element (class weights, or weights times
+//! the probability target) or 1. L is what smoothing and probability targets
+//! need, and it doubles as the detector of non-finite rows: a NaN or ±inf
+//! anywhere makes M or L non-finite (the exp below maps NaN to a finite value).
+
+use std::ops::{Add, Mul, Sub};
+
+use super::super::element::Element;
+use super::super::fast_exp::exp_nonpositive_f32;
+use super::super::simd::SimdLevel;
+
+/// Element types the fused kernel runs on: f32 and f64.
+pub(crate) trait Lane:
+    Element + PartialOrd + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self>
+{
+    const ZERO: Self;
+    const NEG_INFINITY: Self;
+    /// e^d for d = x − max ≤ 0 (NaN rows are caught through L).
+    fn exp_lane(self) -> Self;
+    /// The caller's buffer as this type, when it is this type.
+    fn cast<E: Element>(data: &[E]) -> Option<&[Self]>;
+    fn cast_mut<E: Element>(data: &mut [E]) -> Option<&mut [Self]>;
+}
+
+impl Lane for f32 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    #[inline(always)]
+    fn exp_lane(self) -> Self {
+        exp_nonpositive_f32(self)
+    }
+    fn cast<E: Element>(data: &[E]) -> Option<&[Self]> {
+        E::as_f32(data)
+    }
+    fn cast_mut<E: Element>(data: &mut [E]) -> Option<&mut [Self]> {
+        E::as_f32_mut(data)
+    }
+}
+
+impl Lane for f64 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    #[inline(always)]
+    fn exp_lane(self) -> Self {
+        self.exp()
+    }
+    fn cast<E: Element>(data: &[E]) -> Option<&[Self]> {
+        E::as_f64(data)
+    }
+    fn cast_mut<E: Element>(data: &mut [E]) -> Option<&mut [Self]> {
+        E::as_f64_mut(data)
+    }
+}
+
+pub(super) const LANES: usize = 16;
+/// Elements accumulated in the working type before flushing to f64: short
+/// enough that f32 lane sums stay accurate, long enough to cost nothing.
+const BLOCK: usize = 1024;
+
+/// One position's statistics, in f64.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct Stats {
+    pub max: f64,
+    pub sum_exp: f64,
+    pub sum_shifted: f64,
+}
+
+impl Stats {
+    /// Whether the closed forms hold; otherwise the reference kernel decides.
+    pub fn finite(&self) -> bool {
+        self.max.is_finite() && self.sum_shifted.is_finite() && self.sum_exp.is_finite()
+    }
+}
+
+/// Per-element coefficients `a` of L for a (C, width) tile.
+#[derive(Clone, Copy)]
+pub(super) enum Coef<'a, T> {
+    /// a = 1.
+    One,
+    /// a = w_c, shared by every position.
+    PerClass(&'a [T]),
+    /// a given per element, class-major: a[c·width + j].
+    PerElement(&'a [T]),
+}
+
+/// Sums 16 lanes in a fixed tree, in f64.
+#[inline(always)]
+fn fold_lanes<T: Lane>(acc: &[T; LANES]) -> f64 {
+    let mut v = [0.0f64; LANES];
+    for l in 0..LANES {
+        v[l] = acc[l].to_f64();
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            v[l] += v[l + width];
+        }
+    }
+    v[0]
+}
+
+/// The max, ignoring NaN (NaN rows are caught through L).
+#[inline(always)]
+fn row_max<T: Lane>(x: &[T]) -> T {
+    let mut acc = [T::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for l in 0..LANES {
+            acc[l] = if chunk[l] > acc[l] { chunk[l] } else { acc[l] };
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        acc[l] = if v > acc[l] { v } else { acc[l] };
+    }
+    acc.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// Asks for the cache line holding `v` to be brought into L2. A hint only.
+#[inline(always)]
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch cannot fault or change memory, whatever the address;
+    // this one comes from a reference, so it is valid anyway. SSE is part of
+    // the x86-64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        _mm_prefetch::<_MM_HINT_T1>((v as *const T).cast());
+    }
+}
+
+/// S and L over a row given its max; with `WRITE` the exponentials go to
+/// `out`, with `COEF` L is weighted by `a` (both the row's length). The next
+/// row is prefetched meanwhile, so the memory streams while this one computes.
+#[inline(always)]
+fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(
+    x: &[T],
+    a: &[T],
+    out: &mut [T],
+    max: T,
+    next: &[T],
+) -> (f64, f64) {
+    let line = (64 / std::mem::size_of::<T>()).max(1);
+    let (mut sum_exp, mut sum_shifted) = (0.0, 0.0);
+    let mut start = 0;
+    while start < x.len() {
+        let end = (start + BLOCK).min(x.len());
+        let full = start + (end - start) / LANES * LANES;
+        let mut e_acc = [T::ZERO; LANES];
+        let mut s_acc = [T::ZERO; LANES];
+        // chunks_exact: no bounds checks in the lane loop, so it vectorises.
+        let xs = x[start..full].chunks_exact(LANES);
+        let coef = if COEF { &a[start..full] } else { &x[start..full] };
+        // One prefetch per cache line of the next row, spread over the loop
+        // (a burst would stall on the CPU's few line-fill buffers).
+        let ahead = next.get(start..full).unwrap_or(&[]);
+        let ahead_line = |i: usize| {
+            for offset in (0..LANES).step_by(line) {
+                if let Some(v) = ahead.get(i * LANES + offset) {
+                    prefetch(v);
+                }
+            }
+        };
+        if WRITE {
+            let chunks = xs
+                .zip(coef.chunks_exact(LANES))
+                .zip(out[start..full].chunks_exact_mut(LANES));
+            for (i, ((xc, ac), oc)) in chunks.enumerate() {
+                ahead_line(i);
+                for l in 0..LANES {
+                    let d = xc[l] - max;
+                    let e = d.exp_lane();
+                    e_acc[l] = e_acc[l] + e;
+                    s_acc[l] = s_acc[l] + if COEF { d * ac[l] } else { d };
+                    oc[l] = e;
+                }
+            }
+        } else {
+            for (i, (xc, ac)) in xs.zip(coef.chunks_exact(LANES)).enumerate() {
+                ahead_line(i);
+                for l in 0..LANES {
+                    let d = xc[l] - max;
+                    e_acc[l] = e_acc[l] + d.exp_lane();
+                    s_acc[l] = s_acc[l] + if COEF { d * ac[l] } else { d };
+                }
+            }
+        }
+        for i in full..end {
+            let l = i - full;
+            let d = x[i] - max;
+            let e = d.exp_lane();
+            e_acc[l] = e_acc[l] + e;
+            s_acc[l] = s_acc[l] + if COEF { d * a[i] } else { d };
+            if WRITE {
+                out[i] = e;
+            }
+        }
+        sum_exp += fold_lanes(&e_acc);
+        sum_shifted += fold_lanes(&s_acc);
+        start = end;
+    }
+    (sum_exp, sum_shifted)
+}
+
+#[inline(always)]
+fn row_stats<T: Lane, const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T], next: &[T]) -> Stats {
+    let max = row_max(x);
+    let (sum_exp, sum_shifted) = row_sums::<T, COEF, WRITE>(x, a, out, max, next);
+    Stats {
+        max: max.to_f64(),
+        sum_exp,
+        sum_shifted,
+    }
+}
+
+/// Over a row of exponentials: e·scale_p + a·scale_a (a = 1 without `COEF`).
+#[inline(always)]
+fn row_apply<T: Lane, const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scale_a: T) {
+    if COEF {
+        for (v, &w) in row.iter_mut().zip(a) {
+            *v = *v * scale_p + w * scale_a;
+        }
+    } else {
+        for v in row.iter_mut() {
+            *v = *v * scale_p + scale_a;
+        }
+    }
+}
+
+/// `LANES` values from `src` (fewer at a tile's end: the rest are 0 and unused).
+#[inline(always)]
+fn load<T: Lane>(src: &[T]) -> [T; LANES] {
+    match <&[T; LANES]>::try_from(src) {
+        Ok(full) => *full,
+        Err(_) => {
+            let mut v = [T::ZERO; LANES];
+            v[..src.len()].copy_from_slice(src);
+            v
+        }
+    }
+}
+
+#[inline(always)]
+fn store<T: Lane>(dst: &mut [T], v: &[T; LANES]) {
+    let n = dst.len();
+    dst.copy_from_slice(&v[..n]);
+}
+
+/// Statistics of positions s0..s0+stats.len() of a (C, S) block. The
+/// spatial positions are the lanes: for each group of `LANES` positions the
+/// classes are swept twice (max, then exponentials and sums), reading one
+/// contiguous run per class with the accumulators in registers. With `out`
+/// (the block's gradient), the exponentials are written there.
+#[inline(always)]
+fn tile_stats<T: Lane>(
+    block: &[T],
+    inner: usize,
+    s0: usize,
+    coef: Coef<'_, T>,
+    mut out: Option<&mut [T]>,
+    stats: &mut [Stats],
+) {
+    let width = stats.len();
+    let classes = block.len() / inner;
+    for j0 in (0..width).step_by(LANES) {
+        let n = LANES.min(width - j0);
+        let at = |k: usize| k * inner + s0 + j0..k * inner + s0 + j0 + n;
+        let mut max = [T::NEG_INFINITY; LANES];
+        for k in 0..classes {
+            // The classes lie `inner` apart, too far for the hardware
+            // prefetcher: ask for this class's run one tile ahead.
+            if let Some(v) = block.get(k * inner + s0 + j0 + TILE) {
+                prefetch(v);
+            }
+            let x = load(&block[at(k)]);
+            for l in 0..LANES {
+                max[l] = if x[l] > max[l] { x[l] } else { max[l] };
+            }
+        }
+        let mut sum_exp = [0.0f64; LANES];
+        let mut sum_shifted = [0.0f64; LANES];
+        for k0 in (0..classes).step_by(BLOCK / LANES) {
+            let mut e_acc = [T::ZERO; LANES];
+            let mut s_acc = [T::ZERO; LANES];
+            for k in k0..classes.min(k0 + BLOCK / LANES) {
+                let x = load(&block[at(k)]);
+                let a = match coef {
+                    Coef::One => [T::ZERO; LANES],
+                    Coef::PerClass(w) => [w[k]; LANES],
+                    Coef::PerElement(a) => load(&a[k * width + j0..][..n]),
+                };
+                let mut e = [T::ZERO; LANES];
+                for l in 0..LANES {
+                    let d = x[l] - max[l];
+                    e[l] = d.exp_lane();
+                    e_acc[l] = e_acc[l] + e[l];
+                    s_acc[l] = s_acc[l] + if matches!(coef, Coef::One) { d } else { d * a[l] };
+                }
+                if let Some(o) = out.as_deref_mut() {
+                    store(&mut o[at(k)], &e);
+                }
+            }
+            for l in 0..LANES {
+                sum_exp[l] += e_acc[l].to_f64();
+                sum_shifted[l] += s_acc[l].to_f64();
+            }
+        }
+        for l in 0..n {
+            stats[j0 + l] = Stats {
+                max: max[l].to_f64(),
+                sum_exp: sum_exp[l],
+                sum_shifted: sum_shifted[l],
+            };
+        }
+    }
+}
+
+/// Over a tile of exponentials in `out`: e·scale_p[j] + a·scale_a[j].
+#[inline(always)]
+fn tile_apply<T: Lane>(out: &mut [T], inner: usize, s0: usize, coef: Coef<'_, T>, scale_p: &[T], scale_a: &[T]) {
+    let width = scale_p.len();
+    let classes = out.len() / inner;
+    for j0 in (0..width).step_by(LANES) {
+        let n = LANES.min(width - j0);
+        let (sp, sa) = (load(&scale_p[j0..j0 + n]), load(&scale_a[j0..j0 + n]));
+        for k in 0..classes {
+            let run = &mut out[k * inner + s0 + j0..][..n];
+            let mut v = load(run);
+            let a = match coef {
+                Coef::One => [T::from_f64(1.0); LANES],
+                Coef::PerClass(w) => [w[k]; LANES],
+                Coef::PerElement(a) => load(&a[k * width + j0..][..n]),
+            };
+            for l in 0..LANES {
+                v[l] = v[l] * sp[l] + a[l] * sa[l];
+            }
+            store(run, &v);
+        }
+    }
+}
+
+/// Spatial positions per tile in K-dim input.
+pub(super) const TILE: usize = 64;
+
+/// Generates the entry point of one kernel: the plain function, an AVX2+FMA
+/// and an AVX-512 copy, and the run-time choice between them.
+macro_rules! dispatched {
+    ($(#[$doc:meta])* $name:ident <$($gen:ident $(: $bound:path)?),* ; $(const $c:ident: $ct:ty),*>
+        ($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
+        $(#[$doc])*
+        #[inline]
+        pub(super) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: SimdLevel, $($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
+                $body::<$($gen),* $(, $c)*>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+            fn avx512<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
+                $body::<$($gen),* $(, $c)*>($($arg),*)
+            }
+            match level {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `level` comes from `simd::current()`, which returns
+                // Avx2 only when the CPU reports AVX2 and FMA.
+                SimdLevel::Avx2 => unsafe { avx2::<$($gen),* $(, $c)*>($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above, Avx512 only when the CPU reports AVX-512 F, VL and DQ.
+                SimdLevel::Avx512 => unsafe { avx512::<$($gen),* $(, $c)*>($($arg),*) },
+                _ => $body::<$($gen),* $(, $c)*>($($arg),*),
+            }
+        }
+    };
+}
+
+dispatched! {
+    /// A contiguous row's statistics; see [`row_sums`] for `COEF` and `WRITE`.
+    stats_row<T: Lane; const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T], next: &[T]) -> Stats = row_stats
+}
+dispatched! {
+    /// e·scale_p + a·scale_a over a contiguous row of exponentials.
+    apply_row<T: Lane; const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scale_a: T) -> () = row_apply
+}
+dispatched! {
+    /// A K-dim tile's statistics (see [`tile_stats`]).
+    stats_tile<T: Lane;>(block: &[T], inner: usize, s0: usize, coef: Coef<'_, T>, out: Option<&mut [T]>, stats: &mut [Stats]) -> () = tile_stats
+}
+dispatched! {
+    /// e·scale_p + a·scale_a over a K-dim tile of exponentials.
+    apply_tile<T: Lane;>(out: &mut [T], inner: usize, s0: usize, coef: Coef<'_, T>, scale_p: &[T], scale_a: &[T]) -> () = tile_apply
+}

@@ -1,0 +1,322 @@
+//! The fused kernel for f32 and f64 input, both kinds of target.
+//!
+//! libtorch's CPU path makes about four passes over the N×C logits in forward
+//! (log_softmax's max and exp-sum, the write of an N×C log-probability
+//! tensor, the nll gather and the smoothing sum) and as many again backward.
+//! Here each position is read once from memory and swept again while it sits
+//! in cache: the max, then the exponentials with their sum and the linear sum
+//! L that smoothing and probability targets need; for the gradient the
+//! exponentials are written to the output and scaled there in place. Forward
+//! needs O(N) extra memory: one pair of terms per position.
+//!
+//! Determinism: every position is computed alone, in fixed blocks, and the
+//! positions' terms are summed pairwise in a fixed order afterwards
+//! (`forward::reduce`), so results depend neither on the thread count nor on
+//! the instruction set.
+//!
+//! Positions that are not finite go to the reference kernel (`fallback.rs`).
+
+mod classes;
+mod fallback;
+mod lanes;
+mod probabilities;
+#[cfg(test)]
+mod tests;
+
+use rayon::prelude::*;
+
+use super::element::Element;
+use super::gradient::Gradients;
+use super::input::Target;
+use super::options::Reduction;
+use super::problem::{Problem, Targets};
+use crate::tensor::DType;
+use classes::Classes;
+pub(crate) use lanes::Lane;
+use lanes::TILE;
+use probabilities::Probabilities;
+
+/// The upstream gradient: one value per position (`none`) or one in all.
+#[derive(Clone, Copy)]
+pub(super) struct Upstream<'a> {
+    values: &'a [f64],
+    per_position: bool,
+}
+
+impl Upstream<'_> {
+    fn at(&self, p: usize) -> f64 {
+        if self.per_position {
+            self.values[p]
+        } else {
+            self.values[0]
+        }
+    }
+}
+
+/// One kind of target: a position's terms and, when asked, its gradient.
+/// `scratch` is a buffer the kernel may reuse across positions.
+trait Kernel<T>: Sync {
+    /// Position `p` with contiguous classes `x`; with `grad`, its gradient
+    /// goes to the slice (the row's length) for upstream value g. `next` is
+    /// the next row (or empty), to prefetch.
+    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, scratch: &mut Vec<T>) -> (f64, f64);
+    /// Positions s0..s0+terms.len() of batch `b`, whose (C, S) block is
+    /// `block`; with `grad`, their gradient goes to the block's slice.
+    fn tile(
+        &self,
+        b: usize,
+        block: &[T],
+        s0: usize,
+        grad: Option<(&mut [T], Upstream<'_>)>,
+        terms: &mut [(f64, f64)],
+        scratch: &mut Vec<T>,
+    );
+}
+
+/// Pairwise sum in a fixed order (independent of how the terms were computed).
+pub(crate) fn pairwise_sum(values: &[f64]) -> f64 {
+    if values.len() <= 8 {
+        return values.iter().sum();
+    }
+    let mid = values.len() / 2;
+    pairwise_sum(&values[..mid]) + pairwise_sum(&values[mid..])
+}
+
+/// Rows per parallel task: enough work per task to amortise scheduling.
+fn rows_per_task(classes: usize) -> usize {
+    (16_384 / classes.max(1)).clamp(1, 256)
+}
+
+/// The kernel for this problem's targets, with the input's element type.
+fn with_kernel<E: Element, T: Lane, R>(
+    problem: &Problem,
+    target: &Target<'_, E>,
+    run: impl FnOnce(&dyn Kernel<T>) -> R,
+) -> Option<R> {
+    match (&problem.targets, target) {
+        (Targets::Classes(classes), _) => Some(run(&Classes::<T>::new(problem, classes))),
+        (Targets::Probabilities, Target::Probabilities(t)) => {
+            Some(run(&Probabilities::<T>::new(problem, T::cast(t.data)?)))
+        }
+        _ => None,
+    }
+}
+
+fn upstream<'a>(problem: &Problem, values: &'a [f64]) -> Upstream<'a> {
+    Upstream {
+        values,
+        per_position: problem.reduction == Reduction::None,
+    }
+}
+
+fn runs_fused<E: Element>(problem: &Problem) -> bool {
+    // Degenerate shapes (no classes, no positions — e.g. a spatial dim of
+    // size 0) stay on the reference path, and so do negative weights: with
+    // mixed signs the weighted sums cancel, and the working-type lanes would
+    // lose what the reference's f64 keeps.
+    !E::REDUCED
+        && problem.classes > 0
+        && problem.positions() > 0
+        && problem.weight.as_ref().map_or(true, |w| w.iter().all(|&v| v >= 0.0))
+        && matches!(E::DTYPE, DType::Float32 | DType::Float64)
+}
+
+/// Per-position (nll, smoothing) terms (for probability targets the loss is
+/// in `.0`), or None when the fused kernel does not take this input.
+pub(crate) fn forward_terms<E: Element>(problem: &Problem, x: &[E], target: &Target<'_, E>) -> Option<Vec<(f64, f64)>> {
+    if !runs_fused::<E>(problem) {
+        return None;
+    }
+    match E::DTYPE {
+        DType::Float32 => forward_typed::<E, f32>(problem, f32::cast(x)?, target),
+        _ => forward_typed::<E, f64>(problem, f64::cast(x)?, target),
+    }
+}
+
+fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Target<'_, E>) -> Option<Vec<(f64, f64)>> {
+    with_kernel::<E, T, _>(problem, target, |kernel| {
+        let (c, inner) = (problem.classes, problem.inner);
+        let mut terms = vec![(0.0, 0.0); problem.positions()];
+        if inner == 1 {
+            let rows = rows_per_task(c);
+            terms
+                .par_chunks_mut(rows)
+                .enumerate()
+                .for_each_init(Vec::new, |scratch, (task, slots)| {
+                    for (j, slot) in slots.iter_mut().enumerate() {
+                        let p = task * rows + j;
+                        let next = x.get((p + 1) * c..(p + 2) * c).unwrap_or(&[]);
+                        *slot = kernel.row(p, &x[p * c..(p + 1) * c], next, None, scratch);
+                    }
+                });
+        } else {
+            terms
+                .par_chunks_mut(inner)
+                .enumerate()
+                .for_each_init(Vec::new, |scratch, (b, slots)| {
+                    let block = &x[b * c * inner..(b + 1) * c * inner];
+                    for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+                        kernel.tile(b, block, t * TILE, None, tile, scratch);
+                    }
+                });
+        }
+        terms
+    })
+}
+
+/// Writes the gradient w.r.t. the input into `out` (shaped like `x`) and
+/// returns the per-position terms from the same visit; None when the fused
+/// kernel does not take this input.
+pub(crate) fn forward_backward_into<E: Element>(
+    problem: &Problem,
+    x: &[E],
+    target: &Target<'_, E>,
+    upstream_values: &[f64],
+    out: &mut [E],
+) -> Option<Vec<(f64, f64)>> {
+    if !runs_fused::<E>(problem) {
+        return None;
+    }
+    let up = upstream(problem, upstream_values);
+    match E::DTYPE {
+        DType::Float32 => with_kernel::<E, f32, _>(problem, target, |k| {
+            backward_typed(problem, k, Input::Separate(f32::cast(x)?, f32::cast_mut(out)?), up)
+        })?,
+        _ => with_kernel::<E, f64, _>(problem, target, |k| {
+            backward_typed(problem, k, Input::Separate(f64::cast(x)?, f64::cast_mut(out)?), up)
+        })?,
+    }
+}
+
+/// As [`forward_backward_into`], overwriting the logits with the gradient.
+pub(crate) fn forward_backward_in_place<E: Element>(
+    problem: &Problem,
+    logits: &mut [E],
+    target: &Target<'_, E>,
+    upstream_values: &[f64],
+) -> Option<Vec<(f64, f64)>> {
+    if !runs_fused::<E>(problem) {
+        return None;
+    }
+    let up = upstream(problem, upstream_values);
+    match E::DTYPE {
+        DType::Float32 => with_kernel::<E, f32, _>(problem, target, |k| {
+            backward_typed(problem, k, Input::InPlace(f32::cast_mut(logits)?), up)
+        })?,
+        _ => with_kernel::<E, f64, _>(problem, target, |k| {
+            backward_typed(problem, k, Input::InPlace(f64::cast_mut(logits)?), up)
+        })?,
+    }
+}
+
+/// The gradients and the per-position terms.
+pub(crate) type GradientsAndTerms<E> = (Gradients<E>, Vec<(f64, f64)>);
+
+/// Loss terms and gradients (w.r.t. the input, and w.r.t. probability
+/// targets) in a fresh buffer.
+pub(crate) fn forward_backward<E: Element>(
+    problem: &Problem,
+    x: &[E],
+    target: &Target<'_, E>,
+    upstream_values: &[f64],
+) -> Option<GradientsAndTerms<E>> {
+    let mut input = vec![E::from_f64(0.0); x.len()];
+    let terms = forward_backward_into(problem, x, target, upstream_values, &mut input)?;
+    let target = match target {
+        Target::Probabilities(_) => Some(target_gradient(problem, x, upstream_values)),
+        _ => None,
+    };
+    Some((Gradients { input, target }, terms))
+}
+
+enum Input<'a, T> {
+    Separate(&'a [T], &'a mut [T]),
+    InPlace(&'a mut [T]),
+}
+
+fn backward_typed<T: Lane>(
+    problem: &Problem,
+    kernel: &dyn Kernel<T>,
+    input: Input<'_, T>,
+    up: Upstream<'_>,
+) -> Option<Vec<(f64, f64)>> {
+    let (c, inner) = (problem.classes, problem.inner);
+    let mut terms = vec![(0.0, 0.0); problem.positions()];
+    if problem.positions() == 0 {
+        return Some(terms);
+    }
+    // Row tasks hold `rows` rows, K-dim tasks one batch's (C, S) block.
+    let (rows, chunk) = if inner == 1 {
+        (rows_per_task(c), rows_per_task(c) * c)
+    } else {
+        (inner, c * inner)
+    };
+    // `x` holds the task's logits and, for prefetching, possibly more after them.
+    let task = |index: usize, x: &[T], out: &mut [T], slots: &mut [(f64, f64)], scratch: &mut Vec<T>| {
+        if inner == 1 {
+            for (j, out_row) in out.chunks_mut(c).enumerate() {
+                let p = index * rows + j;
+                let next = x.get((j + 1) * c..(j + 2) * c).unwrap_or(&[]);
+                slots[j] = kernel.row(p, &x[j * c..(j + 1) * c], next, Some((out_row, up.at(p))), scratch);
+            }
+        } else {
+            let block = &x[..out.len()];
+            for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+                kernel.tile(index, block, t * TILE, Some((&mut *out, up)), tile, scratch);
+            }
+        }
+    };
+    match input {
+        Input::Separate(x, out) => out
+            .par_chunks_mut(chunk)
+            .zip(terms.par_chunks_mut(rows))
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (i, (out, slots))| {
+                task(i, &x[i * chunk..], out, slots, scratch)
+            }),
+        // The kernel reads each task's logits from a copy in cache while it
+        // writes the gradient over them: one chunk per thread of extra memory.
+        Input::InPlace(logits) => logits
+            .par_chunks_mut(chunk)
+            .zip(terms.par_chunks_mut(rows))
+            .enumerate()
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(copy, scratch), (i, (data, slots))| {
+                    copy.clear();
+                    copy.extend_from_slice(data);
+                    task(i, copy, data, slots, scratch)
+                },
+            ),
+    }
+    Some(terms)
+}
+
+/// The gradient w.r.t. probability targets: s·(1−ε)·w_c·lp_c per position,
+/// in f64 per position (this output is not on the kernel's hot path).
+fn target_gradient<E: Element>(problem: &Problem, x: &[E], upstream_values: &[f64]) -> Vec<E> {
+    let up = upstream(problem, upstream_values);
+    let (c, inner) = (problem.classes, problem.inner);
+    let divisor = match problem.reduction {
+        Reduction::Mean => problem.positions() as f64,
+        _ => 1.0,
+    };
+    let keep = problem.smoothing.map_or(1.0, |e| 1.0 - e);
+    let mut out = vec![E::from_f64(0.0); x.len()];
+    out.par_chunks_mut(c * inner).enumerate().for_each(|(b, block)| {
+        let mut lp = vec![0.0; c];
+        for s in 0..inner {
+            let p = b * inner + s;
+            for (k, v) in lp.iter_mut().enumerate() {
+                *v = x[b * c * inner + k * inner + s].to_f64();
+            }
+            super::kernel::log_softmax_in_place(&mut lp);
+            let scale = -(up.at(p) / divisor);
+            for k in 0..c {
+                let w = problem.weight.as_ref().map_or(1.0, |w| w[k]);
+                block[k * inner + s] = E::from_f64(scale * w * lp[k] * keep);
+            }
+        }
+    });
+    out
+}

@@ -1,0 +1,311 @@
+//! The fused kernel against the reference kernel (which the fixtures tie to
+//! libtorch), on random cases with non-finite values, across instruction
+//! sets, thread counts and the three entry points.
+
+use super::super::forward::{mean_divisor, position_terms, reduce};
+use super::super::gradient::{backward, upstream};
+use super::super::input::{Target, View};
+use super::super::options::{Options, Reduction};
+use super::super::problem::validate;
+use super::super::simd::{self, SimdLevel};
+use super::*;
+
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        ((self.uniform() * n as f64) as usize).min(n - 1)
+    }
+}
+
+struct Case<T> {
+    x: Vec<T>,
+    shape: Vec<usize>,
+    classes: Vec<i64>,
+    /// Probability targets, shaped like x, when not class targets.
+    probabilities: Option<Vec<T>>,
+    weight: Option<Vec<T>>,
+    reduction: Reduction,
+    epsilon: f64,
+    grad_output: Option<Vec<T>>,
+}
+
+const SHAPES: [&[usize]; 8] = [
+    &[7, 5],
+    &[3, 1000],
+    &[2, 2100],
+    &[4, 3, 70],
+    &[2, 5, 3, 2],
+    &[1, 1],
+    &[6],
+    &[2, 4, 130],
+];
+
+fn random_case<T: Lane>(rng: &mut Rng, shape: &[usize], nonfinite: bool) -> Case<T> {
+    let n: usize = shape.iter().product();
+    let c = if shape.len() == 1 { shape[0] } else { shape[1] };
+    let scale = [0.01, 1.0, 30.0][rng.below(3)];
+    let mut x: Vec<T> = (0..n)
+        .map(|_| T::from_f64((rng.uniform() - 0.5) * 2.0 * scale))
+        .collect();
+    let mut probabilities =
+        (rng.uniform() < 0.3).then(|| (0..n).map(|_| T::from_f64(rng.uniform())).collect::<Vec<T>>());
+    if nonfinite {
+        for v in [f64::NEG_INFINITY, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            x[rng.below(n)] = T::from_f64(v);
+        }
+        if let Some(t) = probabilities.as_mut() {
+            t[rng.below(n)] = T::from_f64(f64::NAN);
+        }
+    }
+    let positions = n / c;
+    let classes = (0..positions)
+        .map(|_| {
+            if rng.uniform() < 0.15 {
+                -100
+            } else {
+                rng.below(c) as i64
+            }
+        })
+        .collect();
+    let weight = (rng.uniform() < 0.5).then(|| (0..c).map(|_| T::from_f64(rng.uniform() * 2.0)).collect());
+    let reduction = Reduction::ALL[rng.below(3)];
+    let epsilon = [0.0, 0.1, 1.0, -0.5][rng.below(4)];
+    let loss_len = if reduction == Reduction::None && shape.len() > 1 {
+        positions
+    } else {
+        1
+    };
+    let grad_output =
+        (rng.uniform() < 0.5).then(|| (0..loss_len).map(|_| T::from_f64(rng.uniform() * 4.0 - 2.0)).collect());
+    Case {
+        x,
+        shape: shape.to_vec(),
+        classes,
+        probabilities,
+        weight,
+        reduction,
+        epsilon,
+        grad_output,
+    }
+}
+
+impl<T: Lane> Case<T> {
+    fn target_shape(&self) -> Vec<usize> {
+        match self.shape.len() {
+            1 => vec![],
+            _ => [self.shape[0]]
+                .into_iter()
+                .chain(self.shape[2..].iter().copied())
+                .collect(),
+        }
+    }
+
+    fn options(&self) -> Options<'_, T> {
+        Options {
+            weight: self.weight.as_deref(),
+            reduction: self.reduction,
+            label_smoothing: self.epsilon,
+            ..Options::default()
+        }
+    }
+
+    /// Runs `f` with the case's problem, target and upstream gradient.
+    fn with<R>(&self, f: impl FnOnce(&Problem, View<'_, T>, &Target<'_, T>, &[f64]) -> R) -> R {
+        let target_shape = self.target_shape();
+        let target = match &self.probabilities {
+            Some(t) => Target::Probabilities(View::new(t, &self.shape)),
+            None => Target::Classes(View::new(&self.classes, &target_shape)),
+        };
+        let input = View::new(&self.x, &self.shape);
+        let problem = validate(input, &target, &self.options()).expect("a valid case");
+        let loss_shape = if self.reduction == Reduction::None {
+            problem.loss_shape.clone()
+        } else {
+            vec![]
+        };
+        let g = self.grad_output.as_ref().map(|g| View::new(g.as_slice(), &loss_shape));
+        let g = g.filter(|g| g.data.len() == loss_shape.iter().product::<usize>());
+        let up = upstream(&problem, g).expect("a matching grad_output");
+        f(&problem, input, &target, &up)
+    }
+
+    /// Fused: loss, gradient w.r.t. the input, and w.r.t. probability targets.
+    fn fused(&self) -> (Vec<f64>, Vec<T>, Option<Vec<T>>) {
+        self.with(|problem, input, target, up| {
+            let (grads, terms) = forward_backward(problem, input.data, target, up).expect("f32/f64 go fused");
+            let forward = forward_terms(problem, input.data, target).expect("f32/f64 go fused");
+            assert_eq!(
+                bits64(&reduce(problem, &forward)),
+                bits64(&reduce(problem, &terms)),
+                "forward = with_grad"
+            );
+            (reduce(problem, &terms), grads.input, grads.target)
+        })
+    }
+
+    fn reference(&self) -> (Vec<f64>, Vec<T>, Option<Vec<T>>) {
+        self.with(|problem, input, target, up| {
+            let terms = position_terms(problem, input, target);
+            let grads = backward(problem, input, target, up);
+            (reduce(problem, &terms), grads.input, grads.target)
+        })
+    }
+}
+
+fn bits64(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|v| v.to_bits()).collect()
+}
+
+fn bits<T: Lane>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|v| v.to_f64().to_bits()).collect()
+}
+
+/// Same NaN-ness and infinities, and finite values within rtol·|e| + atol.
+fn assert_close(what: &str, actual: &[f64], expected: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let ok = if e.is_nan() || a.is_nan() {
+            e.is_nan() && a.is_nan()
+        } else if e.is_infinite() || a.is_infinite() {
+            a == e
+        } else {
+            (a - e).abs() <= rtol * e.abs() + atol
+        };
+        assert!(ok, "{what}[{i}]: fused {a} vs reference {e}");
+    }
+}
+
+fn to64<T: Lane>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|v| v.to_f64()).collect()
+}
+
+fn check_against_reference<T: Lane>(seed: u64, rounds: usize, rtol: f64) {
+    let mut rng = Rng(seed);
+    for round in 0..rounds {
+        let shape = SHAPES[round % SHAPES.len()];
+        let case = random_case::<T>(&mut rng, shape, round % 3 == 2);
+        // Gradient entries are differences of terms of size |g|·w/divisor,
+        // so their error is relative to that, not to the entry.
+        let grad_scale = case.with(|problem, _, _, up| {
+            let g = up.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let w = problem
+                .weight
+                .as_ref()
+                .map_or(1.0, |w| w.iter().fold(1.0f64, |m, v| m.max(*v)));
+            let divisor = if problem.reduction == Reduction::Mean {
+                mean_divisor(problem)
+            } else {
+                1.0
+            };
+            4.0 * g * w / divisor.abs()
+        });
+        let (loss, grad, grad_t) = case.fused();
+        let (ref_loss, ref_grad, ref_grad_t) = case.reference();
+        let what = format!(
+            "round {round} {shape:?} {:?} ε={} {} weight={} probabilities={}",
+            case.reduction,
+            case.epsilon,
+            std::any::type_name::<T>(),
+            case.weight.is_some(),
+            case.probabilities.is_some()
+        );
+        assert_close(&format!("{what} loss"), &loss, &ref_loss, rtol, rtol);
+        let atol = rtol * grad_scale;
+        assert_close(&format!("{what} grad"), &to64(&grad), &to64(&ref_grad), rtol, atol);
+        assert_eq!(grad_t.is_some(), ref_grad_t.is_some());
+        if let (Some(a), Some(e)) = (grad_t, ref_grad_t) {
+            assert_close(&format!("{what} target grad"), &to64(&a), &to64(&e), rtol, atol);
+        }
+    }
+}
+
+#[test]
+fn f32_matches_the_reference_kernel() {
+    check_against_reference::<f32>(42, 400, 2e-5);
+}
+
+#[test]
+fn f64_matches_the_reference_kernel() {
+    check_against_reference::<f64>(43, 400, 1e-9);
+}
+
+#[test]
+fn into_and_in_place_give_the_same_bits_as_with_grad() {
+    let mut rng = Rng(5);
+    for round in 0..60 {
+        let case = random_case::<f32>(&mut rng, SHAPES[round % SHAPES.len()], round % 3 == 2);
+        let (loss, grad, _) = case.fused();
+        let (loss_into, out) = case.with(|problem, input, target, up| {
+            let mut out = vec![0.0f32; input.data.len()];
+            let terms = forward_backward_into(problem, input.data, target, up, &mut out).unwrap();
+            (reduce(problem, &terms), out)
+        });
+        let (loss_in_place, logits) = case.with(|problem, input, target, up| {
+            let mut logits = input.data.to_vec();
+            let terms = forward_backward_in_place(problem, &mut logits, target, up).unwrap();
+            (reduce(problem, &terms), logits)
+        });
+        assert_eq!(bits64(&loss), bits64(&loss_into), "round {round}");
+        assert_eq!(bits64(&loss), bits64(&loss_in_place), "round {round}");
+        assert_eq!(bits(&grad), bits(&out), "round {round}");
+        assert_eq!(bits(&grad), bits(&logits), "round {round}");
+    }
+}
+
+/// Every level this CPU runs gives the scalar fallback's bits (a level the
+/// CPU lacks runs as the best one it has, so this never executes it).
+#[test]
+fn every_simd_level_gives_the_scalar_bits() {
+    let mut rng = Rng(7);
+    let cases: Vec<Case<f32>> = (0..24)
+        .map(|r| random_case(&mut rng, SHAPES[r % SHAPES.len()], r % 4 == 3))
+        .collect();
+    let run = |level| {
+        simd::set_simd_level(Some(level));
+        let out: Vec<_> = cases
+            .iter()
+            .map(|c| {
+                let (loss, grad, _) = c.fused();
+                (bits64(&loss), bits(&grad))
+            })
+            .collect();
+        simd::set_simd_level(None);
+        out
+    };
+    let scalar = run(SimdLevel::Scalar);
+    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
+        assert_eq!(scalar, run(level), "{level:?}");
+    }
+}
+
+#[test]
+fn any_thread_count_gives_the_same_bits() {
+    let mut rng = Rng(99);
+    let cases: Vec<Case<f32>> = [&[300, 700][..], &[4, 9, 300], &[50, 3000]]
+        .iter()
+        .map(|s| random_case(&mut rng, s, false))
+        .collect();
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            cases
+                .iter()
+                .map(|c| {
+                    let (loss, grad, _) = c.fused();
+                    (bits64(&loss), bits(&grad))
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+}
