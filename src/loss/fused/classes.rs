@@ -104,11 +104,7 @@ impl<'p, T: Lane> Classes<'p, T> {
     fn reference(&self, row: Vec<f64>, y: Option<usize>, g: Option<f64>, grad: Option<&mut [T]>) -> (f64, f64) {
         let mut g64 = vec![0.0; if g.is_some() { row.len() } else { 0 }];
         let terms = fallback::class_position(self.problem, row, y, g.map(|g| self.coefficients(g)), &mut g64);
-        if let Some(out) = grad {
-            for (o, v) in out.iter_mut().zip(g64) {
-                *o = T::from_f64(v);
-            }
-        }
+        fallback::write_back(grad, g64);
         terms
     }
 }

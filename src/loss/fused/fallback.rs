@@ -6,6 +6,7 @@
 use super::super::forward::smoothed_probabilities;
 use super::super::kernel;
 use super::super::problem::Problem;
+use super::lanes::Lane;
 
 /// A class-index position: its (nll, smoothing) terms and, given the
 /// coefficients `(nll_coef, smooth_coef)`, its gradient (into `grad`).
@@ -65,4 +66,13 @@ pub(super) fn probability_position(
         kernel::log_softmax_backward_in_place(&lp, grad);
     }
     (term, 0.0)
+}
+
+/// Writes a reference gradient (f64) into the kernel's output row, if any.
+pub(super) fn write_back<T: Lane>(out: Option<&mut [T]>, values: Vec<f64>) {
+    if let Some(out) = out {
+        for (o, v) in out.iter_mut().zip(values) {
+            *o = T::from_f64(v);
+        }
+    }
 }

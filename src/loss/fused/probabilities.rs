@@ -62,11 +62,7 @@ impl<'p, T: Lane> Probabilities<'p, T> {
     fn reference(&self, x: Vec<f64>, t: Vec<f64>, g: Option<f64>, grad: Option<&mut [T]>) -> (f64, f64) {
         let mut g64 = vec![0.0; if g.is_some() { x.len() } else { 0 }];
         let terms = fallback::probability_position(self.problem, x, t, g.map(|g| self.scale(g)), &mut g64);
-        if let Some(out) = grad {
-            for (o, v) in out.iter_mut().zip(g64) {
-                *o = T::from_f64(v);
-            }
-        }
+        fallback::write_back(grad, g64);
         terms
     }
 }
