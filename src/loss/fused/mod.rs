@@ -84,7 +84,7 @@ pub(crate) fn pairwise_sum(values: &[f64]) -> f64 {
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
 fn rows_per_task(classes: usize) -> usize {
-    (16_384 / classes.max(1)).clamp(1, 256)
+    (131_072 / classes.max(1)).clamp(1, 1024)
 }
 
 /// The kernel for this problem's targets, with the input's element type.
