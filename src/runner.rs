@@ -307,37 +307,20 @@ fn compare_outcomes(
             Difference::default(),
             format!("{} computes, {} rejects ({y:?})", a.0, b.0),
         ),
-        (
-            Outcome::Values {
-                loss: la,
-                grad_input: ga,
-                grad_target: ta,
-            },
-            Outcome::Values {
-                loss: lb,
-                grad_input: gb,
-                grad_target: tb,
-            },
-        ) => {
+        (Outcome::Values { .. }, Outcome::Values { .. }) => {
             let mut difference = Difference::default();
             let mut problems = Vec::new();
-            for (what, x, y) in [
-                ("loss", Some(la), Some(lb)),
-                ("grad_input", ga.as_ref(), gb.as_ref()),
-                ("grad_target", ta.as_ref(), tb.as_ref()),
-            ] {
-                if let (Some(x), Some(y)) = (x, y) {
-                    let d = compare(x, y, tolerance);
-                    if let Some((sx, sy)) = &d.shape_mismatch {
-                        problems.push(format!("{what} shapes differ: {sx:?} vs {sy:?}"));
-                    } else if d.mismatched > 0 {
-                        problems.push(format!(
-                            "{what}: {} element(s) outside tolerance, max abs err {:.3e}",
-                            d.mismatched, d.max_abs
-                        ));
-                    }
-                    difference.merge(&d);
+            for (what, x, y) in paired_tensors(a.1, b.1) {
+                let d = compare(x, y, tolerance);
+                if let Some((sx, sy)) = &d.shape_mismatch {
+                    problems.push(format!("{what} shapes differ: {sx:?} vs {sy:?}"));
+                } else if d.mismatched > 0 {
+                    problems.push(format!(
+                        "{what}: {} element(s) outside tolerance, max abs err {:.3e}",
+                        d.mismatched, d.max_abs
+                    ));
                 }
+                difference.merge(&d);
             }
             (problems.is_empty(), difference, problems.join(", "))
         }
@@ -550,28 +533,11 @@ pub fn verdict(
 /// The largest |a − e| / (atol + rtol·|e|) over the loss and gradients: 1 is
 /// the edge of the tolerance, so values of different scales weigh alike.
 fn scaled_error(actual: &Outcome, expected: &Outcome, tolerance: Tolerance) -> f64 {
-    let (
-        Outcome::Values {
-            loss: la,
-            grad_input: ga,
-            grad_target: ta,
-        },
-        Outcome::Values {
-            loss: lb,
-            grad_input: gb,
-            grad_target: tb,
-        },
-    ) = (actual, expected)
-    else {
+    if !matches!((actual, expected), (Outcome::Values { .. }, Outcome::Values { .. })) {
         return f64::INFINITY;
-    };
+    }
     let mut worst = 0.0f64;
-    for (a, e) in [
-        (Some(la), Some(lb)),
-        (ga.as_ref(), gb.as_ref()),
-        (ta.as_ref(), tb.as_ref()),
-    ] {
-        let (Some(a), Some(e)) = (a, e) else { continue };
+    for (_, a, e) in paired_tensors(actual, expected) {
         for (a, e) in a.to_f64().into_iter().zip(e.to_f64()) {
             if (a.is_nan() && e.is_nan()) || a == e {
                 continue;
@@ -584,4 +550,26 @@ fn scaled_error(actual: &Outcome, expected: &Outcome, tolerance: Tolerance) -> f
     } else {
         worst
     }
+}
+
+/// The tensors two computed outcomes both have — loss, and each gradient
+/// present on both sides — named; nothing for an error or a skip.
+fn paired_tensors<'a>(a: &'a Outcome, b: &'a Outcome) -> Vec<(&'static str, &'a Tensor, &'a Tensor)> {
+    let tensors = |o: &'a Outcome| match o {
+        Outcome::Values {
+            loss,
+            grad_input,
+            grad_target,
+        } => [
+            ("loss", Some(loss)),
+            ("grad_input", grad_input.as_ref()),
+            ("grad_target", grad_target.as_ref()),
+        ],
+        _ => [("loss", None), ("grad_input", None), ("grad_target", None)],
+    };
+    tensors(a)
+        .into_iter()
+        .zip(tensors(b))
+        .filter_map(|((what, x), (_, y))| Some((what, x?, y?)))
+        .collect()
 }
