@@ -83,7 +83,7 @@ pub(crate) fn position_terms<T: Element>(
             kernel::gather_row(problem, input.data, p, T::to_f64, &mut row);
             kernel::log_softmax_in_place(&mut row);
             match (&problem.targets, target) {
-                (Targets::Classes(classes), _) => match classes[p] {
+                (Targets::Classes(classes), _) => match classes.get(p) {
                     None => (0.0, 0.0),
                     Some(y) => {
                         let smooth = if problem.smoothing.is_some() {
@@ -115,19 +115,6 @@ pub(crate) fn smoothed_probabilities(problem: &Problem, q: &mut [f64]) {
     }
 }
 
-/// The divisor of the mean: Σ of the weights of non-ignored targets (index
-/// targets) or the number of positions (probability targets).
-pub(crate) fn mean_divisor(problem: &Problem) -> f64 {
-    match &problem.targets {
-        Targets::Classes(classes) => classes
-            .iter()
-            .flatten()
-            .map(|&y| problem.weight.as_ref().map_or(1.0, |w| w[y]))
-            .sum(),
-        Targets::Probabilities => problem.positions() as f64,
-    }
-}
-
 /// libtorch's combination: (1−ε)·reduce(nll) + reduce(smooth)·(ε/C), with the
 /// two terms reduced separately (so 0·inf and inf−inf behave as in libtorch).
 pub(crate) fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
@@ -149,7 +136,7 @@ pub(crate) fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
             if terms.is_empty() || (problem.classes == 0 && problem.targets == Targets::Probabilities) {
                 return vec![f64::NAN];
             }
-            let divisor = mean_divisor(problem);
+            let divisor = problem.divisor;
             vec![combine(nll / divisor, smooth / divisor)]
         }
     }

@@ -3,7 +3,7 @@
 
 use super::element::Element;
 use super::error::LossError;
-use super::forward::{mean_divisor, smoothed_probabilities};
+use super::forward::smoothed_probabilities;
 use super::fused;
 use super::input::{Target, View};
 use super::kernel;
@@ -103,10 +103,7 @@ pub(crate) fn backward<T: Element>(
     let classes = problem.classes;
     let weight = problem.weight.as_deref();
     let weight_of = |c: usize| weight.map_or(1.0, |w| w[c]);
-    let divisor = match problem.reduction {
-        Reduction::Mean => mean_divisor(problem),
-        _ => 1.0,
-    };
+    let divisor = problem.divisor;
     let g_of = |p: usize| {
         if problem.reduction == Reduction::None {
             upstream[p]
@@ -130,7 +127,7 @@ pub(crate) fn backward<T: Element>(
         let g = g_of(p);
         match (&problem.targets, target) {
             (Targets::Classes(targets), _) => {
-                if let Some(y) = targets[p] {
+                if let Some(y) = targets.get(p) {
                     let (g_nll, g_smooth) = match problem.smoothing {
                         Some(e) => ((1.0 - e) * g, g * (e / classes as f64)),
                         None => (g, 0.0),

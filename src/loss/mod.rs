@@ -1,6 +1,7 @@
 //! The loss: `F.cross_entropy` in pure Rust — options, validation, forward,
 //! gradient and the per-position kernel.
 
+mod class_targets;
 mod element;
 mod error;
 mod fast_exp;

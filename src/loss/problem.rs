@@ -8,6 +8,7 @@
 //! (`cross_entropy_loss_symint`, `nll_loss_nd`, nll_loss's and nll_loss2d's
 //! checks) and confirmed against it case by case (fixtures/errors.json).
 
+use super::class_targets::ClassTargets;
 use super::element::Element;
 use super::error::LossError;
 use super::input::{Target, View};
@@ -17,7 +18,7 @@ use crate::tensor::DType;
 /// A validated loss problem. Element (b, c, s) of the input lives at
 /// `b·C·S + c·S + s`; a "position" is one (b, s) pair, p = b·S + s.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Problem {
+pub(crate) struct Problem<'a> {
     pub batch: usize,
     pub classes: usize,
     /// S: the product of the spatial dims (1 for 1-D and 2-D input).
@@ -27,17 +28,21 @@ pub(crate) struct Problem {
     /// ε when smoothing is active (> 0), else None, as libtorch branches on ε > 0.
     pub smoothing: Option<f64>,
     pub weight: Option<Vec<f64>>,
-    pub targets: Targets,
+    pub targets: Targets<'a>,
+    /// What the mean divides by: the summed weight of the kept class targets
+    /// (in order, as libtorch sums it), or the number of positions for
+    /// probability targets; 1 under the other reductions.
+    pub divisor: f64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Targets {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Targets<'a> {
     /// One class per position, or None where the target equals ignore_index.
-    Classes(Vec<Option<usize>>),
+    Classes(ClassTargets<'a>),
     Probabilities,
 }
 
-impl Problem {
+impl Problem<'_> {
     pub fn positions(&self) -> usize {
         self.batch * self.inner
     }
@@ -317,11 +322,11 @@ fn check_len(what: &'static str, shape: &[usize], len: usize) -> Result<(), Loss
 }
 
 /// Validates a typed call: lengths, then the signature, then target values.
-pub(crate) fn validate<T: Element>(
+pub(crate) fn validate<'a, T: Element>(
     input: View<'_, T>,
-    target: &Target<'_, T>,
+    target: &Target<'a, T>,
     options: &Options<'_, T>,
-) -> Result<Problem, LossError> {
+) -> Result<Problem<'a>, LossError> {
     check_len("input", input.shape, input.data.len())?;
     check_len("target", target.shape(), target.len())?;
     let weight_shape = options.weight.map(|w| [w.len()]);
@@ -342,47 +347,50 @@ pub(crate) fn validate<T: Element>(
 }
 
 /// The signature's checks, then the target values, then the late smoothing checks.
-pub(crate) fn validate_values<T: Element>(
+pub(crate) fn validate_values<'a, T: Element>(
     sig: &Signature<'_>,
     shape: &[usize],
-    target: &Target<'_, T>,
+    target: &Target<'a, T>,
     options: &Options<'_, T>,
-) -> Result<Problem, LossError> {
+) -> Result<Problem<'a>, LossError> {
     let accepted = check_signature(sig)?;
-    let targets = if accepted.probabilities {
-        Targets::Probabilities
-    } else {
-        let values: Vec<i64> = match target {
-            Target::Classes(v) => v.data.to_vec(),
-            Target::ClassesU8(v) => v.data.iter().map(|&t| i64::from(t)).collect(),
-            Target::Probabilities(_) => unreachable!("check_signature rejects float class targets"),
-        };
-        let mut classes = Vec::with_capacity(values.len());
-        for t in values {
-            if t == options.ignore_index {
-                classes.push(None);
-            } else if t < 0 || t as u64 >= accepted.classes as u64 {
-                // Under `none` with 2-D input libtorch streams a uint8 target
-                // as a character, not a number.
-                if matches!(target, Target::ClassesU8(_)) && options.reduction == Reduction::None && shape.len() == 2 {
-                    return Err(LossError::TargetOutOfBoundsByte(t as u8));
-                }
-                return Err(LossError::TargetOutOfBounds(t));
-            } else {
-                classes.push(Some(t as usize));
-            }
-        }
-        Targets::Classes(classes)
-    };
-    if let Targets::Classes(classes) = &targets {
-        check_smoothing_shapes(sig, classes.iter().any(Option::is_some))?;
-    }
+    let weight: Option<Vec<f64>> = options.weight.map(|w| w.iter().map(|x| x.to_f64()).collect());
     let (batch, inner, loss_shape) = if shape.len() == 1 {
         (1, 1, vec![])
     } else {
         let mut loss_shape = vec![shape[0]];
         loss_shape.extend_from_slice(&shape[2..]);
         (shape[0], shape[2..].iter().product(), loss_shape)
+    };
+    let mean = options.reduction == Reduction::Mean;
+    let (targets, divisor) = if accepted.probabilities {
+        let divisor = if mean { (batch * inner) as f64 } else { 1.0 };
+        (Targets::Probabilities, divisor)
+    } else {
+        let classes = match *target {
+            Target::Classes(v) => ClassTargets::int64(v.data, options.ignore_index),
+            Target::ClassesU8(v) => ClassTargets::uint8(v.data, options.ignore_index),
+            Target::Probabilities(_) => unreachable!("check_signature rejects float class targets"),
+        };
+        if let Some(t) = classes.first_out_of_range(accepted.classes) {
+            // Under `none` with 2-D input libtorch streams a uint8 target
+            // as a character, not a number.
+            if matches!(target, Target::ClassesU8(_)) && options.reduction == Reduction::None && shape.len() == 2 {
+                return Err(LossError::TargetOutOfBoundsByte(t as u8));
+            }
+            return Err(LossError::TargetOutOfBounds(t));
+        }
+        // The late checks need to know whether any target is kept only in
+        // one corner (uint8 targets under mean), where the sum below says it.
+        let (kept, weight_sum) = if mean {
+            classes.iter().flatten().fold((0usize, 0.0), |(n, sum), y| {
+                (n + 1, sum + weight.as_ref().map_or(1.0, |w| w[y]))
+            })
+        } else {
+            (0, 1.0)
+        };
+        check_smoothing_shapes(sig, kept > 0)?;
+        (Targets::Classes(classes), weight_sum)
     };
     Ok(Problem {
         batch,
@@ -391,7 +399,8 @@ pub(crate) fn validate_values<T: Element>(
         loss_shape,
         reduction: options.reduction,
         smoothing: (options.label_smoothing > 0.0).then_some(options.label_smoothing),
-        weight: options.weight.map(|w| w.iter().map(|x| x.to_f64()).collect()),
+        weight,
         targets,
+        divisor,
     })
 }

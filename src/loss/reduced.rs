@@ -12,6 +12,7 @@
 //!   autograd's products) rounds its result; a scalar multiplies in float,
 //!   but is rounded to the half type before it is added.
 
+use super::class_targets::ClassTargets;
 use super::element::Element;
 use super::input::{Target, View};
 use super::kernel;
@@ -21,14 +22,14 @@ use super::problem::{Problem, Targets};
 /// Rounding to the half type, and the few scalars every step needs.
 struct Half<'p> {
     round: fn(f32) -> f32,
-    problem: &'p Problem,
+    problem: &'p Problem<'p>,
     weight: Option<Vec<f32>>,
     /// log_softmax runs over the last dim (1-D and 2-D input).
     last_dim: bool,
 }
 
 impl<'p> Half<'p> {
-    fn new<T: Element>(problem: &'p Problem, dims: usize) -> Self {
+    fn new<T: Element>(problem: &'p Problem<'p>, dims: usize) -> Self {
         Half {
             round: T::round_f32,
             problem,
@@ -147,20 +148,20 @@ impl Cascade {
 }
 
 /// Divisor of the smoothing mean: Σ of target weights (float sum, rounded) or the count.
-fn smoothing_divisor(h: &Half, classes: &[Option<usize>]) -> f32 {
+fn smoothing_divisor(h: &Half, classes: &ClassTargets<'_>) -> f32 {
     match &h.weight {
-        Some(w) => h.r(classes.iter().flatten().map(|&y| w[y]).sum::<f32>()),
+        Some(w) => h.r(classes.iter().flatten().map(|y| w[y]).sum::<f32>()),
         None => h.r(classes.iter().flatten().count() as f32),
     }
 }
 
 /// The nll of every position as libtorch computes it: (per-position values under
 /// `none`, else the reduced value) and the total weight it divides by.
-fn nll<T: Element>(h: &Half, input: &[T], classes: &[Option<usize>], row: &mut [f32]) -> (Vec<f32>, f32) {
+fn nll<T: Element>(h: &Half, input: &[T], classes: &ClassTargets<'_>, row: &mut [f32]) -> (Vec<f32>, f32) {
     let problem = h.problem;
     if problem.reduction == Reduction::None {
         let values = (0..problem.positions())
-            .map(|p| match classes[p] {
+            .map(|p| match classes.get(p) {
                 None => 0.0,
                 Some(y) => {
                     h.log_probabilities(input, p, row);
@@ -181,7 +182,7 @@ fn nll<T: Element>(h: &Half, input: &[T], classes: &[Option<usize>], row: &mut [
     let mut cascade = Cascade::new(problem.positions());
     let mut count = 0usize;
     for p in 0..problem.positions() {
-        if let Some(y) = classes[p] {
+        if let Some(y) = classes.get(p) {
             h.log_probabilities(input, p, row);
             let (term, weight) = match h.w(y) {
                 Some(w) => (h.r(row[y] * w), w),
@@ -221,7 +222,7 @@ pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target:
                 None => nll,
                 Some(_) => {
                     let smooth: Vec<f32> = (0..problem.positions())
-                        .map(|p| match classes[p] {
+                        .map(|p| match classes.get(p) {
                             None => 0.0,
                             Some(_) => {
                                 h.log_probabilities(input.data, p, &mut row);
@@ -304,7 +305,7 @@ pub(crate) fn backward<T: Element>(
             for p in 0..problem.positions() {
                 h.log_probabilities(input.data, p, &mut lp);
                 grad.iter_mut().for_each(|g| *g = 0.0);
-                if let Some(y) = classes[p] {
+                if let Some(y) = classes.get(p) {
                     let g = g_of(p);
                     let g_nll = if problem.smoothing.is_some() { h.r(g * keep) } else { g };
                     if problem.smoothing.is_some() {

@@ -4,7 +4,7 @@
 //!   dL/dx_c = p_c·(−Σ_k g_k) − smooth_coef·w_c (+ w_y·nll_coef at c = y),
 //! where g is the gradient w.r.t. the log-probabilities and p_c = e_c / S.
 
-use super::super::forward::mean_divisor;
+use super::super::class_targets::ClassTargets;
 use super::super::options::Reduction;
 use super::super::problem::Problem;
 use super::super::simd::{self, SimdLevel};
@@ -13,8 +13,8 @@ use super::lanes::{apply_row, apply_tile, stats_row, stats_tile, Coef, Lane, Sta
 use super::{Kernel, Upstream};
 
 pub(super) struct Classes<'p, T> {
-    problem: &'p Problem,
-    targets: &'p [Option<usize>],
+    problem: &'p Problem<'p>,
+    targets: ClassTargets<'p>,
     /// The weights in the working type (exact: they came from it).
     weight: Option<Vec<T>>,
     weight_sum: f64,
@@ -23,7 +23,7 @@ pub(super) struct Classes<'p, T> {
 }
 
 impl<'p, T: Lane> Classes<'p, T> {
-    pub fn new(problem: &'p Problem, targets: &'p [Option<usize>]) -> Self {
+    pub fn new(problem: &'p Problem<'p>, targets: ClassTargets<'p>) -> Self {
         let weight = problem
             .weight
             .as_ref()
@@ -32,11 +32,7 @@ impl<'p, T: Lane> Classes<'p, T> {
             .weight
             .as_ref()
             .map_or(problem.classes as f64, |w| w.iter().sum());
-        let divisor = if problem.reduction == Reduction::Mean {
-            mean_divisor(problem)
-        } else {
-            1.0
-        };
+        let divisor = problem.divisor;
         Classes {
             problem,
             targets,
@@ -111,7 +107,7 @@ impl<'p, T: Lane> Classes<'p, T> {
 
 impl<T: Lane> Kernel<T> for Classes<'_, T> {
     fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, _scratch: &mut Vec<T>) -> (f64, f64) {
-        let y = self.targets[p];
+        let y = self.targets.get(p);
         let a = self.weight.as_deref().unwrap_or(&[]);
         let weighted = self.weight.is_some();
         let to_f64 = || x.iter().map(|v| v.to_f64()).collect();
@@ -173,7 +169,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let mut reference = [false; TILE];
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
-            let y = self.targets[p];
+            let y = self.targets.get(p);
             let st = &stats[j];
             let g = grad.as_ref().map(|(_, up)| up.at(p));
             let target_shifted = |y: usize| block[y * inner + s].to_f64() - st.max;
@@ -214,7 +210,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             }
             if reference[j] {
                 let mut g = vec![T::ZERO; classes];
-                self.reference(column(s), self.targets[p], Some(up.at(p)), Some(&mut g));
+                self.reference(column(s), self.targets.get(p), Some(up.at(p)), Some(&mut g));
                 for k in 0..classes {
                     out[k * inner + s] = g[k];
                 }

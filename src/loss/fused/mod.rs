@@ -94,7 +94,7 @@ fn with_kernel<E: Element, T: Lane, R>(
     run: impl FnOnce(&dyn Kernel<T>) -> R,
 ) -> Option<R> {
     match (&problem.targets, target) {
-        (Targets::Classes(classes), _) => Some(run(&Classes::<T>::new(problem, classes))),
+        (Targets::Classes(classes), _) => Some(run(&Classes::<T>::new(problem, *classes))),
         (Targets::Probabilities, Target::Probabilities(t)) => {
             Some(run(&Probabilities::<T>::new(problem, T::cast(t.data)?)))
         }

@@ -11,7 +11,7 @@ use super::lanes::{apply_row, apply_tile, stats_row, stats_tile, Coef, Lane, Sta
 use super::{Kernel, Upstream};
 
 pub(super) struct Probabilities<'p, T> {
-    problem: &'p Problem,
+    problem: &'p Problem<'p>,
     /// The targets, shaped like the input.
     targets: &'p [T],
     divisor: f64,
@@ -19,7 +19,7 @@ pub(super) struct Probabilities<'p, T> {
 }
 
 impl<'p, T: Lane> Probabilities<'p, T> {
-    pub fn new(problem: &'p Problem, targets: &'p [T]) -> Self {
+    pub fn new(problem: &'p Problem<'p>, targets: &'p [T]) -> Self {
         let divisor = match problem.reduction {
             Reduction::Mean => problem.positions() as f64,
             _ => 1.0,

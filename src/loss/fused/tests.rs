@@ -2,7 +2,7 @@
 //! libtorch), on random cases with non-finite values, across instruction
 //! sets, thread counts and the three entry points.
 
-use super::super::forward::{mean_divisor, position_terms, reduce};
+use super::super::forward::{position_terms, reduce};
 use super::super::gradient::{backward, upstream};
 use super::super::input::{Target, View};
 use super::super::options::{Options, Reduction};
@@ -199,11 +199,7 @@ fn check_against_reference<T: Lane>(seed: u64, rounds: usize, rtol: f64) {
                 .weight
                 .as_ref()
                 .map_or(1.0, |w| w.iter().fold(1.0f64, |m, v| m.max(*v)));
-            let divisor = if problem.reduction == Reduction::Mean {
-                mean_divisor(problem)
-            } else {
-                1.0
-            };
+            let divisor = problem.divisor;
             4.0 * g * w / divisor.abs()
         });
         let (loss, grad, grad_t) = case.fused();
