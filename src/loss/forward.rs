@@ -126,8 +126,7 @@ pub(crate) fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
         Reduction::None => terms.iter().map(|&(n, s)| combine(n, s)).collect(),
         Reduction::Sum | Reduction::Mean => {
             // Pairwise, in a fixed order: accurate, and the same for any thread count.
-            let nll = fused::pairwise_sum(&terms.iter().map(|t| t.0).collect::<Vec<_>>());
-            let smooth = fused::pairwise_sum(&terms.iter().map(|t| t.1).collect::<Vec<_>>());
+            let (nll, smooth) = fused::pairwise_sum(terms);
             if problem.reduction == Reduction::Sum {
                 return vec![combine(nll, smooth)];
             }

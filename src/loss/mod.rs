@@ -5,6 +5,7 @@ mod class_targets;
 mod element;
 mod error;
 mod fast_exp;
+mod fast_ln;
 mod forward;
 mod fused;
 mod gradient;

@@ -9,8 +9,8 @@ use super::super::options::Reduction;
 use super::super::problem::Problem;
 use super::super::simd::{self, SimdLevel};
 use super::fallback;
-use super::lanes::{apply_row, apply_tile, stats_row, stats_tile, Coef, Lane, Stats, TILE};
-use super::{Kernel, Upstream};
+use super::lanes::{apply_row, apply_tile, ln_tile, pack_tile, stats_row, sweep_tile, Coef, Lane, Stats, TILE};
+use super::{Kernel, Scratch, Upstream};
 
 pub(super) struct Classes<'p, T> {
     problem: &'p Problem<'p>,
@@ -51,9 +51,9 @@ impl<'p, T: Lane> Classes<'p, T> {
         self.weight.as_deref().map_or(Coef::One, Coef::PerClass)
     }
 
-    /// The terms from finite statistics; `target_shifted` = x_y − M.
-    fn terms(&self, y: usize, target_shifted: f64, stats: &Stats) -> (f64, f64) {
-        let log_sum = stats.sum_exp.ln();
+    /// The terms from finite statistics; `target_shifted` = x_y − M, and
+    /// `log_sum` = ln S.
+    fn terms(&self, y: usize, target_shifted: f64, stats: &Stats, log_sum: f64) -> (f64, f64) {
         let nll = -((target_shifted - log_sum) * self.w(y));
         let smooth = if self.problem.smoothing.is_some() {
             log_sum * self.weight_sum - stats.sum_shifted
@@ -106,7 +106,7 @@ impl<'p, T: Lane> Classes<'p, T> {
 }
 
 impl<T: Lane> Kernel<T> for Classes<'_, T> {
-    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, _scratch: &mut Vec<T>) -> (f64, f64) {
+    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, _: &mut Scratch<T>) -> (f64, f64) {
         let y = self.targets.get(p);
         let a = self.weight.as_deref().unwrap_or(&[]);
         let weighted = self.weight.is_some();
@@ -118,7 +118,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
                 false => stats_row::<T, false, false>(self.level, x, a, &mut [], next),
             };
             return match stats.finite() {
-                true => self.terms(y, x[y].to_f64() - stats.max, &stats),
+                true => self.terms(y, x[y].to_f64() - stats.max, &stats, stats.sum_exp.ln()),
                 false => self.reference(to_f64(), Some(y), None, None),
             };
         };
@@ -145,7 +145,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         }
         let target_shifted = x[y].to_f64() - stats.max;
         out[y] = self.target_entry(y, target_shifted, scale);
-        self.terms(y, target_shifted, &stats)
+        self.terms(y, target_shifted, &stats, stats.sum_exp.ln())
     }
 
     fn tile(
@@ -153,39 +153,63 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         b: usize,
         block: &[T],
         s0: usize,
-        mut grad: Option<(&mut [T], Upstream<'_>)>,
+        grad: Option<(&mut [T], Upstream<'_>)>,
         terms: &mut [(f64, f64)],
-        _scratch: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
     ) {
         let inner = self.problem.inner;
         let width = terms.len();
         let column = |s: usize| -> Vec<f64> { block[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
-        let mut stats = [Stats::default(); TILE];
-        let out = grad.as_mut().map(|(out, _)| &mut **out);
-        stats_tile(self.level, block, inner, s0, self.coef(), out, &mut stats[..width]);
-        let mut scale_p = [T::ZERO; TILE];
-        let mut scale_w = [T::ZERO; TILE];
-        let mut fix = [None; TILE];
-        let mut reference = [false; TILE];
+        let Scratch {
+            tile, stats, columns, ..
+        } = scratch;
+        let stats = &mut stats[..width];
+        let TileColumns {
+            ys,
+            picked,
+            sums,
+            log_sums,
+            scale_p,
+            scale_w,
+            target_entries,
+            reference,
+        } = columns;
+        pack_tile(self.level, block, inner, s0, width, tile);
+        // The targets and their logits, read from the packed copy.
+        for j in 0..width {
+            let y = self.targets.get(b * inner + s0 + j);
+            ys[j] = y.unwrap_or(IGNORED);
+            picked[j] = y.map_or(0.0, |y| tile.at(y, j).to_f64());
+        }
+        match grad.is_some() {
+            true => sweep_tile::<T, true>(self.level, tile, self.coef(), stats),
+            false => sweep_tile::<T, false>(self.level, tile, self.coef(), stats),
+        }
+        // One ln per position, vectorised over the tile.
+        for (sum, st) in sums.iter_mut().zip(stats.iter()) {
+            *sum = st.sum_exp;
+        }
+        ln_tile(self.level, &sums[..width], &mut log_sums[..width]);
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
-            let y = self.targets.get(p);
+            let y = (ys[j] != IGNORED).then_some(ys[j]);
             let st = &stats[j];
-            let g = grad.as_ref().map(|(_, up)| up.at(p));
-            let target_shifted = |y: usize| block[y * inner + s].to_f64() - st.max;
+            let target_shifted = picked[j] - st.max;
             terms[j] = match (y, st.finite()) {
                 (None, _) => (0.0, 0.0),
-                (Some(y), true) => self.terms(y, target_shifted(y), st),
+                (Some(y), true) => self.terms(y, target_shifted, st, log_sums[j]),
                 (Some(y), false) => self.reference(column(s), Some(y), None, None),
             };
-            let Some(g) = g else { continue };
+            let Some((_, up)) = grad.as_ref() else { continue };
+            // An ignored position's scales are 0: its gradient is 0.
+            (scale_p[j], scale_w[j], reference[j]) = (T::ZERO, T::ZERO, false);
             match (y, st.finite()) {
                 (None, true) => {}
-                (Some(y), true) => match self.scales(y, g, st.sum_exp) {
+                (Some(y), true) => match self.scales(y, up.at(p), st.sum_exp) {
                     Some(scale) => {
                         scale_p[j] = T::from_f64(scale.0);
                         scale_w[j] = T::from_f64(-scale.1);
-                        fix[j] = Some((y, target_shifted(y), scale));
+                        target_entries[j] = self.target_entry(y, target_shifted, scale);
                     }
                     None => reference[j] = true,
                 },
@@ -199,22 +223,52 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             inner,
             s0,
             self.coef(),
-            &scale_p[..width],
-            &scale_w[..width],
+            tile,
+            (&scale_p[..width], &scale_w[..width]),
         );
         let classes = self.problem.classes;
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
-            if let Some((y, target_shifted, scale)) = fix[j] {
-                out[y * inner + s] = self.target_entry(y, target_shifted, scale);
-            }
             if reference[j] {
                 let mut g = vec![T::ZERO; classes];
                 self.reference(column(s), self.targets.get(p), Some(up.at(p)), Some(&mut g));
                 for k in 0..classes {
                     out[k * inner + s] = g[k];
                 }
+            } else if ys[j] != IGNORED {
+                out[ys[j] * inner + s] = target_entries[j];
             }
+        }
+    }
+}
+
+/// Marks an ignored position in [`TileColumns::ys`].
+const IGNORED: usize = usize::MAX;
+
+/// Per-position values of one K-dim tile, kept across tiles so that no tile
+/// pays for initialising them.
+pub(super) struct TileColumns<T> {
+    ys: Vec<usize>,
+    picked: Vec<f64>,
+    sums: Vec<f64>,
+    log_sums: Vec<f64>,
+    scale_p: Vec<T>,
+    scale_w: Vec<T>,
+    target_entries: Vec<T>,
+    reference: Vec<bool>,
+}
+
+impl<T: Lane> Default for TileColumns<T> {
+    fn default() -> Self {
+        TileColumns {
+            ys: vec![IGNORED; TILE],
+            picked: vec![0.0; TILE],
+            sums: vec![0.0; TILE],
+            log_sums: vec![0.0; TILE],
+            scale_p: vec![T::ZERO; TILE],
+            scale_w: vec![T::ZERO; TILE],
+            target_entries: vec![T::ZERO; TILE],
+            reference: vec![false; TILE],
         }
     }
 }

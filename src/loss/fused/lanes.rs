@@ -15,6 +15,7 @@ use std::ops::{Add, Mul, Sub};
 
 use super::super::element::Element;
 use super::super::fast_exp::exp_nonpositive_f32;
+use super::super::fast_ln::ln_into;
 use super::super::simd::SimdLevel;
 
 /// Element types the fused kernel runs on: f32 and f64.
@@ -25,6 +26,10 @@ pub(crate) trait Lane:
     const NEG_INFINITY: Self;
     /// e^d for d = x − max ≤ 0 (NaN rows are caught through L).
     fn exp_lane(self) -> Self;
+    /// The larger of self (never NaN) and v, ignoring a NaN v. Unlike an
+    /// `if` on an array element, which LLVM turns into a masked store
+    /// (microcoded, slow on AMD), this is one max instruction per vector.
+    fn max_ignoring_nan(self, v: Self) -> Self;
     /// The caller's buffer as this type, when it is this type.
     fn cast<E: Element>(data: &[E]) -> Option<&[Self]>;
     fn cast_mut<E: Element>(data: &mut [E]) -> Option<&mut [Self]>;
@@ -36,6 +41,10 @@ impl Lane for f32 {
     #[inline(always)]
     fn exp_lane(self) -> Self {
         exp_nonpositive_f32(self)
+    }
+    #[inline(always)]
+    fn max_ignoring_nan(self, v: Self) -> Self {
+        self.max(v)
     }
     fn cast<E: Element>(data: &[E]) -> Option<&[Self]> {
         E::as_f32(data)
@@ -51,6 +60,10 @@ impl Lane for f64 {
     #[inline(always)]
     fn exp_lane(self) -> Self {
         self.exp()
+    }
+    #[inline(always)]
+    fn max_ignoring_nan(self, v: Self) -> Self {
+        self.max(v)
     }
     fn cast<E: Element>(data: &[E]) -> Option<&[Self]> {
         E::as_f64(data)
@@ -249,74 +262,113 @@ fn load<T: Lane>(src: &[T]) -> [T; LANES] {
     }
 }
 
-#[inline(always)]
-fn store<T: Lane>(dst: &mut [T], v: &[T; LANES]) {
-    let n = dst.len();
-    dst.copy_from_slice(&v[..n]);
+/// A K-dim tile copied out of its (C, S) block: the logits of `width`
+/// consecutive positions, class-major, each class's row [`padded`] to whole
+/// lane groups; then (after [`tile_sweep`] with `WRITE`) their exponentials.
+///
+/// Why a copy: the classes of a position lie S apart, and when S·size is a
+/// multiple of a large power of two (S = 256·256 here) all C runs of a tile
+/// fall into the same cache sets, so re-reading them from the block for a
+/// second sweep, or for the target's logit, would miss the cache.
+pub(super) struct PackedTile<T> {
+    pub values: Vec<T>,
+    /// The max per position (padding lanes: 0).
+    pub max: Vec<T>,
+    pub width: usize,
 }
 
-/// Statistics of positions s0..s0+stats.len() of a (C, S) block. The
-/// spatial positions are the lanes: for each group of `LANES` positions the
-/// classes are swept twice (max, then exponentials and sums), reading one
-/// contiguous run per class with the accumulators in registers. With `out`
-/// (the block's gradient), the exponentials are written there.
+impl<T: Lane> PackedTile<T> {
+    pub fn new() -> Self {
+        PackedTile {
+            values: Vec::new(),
+            max: Vec::new(),
+            width: 0,
+        }
+    }
+
+    /// The value of class `k` at position `j` of the tile.
+    #[inline(always)]
+    pub fn at(&self, k: usize, j: usize) -> T {
+        self.values[k * padded(self.width) + j]
+    }
+}
+
+/// Copies positions s0..s0+width of a (C, S) block into `tile`, streaming
+/// each class's run from memory once (prefetching the next tile's), and
+/// keeps the max per position.
 #[inline(always)]
-fn tile_stats<T: Lane>(
-    block: &[T],
-    inner: usize,
-    s0: usize,
-    coef: Coef<'_, T>,
-    mut out: Option<&mut [T]>,
-    stats: &mut [Stats],
-) {
-    let width = stats.len();
+fn tile_pack<T: Lane>(block: &[T], inner: usize, s0: usize, width: usize, tile: &mut PackedTile<T>) {
+    let stride = padded(width);
     let classes = block.len() / inner;
-    for j0 in (0..width).step_by(LANES) {
-        let n = LANES.min(width - j0);
-        let at = |k: usize| k * inner + s0 + j0..k * inner + s0 + j0 + n;
-        let mut max = [T::NEG_INFINITY; LANES];
-        for k in 0..classes {
-            // The classes lie `inner` apart, too far for the hardware
-            // prefetcher: ask for this class's run one tile ahead.
-            if let Some(v) = block.get(k * inner + s0 + j0 + TILE) {
+    let line = (64 / std::mem::size_of::<T>()).max(1);
+    tile.width = width;
+    tile.values.resize(classes * stride, T::ZERO);
+    // On the stack while the classes stream in: with the max in the heap
+    // next to `values`, LLVM no longer vectorises the loop.
+    let mut max = [T::NEG_INFINITY; TILE];
+    for k in 0..classes {
+        let run = &block[k * inner + s0..][..width];
+        let ahead = block.get(k * inner + s0 + TILE..).unwrap_or(&[]);
+        for i in (0..width).step_by(line) {
+            if let Some(v) = ahead.get(i) {
                 prefetch(v);
             }
-            let x = load(&block[at(k)]);
-            for l in 0..LANES {
-                max[l] = if x[l] > max[l] { x[l] } else { max[l] };
-            }
         }
-        let mut sum_exp = [0.0f64; LANES];
-        let mut sum_shifted = [0.0f64; LANES];
-        for k0 in (0..classes).step_by(BLOCK / LANES) {
-            let mut e_acc = [T::ZERO; LANES];
-            let mut s_acc = [T::ZERO; LANES];
-            for k in k0..classes.min(k0 + BLOCK / LANES) {
-                let x = load(&block[at(k)]);
-                let a = match coef {
-                    Coef::One => [T::ZERO; LANES],
-                    Coef::PerClass(w) => [w[k]; LANES],
-                    Coef::PerElement(a) => load(&a[k * width + j0..][..n]),
-                };
-                let mut e = [T::ZERO; LANES];
-                for l in 0..LANES {
-                    let d = x[l] - max[l];
-                    e[l] = d.exp_lane();
-                    e_acc[l] = e_acc[l] + e[l];
-                    s_acc[l] = s_acc[l] + if matches!(coef, Coef::One) { d } else { d * a[l] };
-                }
-                if let Some(o) = out.as_deref_mut() {
-                    store(&mut o[at(k)], &e);
-                }
-            }
-            for l in 0..LANES {
-                sum_exp[l] += e_acc[l].to_f64();
-                sum_shifted[l] += s_acc[l].to_f64();
-            }
+        pack_run(run, &mut tile.values[k * stride..][..stride], &mut max[..width]);
+    }
+    max[width..stride].fill(T::ZERO);
+    tile.max.clear();
+    tile.max.extend_from_slice(&max[..stride]);
+}
+
+/// Copies one class's run into its packed row (padding with zeros) and
+/// updates the max per position. Separate slices as arguments tell LLVM
+/// they do not overlap, so the loop vectorises.
+#[inline(always)]
+fn pack_run<T: Lane>(run: &[T], packed: &mut [T], max: &mut [T]) {
+    let width = run.len();
+    let full = width / LANES * LANES;
+    let chunks = run[..full]
+        .chunks_exact(LANES)
+        .zip(packed[..full].chunks_exact_mut(LANES))
+        .zip(max[..full].chunks_exact_mut(LANES));
+    for ((src, dst), m) in chunks {
+        for l in 0..LANES {
+            dst[l] = src[l];
+            m[l] = m[l].max_ignoring_nan(src[l]);
         }
+    }
+    for i in full..width {
+        packed[i] = run[i];
+        max[i] = max[i].max_ignoring_nan(run[i]);
+    }
+    // Padding lanes (x = max = 0) compute e^0 and are never read.
+    packed[width..].fill(T::ZERO);
+}
+
+/// The statistics of a packed tile's positions, with the positions as the
+/// lanes and the accumulators in registers. With `WRITE` the exponentials
+/// replace the logits in the tile, for [`tile_apply`].
+#[inline(always)]
+fn tile_sweep<T: Lane, const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, stats: &mut [Stats]) {
+    let width = tile.width;
+    let stride = padded(width);
+    let classes = tile.values.len() / stride.max(1);
+    let pack = &mut tile.values[..];
+    for j0 in (0..stride).step_by(LANES) {
+        let m: &[T; LANES] = tile.max[j0..j0 + LANES].try_into().expect("LANES values");
+        let n = LANES.min(width - j0);
+        // The coefficients' match stays outside the class loop.
+        let (sum_exp, sum_shifted) = match coef {
+            Coef::One => sweep_group::<T, WRITE, false>(pack, stride, j0, classes, m, |_| [T::ZERO; LANES]),
+            Coef::PerClass(w) => sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, |k| [w[k]; LANES]),
+            Coef::PerElement(a) => {
+                sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, |k| load(&a[k * width + j0..][..n]))
+            }
+        };
         for l in 0..n {
             stats[j0 + l] = Stats {
-                max: max[l].to_f64(),
+                max: m[l].to_f64(),
                 sum_exp: sum_exp[l],
                 sum_shifted: sum_shifted[l],
             };
@@ -324,32 +376,84 @@ fn tile_stats<T: Lane>(
     }
 }
 
-/// Over a tile of exponentials in `out`: e·scale_p[j] + a·scale_a[j].
+/// [`tile_sweep`] for the `LANES` positions at `j0` of the packed tile: S and L per lane, with the accumulators in registers.
 #[inline(always)]
-fn tile_apply<T: Lane>(out: &mut [T], inner: usize, s0: usize, coef: Coef<'_, T>, scale_p: &[T], scale_a: &[T]) {
-    let width = scale_p.len();
-    let classes = out.len() / inner;
-    for j0 in (0..width).step_by(LANES) {
-        let n = LANES.min(width - j0);
-        let (sp, sa) = (load(&scale_p[j0..j0 + n]), load(&scale_a[j0..j0 + n]));
-        for k in 0..classes {
-            let run = &mut out[k * inner + s0 + j0..][..n];
-            let mut v = load(run);
-            let a = match coef {
-                Coef::One => [T::from_f64(1.0); LANES],
-                Coef::PerClass(w) => [w[k]; LANES],
-                Coef::PerElement(a) => load(&a[k * width + j0..][..n]),
-            };
+fn sweep_group<T: Lane, const WRITE: bool, const COEF: bool>(
+    pack: &mut [T],
+    stride: usize,
+    j0: usize,
+    classes: usize,
+    m: &[T; LANES],
+    coef_of: impl Fn(usize) -> [T; LANES],
+) -> ([f64; LANES], [f64; LANES]) {
+    let mut sum_exp = [0.0f64; LANES];
+    let mut sum_shifted = [0.0f64; LANES];
+    for k0 in (0..classes).step_by(BLOCK / LANES) {
+        let mut e_acc = [T::ZERO; LANES];
+        let mut s_acc = [T::ZERO; LANES];
+        for k in k0..classes.min(k0 + BLOCK / LANES) {
+            let run: &mut [T; LANES] = (&mut pack[k * stride + j0..][..LANES])
+                .try_into()
+                .expect("LANES values");
+            let a = coef_of(k);
             for l in 0..LANES {
-                v[l] = v[l] * sp[l] + a[l] * sa[l];
+                let d = run[l] - m[l];
+                let e = d.exp_lane();
+                e_acc[l] = e_acc[l] + e;
+                s_acc[l] = s_acc[l] + if COEF { d * a[l] } else { d };
+                if WRITE {
+                    run[l] = e;
+                }
             }
-            store(run, &v);
+        }
+        for l in 0..LANES {
+            sum_exp[l] += e_acc[l].to_f64();
+            sum_shifted[l] += s_acc[l].to_f64();
+        }
+    }
+    (sum_exp, sum_shifted)
+}
+
+/// The gradient of a tile from the exponentials [`tile_sweep`] left in
+/// `tile`: out = e·scale_p[j] + a·scale_a[j], written to the block's
+/// gradient `out` one class run at a time.
+#[inline(always)]
+fn tile_apply<T: Lane>(
+    out: &mut [T],
+    inner: usize,
+    s0: usize,
+    coef: Coef<'_, T>,
+    tile: &PackedTile<T>,
+    (scale_p, scale_a): (&[T], &[T]),
+) {
+    let width = scale_p.len();
+    let stride = padded(width);
+    let classes = out.len() / inner;
+    for k in 0..classes {
+        let run = &mut out[k * inner + s0..][..width];
+        let e = &tile.values[k * stride..][..width];
+        let values = run.iter_mut().zip(e).zip(scale_p.iter().zip(scale_a));
+        match coef {
+            Coef::One => values.for_each(|((o, &e), (&sp, &sa))| *o = e * sp + sa),
+            Coef::PerClass(w) => {
+                let w = w[k];
+                values.for_each(|((o, &e), (&sp, &sa))| *o = e * sp + w * sa)
+            }
+            Coef::PerElement(a) => values
+                .zip(&a[k * width..][..width])
+                .for_each(|(((o, &e), (&sp, &sa)), &a)| *o = e * sp + a * sa),
         }
     }
 }
 
-/// Spatial positions per tile in K-dim input.
-pub(super) const TILE: usize = 64;
+/// A packed tile's row length: its width rounded up to whole lane groups.
+pub(super) fn padded(width: usize) -> usize {
+    width.div_ceil(LANES) * LANES
+}
+
+/// Spatial positions per tile in K-dim input: a class's run of a tile is
+/// 1 KiB (f32), and the packed tile (C runs) stays in L1 for small C.
+pub(super) const TILE: usize = 256;
 
 /// Generates the entry point of one kernel: the plain function, an AVX2+FMA
 /// and an AVX-512 copy, and the run-time choice between them.
@@ -392,10 +496,18 @@ dispatched! {
     apply_row<T: Lane; const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scale_a: T) -> () = row_apply
 }
 dispatched! {
-    /// A K-dim tile's statistics (see [`tile_stats`]).
-    stats_tile<T: Lane;>(block: &[T], inner: usize, s0: usize, coef: Coef<'_, T>, out: Option<&mut [T]>, stats: &mut [Stats]) -> () = tile_stats
+    /// Copies a K-dim tile out of its block (see [`tile_pack`]).
+    pack_tile<T: Lane;>(block: &[T], inner: usize, s0: usize, width: usize, tile: &mut PackedTile<T>) -> () = tile_pack
 }
 dispatched! {
-    /// e·scale_p + a·scale_a over a K-dim tile of exponentials.
-    apply_tile<T: Lane;>(out: &mut [T], inner: usize, s0: usize, coef: Coef<'_, T>, scale_p: &[T], scale_a: &[T]) -> () = tile_apply
+    /// A packed tile's statistics; with `WRITE` its exponentials stay in the tile (see [`tile_sweep`]).
+    sweep_tile<T: Lane; const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, stats: &mut [Stats]) -> () = tile_sweep
+}
+dispatched! {
+    /// A K-dim tile's gradient from its exponentials (see [`tile_apply`]).
+    apply_tile<T: Lane;>(out: &mut [T], inner: usize, s0: usize, coef: Coef<'_, T>, tile: &PackedTile<T>, scales: (&[T], &[T])) -> () = tile_apply
+}
+dispatched! {
+    /// out = ln(x) over a tile's sums (see [`ln_into`]).
+    ln_tile<;>(x: &[f64], out: &mut [f64]) -> () = ln_into
 }

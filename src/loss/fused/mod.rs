@@ -31,9 +31,9 @@ use super::input::Target;
 use super::options::Reduction;
 use super::problem::{Problem, Targets};
 use crate::tensor::DType;
-use classes::Classes;
+use classes::{Classes, TileColumns};
 pub(crate) use lanes::Lane;
-use lanes::TILE;
+use lanes::{PackedTile, Stats, TILE};
 use probabilities::Probabilities;
 
 /// The upstream gradient: one value per position (`none`) or one in all.
@@ -53,13 +53,36 @@ impl Upstream<'_> {
     }
 }
 
+/// Buffers a task reuses across its positions.
+pub(super) struct Scratch<T> {
+    /// Per-element coefficients of L (probability targets).
+    coef: Vec<T>,
+    /// A K-dim tile's logits, then exponentials.
+    tile: PackedTile<T>,
+    /// A K-dim tile's statistics.
+    stats: Vec<Stats>,
+    /// A K-dim tile's per-position values (class targets).
+    columns: TileColumns<T>,
+}
+
+impl<T: Lane> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            coef: Vec::new(),
+            tile: PackedTile::new(),
+            stats: vec![Stats::default(); TILE],
+            columns: TileColumns::default(),
+        }
+    }
+}
+
 /// One kind of target: a position's terms and, when asked, its gradient.
-/// `scratch` is a buffer the kernel may reuse across positions.
 trait Kernel<T>: Sync {
     /// Position `p` with contiguous classes `x`; with `grad`, its gradient
     /// goes to the slice (the row's length) for upstream value g. `next` is
     /// the next row (or empty), to prefetch.
-    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, scratch: &mut Vec<T>) -> (f64, f64);
+    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, scratch: &mut Scratch<T>)
+        -> (f64, f64);
     /// Positions s0..s0+terms.len() of batch `b`, whose (C, S) block is
     /// `block`; with `grad`, their gradient goes to the block's slice.
     fn tile(
@@ -69,17 +92,19 @@ trait Kernel<T>: Sync {
         s0: usize,
         grad: Option<(&mut [T], Upstream<'_>)>,
         terms: &mut [(f64, f64)],
-        scratch: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
     );
 }
 
-/// Pairwise sum in a fixed order (independent of how the terms were computed).
-pub(crate) fn pairwise_sum(values: &[f64]) -> f64 {
-    if values.len() <= 8 {
-        return values.iter().sum();
+/// Pairwise sums of both halves of the terms, in a fixed order (independent
+/// of how the terms were computed).
+pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
+    if terms.len() <= 8 {
+        return terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
     }
-    let mid = values.len() / 2;
-    pairwise_sum(&values[..mid]) + pairwise_sum(&values[mid..])
+    let mid = terms.len() / 2;
+    let (left, right) = (pairwise_sum(&terms[..mid]), pairwise_sum(&terms[mid..]));
+    (left.0 + right.0, left.1 + right.1)
 }
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
@@ -142,7 +167,7 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
             terms
                 .par_chunks_mut(rows)
                 .enumerate()
-                .for_each_init(Vec::new, |scratch, (task, slots)| {
+                .for_each_init(Scratch::default, |scratch, (task, slots)| {
                     for (j, slot) in slots.iter_mut().enumerate() {
                         let p = task * rows + j;
                         let next = x.get((p + 1) * c..(p + 2) * c).unwrap_or(&[]);
@@ -153,7 +178,7 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
             terms
                 .par_chunks_mut(inner)
                 .enumerate()
-                .for_each_init(Vec::new, |scratch, (b, slots)| {
+                .for_each_init(Scratch::default, |scratch, (b, slots)| {
                     let block = &x[b * c * inner..(b + 1) * c * inner];
                     for (t, tile) in slots.chunks_mut(TILE).enumerate() {
                         kernel.tile(b, block, t * TILE, None, tile, scratch);
@@ -252,7 +277,7 @@ fn backward_typed<T: Lane>(
         (inner, c * inner)
     };
     // `x` holds the task's logits and, for prefetching, possibly more after them.
-    let task = |index: usize, x: &[T], out: &mut [T], slots: &mut [(f64, f64)], scratch: &mut Vec<T>| {
+    let task = |index: usize, x: &[T], out: &mut [T], slots: &mut [(f64, f64)], scratch: &mut Scratch<T>| {
         if inner == 1 {
             for (j, out_row) in out.chunks_mut(c).enumerate() {
                 let p = index * rows + j;
@@ -271,7 +296,7 @@ fn backward_typed<T: Lane>(
             .par_chunks_mut(chunk)
             .zip(terms.par_chunks_mut(rows))
             .enumerate()
-            .for_each_init(Vec::new, |scratch, (i, (out, slots))| {
+            .for_each_init(Scratch::default, |scratch, (i, (out, slots))| {
                 task(i, &x[i * chunk..], out, slots, scratch)
             }),
         // The kernel reads each task's logits from a copy in cache while it
@@ -281,7 +306,7 @@ fn backward_typed<T: Lane>(
             .zip(terms.par_chunks_mut(rows))
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Vec::new()),
+                || (Vec::new(), Scratch::default()),
                 |(copy, scratch), (i, (data, slots))| {
                     copy.clear();
                     copy.extend_from_slice(data);

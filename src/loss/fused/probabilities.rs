@@ -7,8 +7,8 @@ use super::super::options::Reduction;
 use super::super::problem::Problem;
 use super::super::simd::{self, SimdLevel};
 use super::fallback;
-use super::lanes::{apply_row, apply_tile, stats_row, stats_tile, Coef, Lane, Stats, TILE};
-use super::{Kernel, Upstream};
+use super::lanes::{apply_row, apply_tile, pack_tile, stats_row, sweep_tile, Coef, Lane, Stats, TILE};
+use super::{Kernel, Scratch, Upstream};
 
 pub(super) struct Probabilities<'p, T> {
     problem: &'p Problem<'p>,
@@ -68,7 +68,15 @@ impl<'p, T: Lane> Probabilities<'p, T> {
 }
 
 impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
-    fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, a: &mut Vec<T>) -> (f64, f64) {
+    fn row(
+        &self,
+        p: usize,
+        x: &[T],
+        next: &[T],
+        grad: Option<(&mut [T], f64)>,
+        scratch: &mut Scratch<T>,
+    ) -> (f64, f64) {
+        let a = &mut scratch.coef;
         let c = self.problem.classes;
         let t = &self.targets[p * c..(p + 1) * c];
         let total = self.coefficients(t.iter().copied().enumerate(), a);
@@ -104,10 +112,11 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
         b: usize,
         block: &[T],
         s0: usize,
-        mut grad: Option<(&mut [T], Upstream<'_>)>,
+        grad: Option<(&mut [T], Upstream<'_>)>,
         terms: &mut [(f64, f64)],
-        a: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
     ) {
+        let Scratch { coef: a, tile, .. } = scratch;
         let (c, inner) = (self.problem.classes, self.problem.inner);
         let width = terms.len();
         let t_block = &self.targets[b * c * inner..(b + 1) * c * inner];
@@ -124,16 +133,12 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
             }
         }
         let mut stats = [Stats::default(); TILE];
-        let out = grad.as_mut().map(|(out, _)| &mut **out);
-        stats_tile(
-            self.level,
-            block,
-            inner,
-            s0,
-            Coef::PerElement(a),
-            out,
-            &mut stats[..width],
-        );
+        let coef = Coef::PerElement(a);
+        pack_tile(self.level, block, inner, s0, width, tile);
+        match grad.is_some() {
+            true => sweep_tile::<T, true>(self.level, tile, coef, &mut stats[..width]),
+            false => sweep_tile::<T, false>(self.level, tile, coef, &mut stats[..width]),
+        }
         let column =
             |data: &[T], s: usize| -> Vec<f64> { data[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
         let mut scale_p = [T::ZERO; TILE];
@@ -164,8 +169,8 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
             inner,
             s0,
             Coef::PerElement(a),
-            &scale_p[..width],
-            &scale_a[..width],
+            tile,
+            (&scale_p[..width], &scale_a[..width]),
         );
         for j in (0..width).filter(|&j| reference[j]) {
             let (s, p) = (s0 + j, b * inner + s0 + j);

@@ -36,8 +36,10 @@ struct Case<T> {
     grad_output: Option<Vec<T>>,
 }
 
-const SHAPES: [&[usize]; 8] = [
+const SHAPES: [&[usize]; 9] = [
     &[7, 5],
+    // K-dim with several tiles per batch, the last one partial.
+    &[2, 3, 600],
     &[3, 1000],
     &[2, 2100],
     &[4, 3, 70],
