@@ -8,16 +8,28 @@
 //! target) halve the work where the CPU has FMA and keep the same bits on
 //! every instruction set; without FMA hardware they are slow but exact.
 
-const LOG2_E: f32 = std::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_145_75; // ln 2 rounded to 17 bits: n·LN2_HI is exact
-const LN2_LO: f32 = 1.428_606_8e-6;
+pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
+pub(crate) const LN2_HI: f32 = 0.693_145_75; // ln 2 rounded to 17 bits: n·LN2_HI is exact
+pub(crate) const LN2_LO: f32 = 1.428_606_8e-6;
 /// Adding 1.5·2^23 rounds an f32 in (−2^22, 2^22) to the nearest integer.
-const ROUNDER: f32 = 12_582_912.0;
-/// Below this e^x underflows to 0 in f32 (we return exactly 0 there).
-const MIN_INPUT: f32 = -87.336_55;
+pub(crate) const ROUNDER: f32 = 12_582_912.0;
+/// Cephes' coefficients of (e^r − 1 − r)/r², highest degree first.
+pub(crate) const POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+/// Inputs are clamped here: low enough that 2^n is below the smallest
+/// normal f32 (the result is then exactly 0), high enough that the rounding
+/// trick below stays exact.
+pub(crate) const MIN_INPUT: f32 = -104.0;
 
-/// e^d for d ≤ 0: exactly 0 below −87.34 (where e^d is subnormal or 0). A NaN `d` gives a finite value: the kernel finds
-/// NaN rows through Σ(x − max), which NaN does reach.
+/// e^d for d ≤ 0: exactly 0 where e^d < 2^−126.5 (d below about −87.7).
+/// A NaN `d` gives a finite value: the kernel finds NaN rows through
+/// Σ(x − max), which NaN does reach.
 #[inline(always)]
 pub(crate) fn exp_nonpositive_f32(d: f32) -> f32 {
     let clamped = d.max(MIN_INPUT);
@@ -26,20 +38,14 @@ pub(crate) fn exp_nonpositive_f32(d: f32) -> f32 {
     // The low bits of `shifted` hold n as a two's-complement integer.
     let n_bits = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
     let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, clamped));
-    let p = 1.987_569_1e-4f32;
-    let p = p.mul_add(r, 1.398_199_9e-3);
-    let p = p.mul_add(r, 8.333_452e-3);
-    let p = p.mul_add(r, 4.166_579_6e-2);
-    let p = p.mul_add(r, 1.666_666_5e-1);
-    let p = p.mul_add(r, 0.5);
-    let e_r = p.mul_add(r * r, r) + 1.0;
-    // n ∈ [−126, 0], so 2^n is one normal f32.
-    let scale = f32::from_bits(((n_bits + 127) as u32) << 23);
-    if d < MIN_INPUT {
-        0.0
-    } else {
-        e_r * scale
+    let mut p = POLY[0];
+    for &c in &POLY[1..] {
+        p = p.mul_add(r, c);
     }
+    let e_r = p.mul_add(r * r, r) + 1.0;
+    // 2^n for n ∈ [−126, 0]; exactly 0 below, where e^d < 2^−126.5.
+    let scale = f32::from_bits(((n_bits + 127).max(0) as u32) << 23);
+    e_r * scale
 }
 
 #[cfg(test)]

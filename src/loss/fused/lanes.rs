@@ -76,7 +76,7 @@ impl Lane for f64 {
 pub(super) const LANES: usize = 16;
 /// Elements accumulated in the working type before flushing to f64: short
 /// enough that f32 lane sums stay accurate, long enough to cost nothing.
-const BLOCK: usize = 1024;
+pub(super) const BLOCK: usize = 1024;
 
 /// One position's statistics, in f64.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -106,7 +106,7 @@ pub(super) enum Coef<'a, T> {
 
 /// Sums 16 lanes in a fixed tree, in f64.
 #[inline(always)]
-fn fold_lanes<T: Lane>(acc: &[T; LANES]) -> f64 {
+pub(super) fn fold_lanes<T: Lane>(acc: &[T; LANES]) -> f64 {
     let mut v = [0.0f64; LANES];
     for l in 0..LANES {
         v[l] = acc[l].to_f64();
@@ -140,7 +140,7 @@ fn row_max<T: Lane>(x: &[T]) -> T {
 
 /// Asks for the cache line holding `v` to be brought into L2. A hint only.
 #[inline(always)]
-fn prefetch<T>(v: &T) {
+pub(super) fn prefetch<T>(v: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch cannot fault or change memory, whatever the address;
     // this one comes from a reference, so it is valid anyway. SSE is part of
@@ -489,7 +489,53 @@ macro_rules! dispatched {
 
 dispatched! {
     /// A contiguous row's statistics; see [`row_sums`] for `COEF` and `WRITE`.
-    stats_row<T: Lane; const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T], next: &[T]) -> Stats = row_stats
+    stats_row_portable<T: Lane; const COEF: bool, const WRITE: bool>(x: &[T], a: &[T], out: &mut [T], next: &[T]) -> Stats = row_stats
+}
+
+/// A contiguous row's statistics; see [`row_sums`] for `COEF` and `WRITE`.
+/// f32 rows on AVX2 (and AVX-512) CPUs take the hand-written sweep.
+#[inline]
+pub(super) fn stats_row<T: Lane, const COEF: bool, const WRITE: bool>(
+    level: SimdLevel,
+    x: &[T],
+    a: &[T],
+    out: &mut [T],
+    next: &[T],
+) -> Stats {
+    #[cfg(target_arch = "x86_64")]
+    if level >= SimdLevel::Avx2 {
+        if let (Some(x), Some(a), Some(out), Some(next)) =
+            (f32::cast(x), f32::cast(a), f32::cast_mut(out), f32::cast(next))
+        {
+            // SAFETY: `level` comes from `simd::current()`, which returns
+            // Avx2 or above only when the CPU reports AVX2 and FMA.
+            return unsafe { row_stats_avx2::<COEF, WRITE>(x, a, out, next) };
+        }
+    }
+    stats_row_portable::<T, COEF, WRITE>(level, x, a, out, next)
+}
+
+/// [`row_stats`] for f32 with the sweep of `avx2.rs`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_stats_avx2<const COEF: bool, const WRITE: bool>(
+    x: &[f32],
+    a: &[f32],
+    out: &mut [f32],
+    next: &[f32],
+) -> Stats {
+    let max = row_max(x);
+    // SAFETY: the caller guarantees AVX2 and FMA; the callers pass `a` and
+    // `out` with the row's length where COEF and WRITE use them.
+    let (sum_exp, sum_shifted) = unsafe { super::avx2::row_sums::<COEF, WRITE>(x, a, out, max, next) };
+    Stats {
+        max: f64::from(max),
+        sum_exp,
+        sum_shifted,
+    }
 }
 dispatched! {
     /// e·scale_p + a·scale_a over a contiguous row of exponentials.

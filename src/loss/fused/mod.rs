@@ -16,6 +16,8 @@
 //!
 //! Positions that are not finite go to the reference kernel (`fallback.rs`).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod classes;
 mod fallback;
 mod lanes;
@@ -142,7 +144,7 @@ fn runs_fused<E: Element>(problem: &Problem) -> bool {
     !E::REDUCED
         && problem.classes > 0
         && problem.positions() > 0
-        && problem.weight.as_ref().map_or(true, |w| w.iter().all(|&v| v >= 0.0))
+        && problem.weight.as_ref().is_none_or(|w| w.iter().all(|&v| v >= 0.0))
         && matches!(E::DTYPE, DType::Float32 | DType::Float64)
 }
 
