@@ -2,6 +2,11 @@
 //! targets is made on any call (a copy of an (N, H, W) target costs more than
 //! the loss itself on segmentation shapes).
 
+use rayon::prelude::*;
+
+/// Targets per parallel task in the scans below.
+const CHUNK: usize = 1 << 16;
+
 /// The caller's targets with their ignore_index; every value is either the
 /// ignore_index or a class in range (validation checked it).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,17 +65,37 @@ impl<'a> ClassTargets<'a> {
     }
 
     /// The first raw value that is neither the ignore_index nor in 0..classes.
-    /// The common case — all valid — is one branch-free pass.
+    /// The common case — all valid — is one branch-free pass, split across
+    /// threads on large targets.
     pub fn first_out_of_range(&self, classes: usize) -> Option<i64> {
         let bad = |t: i64| t != self.ignore_index && (t < 0 || t as u64 >= classes as u64);
         let any_bad = match self.indices {
-            Indices::Int64(v) => v.iter().fold(false, |any, &t| any | bad(t)),
-            Indices::UInt8(v) => v.iter().fold(false, |any, &t| any | bad(i64::from(t))),
+            Indices::Int64(v) => v
+                .par_chunks(CHUNK)
+                .any(|chunk| chunk.iter().fold(false, |any, &t| any | bad(t))),
+            Indices::UInt8(v) => v
+                .par_chunks(CHUNK)
+                .any(|chunk| chunk.iter().fold(false, |any, &t| any | bad(i64::from(t)))),
         };
         if !any_bad {
             return None;
         }
         (0..self.len()).map(|p| self.raw(p)).find(|&t| bad(t))
+    }
+
+    /// How many positions are not ignored.
+    pub fn kept(&self) -> usize {
+        let ignored = match self.indices {
+            Indices::Int64(v) => v
+                .par_chunks(CHUNK)
+                .map(|chunk| chunk.iter().filter(|&&t| t == self.ignore_index).count())
+                .sum::<usize>(),
+            Indices::UInt8(v) => v
+                .par_chunks(CHUNK)
+                .map(|chunk| chunk.iter().filter(|&&t| i64::from(t) == self.ignore_index).count())
+                .sum(),
+        };
+        self.len() - ignored
     }
 }
 
@@ -92,5 +117,12 @@ mod tests {
         assert_eq!(targets.first_out_of_range(3), Some(3));
         assert_eq!(targets.first_out_of_range(6), Some(-1));
         assert_eq!(ClassTargets::int64(&[0, -100], -100).first_out_of_range(1), None);
+    }
+
+    #[test]
+    fn kept_counts_the_positions_not_ignored() {
+        let many: Vec<i64> = (0..200_000).map(|i| if i % 3 == 0 { -100 } else { 1 }).collect();
+        assert_eq!(ClassTargets::int64(&many, -100).kept(), 200_000 - 66_667);
+        assert_eq!(ClassTargets::uint8(&[4, 4, 0], 4).kept(), 1);
     }
 }

@@ -382,12 +382,17 @@ pub(crate) fn validate_values<'a, T: Element>(
         }
         // The late checks need to know whether any target is kept only in
         // one corner (uint8 targets under mean), where the sum below says it.
-        let (kept, weight_sum) = if mean {
-            classes.iter().flatten().fold((0usize, 0.0), |(n, sum), y| {
-                (n + 1, sum + weight.as_ref().map_or(1.0, |w| w[y]))
-            })
-        } else {
-            (0, 1.0)
+        let (kept, weight_sum) = match (mean, &weight) {
+            (false, _) => (0, 1.0),
+            // A count is exact in any order, so it may run in parallel.
+            (true, None) => {
+                let kept = classes.kept();
+                (kept, kept as f64)
+            }
+            (true, Some(w)) => classes
+                .iter()
+                .flatten()
+                .fold((0usize, 0.0), |(n, sum), y| (n + 1, sum + w[y])),
         };
         check_smoothing_shapes(sig, kept > 0)?;
         (Targets::Classes(classes), weight_sum)

@@ -148,8 +148,9 @@ fn runs_fused<E: Element>(problem: &Problem) -> bool {
         && matches!(E::DTYPE, DType::Float32 | DType::Float64)
 }
 
-/// Per-position (nll, smoothing) terms (for probability targets the loss is
-/// in `.0`), or None when the fused kernel does not take this input.
+/// Per-position (nll, smoothing) terms under `none` (for probability targets
+/// the loss is in `.0`), and under sum and mean their partial sums per task
+/// (see [`TermsLayout`]); None when the fused kernel does not take this input.
 pub(crate) fn forward_terms<E: Element>(problem: &Problem, x: &[E], target: &Target<'_, E>) -> Option<Vec<(f64, f64)>> {
     if !runs_fused::<E>(problem) {
         return None;
@@ -163,36 +164,91 @@ pub(crate) fn forward_terms<E: Element>(problem: &Problem, x: &[E], target: &Tar
 fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Target<'_, E>) -> Option<Vec<(f64, f64)>> {
     with_kernel::<E, T, _>(problem, target, |kernel| {
         let (c, inner) = (problem.classes, problem.inner);
-        let mut terms = vec![(0.0, 0.0); problem.positions()];
-        if inner == 1 {
-            let rows = rows_per_task(c);
-            terms
-                .par_chunks_mut(rows)
-                .enumerate()
-                .for_each_init(Scratch::default, |scratch, (task, slots)| {
-                    for (j, slot) in slots.iter_mut().enumerate() {
-                        let p = task * rows + j;
-                        let next = x.get((p + 1) * c..(p + 2) * c).unwrap_or(&[]);
-                        *slot = kernel.row(p, &x[p * c..(p + 1) * c], next, None, scratch);
+        // Row tasks hold `rows` rows, K-dim tasks one batch's (C, S) block.
+        let rows = if inner == 1 { rows_per_task(c) } else { inner };
+        let layout = TermsLayout::new(problem, rows);
+        let mut terms = layout.buffer();
+        terms.par_chunks_mut(layout.dest_len()).enumerate().for_each_init(
+            || (Scratch::default(), Vec::new()),
+            |(scratch, local), (task, dest)| {
+                layout.fill(task, dest, local, |slots| {
+                    if inner == 1 {
+                        for (j, slot) in slots.iter_mut().enumerate() {
+                            let p = task * rows + j;
+                            let next = x.get((p + 1) * c..(p + 2) * c).unwrap_or(&[]);
+                            *slot = kernel.row(p, &x[p * c..(p + 1) * c], next, None, scratch);
+                        }
+                    } else {
+                        let block = &x[task * c * inner..(task + 1) * c * inner];
+                        for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+                            kernel.tile(task, block, t * TILE, None, tile, scratch);
+                        }
                     }
-                });
-        } else {
-            terms
-                .par_chunks_mut(inner)
-                .enumerate()
-                .for_each_init(Scratch::default, |scratch, (b, slots)| {
-                    let block = &x[b * c * inner..(b + 1) * c * inner];
-                    for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                        kernel.tile(b, block, t * TILE, None, tile, scratch);
-                    }
-                });
-        }
+                })
+            },
+        );
         terms
     })
 }
 
+/// Where the tasks put their positions' terms: each position's own under
+/// `none`; under sum and mean one pairwise partial sum per task, in task
+/// order, which `forward::reduce` then sums pairwise. The tasks are fixed
+/// blocks of positions, so the result does not depend on the thread count,
+/// and no per-position buffer is needed.
+struct TermsLayout {
+    per_position: bool,
+    task_len: usize,
+    positions: usize,
+}
+
+impl TermsLayout {
+    fn new(problem: &Problem, task_len: usize) -> Self {
+        TermsLayout {
+            per_position: problem.reduction == Reduction::None,
+            task_len,
+            positions: problem.positions(),
+        }
+    }
+
+    fn buffer(&self) -> Vec<(f64, f64)> {
+        let len = match self.per_position {
+            true => self.positions,
+            false => self.positions.div_ceil(self.task_len),
+        };
+        vec![(0.0, 0.0); len]
+    }
+
+    /// The share of [`Self::buffer`] that each task writes.
+    fn dest_len(&self) -> usize {
+        match self.per_position {
+            true => self.task_len,
+            false => 1,
+        }
+    }
+
+    /// Runs `fill` over the slots of task `task`'s positions, which are
+    /// `dest` itself or a buffer in `local` whose pairwise sum goes to `dest`.
+    fn fill(
+        &self,
+        task: usize,
+        dest: &mut [(f64, f64)],
+        local: &mut Vec<(f64, f64)>,
+        fill: impl FnOnce(&mut [(f64, f64)]),
+    ) {
+        if self.per_position {
+            return fill(dest);
+        }
+        let n = self.task_len.min(self.positions - task * self.task_len);
+        local.clear();
+        local.resize(n, (0.0, 0.0));
+        fill(local);
+        dest[0] = pairwise_sum(local);
+    }
+}
+
 /// Writes the gradient w.r.t. the input into `out` (shaped like `x`) and
-/// returns the per-position terms from the same visit; None when the fused
+/// returns the terms (as [`forward_terms`]) from the same visit; None when the fused
 /// kernel does not take this input.
 pub(crate) fn forward_backward_into<E: Element>(
     problem: &Problem,
@@ -236,7 +292,7 @@ pub(crate) fn forward_backward_in_place<E: Element>(
     }
 }
 
-/// The gradients and the per-position terms.
+/// The gradients and the terms (as [`forward_terms`]).
 pub(crate) type GradientsAndTerms<E> = (Gradients<E>, Vec<(f64, f64)>);
 
 /// Loss terms and gradients (w.r.t. the input, and w.r.t. probability
@@ -268,16 +324,17 @@ fn backward_typed<T: Lane>(
     up: Upstream<'_>,
 ) -> Option<Vec<(f64, f64)>> {
     let (c, inner) = (problem.classes, problem.inner);
-    let mut terms = vec![(0.0, 0.0); problem.positions()];
-    if problem.positions() == 0 {
-        return Some(terms);
-    }
     // Row tasks hold `rows` rows, K-dim tasks one batch's (C, S) block.
     let (rows, chunk) = if inner == 1 {
         (rows_per_task(c), rows_per_task(c) * c)
     } else {
         (inner, c * inner)
     };
+    let layout = TermsLayout::new(problem, rows);
+    let mut terms = layout.buffer();
+    if problem.positions() == 0 {
+        return Some(terms);
+    }
     // `x` holds the task's logits and, for prefetching, possibly more after them.
     let task = |index: usize, x: &[T], out: &mut [T], slots: &mut [(f64, f64)], scratch: &mut Scratch<T>| {
         if inner == 1 {
@@ -296,23 +353,26 @@ fn backward_typed<T: Lane>(
     match input {
         Input::Separate(x, out) => out
             .par_chunks_mut(chunk)
-            .zip(terms.par_chunks_mut(rows))
+            .zip(terms.par_chunks_mut(layout.dest_len()))
             .enumerate()
-            .for_each_init(Scratch::default, |scratch, (i, (out, slots))| {
-                task(i, &x[i * chunk..], out, slots, scratch)
-            }),
+            .for_each_init(
+                || (Scratch::default(), Vec::new()),
+                |(scratch, local), (i, (out, dest))| {
+                    layout.fill(i, dest, local, |slots| task(i, &x[i * chunk..], out, slots, scratch))
+                },
+            ),
         // The kernel reads each task's logits from a copy in cache while it
         // writes the gradient over them: one chunk per thread of extra memory.
         Input::InPlace(logits) => logits
             .par_chunks_mut(chunk)
-            .zip(terms.par_chunks_mut(rows))
+            .zip(terms.par_chunks_mut(layout.dest_len()))
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Scratch::default()),
-                |(copy, scratch), (i, (data, slots))| {
+                || (Vec::new(), Scratch::default(), Vec::new()),
+                |(copy, scratch, local), (i, (data, dest))| {
                     copy.clear();
                     copy.extend_from_slice(data);
-                    task(i, copy, data, slots, scratch)
+                    layout.fill(i, dest, local, |slots| task(i, copy, data, slots, scratch))
                 },
             ),
     }
