@@ -64,6 +64,24 @@ impl<'a> ClassTargets<'a> {
         (0..self.len()).map(|p| self.get(p))
     }
 
+    /// Positions p0.. into `out` (as many as it holds), with `ignored` for
+    /// the ignored ones.
+    pub fn copy_into(&self, p0: usize, out: &mut [usize], ignored: usize) {
+        let ignore = self.ignore_index;
+        match self.indices {
+            Indices::Int64(v) => {
+                for (o, &t) in out.iter_mut().zip(&v[p0..]) {
+                    *o = if t == ignore { ignored } else { t as usize };
+                }
+            }
+            Indices::UInt8(v) => {
+                for (o, &t) in out.iter_mut().zip(&v[p0..]) {
+                    *o = if i64::from(t) == ignore { ignored } else { usize::from(t) };
+                }
+            }
+        }
+    }
+
     /// The first raw value that is neither the ignore_index nor in 0..classes.
     /// The common case — all valid — is one branch-free pass, split across
     /// threads on large targets.

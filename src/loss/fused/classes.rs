@@ -167,6 +167,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let TileColumns {
             ys,
             picked,
+            weights,
             sums,
             log_sums,
             scale_p,
@@ -175,11 +176,15 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             reference,
         } = columns;
         pack_tile(self.level, block, inner, s0, width, tile);
-        // The targets and their logits, read from the packed copy.
+        // The targets, their weights and their logits (from the packed copy).
+        let p0 = b * inner + s0;
+        self.targets.copy_into(p0, &mut ys[..width], IGNORED);
         for j in 0..width {
-            let y = self.targets.get(b * inner + s0 + j);
-            ys[j] = y.unwrap_or(IGNORED);
-            picked[j] = y.map_or(0.0, |y| tile.at(y, j).to_f64());
+            let y = ys[j];
+            (picked[j], weights[j]) = match y {
+                IGNORED => (0.0, 0.0),
+                y => (tile.at(y, j).to_f64(), self.w(y)),
+            };
         }
         match grad.is_some() {
             true => sweep_tile::<T, true>(self.level, tile, self.coef(), stats),
@@ -190,16 +195,26 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             *sum = st.sum_exp;
         }
         ln_tile(self.level, &sums[..width], &mut log_sums[..width]);
+        // The terms as `terms()` computes them, without branches over the
+        // tile; ignored positions have weight 0 and are zeroed after.
+        let smoothing = self.problem.smoothing.is_some();
+        for j in 0..width {
+            let st = &stats[j];
+            let nll = -((picked[j] - st.max - log_sums[j]) * weights[j]);
+            let smooth = match smoothing {
+                true => log_sums[j] * self.weight_sum - st.sum_shifted,
+                false => 0.0,
+            };
+            terms[j] = if ys[j] == IGNORED { (0.0, 0.0) } else { (nll, smooth) };
+        }
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
             let y = (ys[j] != IGNORED).then_some(ys[j]);
             let st = &stats[j];
             let target_shifted = picked[j] - st.max;
-            terms[j] = match (y, st.finite()) {
-                (None, _) => (0.0, 0.0),
-                (Some(y), true) => self.terms(y, target_shifted, st, log_sums[j]),
-                (Some(y), false) => self.reference(column(s), Some(y), None, None),
-            };
+            if let (Some(y), false) = (y, st.finite()) {
+                terms[j] = self.reference(column(s), Some(y), None, None);
+            }
             let Some((_, up)) = grad.as_ref() else { continue };
             // An ignored position's scales are 0: its gradient is 0.
             (scale_p[j], scale_w[j], reference[j]) = (T::ZERO, T::ZERO, false);
@@ -250,6 +265,7 @@ const IGNORED: usize = usize::MAX;
 pub(super) struct TileColumns<T> {
     ys: Vec<usize>,
     picked: Vec<f64>,
+    weights: Vec<f64>,
     sums: Vec<f64>,
     log_sums: Vec<f64>,
     scale_p: Vec<T>,
@@ -263,6 +279,7 @@ impl<T: Lane> Default for TileColumns<T> {
         TileColumns {
             ys: vec![IGNORED; TILE],
             picked: vec![0.0; TILE],
+            weights: vec![0.0; TILE],
             sums: vec![0.0; TILE],
             log_sums: vec![0.0; TILE],
             scale_p: vec![T::ZERO; TILE],
