@@ -76,7 +76,11 @@ impl<'a> ClassTargets<'a> {
             }
             Indices::UInt8(v) => {
                 for (o, &t) in out.iter_mut().zip(&v[p0..]) {
-                    *o = if i64::from(t) == ignore { ignored } else { usize::from(t) };
+                    *o = if i64::from(t) == ignore {
+                        ignored
+                    } else {
+                        usize::from(t)
+                    };
                 }
             }
         }

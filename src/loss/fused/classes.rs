@@ -9,7 +9,7 @@ use super::super::options::Reduction;
 use super::super::problem::Problem;
 use super::super::simd::{self, SimdLevel};
 use super::fallback;
-use super::lanes::{apply_row, apply_tile, ln_tile, pack_tile, stats_row, sweep_tile, Coef, Lane, Stats, TILE};
+use super::lanes::{apply_row, apply_tile, ln_tile, pack_tile, stats_row, sweep_tile, Ahead, Coef, Lane, Stats, TILE};
 use super::{Kernel, Scratch, Upstream};
 
 pub(super) struct Classes<'p, T> {
@@ -176,6 +176,10 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             reference,
         } = columns;
         pack_tile(self.level, block, inner, s0, width, tile);
+        let ahead = Ahead {
+            logits: block.get(s0 + TILE..).unwrap_or(&[]),
+            inner,
+        };
         // The targets, their weights and their logits (from the packed copy).
         let p0 = b * inner + s0;
         self.targets.copy_into(p0, &mut ys[..width], IGNORED);
@@ -187,8 +191,8 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             };
         }
         match grad.is_some() {
-            true => sweep_tile::<T, true>(self.level, tile, self.coef(), stats),
-            false => sweep_tile::<T, false>(self.level, tile, self.coef(), stats),
+            true => sweep_tile::<T, true>(self.level, tile, self.coef(), ahead, stats),
+            false => sweep_tile::<T, false>(self.level, tile, self.coef(), ahead, stats),
         }
         // One ln per position, vectorised over the tile.
         for (sum, st) in sums.iter_mut().zip(stats.iter()) {

@@ -294,13 +294,12 @@ impl<T: Lane> PackedTile<T> {
 }
 
 /// Copies positions s0..s0+width of a (C, S) block into `tile`, streaming
-/// each class's run from memory once (prefetching the next tile's), and
-/// keeps the max per position.
+/// each class's run from memory once (the sweep of the previous tile
+/// prefetched it), and keeps the max per position.
 #[inline(always)]
 fn tile_pack<T: Lane>(block: &[T], inner: usize, s0: usize, width: usize, tile: &mut PackedTile<T>) {
     let stride = padded(width);
     let classes = block.len() / inner;
-    let line = (64 / std::mem::size_of::<T>()).max(1);
     tile.width = width;
     tile.values.resize(classes * stride, T::ZERO);
     // On the stack while the classes stream in: with the max in the heap
@@ -308,12 +307,6 @@ fn tile_pack<T: Lane>(block: &[T], inner: usize, s0: usize, width: usize, tile: 
     let mut max = [T::NEG_INFINITY; TILE];
     for k in 0..classes {
         let run = &block[k * inner + s0..][..width];
-        let ahead = block.get(k * inner + s0 + TILE..).unwrap_or(&[]);
-        for i in (0..width).step_by(line) {
-            if let Some(v) = ahead.get(i) {
-                prefetch(v);
-            }
-        }
         pack_run(run, &mut tile.values[k * stride..][..stride], &mut max[..width]);
     }
     max[width..stride].fill(T::ZERO);
@@ -350,7 +343,12 @@ fn pack_run<T: Lane>(run: &[T], packed: &mut [T], max: &mut [T]) {
 /// lanes and the accumulators in registers. With `WRITE` the exponentials
 /// replace the logits in the tile, for [`tile_apply`].
 #[inline(always)]
-fn tile_sweep<T: Lane, const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, stats: &mut [Stats]) {
+fn tile_sweep<T: Lane, const WRITE: bool>(
+    tile: &mut PackedTile<T>,
+    coef: Coef<'_, T>,
+    ahead: Ahead<'_, T>,
+    stats: &mut [Stats],
+) {
     let width = tile.width;
     let stride = padded(width);
     let classes = tile.values.len() / stride.max(1);
@@ -360,10 +358,10 @@ fn tile_sweep<T: Lane, const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'
         let n = LANES.min(width - j0);
         // The coefficients' match stays outside the class loop.
         let (sum_exp, sum_shifted) = match coef {
-            Coef::One => sweep_group::<T, WRITE, false>(pack, stride, j0, classes, m, |_| [T::ZERO; LANES]),
-            Coef::PerClass(w) => sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, |k| [w[k]; LANES]),
+            Coef::One => sweep_group::<T, WRITE, false>(pack, stride, j0, classes, m, ahead, |_| [T::ZERO; LANES]),
+            Coef::PerClass(w) => sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, ahead, |k| [w[k]; LANES]),
             Coef::PerElement(a) => {
-                sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, |k| load(&a[k * width + j0..][..n]))
+                sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, ahead, |k| load(&a[k * width + j0..][..n]))
             }
         };
         for l in 0..n {
@@ -384,14 +382,23 @@ fn sweep_group<T: Lane, const WRITE: bool, const COEF: bool>(
     j0: usize,
     classes: usize,
     m: &[T; LANES],
+    ahead: Ahead<'_, T>,
     coef_of: impl Fn(usize) -> [T; LANES],
 ) -> ([f64; LANES], [f64; LANES]) {
+    let line = (64 / std::mem::size_of::<T>()).max(1);
     let mut sum_exp = [0.0f64; LANES];
     let mut sum_shifted = [0.0f64; LANES];
     for k0 in (0..classes).step_by(BLOCK / LANES) {
         let mut e_acc = [T::ZERO; LANES];
         let mut s_acc = [T::ZERO; LANES];
         for k in k0..classes.min(k0 + BLOCK / LANES) {
+            // The next tile's lines for these lanes, one class per step: the
+            // prefetches spread over the sweep instead of arriving in bursts.
+            for offset in (0..LANES).step_by(line) {
+                if let Some(v) = ahead.logits.get(k * ahead.inner + j0 + offset) {
+                    prefetch(v);
+                }
+            }
             let run: &mut [T; LANES] = (&mut pack[k * stride + j0..][..LANES])
                 .try_into()
                 .expect("LANES values");
@@ -444,6 +451,14 @@ fn tile_apply<T: Lane>(
                 .for_each(|(((o, &e), (&sp, &sa)), &a)| *o = e * sp + a * sa),
         }
     }
+}
+
+/// What to prefetch while a tile is swept: the block from the next tile's
+/// first position on (empty after the last tile), whose classes lie `inner` apart.
+#[derive(Clone, Copy)]
+pub(super) struct Ahead<'a, T> {
+    pub logits: &'a [T],
+    pub inner: usize,
 }
 
 /// A packed tile's row length: its width rounded up to whole lane groups.
@@ -547,7 +562,7 @@ dispatched! {
 }
 dispatched! {
     /// A packed tile's statistics; with `WRITE` its exponentials stay in the tile (see [`tile_sweep`]).
-    sweep_tile<T: Lane; const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, stats: &mut [Stats]) -> () = tile_sweep
+    sweep_tile<T: Lane; const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, ahead: Ahead<'_, T>, stats: &mut [Stats]) -> () = tile_sweep
 }
 dispatched! {
     /// A K-dim tile's gradient from its exponentials (see [`tile_apply`]).
