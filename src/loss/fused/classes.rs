@@ -202,6 +202,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         // The terms as `terms()` computes them, without branches over the
         // tile; ignored positions have weight 0 and are zeroed after.
         let smoothing = self.problem.smoothing.is_some();
+        let mut unusual = false;
         for j in 0..width {
             let st = &stats[j];
             let nll = -((picked[j] - st.max - log_sums[j]) * weights[j]);
@@ -209,7 +210,13 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
                 true => log_sums[j] * self.weight_sum - st.sum_shifted,
                 false => 0.0,
             };
-            terms[j] = if ys[j] == IGNORED { (0.0, 0.0) } else { (nll, smooth) };
+            let kept = ys[j] != IGNORED;
+            terms[j] = if kept { (nll, smooth) } else { (0.0, 0.0) };
+            unusual |= kept & !st.finite();
+        }
+        // Forward: done unless some kept position has non-finite statistics.
+        if grad.is_none() && !unusual {
+            return;
         }
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
