@@ -21,7 +21,8 @@ pub struct Args {
     threads: Option<usize>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// Timed runs per measurement, after two warm-up runs; the median is reported.
+    /// Timed runs per measurement (all measurements of a shape take turns),
+    /// after two warm-up rounds; the median is reported.
     #[arg(long, default_value_t = 7)]
     repeats: usize,
     /// Only the shapes whose name contains this text.
@@ -101,38 +102,49 @@ fn fill(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 }
 
 /// A measurement: the median time and the peak extra memory over the timed runs.
+#[derive(Default)]
 struct Measured {
     ms: f64,
     rust_bytes: usize,
     resident_bytes: usize,
 }
 
-/// Warm-up, then `repeats` timed runs. Memory is watched over the timed runs
-/// in two ways: bytes through our counting allocator, and the rise of the
+/// Warm-up, then `repeats` rounds in which every run goes once, in turn: a
+/// change of load on the machine during the bench then touches all of them
+/// alike, and the ratios between them hold. Memory is watched per run in two
+/// ways: bytes through our counting allocator, and the rise of the
 /// resident-set high-water mark (reset through /proc/self/clear_refs), which
 /// sees libtorch's allocations too.
-fn measure(repeats: usize, mut run: impl FnMut()) -> Measured {
+fn measure_interleaved(repeats: usize, runs: &mut [&mut dyn FnMut()]) -> Vec<Measured> {
     for _ in 0..WARM_UP {
-        run();
+        runs.iter_mut().for_each(|run| run());
     }
-    let resident_before = status_bytes("VmRSS:");
-    reset_resident_peak();
-    let baseline = alloc::start();
-    let mut samples: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
+    let mut samples = vec![Vec::new(); runs.len()];
+    let mut measured: Vec<Measured> = runs.iter().map(|_| Measured::default()).collect();
+    for _ in 0..repeats.max(1) {
+        for (i, run) in runs.iter_mut().enumerate() {
+            let resident_before = status_bytes("VmRSS:");
+            reset_resident_peak();
+            let baseline = alloc::start();
             let start = Instant::now();
             run();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    let rust_bytes = alloc::peak_since(baseline);
-    let resident_bytes = status_bytes("VmHWM:").saturating_sub(resident_before);
-    samples.sort_by(f64::total_cmp);
-    Measured {
-        ms: samples[samples.len() / 2],
-        rust_bytes,
-        resident_bytes,
+            samples[i].push(start.elapsed().as_secs_f64() * 1e3);
+            let m = &mut measured[i];
+            m.rust_bytes = m.rust_bytes.max(alloc::peak_since(baseline));
+            m.resident_bytes = m
+                .resident_bytes
+                .max(status_bytes("VmHWM:").saturating_sub(resident_before));
+        }
     }
+    for (m, mut times) in measured.iter_mut().zip(samples) {
+        times.sort_by(f64::total_cmp);
+        m.ms = times[times.len() / 2];
+    }
+    measured
+}
+
+fn pair(measured: Vec<Measured>) -> [Measured; 2] {
+    measured.try_into().ok().expect("two runs")
 }
 
 /// Writing "5" to clear_refs resets the peak resident size (Linux ≥ 4.0).
@@ -216,29 +228,46 @@ fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<
         shape.name
     );
 
+    // Separate outputs: the floor and the kernel run in turn, each with its own buffer.
     let mut out = vec![0.0f32; numel];
-    let read = measure(repeats, || {
+    let mut floor_out = vec![0.0f32; numel];
+    let grad_bytes = numel * 4;
+    let mut read = || {
         std::hint::black_box(read_floor(&x));
-    });
-    let read_write = measure(repeats, || read_write_floor(&x, &mut out));
-    let rust_forward = measure(repeats, || {
+    };
+    let mut read_write = || read_write_floor(&x, &mut floor_out);
+    let mut rust_forward = || {
         std::hint::black_box(cross_entropy(input, target, &options).expect("checked above"));
-    });
-    let rust_both = measure(repeats, || {
+    };
+    let mut rust_both = || {
         std::hint::black_box(
             cross_entropy_with_grad_into(input, target, &options, None, &mut out).expect("checked above"),
         );
-    });
-    let torch_forward = measure(repeats, || {
+    };
+    let mut torch_forward = || {
         let _guard = tch::no_grad_guard();
         let _ = std::hint::black_box(torch_loss(&tx).expect("checked above"));
-    });
-    let grad_bytes = numel * 4;
-    let torch_both = measure(repeats, || {
+    };
+    let mut torch_both = || {
         let leaf = tx.shallow_clone().set_requires_grad(true);
         torch_loss(&leaf).expect("checked above").backward();
         let _ = std::hint::black_box(leaf.grad().f_sum(Kind::Float).expect("a gradient"));
-    });
+    };
+    // Each pass takes turns with its floor, so that both see the same load
+    // and cache state; libtorch, which frees and maps hundreds of MB per
+    // call, runs apart, so that its aftermath lands on neither.
+    let [read, rust_forward] = pair(measure_interleaved(repeats, &mut [&mut read, &mut rust_forward]));
+    let [read_write, rust_both] = pair(measure_interleaved(repeats, &mut [&mut read_write, &mut rust_both]));
+    let [torch_forward] = measure_interleaved(repeats, &mut [&mut torch_forward])
+        .try_into()
+        .ok()
+        .expect("one run");
+    let [torch_both] = measure_interleaved(repeats, &mut [&mut torch_both])
+        .try_into()
+        .ok()
+        .expect("one run");
+    let (read, rust_forward, read_write, rust_both) = (&read, &rust_forward, &read_write, &rust_both);
+    let (torch_forward, torch_both) = (&torch_forward, &torch_both);
 
     let row = |pass, rust: &Measured, torch: &Measured, floor: &Measured, torch_output: usize| Row {
         shape: shape.name.to_string(),
@@ -254,8 +283,8 @@ fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<
         libtorch_peak_extra_bytes: torch.resident_bytes.saturating_sub(torch_output) as u64,
     };
     Ok([
-        row("forward", &rust_forward, &torch_forward, &read, 0),
-        row("forward_backward", &rust_both, &torch_both, &read_write, grad_bytes),
+        row("forward", rust_forward, torch_forward, read, 0),
+        row("forward_backward", rust_both, torch_both, read_write, grad_bytes),
     ])
 }
 
