@@ -75,8 +75,8 @@ pub(super) unsafe fn row_sums<const COEF: bool, const WRITE: bool>(
                 if COEF {
                     let a_lo = _mm256_loadu_ps(a.as_ptr().add(i));
                     let a_hi = _mm256_loadu_ps(a.as_ptr().add(i + 8));
-                    s_lo = _mm256_add_ps(s_lo, _mm256_mul_ps(d_lo, a_lo));
-                    s_hi = _mm256_add_ps(s_hi, _mm256_mul_ps(d_hi, a_hi));
+                    s_lo = _mm256_fmadd_ps(d_lo, a_lo, s_lo);
+                    s_hi = _mm256_fmadd_ps(d_hi, a_hi, s_hi);
                 } else {
                     s_lo = _mm256_add_ps(s_lo, d_lo);
                     s_hi = _mm256_add_ps(s_hi, d_hi);
@@ -103,7 +103,7 @@ pub(super) unsafe fn row_sums<const COEF: bool, const WRITE: bool>(
             let d = x[i] - max;
             let e = super::super::fast_exp::exp_nonpositive_f32(d);
             e_acc[l] += e;
-            s_acc[l] += if COEF { d * a[i] } else { d };
+            s_acc[l] = if COEF { d.mul_add(a[i], s_acc[l]) } else { s_acc[l] + d };
             if WRITE {
                 out[i] = e;
             }

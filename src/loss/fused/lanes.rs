@@ -26,6 +26,9 @@ pub(crate) trait Lane:
     const NEG_INFINITY: Self;
     /// e^d for d = x − max ≤ 0 (NaN rows are caught through L).
     fn exp_lane(self) -> Self;
+    /// self·a + b with one rounding (an FMA instruction where the level has
+    /// one, a libm call in the portable build: slow there, but the same bits).
+    fn fma(self, a: Self, b: Self) -> Self;
     /// The larger of self (never NaN) and v, ignoring a NaN v. Unlike an
     /// `if` on an array element, which LLVM turns into a masked store
     /// (microcoded, slow on AMD), this is one max instruction per vector.
@@ -46,6 +49,10 @@ impl Lane for f32 {
     fn max_ignoring_nan(self, v: Self) -> Self {
         self.max(v)
     }
+    #[inline(always)]
+    fn fma(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
     fn cast<E: Element>(data: &[E]) -> Option<&[Self]> {
         E::as_f32(data)
     }
@@ -64,6 +71,10 @@ impl Lane for f64 {
     #[inline(always)]
     fn max_ignoring_nan(self, v: Self) -> Self {
         self.max(v)
+    }
+    #[inline(always)]
+    fn fma(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
     }
     fn cast<E: Element>(data: &[E]) -> Option<&[Self]> {
         E::as_f64(data)
@@ -193,7 +204,7 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(
                     let d = xc[l] - max;
                     let e = d.exp_lane();
                     e_acc[l] = e_acc[l] + e;
-                    s_acc[l] = s_acc[l] + if COEF { d * ac[l] } else { d };
+                    s_acc[l] = if COEF { d.fma(ac[l], s_acc[l]) } else { s_acc[l] + d };
                     oc[l] = e;
                 }
             }
@@ -203,7 +214,7 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(
                 for l in 0..LANES {
                     let d = xc[l] - max;
                     e_acc[l] = e_acc[l] + d.exp_lane();
-                    s_acc[l] = s_acc[l] + if COEF { d * ac[l] } else { d };
+                    s_acc[l] = if COEF { d.fma(ac[l], s_acc[l]) } else { s_acc[l] + d };
                 }
             }
         }
@@ -212,7 +223,7 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(
             let d = x[i] - max;
             let e = d.exp_lane();
             e_acc[l] = e_acc[l] + e;
-            s_acc[l] = s_acc[l] + if COEF { d * a[i] } else { d };
+            s_acc[l] = if COEF { d.fma(a[i], s_acc[l]) } else { s_acc[l] + d };
             if WRITE {
                 out[i] = e;
             }
@@ -407,7 +418,7 @@ fn sweep_group<T: Lane, const WRITE: bool, const COEF: bool>(
                 let d = run[l] - m[l];
                 let e = d.exp_lane();
                 e_acc[l] = e_acc[l] + e;
-                s_acc[l] = s_acc[l] + if COEF { d * a[l] } else { d };
+                s_acc[l] = if COEF { d.fma(a[l], s_acc[l]) } else { s_acc[l] + d };
                 if WRITE {
                     run[l] = e;
                 }
