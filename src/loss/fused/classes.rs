@@ -163,12 +163,10 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let Scratch {
             tile, stats, columns, ..
         } = scratch;
-        let stats = &mut stats[..width];
         let TileColumns {
             ys,
             picked,
             weights,
-            sums,
             log_sums,
             scale_p,
             scale_w,
@@ -195,24 +193,22 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             false => sweep_tile::<T, false>(self.level, tile, self.coef(), ahead, stats),
         }
         // One ln per position, vectorised over the tile.
-        for (sum, st) in sums.iter_mut().zip(stats.iter()) {
-            *sum = st.sum_exp;
-        }
-        ln_tile(self.level, &sums[..width], &mut log_sums[..width]);
+        ln_tile(self.level, &stats.sum_exp[..width], &mut log_sums[..width]);
         // The terms as `terms()` computes them, without branches over the
         // tile; ignored positions have weight 0 and are zeroed after.
         let smoothing = self.problem.smoothing.is_some();
         let mut unusual = false;
         for j in 0..width {
-            let st = &stats[j];
-            let nll = -((picked[j] - st.max - log_sums[j]) * weights[j]);
+            let (max, sum_shifted) = (stats.max[j], stats.sum_shifted[j]);
+            let nll = -((picked[j] - max - log_sums[j]) * weights[j]);
             let smooth = match smoothing {
-                true => log_sums[j] * self.weight_sum - st.sum_shifted,
+                true => log_sums[j] * self.weight_sum - sum_shifted,
                 false => 0.0,
             };
             let kept = ys[j] != IGNORED;
             terms[j] = if kept { (nll, smooth) } else { (0.0, 0.0) };
-            unusual |= kept & !st.finite();
+            let finite = max.is_finite() & sum_shifted.is_finite() & stats.sum_exp[j].is_finite();
+            unusual |= kept & !finite;
         }
         // Forward: done unless some kept position has non-finite statistics.
         if grad.is_none() && !unusual {
@@ -221,7 +217,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
             let y = (ys[j] != IGNORED).then_some(ys[j]);
-            let st = &stats[j];
+            let st = &stats.get(j);
             let target_shifted = picked[j] - st.max;
             if let (Some(y), false) = (y, st.finite()) {
                 terms[j] = self.reference(column(s), Some(y), None, None);
@@ -277,7 +273,6 @@ pub(super) struct TileColumns<T> {
     ys: Vec<usize>,
     picked: Vec<f64>,
     weights: Vec<f64>,
-    sums: Vec<f64>,
     log_sums: Vec<f64>,
     scale_p: Vec<T>,
     scale_w: Vec<T>,
@@ -291,7 +286,6 @@ impl<T: Lane> Default for TileColumns<T> {
             ys: vec![IGNORED; TILE],
             picked: vec![0.0; TILE],
             weights: vec![0.0; TILE],
-            sums: vec![0.0; TILE],
             log_sums: vec![0.0; TILE],
             scale_p: vec![T::ZERO; TILE],
             scale_w: vec![T::ZERO; TILE],

@@ -358,7 +358,7 @@ fn tile_sweep<T: Lane, const WRITE: bool>(
     tile: &mut PackedTile<T>,
     coef: Coef<'_, T>,
     ahead: Ahead<'_, T>,
-    stats: &mut [Stats],
+    stats: &mut TileStats,
 ) {
     let width = tile.width;
     let stride = padded(width);
@@ -376,11 +376,37 @@ fn tile_sweep<T: Lane, const WRITE: bool>(
             }
         };
         for l in 0..n {
-            stats[j0 + l] = Stats {
-                max: m[l].to_f64(),
-                sum_exp: sum_exp[l],
-                sum_shifted: sum_shifted[l],
-            };
+            stats.max[j0 + l] = m[l].to_f64();
+            stats.sum_exp[j0 + l] = sum_exp[l];
+            stats.sum_shifted[j0 + l] = sum_shifted[l];
+        }
+    }
+}
+
+/// The statistics of a tile's positions, a column each, so that the
+/// per-position loops after the sweep read them as vectors.
+pub(super) struct TileStats {
+    pub max: Vec<f64>,
+    pub sum_exp: Vec<f64>,
+    pub sum_shifted: Vec<f64>,
+}
+
+impl TileStats {
+    pub fn new() -> Self {
+        TileStats {
+            max: vec![0.0; TILE],
+            sum_exp: vec![0.0; TILE],
+            sum_shifted: vec![0.0; TILE],
+        }
+    }
+
+    /// Position `j`'s statistics.
+    #[inline(always)]
+    pub fn get(&self, j: usize) -> Stats {
+        Stats {
+            max: self.max[j],
+            sum_exp: self.sum_exp[j],
+            sum_shifted: self.sum_shifted[j],
         }
     }
 }
@@ -573,7 +599,7 @@ dispatched! {
 }
 dispatched! {
     /// A packed tile's statistics; with `WRITE` its exponentials stay in the tile (see [`tile_sweep`]).
-    sweep_tile<T: Lane; const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, ahead: Ahead<'_, T>, stats: &mut [Stats]) -> () = tile_sweep
+    sweep_tile<T: Lane; const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, ahead: Ahead<'_, T>, stats: &mut TileStats) -> () = tile_sweep
 }
 dispatched! {
     /// A K-dim tile's gradient from its exponentials (see [`tile_apply`]).

@@ -35,7 +35,7 @@ use super::problem::{Problem, Targets};
 use crate::tensor::DType;
 use classes::{Classes, TileColumns};
 pub(crate) use lanes::Lane;
-use lanes::{PackedTile, Stats, TILE};
+use lanes::{PackedTile, TileStats, TILE};
 use probabilities::Probabilities;
 
 /// The upstream gradient: one value per position (`none`) or one in all.
@@ -62,7 +62,7 @@ pub(super) struct Scratch<T> {
     /// A K-dim tile's logits, then exponentials.
     tile: PackedTile<T>,
     /// A K-dim tile's statistics.
-    stats: Vec<Stats>,
+    stats: TileStats,
     /// A K-dim tile's per-position values (class targets).
     columns: TileColumns<T>,
 }
@@ -72,7 +72,7 @@ impl<T: Lane> Default for Scratch<T> {
         Scratch {
             coef: Vec::new(),
             tile: PackedTile::new(),
-            stats: vec![Stats::default(); TILE],
+            stats: TileStats::new(),
             columns: TileColumns::default(),
         }
     }

@@ -116,7 +116,9 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
         terms: &mut [(f64, f64)],
         scratch: &mut Scratch<T>,
     ) {
-        let Scratch { coef: a, tile, .. } = scratch;
+        let Scratch {
+            coef: a, tile, stats, ..
+        } = scratch;
         let (c, inner) = (self.problem.classes, self.problem.inner);
         let width = terms.len();
         let t_block = &self.targets[b * c * inner..(b + 1) * c * inner];
@@ -132,7 +134,6 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
                 totals[j] += a[k * width + j].to_f64();
             }
         }
-        let mut stats = [Stats::default(); TILE];
         let coef = Coef::PerElement(a);
         pack_tile(self.level, block, inner, s0, width, tile);
         let ahead = Ahead {
@@ -140,8 +141,8 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
             inner,
         };
         match grad.is_some() {
-            true => sweep_tile::<T, true>(self.level, tile, coef, ahead, &mut stats[..width]),
-            false => sweep_tile::<T, false>(self.level, tile, coef, ahead, &mut stats[..width]),
+            true => sweep_tile::<T, true>(self.level, tile, coef, ahead, stats),
+            false => sweep_tile::<T, false>(self.level, tile, coef, ahead, stats),
         }
         let column =
             |data: &[T], s: usize| -> Vec<f64> { data[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
@@ -150,14 +151,15 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
         let mut reference = [false; TILE];
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
-            let fast = !cancelling && stats[j].finite() && totals[j].is_finite();
+            let st = stats.get(j);
+            let fast = !cancelling && st.finite() && totals[j].is_finite();
             terms[j] = match fast {
-                true => Self::loss(&stats[j], totals[j]),
+                true => Self::loss(&st, totals[j]),
                 false => self.reference(column(block, s), column(t_block, s), None, None),
             };
             if let Some((_, up)) = grad.as_ref() {
                 let sc = self.scale(up.at(p));
-                let sp = -sc * totals[j] / stats[j].sum_exp;
+                let sp = -sc * totals[j] / st.sum_exp;
                 if fast && sc.is_finite() && sp.is_finite() {
                     scale_p[j] = T::from_f64(sp);
                     scale_a[j] = T::from_f64(sc);
