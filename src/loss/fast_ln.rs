@@ -9,8 +9,8 @@
 //! numbers (0, subnormals, negatives, infinities, NaN) go to `f64::ln`.
 
 /// ln 2 in its top 32 significant bits (k·LN2_HI is exact for any exponent k), and the rest.
-const LN2_HI: f64 = 0.693_147_180_369_123_8;
-const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+pub(crate) const LN2_HI: f64 = 0.693_147_180_369_123_8;
+pub(crate) const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 const SQRT_2: f64 = std::f64::consts::SQRT_2;
 const MANTISSA: u64 = (1 << 52) - 1;
 const EXPONENT_ONE: u64 = 1023 << 52;

@@ -9,7 +9,9 @@ use super::super::options::Reduction;
 use super::super::problem::Problem;
 use super::super::simd::{self, SimdLevel};
 use super::fallback;
-use super::lanes::{apply_row, apply_tile, ln_tile, pack_tile, stats_row, sweep_tile, Ahead, Coef, Lane, Stats, TILE};
+use super::lanes::{
+    apply_row, apply_tile, exp_tile, ln_tile, pack_tile, stats_row, sweep_tile, Ahead, Coef, Lane, Stats, TILE,
+};
 use super::{Kernel, Scratch, Upstream};
 
 pub(super) struct Classes<'p, T> {
@@ -166,6 +168,9 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let TileColumns {
             ys,
             picked,
+            shifted,
+            exps,
+            coefficients,
             weights,
             log_sums,
             scale_p,
@@ -214,31 +219,48 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         if grad.is_none() && !unusual {
             return;
         }
-        for j in 0..width {
-            let (s, p) = (s0 + j, b * inner + s0 + j);
-            let y = (ys[j] != IGNORED).then_some(ys[j]);
-            let st = &stats.get(j);
-            let target_shifted = picked[j] - st.max;
-            if let (Some(y), false) = (y, st.finite()) {
-                terms[j] = self.reference(column(s), Some(y), None, None);
+        let Some((_, up)) = grad.as_ref() else {
+            // Forward with a non-finite position: the reference decides it.
+            for j in 0..width {
+                if ys[j] != IGNORED && !stats.get(j).finite() {
+                    terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
+                }
             }
-            let Some((_, up)) = grad.as_ref() else { continue };
+            return;
+        };
+        // The gradient's scales as `scales()` computes them, without branches
+        // over the tile; positions they do not cover go to the reference.
+        // One upstream value for all positions except under `none`.
+        let shared = (!up.per_position).then(|| self.coefficients(up.values[0]));
+        for j in 0..width {
+            let p = b * inner + s0 + j;
+            let kept = ys[j] != IGNORED;
+            let (nll_coef, smooth_coef) = shared.unwrap_or_else(|| self.coefficients(up.at(p)));
+            let total = -smooth_coef * self.weight_sum + weights[j] * nll_coef;
+            let sp = -total / stats.sum_exp[j];
+            let finite = stats.get(j).finite();
+            let ok = kept & finite & sp.is_finite() & smooth_coef.is_finite() & nll_coef.is_finite();
             // An ignored position's scales are 0: its gradient is 0.
-            (scale_p[j], scale_w[j], reference[j]) = (T::ZERO, T::ZERO, false);
-            match (y, st.finite()) {
-                (None, true) => {}
-                (Some(y), true) => match self.scales(y, up.at(p), st.sum_exp) {
-                    Some(scale) => {
-                        scale_p[j] = T::from_f64(scale.0);
-                        scale_w[j] = T::from_f64(-scale.1);
-                        target_entries[j] = self.target_entry(y, target_shifted, scale);
-                    }
-                    None => reference[j] = true,
-                },
-                (_, false) => reference[j] = true,
+            (scale_p[j], scale_w[j]) = match ok {
+                true => (T::from_f64(sp), T::from_f64(-smooth_coef)),
+                false => (T::ZERO, T::ZERO),
+            };
+            reference[j] = (kept & !ok) | !finite;
+            coefficients[j] = (sp, smooth_coef, nll_coef);
+            shifted[j] = picked[j] - stats.max[j];
+        }
+        // e^(x_y − M) in f64 for the target's entry, vectorised over the tile.
+        exp_tile(self.level, &shifted[..width], &mut exps[..width]);
+        for j in 0..width {
+            let (sp, smooth_coef, nll_coef) = coefficients[j];
+            let w = weights[j];
+            target_entries[j] = T::from_f64(exps[j] * sp - smooth_coef * w + w * nll_coef);
+            if ys[j] != IGNORED && !stats.get(j).finite() {
+                terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
             }
         }
         let Some((out, up)) = grad else { return };
+        let classes = self.problem.classes;
         apply_tile(
             self.level,
             out,
@@ -248,7 +270,6 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             tile,
             (&scale_p[..width], &scale_w[..width]),
         );
-        let classes = self.problem.classes;
         for j in 0..width {
             let (s, p) = (s0 + j, b * inner + s0 + j);
             if reference[j] {
@@ -272,6 +293,9 @@ const IGNORED: usize = usize::MAX;
 pub(super) struct TileColumns<T> {
     ys: Vec<usize>,
     picked: Vec<f64>,
+    shifted: Vec<f64>,
+    exps: Vec<f64>,
+    coefficients: Vec<(f64, f64, f64)>,
     weights: Vec<f64>,
     log_sums: Vec<f64>,
     scale_p: Vec<T>,
@@ -285,6 +309,9 @@ impl<T: Lane> Default for TileColumns<T> {
         TileColumns {
             ys: vec![IGNORED; TILE],
             picked: vec![0.0; TILE],
+            shifted: vec![0.0; TILE],
+            exps: vec![0.0; TILE],
+            coefficients: vec![(0.0, 0.0, 0.0); TILE],
             weights: vec![0.0; TILE],
             log_sums: vec![0.0; TILE],
             scale_p: vec![T::ZERO; TILE],

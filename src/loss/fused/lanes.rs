@@ -15,6 +15,7 @@ use std::ops::{Add, Mul, Sub};
 
 use super::super::element::Element;
 use super::super::fast_exp::exp_nonpositive_f32;
+use super::super::fast_exp::exp_nonpositive_into;
 use super::super::fast_ln::ln_into;
 use super::super::simd::SimdLevel;
 
@@ -608,4 +609,8 @@ dispatched! {
 dispatched! {
     /// out = ln(x) over a tile's sums (see [`ln_into`]).
     ln_tile<;>(x: &[f64], out: &mut [f64]) -> () = ln_into
+}
+dispatched! {
+    /// out = e^x over a tile's x ≤ 0 (see [`exp_nonpositive_into`]).
+    exp_tile<;>(x: &[f64], out: &mut [f64]) -> () = exp_nonpositive_into
 }
