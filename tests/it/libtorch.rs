@@ -97,6 +97,51 @@ fn grid_of_options_matches_libtorch_loss_and_gradient() {
     assert_eq!(count, 180);
 }
 
+/// Shapes that reach every part of the fused kernel's f32 path: rows long
+/// enough for the vector loop, its 1024-element blocks and a tail; K-dim
+/// input over several 256-position tiles, the last one ending mid lane group.
+#[test]
+fn kernel_sized_shapes_match_libtorch_loss_and_gradient() {
+    let mut rng = Rng(0xbeef);
+    let shapes: [&[usize]; 2] = [&[3, 2500], &[2, 7, 23, 31]];
+    for shape in shapes {
+        let c = shape[1];
+        let target_shape: Vec<usize> = [shape[0]].into_iter().chain(shape[2..].iter().copied()).collect();
+        let positions: usize = target_shape.iter().product();
+        for reduction in Reduction::ALL {
+            for weighted in [false, true] {
+                let x: Vec<f64> = (0..positions * c).map(|_| rng.normal_ish(3.0)).collect();
+                let targets: Vec<i64> = (0..positions)
+                    .map(|p| match p % 11 {
+                        5 => -100,
+                        _ => (rng.next() * c as f64) as i64,
+                    })
+                    .collect();
+                let mut case = Case::new(
+                    format!("{shape:?}/{reduction}/w{weighted}"),
+                    Tensor::float(DType::Float32, shape.to_vec(), x),
+                    Tensor::int(DType::Int64, target_shape.clone(), targets),
+                );
+                case.reduction = reduction;
+                case.label_smoothing = 0.1;
+                if weighted {
+                    let w = (0..c).map(|_| rng.next() * 2.0).collect();
+                    case.weight = Some(Tensor::float(DType::Float32, vec![c], w));
+                }
+                let go_shape = if reduction == Reduction::None {
+                    target_shape.clone()
+                } else {
+                    vec![]
+                };
+                let go_len = go_shape.iter().product();
+                let go = (0..go_len).map(|_| rng.normal_ish(1.0)).collect();
+                case.grad_output = Some(Tensor::float(DType::Float32, go_shape, go));
+                assert_parity(&case);
+            }
+        }
+    }
+}
+
 #[test]
 fn all_ignored_and_zero_total_weight_match_libtorch() {
     let mut rng = Rng(7);
