@@ -257,18 +257,7 @@ pub(crate) fn forward_backward_into<E: Element>(
     upstream_values: &[f64],
     out: &mut [E],
 ) -> Option<Vec<(f64, f64)>> {
-    if !runs_fused::<E>(problem) {
-        return None;
-    }
-    let up = upstream(problem, upstream_values);
-    match E::DTYPE {
-        DType::Float32 => with_kernel::<E, f32, _>(problem, target, |k| {
-            backward_typed(problem, k, Input::Separate(f32::cast(x)?, f32::cast_mut(out)?), up)
-        })?,
-        _ => with_kernel::<E, f64, _>(problem, target, |k| {
-            backward_typed(problem, k, Input::Separate(f64::cast(x)?, f64::cast_mut(out)?), up)
-        })?,
-    }
+    forward_backward_input(problem, Input::Separate(x, out), target, upstream_values)
 }
 
 /// As [`forward_backward_into`], overwriting the logits with the gradient.
@@ -278,17 +267,23 @@ pub(crate) fn forward_backward_in_place<E: Element>(
     target: &Target<'_, E>,
     upstream_values: &[f64],
 ) -> Option<Vec<(f64, f64)>> {
+    forward_backward_input(problem, Input::InPlace(logits), target, upstream_values)
+}
+
+/// Both entry points above, in the working type of the input's dtype.
+fn forward_backward_input<E: Element>(
+    problem: &Problem,
+    input: Input<'_, E>,
+    target: &Target<'_, E>,
+    upstream_values: &[f64],
+) -> Option<Vec<(f64, f64)>> {
     if !runs_fused::<E>(problem) {
         return None;
     }
     let up = upstream(problem, upstream_values);
     match E::DTYPE {
-        DType::Float32 => with_kernel::<E, f32, _>(problem, target, |k| {
-            backward_typed(problem, k, Input::InPlace(f32::cast_mut(logits)?), up)
-        })?,
-        _ => with_kernel::<E, f64, _>(problem, target, |k| {
-            backward_typed(problem, k, Input::InPlace(f64::cast_mut(logits)?), up)
-        })?,
+        DType::Float32 => with_kernel::<E, f32, _>(problem, target, |k| backward_typed(problem, k, input.cast()?, up))?,
+        _ => with_kernel::<E, f64, _>(problem, target, |k| backward_typed(problem, k, input.cast()?, up))?,
     }
 }
 
@@ -315,6 +310,16 @@ pub(crate) fn forward_backward<E: Element>(
 enum Input<'a, T> {
     Separate(&'a [T], &'a mut [T]),
     InPlace(&'a mut [T]),
+}
+
+impl<'a, E: Element> Input<'a, E> {
+    /// The same buffers as the working type, when it is the element type.
+    fn cast<T: Lane>(self) -> Option<Input<'a, T>> {
+        Some(match self {
+            Input::Separate(x, out) => Input::Separate(T::cast(x)?, T::cast_mut(out)?),
+            Input::InPlace(logits) => Input::InPlace(T::cast_mut(logits)?),
+        })
+    }
 }
 
 fn backward_typed<T: Lane>(
