@@ -11,7 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
-use super::lanes::{fold_lanes, prefetch, BLOCK, LANES};
+use super::lanes::{finish_block, prefetch, BLOCK, LANES};
 
 /// e^d for eight d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
 #[inline]
@@ -97,19 +97,10 @@ pub(super) unsafe fn row_sums<const COEF: bool, const WRITE: bool>(
             _mm256_storeu_ps(s_acc.as_mut_ptr(), s_lo);
             _mm256_storeu_ps(s_acc.as_mut_ptr().add(8), s_hi);
         }
-        // The block's last few elements, as the portable loop takes them.
-        for i in full..end {
-            let l = i - full;
-            let d = x[i] - max;
-            let e = super::super::fast_exp::exp_nonpositive_f32(d);
-            e_acc[l] += e;
-            s_acc[l] = if COEF { d.mul_add(a[i], s_acc[l]) } else { s_acc[l] + d };
-            if WRITE {
-                out[i] = e;
-            }
-        }
-        sum_exp += fold_lanes(&e_acc);
-        sum_shifted += fold_lanes(&s_acc);
+        // The block's last few elements and the fold, as the portable loop does them.
+        let (e, s) = finish_block::<f32, COEF, WRITE>(x, a, out, max, full..end, &mut e_acc, &mut s_acc);
+        sum_exp += e;
+        sum_shifted += s;
         start = end;
     }
     (sum_exp, sum_shifted)

@@ -204,16 +204,15 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let smoothing = self.problem.smoothing.is_some();
         let mut unusual = false;
         for j in 0..width {
-            let (max, sum_shifted) = (stats.max[j], stats.sum_shifted[j]);
-            let nll = -((picked[j] - max - log_sums[j]) * weights[j]);
+            let st = stats.get(j);
+            let nll = -((picked[j] - st.max - log_sums[j]) * weights[j]);
             let smooth = match smoothing {
-                true => log_sums[j] * self.weight_sum - sum_shifted,
+                true => log_sums[j] * self.weight_sum - st.sum_shifted,
                 false => 0.0,
             };
             let kept = ys[j] != IGNORED;
             terms[j] = if kept { (nll, smooth) } else { (0.0, 0.0) };
-            let finite = max.is_finite() & sum_shifted.is_finite() & stats.sum_exp[j].is_finite();
-            unusual |= kept & !finite;
+            unusual |= kept & !st.finite();
         }
         // Forward: done unless some kept position has non-finite statistics.
         if grad.is_none() && !unusual {

@@ -101,7 +101,8 @@ pub(super) struct Stats {
 impl Stats {
     /// Whether the closed forms hold; otherwise the reference kernel decides.
     pub fn finite(&self) -> bool {
-        self.max.is_finite() && self.sum_shifted.is_finite() && self.sum_exp.is_finite()
+        // `&`, not `&&`: no branches in the loops over a tile's positions.
+        self.max.is_finite() & self.sum_shifted.is_finite() & self.sum_exp.is_finite()
     }
 }
 
@@ -219,21 +220,39 @@ fn row_sums<T: Lane, const COEF: bool, const WRITE: bool>(
                 }
             }
         }
-        for i in full..end {
-            let l = i - full;
-            let d = x[i] - max;
-            let e = d.exp_lane();
-            e_acc[l] = e_acc[l] + e;
-            s_acc[l] = if COEF { d.fma(a[i], s_acc[l]) } else { s_acc[l] + d };
-            if WRITE {
-                out[i] = e;
-            }
-        }
-        sum_exp += fold_lanes(&e_acc);
-        sum_shifted += fold_lanes(&s_acc);
+        let (e, s) = finish_block::<T, COEF, WRITE>(x, a, out, max, full..end, &mut e_acc, &mut s_acc);
+        sum_exp += e;
+        sum_shifted += s;
         start = end;
     }
     (sum_exp, sum_shifted)
+}
+
+/// The end of one block of [`row_sums`] (shared with the AVX2 sweep, so
+/// both give the same bits): the elements `tail` after the last whole lane
+/// group, taken into lanes 0.., then each lane sum folded into f64.
+#[inline(always)]
+pub(super) fn finish_block<T: Lane, const COEF: bool, const WRITE: bool>(
+    x: &[T],
+    a: &[T],
+    out: &mut [T],
+    max: T,
+    tail: std::ops::Range<usize>,
+    e_acc: &mut [T; LANES],
+    s_acc: &mut [T; LANES],
+) -> (f64, f64) {
+    let full = tail.start;
+    for i in tail {
+        let l = i - full;
+        let d = x[i] - max;
+        let e = d.exp_lane();
+        e_acc[l] = e_acc[l] + e;
+        s_acc[l] = if COEF { d.fma(a[i], s_acc[l]) } else { s_acc[l] + d };
+        if WRITE {
+            out[i] = e;
+        }
+    }
+    (fold_lanes(e_acc), fold_lanes(s_acc))
 }
 
 #[inline(always)]
