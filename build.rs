@@ -2,7 +2,7 @@
 //! 1. Embeds libtorch's library directory as an rpath, so binaries and tests run
 //!    without LD_LIBRARY_PATH. torch-sys (a direct dependency, `links = "tch"`)
 //!    publishes the directory to us as DEP_TCH_LIBTORCH_LIB.
-//! 2. Bundles every `fixtures/**/*.json` into the binary for `ce-parity check`.
+//! 2. Bundles every `fixtures/**/*.json` into the library (`fixtures::bundled`).
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +21,7 @@ fn bundle_fixtures() {
     let mut files = Vec::new();
     collect(&fixtures, &mut files);
     files.sort();
-    let mut code =
-        String::from("/// (path relative to the crate, contents)\npub static BUNDLED: &[(&str, &str)] = &[\n");
+    let mut code = String::from("/// (path relative to the crate, contents)\nstatic BUNDLED: &[(&str, &str)] = &[\n");
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let relative = file.strip_prefix(&root).expect("under the crate").display().to_string();

@@ -3,14 +3,14 @@
 //!
 //! - [`loss`]: the pure-Rust loss, forward and gradient.
 //! - [`reference`]: libtorch through `tch` (feature `torch`).
-//! - [`fixture`]: the `ce-parity-fixture/1` JSON format.
+//! - [`fixtures`]: the `ce-parity-fixture/1` JSON format.
 //! - [`compare`]: tolerances, ULP distances and case reports.
 //! - [`fuzz`]: random cases, Rust against a reference, shrunk on failure.
 //! - [`npy`]: reading NumPy `.npy` files.
 //! - [`runner`]: runs one case through Rust and libtorch and judges it.
 
 pub mod compare;
-pub mod fixture;
+pub mod fixtures;
 pub mod fuzz;
 pub mod loss;
 pub mod npy;

@@ -4,7 +4,7 @@
 
 use tch::{Kind, Tensor as TchTensor};
 
-use crate::fixture::Case;
+use crate::fixtures::Case;
 use crate::runner::{first_line, Outcome};
 use crate::tensor::{DType, Data, Tensor};
 

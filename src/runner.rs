@@ -5,7 +5,7 @@
 use half::{bf16, f16};
 
 use crate::compare::{compare, Difference, Tolerance};
-use crate::fixture::{Case, Claim, Quantity, Recorded};
+use crate::fixtures::{Case, Claim, Quantity, Recorded};
 use crate::loss::{
     self, check_signature, check_smoothing_shapes, Element, LossError, Options, Signature, Target, View,
 };

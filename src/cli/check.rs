@@ -8,12 +8,12 @@ use anyhow::Context;
 use clap::ValueEnum;
 
 use ce_parity::compare::Tolerance;
-use ce_parity::fixture::{self, Case};
+use ce_parity::fixtures::{self, Case};
 use ce_parity::runner::{run_rust, verdict, CaseReport, Outcome, Status};
 use ce_parity::tensor::DType;
 
 use super::tensors::TensorArgs;
-use super::{bundled, human, json};
+use super::{human, json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let description = "tensors from .npy files".to_string();
             vec![(
                 case.name.clone(),
-                fixture::Fixture {
+                fixtures::Fixture {
                     description,
                     cases: vec![case],
                 },
@@ -124,22 +124,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Parses every fixture before running anything, so a bad file stops the run
 /// with exit 2 and nothing half-reported.
-fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixture::Fixture)>> {
+fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixtures::Fixture)>> {
     let mut out = Vec::new();
     if paths.is_empty() {
-        for (name, text) in bundled::BUNDLED {
-            let parsed = fixture::parse(name.as_ref(), text)
-                .with_context(|| "bundled fixture is invalid (a build from a broken checkout?)")?;
-            out.push((name.to_string(), parsed));
-        }
+        let out = fixtures::bundled().context("bundled fixture is invalid (a build from a broken checkout?)")?;
         anyhow::ensure!(!out.is_empty(), "no bundled fixtures in this build");
         return Ok(out);
     }
     for path in paths {
-        let files = fixture::discover(path)?;
+        let files = fixtures::discover(path)?;
         anyhow::ensure!(!files.is_empty(), "{}: no *.json fixture files found", path.display());
         for file in files {
-            let parsed = fixture::load(&file)?;
+            let parsed = fixtures::load(&file)?;
             out.push((file.display().to_string(), parsed));
         }
     }

@@ -4,7 +4,6 @@
 mod alloc;
 #[cfg(feature = "torch")]
 mod bench;
-mod bundled;
 mod check;
 #[cfg(feature = "torch")]
 mod fuzz;

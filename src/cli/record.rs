@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use ce_parity::fixture::{self, Expected, Fixture};
+use ce_parity::fixtures::{self, Expected, Fixture};
 use ce_parity::reference::{producer, run_libtorch};
 use ce_parity::runner::Outcome;
 
@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         description: "Recorded by `ce-parity record` from .npy tensors".into(),
         cases: vec![case],
     };
-    fixture::save(&args.out, &fixture, false).with_context(|| {
+    fixtures::save(&args.out, &fixture, false).with_context(|| {
         format!(
             "{}: cannot write (record never replaces an existing file)",
             args.out.display()

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use ce_parity::fixture::{self, Expected};
+use ce_parity::fixtures::{self, Expected};
 use ce_parity::reference::{producer, run_libtorch};
 use ce_parity::runner::Outcome;
 
@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for file in &args.files {
-        let mut fixture = fixture::load(file)?;
+        let mut fixture = fixtures::load(file)?;
         for case in &mut fixture.cases {
             let outcome = run_libtorch(case);
             if let Outcome::Skipped(why) = &outcome {
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 result,
             });
         }
-        fixture::save(file, &fixture, true).with_context(|| format!("{}: cannot write", file.display()))?;
+        fixtures::save(file, &fixture, true).with_context(|| format!("{}: cannot write", file.display()))?;
         eprintln!("{}: recorded {} case(s)", file.display(), fixture.cases.len());
     }
     Ok(ExitCode::SUCCESS)

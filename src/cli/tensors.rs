@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use ce_parity::fixture::Case;
+use ce_parity::fixtures::Case;
 use ce_parity::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use ce_parity::npy;
 use ce_parity::tensor::Tensor;

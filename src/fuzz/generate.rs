@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::surface::{Feature, Surface};
-use crate::fixture::Case;
+use crate::fixtures::Case;
 use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use crate::tensor::{DType, Tensor};
 
@@ -413,7 +413,7 @@ mod tests {
             let b = case(7, i, &s);
             // Compare as JSON: NaN in the data defeats PartialEq.
             let json = |c: &Case| {
-                crate::fixture::to_json(&crate::fixture::Fixture {
+                crate::fixtures::to_json(&crate::fixtures::Fixture {
                     description: String::new(),
                     cases: vec![c.clone()],
                 })
@@ -427,14 +427,14 @@ mod tests {
     fn every_case_saves_as_a_readable_fixture() {
         let s = Surface::all();
         for i in 0..500 {
-            let fixture = crate::fixture::Fixture {
+            let fixture = crate::fixtures::Fixture {
                 description: String::new(),
                 cases: vec![case(2, i, &s)],
             };
-            let text = crate::fixture::to_json(&fixture);
-            let back = crate::fixture::parse(std::path::Path::new("f.json"), &text)
+            let text = crate::fixtures::to_json(&fixture);
+            let back = crate::fixtures::parse(std::path::Path::new("f.json"), &text)
                 .unwrap_or_else(|e| panic!("case {i}: {e}"));
-            assert_eq!(crate::fixture::to_json(&back), text, "case {i}");
+            assert_eq!(crate::fixtures::to_json(&back), text, "case {i}");
         }
     }
 

@@ -22,7 +22,7 @@ pub use shrink::{shrink, Shrunk};
 pub use surface::{Feature, Surface};
 
 use crate::compare::Tolerance;
-use crate::fixture::Case;
+use crate::fixtures::Case;
 use crate::runner::{arbitrate, in_float64, judge, CaseReport, Implementation, Outcome, Status};
 use crate::tensor::DType;
 

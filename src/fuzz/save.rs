@@ -4,7 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fixture::{self, Case, Expected, Fixture};
+use crate::fixtures::{self, Case, Expected, Fixture};
 use crate::runner::Outcome;
 
 /// Writes `case` into a new file `seed{seed}-case{index}[-k].json` in `dir`
@@ -45,7 +45,7 @@ pub fn save_shrunk(
             format!("seed{seed}-case{index}-{k}.json")
         };
         let path = dir.join(name);
-        match fixture::save(&path, &fixture, false) {
+        match fixtures::save(&path, &fixture, false) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
             Ok(()) => return Ok(path),

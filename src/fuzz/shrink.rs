@@ -8,7 +8,7 @@
 //! first (halves, quarters, …), so the size falls fast.
 
 use super::slice::{select, squeeze, without};
-use crate::fixture::Case;
+use crate::fixtures::Case;
 use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use crate::tensor::{DType, Data, Tensor};
 

@@ -2,7 +2,7 @@
 //! error against an f64 computation (libtorch in float64 on the same values)
 //! is no larger than libtorch's own float32 error against it.
 
-use ce_parity::fixture::Case;
+use ce_parity::fixtures::Case;
 use ce_parity::loss::{cross_entropy_with_grad, Options, Reduction, Target, View};
 use ce_parity::reference::run_libtorch;
 use ce_parity::runner::Outcome;

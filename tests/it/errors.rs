@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use ce_parity::fixture::{self, Recorded};
+use ce_parity::fixtures::{self, Recorded};
 use ce_parity::runner::{run_rust, Outcome};
 
 #[test]
 fn rust_rejects_with_libtorchs_first_line() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/errors.json");
-    let fixture = fixture::load(&path).unwrap();
+    let fixture = fixtures::load(&path).unwrap();
     let mut messages = Vec::new();
     for case in &fixture.cases {
         let recorded = &case.expected.as_ref().unwrap().result;

@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use ce_parity::fixture::{self, Case, Expected, Fixture, Recorded};
+use ce_parity::fixtures::{self, Case, Expected, Fixture, Recorded};
 use ce_parity::loss::Reduction;
 use ce_parity::tensor::{DType, Tensor};
 
 fn parse(text: &str) -> Result<Fixture, String> {
-    fixture::parse(Path::new("t.json"), text).map_err(|e| e.to_string())
+    fixtures::parse(Path::new("t.json"), text).map_err(|e| e.to_string())
 }
 
 const MINIMAL: &str = r#"{"format": "ce-parity-fixture/1", "cases": [
@@ -59,13 +59,13 @@ fn save_then_load_is_identity() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.json");
-    fixture::save(&path, &original, false).unwrap();
-    let loaded = fixture::load(&path).unwrap();
+    fixtures::save(&path, &original, false).unwrap();
+    let loaded = fixtures::load(&path).unwrap();
     // NaN != NaN, so compare the text of a second save instead of the structs.
-    assert_eq!(fixture::to_json(&loaded), fixture::to_json(&original));
+    assert_eq!(fixtures::to_json(&loaded), fixtures::to_json(&original));
     assert_eq!(loaded.cases[1].input.to_f64()[0], 1.0 / 3.0);
     // Never overwrite unless asked.
-    let err = fixture::save(&path, &original, false).unwrap_err();
+    let err = fixtures::save(&path, &original, false).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
 }
 

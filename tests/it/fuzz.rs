@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ce_parity::fixture::{self, Case};
+use ce_parity::fixtures::{self, Case};
 use ce_parity::fuzz::{self, Config, Surface};
 use ce_parity::runner::{run_rust, Implementation, Outcome, Status};
 
@@ -82,7 +82,7 @@ fn wrong_smoothing_is_caught_and_shrunk_against_the_rust_loss() {
     let second = save().unwrap();
     assert_eq!(first.file_name().unwrap(), "seed42-case7.json");
     assert_eq!(second.file_name().unwrap(), "seed42-case7-2.json");
-    let loaded = fixture::load(&first).unwrap();
+    let loaded = fixtures::load(&first).unwrap();
     let case = &loaded.cases[0];
     assert_eq!(case.input, shrunk.input);
     let recorded = Outcome::from_recorded(&case.expected.as_ref().unwrap().result);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use ce_parity::fixture;
+use ce_parity::fixtures;
 use ce_parity::runner::run_rust;
 
 /// Bytes that make JSON interesting when dropped in: structure, numbers, signs.
@@ -70,7 +70,7 @@ proptest! {
             apply(&mut bytes, m);
         }
         let text = String::from_utf8_lossy(&bytes);
-        match fixture::parse(Path::new("mutated.json"), &text) {
+        match fixtures::parse(Path::new("mutated.json"), &text) {
             Ok(parsed) => {
                 for case in &parsed.cases {
                     let _ = run_rust(case);

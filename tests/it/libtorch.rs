@@ -2,7 +2,7 @@
 //! weights, ignore_index patterns and dtypes, plus invalid input.
 
 use ce_parity::compare::Tolerance;
-use ce_parity::fixture::Case;
+use ce_parity::fixtures::Case;
 use ce_parity::loss::Reduction;
 use ce_parity::reference::run_libtorch;
 use ce_parity::runner::{judge, run_rust, verdict, Outcome, Status};
@@ -230,7 +230,7 @@ fn rejections_match_libtorch_messages() {
 #[test]
 fn bundled_article_fixture_matches_live_libtorch() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/article.json");
-    for case in ce_parity::fixture::load(&path).unwrap().cases {
+    for case in ce_parity::fixtures::load(&path).unwrap().cases {
         let torch = run_libtorch(&case);
         let report = judge(
             &case,
@@ -247,8 +247,8 @@ fn bundled_article_fixture_matches_live_libtorch() {
 fn every_bundled_fixture_matches_live_libtorch_and_its_recorded_values() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut cases = 0;
-    for file in ce_parity::fixture::discover(&root).unwrap() {
-        for case in ce_parity::fixture::load(&file).unwrap().cases {
+    for file in ce_parity::fixtures::discover(&root).unwrap() {
+        for case in ce_parity::fixtures::load(&file).unwrap().cases {
             let tolerance = Tolerance::default_for(if case.input.dtype.is_float() {
                 case.input.dtype
             } else {

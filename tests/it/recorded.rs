@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use ce_parity::compare::Tolerance;
-use ce_parity::fixture;
+use ce_parity::fixtures;
 use ce_parity::runner::{judge, run_rust, verdict, Status};
 use ce_parity::tensor::DType;
 
-fn tolerance_for(case: &ce_parity::fixture::Case) -> Tolerance {
+fn tolerance_for(case: &ce_parity::fixtures::Case) -> Tolerance {
     Tolerance::default_for(if case.input.dtype.is_float() {
         case.input.dtype
     } else {
@@ -17,7 +17,7 @@ fn tolerance_for(case: &ce_parity::fixture::Case) -> Tolerance {
 }
 
 fn check_file_against_recorded(path: &Path) {
-    let fixture = fixture::load(path).unwrap();
+    let fixture = fixtures::load(path).unwrap();
     for case in &fixture.cases {
         assert!(
             case.expected.is_some(),
@@ -41,7 +41,7 @@ fn check_file_against_recorded(path: &Path) {
 fn article_matches_recorded_libtorch_values() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     check_file_against_recorded(&root.join("fixtures/article.json"));
-    let fixture = fixture::load(&root.join("fixtures/article.json")).unwrap();
+    let fixture = fixtures::load(&root.join("fixtures/article.json")).unwrap();
     let case = fixture
         .cases
         .iter()
@@ -70,7 +70,7 @@ fn article_matches_recorded_libtorch_values() {
 #[test]
 fn every_bundled_fixture_matches_its_recorded_values() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    for file in fixture::discover(&root).unwrap() {
+    for file in fixtures::discover(&root).unwrap() {
         check_file_against_recorded(&file);
     }
 }

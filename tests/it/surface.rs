@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use ce_parity::fixture::{self, Case, Recorded};
+use ce_parity::fixtures::{self, Case, Recorded};
 use ce_parity::loss::{cross_entropy, cross_entropy_backward, Options, Reduction, Target, View};
 use ce_parity::runner::{run_rust, Outcome};
 use half::{bf16, f16};
 
 fn recorded_case(file: &str, name: &str) -> Case {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(file);
-    fixture::load(&path)
+    fixtures::load(&path)
         .unwrap()
         .cases
         .into_iter()
@@ -209,7 +209,7 @@ fn half_types_meet_default_tolerances_against_recorded_libtorch() {
     let mut identical = 0;
     for file in ["surface.json", "nonfinite.json"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(file);
-        for case in fixture::load(&path).unwrap().cases {
+        for case in fixtures::load(&path).unwrap().cases {
             if !matches!(
                 case.input.dtype,
                 ce_parity::tensor::DType::Float16 | ce_parity::tensor::DType::BFloat16

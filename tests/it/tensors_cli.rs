@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ce_parity::fixture::{self, Recorded};
+use ce_parity::fixtures::{self, Recorded};
 
 use crate::binary::ce_parity;
 
@@ -71,7 +71,7 @@ fn record_writes_libtorchs_values_and_never_overwrites() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let path = dir.path().join("mine.json");
     let saved = std::fs::read_to_string(&path).unwrap();
-    let fixture = fixture::load(&path).unwrap();
+    let fixture = fixtures::load(&path).unwrap();
     let case = &fixture.cases[0];
     assert_eq!(case.name, "logits.npy");
     assert_eq!(case.label_smoothing, 0.1);
