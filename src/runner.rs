@@ -5,7 +5,7 @@
 use half::{bf16, f16};
 
 use crate::compare::{compare, Difference, Tolerance};
-use crate::fixtures::{Case, Claim, Quantity, Recorded};
+use crate::fixtures::{Case, Claim, LossKind, Quantity, Recorded};
 use crate::loss::{
     self, check_signature, check_smoothing_shapes, Element, LossError, Options, Signature, Target, View,
 };
@@ -80,6 +80,9 @@ fn signature(case: &Case) -> Signature<'_> {
 
 /// Runs a case through the pure-Rust loss: forward and gradient.
 pub fn run_rust(case: &Case) -> Outcome {
+    if let LossKind::Clip { .. } = case.loss {
+        return Outcome::Skipped("clip: work in progress".into());
+    }
     let sig = signature(case);
     let accepted = match check_signature(&sig) {
         Ok(accepted) => accepted,

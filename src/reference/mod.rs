@@ -89,6 +89,9 @@ fn reduction(r: crate::loss::Reduction) -> tch::Reduction {
 /// Runs a case through libtorch: forward, then the gradient w.r.t. the input
 /// (and w.r.t. a floating target).
 pub fn run_libtorch(case: &Case) -> Outcome {
+    if let crate::fixtures::LossKind::Clip { .. } = case.loss {
+        return Outcome::Skipped("clip: work in progress".into());
+    }
     match run(case) {
         Ok(outcome) => outcome,
         Err(message) => Outcome::Error(first_line(&message)),
