@@ -80,8 +80,8 @@ fn signature(case: &Case) -> Signature<'_> {
 
 /// Runs a case through the pure-Rust loss: forward and gradient.
 pub fn run_rust(case: &Case) -> Outcome {
-    if let LossKind::Clip { .. } = case.loss {
-        return Outcome::Skipped("clip: work in progress".into());
+    if let LossKind::Clip { temperature } = case.loss {
+        return run_rust_clip(case, temperature);
     }
     let sig = signature(case);
     let accepted = match check_signature(&sig) {
@@ -119,6 +119,41 @@ pub fn run_rust(case: &Case) -> Outcome {
         }
     }
     outcome
+}
+
+/// A `clip` case through [`loss::clip_loss_with_grad`].
+fn run_rust_clip(case: &Case, temperature: f64) -> Outcome {
+    fn typed_clip<T: Element>(case: &Case, temperature: f64) -> Outcome {
+        let similarity: Vec<T> = typed(&case.input);
+        let grad_output = match &case.grad_output {
+            None => None,
+            Some(g) if g.numel() == 1 => Some(T::from_f64(g.to_f64()[0])),
+            Some(g) => return Outcome::Error(format!("grad_output must have the loss's shape [], got {:?}", g.shape)),
+        };
+        let view = View::new(&similarity, &case.input.shape);
+        match loss::clip_loss_with_grad(view, temperature, case.label_smoothing, grad_output) {
+            Ok((loss, grad)) => Outcome::Values {
+                loss: to_tensor(&[loss], &[]),
+                grad_input: Some(to_tensor(&grad, &case.input.shape)),
+                grad_target: None,
+            },
+            Err(e) => Outcome::Error(first_line(&e.to_string())),
+        }
+    }
+    let dtype = case.input.dtype;
+    if let Some(g) = case.grad_output.as_ref().filter(|g| g.dtype != dtype) {
+        return Outcome::Skipped(format!(
+            "grad_output is {} but input is {dtype}; mixed dtypes are not supported",
+            g.dtype
+        ));
+    }
+    match dtype {
+        DType::Float32 => typed_clip::<f32>(case, temperature),
+        DType::Float64 => typed_clip::<f64>(case, temperature),
+        DType::Float16 => typed_clip::<f16>(case, temperature),
+        DType::BFloat16 => typed_clip::<bf16>(case, temperature),
+        other => Outcome::Skipped(format!("input dtype {other} is not floating")),
+    }
 }
 
 fn typed<T: Element>(t: &Tensor) -> Vec<T> {

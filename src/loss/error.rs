@@ -46,6 +46,11 @@ pub enum LossError {
         shape: Vec<usize>,
         len: usize,
     },
+    /// `clip_loss`'s similarity matrix is not 2-D (library-only check).
+    SimilarityShape(Vec<usize>),
+    /// `clip_loss`'s temperature is not a positive finite number (library-only
+    /// check: libtorch would divide by it and return inf or NaN).
+    Temperature(f64),
     /// `grad_output` not shaped like the loss (library-only check).
     GradOutputShape { expected: Vec<usize>, got: Vec<usize> },
 }
@@ -99,6 +104,14 @@ impl fmt::Display for LossError {
                 f,
                 "{what} has {len} elements but its shape {shape:?} needs {}",
                 shape.iter().product::<usize>()
+            ),
+            LossError::SimilarityShape(shape) => write!(
+                f,
+                "clip_loss: the similarity matrix must be 2-D (N×M), got shape {shape:?}"
+            ),
+            LossError::Temperature(t) => write!(
+                f,
+                "clip_loss: temperature must be a positive finite number, got {t}"
             ),
             LossError::GradOutputShape { expected, got } => write!(
                 f,

@@ -2,6 +2,7 @@
 //! gradient and the per-position kernel.
 
 mod class_targets;
+mod clip;
 mod element;
 mod error;
 mod fast_exp;
@@ -17,6 +18,7 @@ mod reduced;
 pub mod simd;
 mod with_grad;
 
+pub use clip::{clip_loss, clip_loss_with_grad};
 pub use element::Element;
 pub use error::{format_like_cpp, LossError};
 pub use forward::{cross_entropy, Loss};

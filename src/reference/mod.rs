@@ -2,9 +2,11 @@
 //! gradient from autograd on `(loss * grad_output).sum()`. libtorch's
 //! rejections come back as errors carrying the first line of its message.
 
+mod clip;
+
 use tch::{Kind, Tensor as TchTensor};
 
-use crate::fixtures::Case;
+use crate::fixtures::{Case, LossKind};
 use crate::runner::{first_line, Outcome};
 use crate::tensor::{DType, Data, Tensor};
 
@@ -89,10 +91,11 @@ fn reduction(r: crate::loss::Reduction) -> tch::Reduction {
 /// Runs a case through libtorch: forward, then the gradient w.r.t. the input
 /// (and w.r.t. a floating target).
 pub fn run_libtorch(case: &Case) -> Outcome {
-    if let crate::fixtures::LossKind::Clip { .. } = case.loss {
-        return Outcome::Skipped("clip: work in progress".into());
-    }
-    match run(case) {
+    let result = match case.loss {
+        LossKind::CrossEntropy => run(case),
+        LossKind::Clip { temperature } => clip::run(case, temperature),
+    };
+    match result {
         Ok(outcome) => outcome,
         Err(message) => Outcome::Error(first_line(&message)),
     }
