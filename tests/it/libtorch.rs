@@ -280,3 +280,26 @@ fn every_bundled_fixture_matches_live_libtorch_and_its_recorded_values() {
     }
     assert!(cases > 500, "{cases}");
 }
+
+#[test]
+fn clip_loss_matches_libtorchs_composition() {
+    let mut rng = Rng(0xC11F);
+    let shapes = [
+        (64, 64, DType::Float32, 0.07, 0.1),
+        (33, 70, DType::Float64, 0.05, 0.2),
+        (16, 16, DType::BFloat16, 0.07, 0.1),
+        (24, 40, DType::Float16, 0.1, 0.0),
+        (1, 300, DType::Float32, 0.02, 0.1),
+    ];
+    for (n, m, dtype, temperature, eps) in shapes {
+        let data = (0..n * m).map(|_| rng.normal_ish(0.4).clamp(-1.0, 1.0)).collect();
+        let mut case = Case::new(
+            format!("clip {n}x{m} {dtype}"),
+            Tensor::float(dtype, vec![n, m], data),
+            Tensor::int(DType::Int64, vec![n], (0..n as i64).collect()),
+        );
+        case.loss = ce_parity::fixtures::LossKind::Clip { temperature };
+        case.label_smoothing = eps;
+        assert_parity(&case);
+    }
+}

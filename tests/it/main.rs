@@ -5,6 +5,7 @@
 mod accuracy;
 mod binary;
 mod cli;
+mod clip;
 mod closed_form;
 mod errors;
 mod fixtures;
