@@ -59,8 +59,9 @@ impl DType {
     /// Rounds an f64 to the nearest value of this dtype (as `torch.tensor` does).
     pub fn round(self, v: f64) -> f64 {
         match self {
-            DType::Float16 => half::f16::from_f64(v).to_f64(),
-            DType::BFloat16 => half::bf16::from_f64(v).to_f64(),
+            // Through f32, as libtorch converts a double (see `Element`).
+            DType::Float16 => half::f16::from_f32(v as f32).to_f64(),
+            DType::BFloat16 => half::bf16::from_f32(v as f32).to_f64(),
             DType::Float32 => v as f32 as f64,
             _ => v,
         }

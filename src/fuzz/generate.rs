@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::surface::{Feature, Surface};
-use crate::fixtures::Case;
+use crate::fixtures::{Case, LossKind};
 use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use crate::tensor::{DType, Tensor};
 
@@ -26,7 +26,11 @@ pub fn case(seed: u64, index: u64, surface: &Surface) -> Case {
         rng: case_rng(seed, index),
         surface,
     };
-    let mut case = g.valid_case(format!("fuzz/seed{seed}/case{index}"));
+    let name = format!("fuzz/seed{seed}/case{index}");
+    if surface.has(Feature::Clip) && g.chance(0.1) {
+        return g.clip_case(name);
+    }
+    let mut case = g.valid_case(name);
     if surface.has(Feature::Invalid) && g.chance(0.08) {
         g.corrupt(&mut case);
     }
@@ -212,6 +216,49 @@ impl Gen<'_> {
                 .map(|_| if self.chance(0.1) { 0.0 } else { 2.0 * self.signed() })
                 .collect();
             case.grad_output = Some(Tensor::float(dtype, shape, values));
+        }
+        case
+    }
+
+    /// A contrastive case: cosine-like similarities (N ≤ M, sometimes with
+    /// unpaired texts), τ log-uniform in [0.005, 5], any ε, sometimes an
+    /// upstream gradient; with `invalid`, sometimes more images than texts or ε > 1.
+    fn clip_case(&mut self, name: String) -> Case {
+        let dtype = self.dtype();
+        let empty = self.surface.has(Feature::Empty) && self.chance(0.04);
+        let n = if empty { 0 } else { self.range(1, 24) };
+        let unpaired = self.range(1, 16);
+        let m = n + self.pick(&[(3.0, 0), (1.0, unpaired)]);
+        let mut values: Vec<f64> = (0..n * m).map(|_| self.signed()).collect();
+        if self.surface.has(Feature::NonFinite) && !values.is_empty() && self.chance(0.1) {
+            let at = self.range(0, values.len() - 1);
+            values[at] = self.pick(&[(3.0, f64::NEG_INFINITY), (1.0, f64::INFINITY), (1.0, f64::NAN)]);
+        }
+        let temperature = self.rng.gen_range((0.005f64).ln()..(5f64).ln()).exp();
+        let mut case = Case::new(
+            name,
+            Tensor::float(dtype, vec![n, m], values),
+            Tensor::int(DType::Int64, vec![n], (0..n as i64).collect()),
+        );
+        case.loss = LossKind::Clip { temperature };
+        case.label_smoothing = match self.pick(&[(2.0, 0u8), (1.0, 1), (4.0, 2)]) {
+            0 => 0.0,
+            1 => 1.0,
+            _ => self.rng.gen_range(0.0..1.0),
+        };
+        if self.chance(0.3) {
+            case.grad_output = Some(Tensor::float(dtype, vec![], vec![2.0 * self.signed()]));
+        }
+        if self.surface.has(Feature::Invalid) && self.chance(0.08) {
+            if self.chance(0.5) && n > 0 {
+                // More images than texts: keep fewer than N texts.
+                let texts = self.range(0, n - 1);
+                let all = case.input.to_f64();
+                let values = (0..n).flat_map(|i| all[i * m..i * m + texts].to_vec()).collect();
+                case.input = Tensor::float(dtype, vec![n, texts], values);
+            } else {
+                case.label_smoothing = 1.0 + self.rng.gen_range(0.001..1.0);
+            }
         }
         case
     }

@@ -8,7 +8,7 @@
 //! first (halves, quarters, …), so the size falls fast.
 
 use super::slice::{select, squeeze, without};
-use crate::fixtures::Case;
+use crate::fixtures::{Case, LossKind};
 use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use crate::tensor::{DType, Data, Tensor};
 
@@ -74,6 +74,12 @@ enum Edit {
     WeightElement(usize, f64),
     GradOutputElement(usize, f64),
     ProbabilityElement(usize, f64),
+    /// A `clip` case without the image–text pairs `a..b` (rows and columns).
+    RemovePairs(usize, usize),
+    /// A `clip` case without the unpaired texts `N + a..N + b` (columns).
+    RemoveUnpairedTexts(usize, usize),
+    /// A `clip` case with temperature 1.
+    UnitTemperature,
 }
 
 /// Halves, quarters, … down to single indices: (start, end) chunks of `0..size`.
@@ -101,6 +107,9 @@ fn is_probability_target(case: &Case) -> bool {
 
 /// Every edit worth trying on `case`, most shrinking first.
 fn edits(case: &Case) -> Vec<Edit> {
+    if let LossKind::Clip { temperature } = case.loss {
+        return clip_edits(case, temperature);
+    }
     let shape = &case.input.shape;
     let mut out = Vec::new();
     if shape.len() >= 2 && shape[0] > 1 {
@@ -159,6 +168,42 @@ fn edits(case: &Case) -> Vec<Edit> {
     if let Some(w) = &case.weight {
         out.extend(element_edits(w, Edit::WeightElement, 1.0));
     }
+    if let Some(g) = &case.grad_output {
+        out.extend(element_edits(g, Edit::GradOutputElement, 1.0));
+    }
+    out
+}
+
+/// A `clip` case keeps its pairs aligned: images and their texts go together,
+/// and the targets stay the diagonal.
+fn clip_edits(case: &Case, temperature: f64) -> Vec<Edit> {
+    let (n, m) = match case.input.shape[..] {
+        [n, m] => (n, m),
+        _ => (0, 0),
+    };
+    let mut out = Vec::new();
+    if n > 1 {
+        out.extend(chunks(n).into_iter().map(|(a, b)| Edit::RemovePairs(a, b)));
+    }
+    if m > n {
+        // All of them first: a square case is the simplest.
+        out.push(Edit::RemoveUnpairedTexts(0, m - n));
+        out.extend(chunks(m - n).into_iter().map(|(a, b)| Edit::RemoveUnpairedTexts(a, b)));
+    }
+    if case.grad_output.is_some() {
+        out.push(Edit::DropGradOutput);
+    }
+    if case.label_smoothing != 0.0 {
+        out.push(Edit::NoSmoothing);
+        if (case.label_smoothing * 10.0).round() / 10.0 != case.label_smoothing {
+            out.push(Edit::SmoothingOneDecimal);
+        }
+    }
+    if temperature != 1.0 {
+        out.push(Edit::UnitTemperature);
+    }
+    out.push(Edit::RoundInput);
+    out.extend(element_edits(&case.input, Edit::InputElement, 0.0));
     if let Some(g) = &case.grad_output {
         out.extend(element_edits(g, Edit::GradOutputElement, 1.0));
     }
@@ -248,6 +293,22 @@ fn apply(case: &Case, edit: &Edit) -> Option<Case> {
         Edit::ProbabilityElement(i, v) => set(&mut c.target, i, v)?,
         Edit::WeightElement(i, v) => set(c.weight.as_mut()?, i, v)?,
         Edit::GradOutputElement(i, v) => set(c.grad_output.as_mut()?, i, v)?,
+        Edit::RemovePairs(a, b) => {
+            let keep = without(case.input.shape[0], a, b);
+            let texts: Vec<usize> = keep
+                .iter()
+                .copied()
+                .chain(case.input.shape[0]..case.input.shape[1])
+                .collect();
+            c.input = select(&select(&case.input, 0, &keep)?, 1, &texts)?;
+            c.target = Tensor::int(DType::Int64, vec![keep.len()], (0..keep.len() as i64).collect());
+        }
+        Edit::RemoveUnpairedTexts(a, b) => {
+            let n = case.input.shape[0];
+            let keep = without(case.input.shape[1], n + a, n + b);
+            c.input = select(&case.input, 1, &keep)?;
+        }
+        Edit::UnitTemperature => c.loss = LossKind::Clip { temperature: 1.0 },
         Edit::TargetToZero(i) => match &mut c.target.data {
             Data::Int(t) => *t.get_mut(i)? = 0,
             Data::Float(_) => return None,
@@ -332,6 +393,33 @@ mod tests {
         assert_eq!(s.case.label_smoothing, 0.0);
         assert_eq!(s.case.target.to_f64(), vec![0.0]);
         assert!(fails(&s.case));
+    }
+
+    #[test]
+    fn clip_cases_shrink_by_whole_pairs() {
+        let (n, m) = (6, 9);
+        let x: Vec<f64> = (0..n * m).map(|k| if k == 4 * m + 4 { 20.5 } else { 0.5 }).collect();
+        let mut case = Case::new(
+            "t",
+            Tensor::float(DType::Float32, vec![n, m], x),
+            Tensor::int(DType::Int64, vec![n], (0..n as i64).collect()),
+        );
+        case.loss = LossKind::Clip { temperature: 0.07 };
+        case.label_smoothing = 0.37;
+        // Fails while some image is paired with a text of similarity ≥ 12.
+        let fails = |k: &Case| {
+            let [rows, columns] = k.input.shape[..] else {
+                return false;
+            };
+            let s = k.input.to_f64();
+            (0..rows.min(columns)).any(|i| s[i * columns + i] >= 12.0)
+        };
+        let s = shrink(&case, &fails, 10_000);
+        assert_eq!(s.case.input.shape, vec![1, 1]);
+        assert!(s.case.input.to_f64()[0] >= 12.0);
+        assert_eq!(s.case.target.to_f64(), vec![0.0], "targets stay the diagonal");
+        assert_eq!(s.case.loss, LossKind::Clip { temperature: 1.0 });
+        assert_eq!(s.case.label_smoothing, 0.0);
     }
 
     #[test]

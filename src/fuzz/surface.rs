@@ -28,10 +28,12 @@ pub enum Feature {
     NegativeWeights,
     /// Input both sides must reject with the same message.
     Invalid,
+    /// The image–text contrastive loss (`clip` cases) on N×M similarities.
+    Clip,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::KDim,
         Feature::Unbatched,
         Feature::Probabilities,
@@ -42,6 +44,7 @@ impl Feature {
         Feature::HugeClasses,
         Feature::NegativeWeights,
         Feature::Invalid,
+        Feature::Clip,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Feature {
             Feature::HugeClasses => "huge",
             Feature::NegativeWeights => "negative",
             Feature::Invalid => "invalid",
+            Feature::Clip => "clip",
         }
     }
 }

@@ -6,6 +6,10 @@ use half::{bf16, f16};
 /// A floating element type: f32, f64, or the half types f16 and bf16.
 ///
 /// Values are converted to f64 for computation; results are rounded back.
+/// `from_f64` rounds a double to a half type as libtorch casts one: to f32
+/// first, then to the half type. (`half`'s own f64 conversions differ:
+/// bf16 drops the low 32 bits before rounding, so 46.12502 became 46.0
+/// where libtorch gives 46.25.)
 pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     const DTYPE: DType;
     fn to_f64(self) -> f64;
@@ -79,7 +83,7 @@ impl Element for f16 {
         f16::to_f64(self)
     }
     fn from_f64(v: f64) -> Self {
-        f16::from_f64(v)
+        f16::from_f32(v as f32)
     }
 }
 
@@ -93,6 +97,26 @@ impl Element for bf16 {
         bf16::to_f64(self)
     }
     fn from_f64(v: f64) -> Self {
-        bf16::from_f64(v)
+        bf16::from_f32(v as f32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_round_to_half_types_as_libtorch_casts_them() {
+        // Just above the tie 46.125 between bf16 neighbours 46.0 and 46.25:
+        // libtorch 2.13's `.to(torch.bfloat16)` of this double gives 46.25.
+        assert_eq!(bf16::from_f64(46.125019054816).to_f64(), 46.0, "half's own conversion");
+        assert_eq!(<bf16 as Element>::from_f64(46.125019054816).to_f64(), 46.25);
+        assert_eq!(<bf16 as Element>::from_f64(46.124980945184).to_f64(), 46.0);
+        // f16 neighbours 1.0 and 1 + 2⁻¹⁰: 2⁻³⁰ above the tie is lost in the
+        // cast to f32 first, and the tie goes to even — libtorch gives 1.0 too.
+        let above_tie = 1.0 + 2f64.powi(-11) + 2f64.powi(-30);
+        assert_eq!(<f16 as Element>::from_f64(above_tie).to_f64(), 1.0);
+        let clearly_above = 1.0 + 2f64.powi(-11) + 2f64.powi(-20);
+        assert_eq!(<f16 as Element>::from_f64(clearly_above).to_f64(), 1.0 + 2f64.powi(-10));
     }
 }
