@@ -14,9 +14,13 @@ use crate::tensor::{DType, Data, Tensor};
 /// What one implementation made of a case.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
+    /// The implementation computed the case.
     Values {
+        /// The loss, shaped as the case's reduction makes it.
         loss: Tensor,
+        /// d(loss·grad_output)/d input; None when not computed.
         grad_input: Option<Tensor>,
+        /// The same w.r.t. a probability target; None for class targets.
         grad_target: Option<Tensor>,
     },
     /// The first line of the error message.
@@ -26,6 +30,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome a fixture's `expected` records.
     pub fn from_recorded(recorded: &Recorded) -> Outcome {
         match recorded {
             Recorded::Values {
@@ -41,6 +46,7 @@ impl Outcome {
         }
     }
 
+    /// The outcome as a fixture's `expected` result; None for a skip.
     pub fn to_recorded(&self) -> Option<Recorded> {
         match self {
             Outcome::Values {
@@ -203,16 +209,22 @@ fn run_typed<T: Element>(case: &Case) -> Outcome {
 /// Verdict on one case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
+    /// Every available comparison held.
     Passed,
+    /// At least one comparison failed.
     Failed,
+    /// Nothing could be compared, or a side could not run the case.
     Skipped,
 }
 
 /// One comparison between two outcomes, e.g. "rust vs libtorch".
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
+    /// The two sides: "rust", "libtorch" or "expected".
     pub between: (&'static str, &'static str),
+    /// Whether the two agree within tolerance (or reject with the same message).
     pub passed: bool,
+    /// The largest differences between their values.
     pub difference: Difference,
     /// Why it failed, in words (empty when it passed).
     pub detail: String,
@@ -221,9 +233,11 @@ pub struct Comparison {
 /// A claim, audited.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClaimReport {
+    /// The claim as the fixture states it.
     pub claim: Claim,
     /// The value computed here; None when it cannot be computed.
     pub actual: Option<Vec<f64>>,
+    /// Whether every claimed value is within the claim's `atol` of `actual`.
     pub holds: bool,
     /// Flat indices of the values that do not hold.
     pub wrong: Vec<usize>,
@@ -232,12 +246,17 @@ pub struct ClaimReport {
 /// Everything known about one case.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CaseReport {
+    /// The case's name.
     pub name: String,
+    /// The verdict.
     pub status: Status,
+    /// Every pair of sides that could be compared.
     pub comparisons: Vec<Comparison>,
+    /// The largest differences over all comparisons.
     pub difference: Difference,
     /// Why the case failed or was skipped.
     pub note: String,
+    /// The case's claims, audited.
     pub claims: Vec<ClaimReport>,
     /// The loss (first value) from the most trusted source: libtorch, else recorded, else Rust.
     pub loss: Option<Tensor>,
