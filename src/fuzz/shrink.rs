@@ -134,15 +134,7 @@ fn edits(case: &Case) -> Vec<Edit> {
     if case.weight.is_some() {
         out.push(Edit::DropWeight);
     }
-    if case.grad_output.is_some() {
-        out.push(Edit::DropGradOutput);
-    }
-    if case.label_smoothing != 0.0 {
-        out.push(Edit::NoSmoothing);
-        if (case.label_smoothing * 10.0).round() / 10.0 != case.label_smoothing {
-            out.push(Edit::SmoothingOneDecimal);
-        }
-    }
+    out.extend(option_edits(case));
     // One way only (none → sum → mean, the default), so edits cannot cycle.
     match case.reduction {
         Reduction::None => out.extend([Edit::Reduction(Reduction::Mean), Edit::Reduction(Reduction::Sum)]),
@@ -174,6 +166,21 @@ fn edits(case: &Case) -> Vec<Edit> {
     out
 }
 
+/// Dropping the upstream gradient and simplifying ε, which every loss has.
+fn option_edits(case: &Case) -> Vec<Edit> {
+    let mut out = Vec::new();
+    if case.grad_output.is_some() {
+        out.push(Edit::DropGradOutput);
+    }
+    if case.label_smoothing != 0.0 {
+        out.push(Edit::NoSmoothing);
+        if (case.label_smoothing * 10.0).round() / 10.0 != case.label_smoothing {
+            out.push(Edit::SmoothingOneDecimal);
+        }
+    }
+    out
+}
+
 /// A `clip` case keeps its pairs aligned: images and their texts go together,
 /// and the targets stay the diagonal.
 fn clip_edits(case: &Case, temperature: f64) -> Vec<Edit> {
@@ -190,15 +197,7 @@ fn clip_edits(case: &Case, temperature: f64) -> Vec<Edit> {
         out.push(Edit::RemoveUnpairedTexts(0, m - n));
         out.extend(chunks(m - n).into_iter().map(|(a, b)| Edit::RemoveUnpairedTexts(a, b)));
     }
-    if case.grad_output.is_some() {
-        out.push(Edit::DropGradOutput);
-    }
-    if case.label_smoothing != 0.0 {
-        out.push(Edit::NoSmoothing);
-        if (case.label_smoothing * 10.0).round() / 10.0 != case.label_smoothing {
-            out.push(Edit::SmoothingOneDecimal);
-        }
-    }
+    out.extend(option_edits(case));
     if temperature != 1.0 {
         out.push(Edit::UnitTemperature);
     }
