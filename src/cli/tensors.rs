@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use ce_parity::fixtures::Case;
+use ce_parity::fixtures::{Case, LossKind};
 use ce_parity::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use ce_parity::npy;
-use ce_parity::tensor::Tensor;
+use ce_parity::tensor::{DType, Tensor};
 
 #[derive(clap::Args, Default)]
 pub struct TensorArgs {
@@ -17,6 +17,16 @@ pub struct TensorArgs {
     /// Class indices (int64 or uint8) or class probabilities (the input's shape and dtype).
     #[arg(long, value_name = "T.npy", requires = "input")]
     pub target: Option<PathBuf>,
+    /// The image–text contrastive loss with temperature τ instead of
+    /// cross_entropy: --input is the N×M similarity matrix, the targets are its
+    /// diagonal (no --target, --weight, --reduction or --ignore-index).
+    #[arg(
+        long,
+        value_name = "TAU",
+        requires = "input",
+        conflicts_with_all = ["target", "weight", "reduction", "ignore_index"]
+    )]
+    pub clip_temperature: Option<f64>,
     /// Per-class weight (C,), in the input's dtype.
     #[arg(long, value_name = "W.npy", requires = "input")]
     pub weight: Option<PathBuf>,
@@ -39,7 +49,6 @@ impl TensorArgs {
     /// cannot go together, each naming the flag and the file.
     pub fn case(&self) -> anyhow::Result<Option<Case>> {
         let Some(input_path) = &self.input else { return Ok(None) };
-        let target_path = self.target.as_ref().context("--input needs --target")?;
         let input = read("--input", input_path)?;
         anyhow::ensure!(
             input.dtype.is_float(),
@@ -47,11 +56,17 @@ impl TensorArgs {
             input_path.display(),
             input.dtype
         );
-        let target = read("--target", target_path)?;
-        if target.dtype.is_float() {
-            same_dtype("--target", target_path, &target, &input)?;
-        }
-        let mut case = Case::new(name(input_path), input, target);
+        let mut case = match self.clip_temperature {
+            Some(temperature) => clip_case(input_path, input, temperature)?,
+            None => {
+                let target_path = self.target.as_ref().context("--input needs --target")?;
+                let target = read("--target", target_path)?;
+                if target.dtype.is_float() {
+                    same_dtype("--target", target_path, &target, &input)?;
+                }
+                Case::new(name(input_path), input, target)
+            }
+        };
         if let Some(path) = &self.weight {
             let weight = read("--weight", path)?;
             same_dtype("--weight", path, &weight, &case.input)?;
@@ -70,6 +85,25 @@ impl TensorArgs {
         case.ignore_index = self.ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX);
         Ok(Some(case))
     }
+}
+
+/// A contrastive case: a 2-D similarity matrix and a positive temperature.
+fn clip_case(input_path: &Path, input: Tensor, temperature: f64) -> anyhow::Result<Case> {
+    anyhow::ensure!(
+        temperature.is_finite() && temperature > 0.0,
+        "--clip-temperature must be a positive finite number, got {temperature}"
+    );
+    let &[n, _] = input.shape.as_slice() else {
+        anyhow::bail!(
+            "--input {}: the contrastive loss needs the N×M similarity matrix, got shape {:?}",
+            input_path.display(),
+            input.shape
+        );
+    };
+    let diagonal = Tensor::int(DType::Int64, vec![n], (0..n as i64).collect());
+    let mut case = Case::new(name(input_path), input, diagonal);
+    case.loss = LossKind::Clip { temperature };
+    Ok(case)
 }
 
 fn read(flag: &str, path: &Path) -> anyhow::Result<Tensor> {

@@ -173,3 +173,53 @@ fn fuzz_command_prints_the_summary_last_and_no_bar_when_piped() {
     let out = ce_parity(&["fuzz", "--time", "-1"], dir.path());
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_similarity_matrix_checks_as_the_contrastive_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = data("logits.npy");
+    let out = ce_parity(
+        &[
+            "check",
+            "--input",
+            &x,
+            "--clip-temperature",
+            "0.5",
+            "--label-smoothing",
+            "0.1",
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    // torch 2.13: x = S / 0.5; (F.cross_entropy(x, t, label_smoothing=0.1)
+    //   + F.cross_entropy(x[:, :2].t(), t, label_smoothing=0.1)) * 0.5 = 0.33460975
+    assert!(stdout.contains("0.334610"), "{stdout}");
+
+    let w = data("weight.npy");
+    let rejected: [(&str, &[&str], &str); 3] = [
+        (
+            &x,
+            &["--clip-temperature", "0"],
+            "--clip-temperature must be a positive finite number",
+        ),
+        (
+            &x,
+            &["--clip-temperature", "1", "--reduction", "sum"],
+            "cannot be used with",
+        ),
+        (
+            &w,
+            &["--clip-temperature", "1"],
+            "weight.npy: the contrastive loss needs the N×M similarity matrix",
+        ),
+    ];
+    for (input, flags, message) in rejected {
+        let mut args = vec!["check", "--input", input];
+        args.extend(flags);
+        let out = ce_parity(&args, dir.path());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+    }
+}
