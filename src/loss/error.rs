@@ -8,8 +8,9 @@ use crate::tensor::DType;
 /// Why the loss rejected its input.
 ///
 /// Its `Display` is the message libtorch raises for the same call (first
-/// line), so an error can be compared with libtorch's verbatim; the variants
-/// marked library-only have no libtorch counterpart.
+/// line), so an error can be compared with libtorch's verbatim. Three have no
+/// libtorch counterpart and word their own message: a NaN `label_smoothing`
+/// (which libtorch takes as 0) and the library-only buffer checks.
 ///
 /// ```
 /// use ce_parity::loss::{cross_entropy, LossError, Options, Target, View};
