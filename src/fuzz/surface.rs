@@ -31,6 +31,7 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// Every feature, in declaration order.
     pub const ALL: [Feature; 10] = [
         Feature::KDim,
         Feature::Unbatched,
@@ -44,6 +45,7 @@ impl Feature {
         Feature::Invalid,
     ];
 
+    /// The name `--surface` takes, e.g. `"kdim"`.
     pub fn name(self) -> &'static str {
         match self {
             Feature::KDim => "kdim",
@@ -61,6 +63,16 @@ impl Feature {
 }
 
 /// A set of features.
+///
+/// ```
+/// use ce_parity::fuzz::{Feature, Surface};
+///
+/// let surface = Surface::parse("core,half,kdim")?;
+/// assert!(surface.has(Feature::Half) && !surface.has(Feature::Invalid));
+/// assert_eq!(surface.to_string(), "kdim,half");
+/// assert_eq!(Surface::parse("all,-invalid")?, Surface::of(&Feature::ALL[..9]));
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Surface {
     features: Vec<Feature>,
@@ -85,6 +97,7 @@ impl Surface {
         Surface::of(&[])
     }
 
+    /// Exactly these features (order and repeats do not matter).
     pub fn of(features: &[Feature]) -> Surface {
         let mut features = features.to_vec();
         features.sort();
@@ -92,6 +105,7 @@ impl Surface {
         Surface { features }
     }
 
+    /// Whether the generator may draw cases with `feature`.
     pub fn has(&self, feature: Feature) -> bool {
         self.features.contains(&feature)
     }
