@@ -28,7 +28,7 @@ pub enum DType {
     Float64,
     /// `torch.int64`: class targets.
     Int64,
-    /// `torch.uint8`: class targets, which libtorch also takes for 1-D and 2-D input.
+    /// `torch.uint8`: class targets, which libtorch takes for 1-D and 2-D input only.
     UInt8,
 }
 

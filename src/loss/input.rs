@@ -4,9 +4,9 @@
 /// `torch.Tensor` is, without copying it.
 ///
 /// The loss takes its input as (C,), (N, C) or (N, C, d1, …, dk) — the class
-/// dim is 1, as in PyTorch (0 when unbatched) — and reads it in place,
-/// whatever the layout; no transposed copy is made. A `data` whose length
-/// disagrees with `shape` is an error of the loss
+/// dim is 1, as in PyTorch (0 when unbatched) — and reads it where it lies:
+/// K-dim input is swept on its strided layout, with no transposed copy.
+/// A `data` whose length disagrees with `shape` is an error of the loss
 /// ([`LossError::DataLength`](super::LossError::DataLength)), not a panic.
 ///
 /// ```
