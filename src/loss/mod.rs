@@ -18,7 +18,7 @@
 //! (1−ε)·(−w_{y_i}·lp_{i,y_i}) + (ε/C)·(−Σ_c w_c·lp_{i,c});
 //! `mean` divides the sum by Σ_i w_{y_i} over the kept positions. A probability
 //! target t costs −Σ_c w_c·q_c·lp_{i,c} with q = (1−ε)·t + ε/C, and `mean`
-//! divides by the number of positions. The two smoothing terms are reduced
+//! divides by the number of positions. The NLL and smoothing terms are reduced
 //! separately and then combined, as libtorch does, so infinities and NaNs come
 //! out where libtorch's do.
 //!
