@@ -8,6 +8,9 @@ bash scripts/setup-libtorch.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --no-default-features -- -D warnings
+# API docs build without warnings (broken links, bad HTML), with and without libtorch.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
 # With live libtorch (feature `torch`, the default) ...
 cargo test
 # ... and the pure-Rust core alone, as users without libtorch get it.

@@ -8,6 +8,36 @@
 //! Format: magic `\x93NUMPY`, version (1, 2 or 3), header length (u16 for
 //! version 1, u32 after), a Python dict literal
 //! `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`, then the data.
+//!
+//! ```
+//! use ce_parity::tensor::DType;
+//!
+//! // What `np.save(f, np.array([[2, 1, 0.1], [0.5, 1.5, 0.8]], dtype=np.float32))` writes.
+//! let mut header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".to_vec();
+//! header.resize(117, b' '); // numpy pads the header so the data starts at byte 128
+//! header.push(b'\n');
+//! let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+//! bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+//! bytes.extend_from_slice(&header);
+//! for v in [2.0f32, 1.0, 0.1, 0.5, 1.5, 0.8] {
+//!     bytes.extend_from_slice(&v.to_le_bytes());
+//! }
+//! assert_eq!(bytes.len(), 128 + 6 * 4);
+//!
+//! let tensor = ce_parity::npy::parse(&bytes)?;
+//! assert_eq!((tensor.dtype, tensor.shape.clone()), (DType::Float32, vec![2, 3]));
+//! assert_eq!(tensor.as_f64().unwrap()[2], 0.1f32 as f64);
+//!
+//! // The same from a file, as `ce-parity record --input sim_i2t.npy` reads it.
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("sim_i2t.npy");
+//! std::fs::write(&path, &bytes).unwrap();
+//! assert_eq!(ce_parity::npy::load(&path).unwrap(), tensor);
+//!
+//! // A header that promises more data than the file holds is refused up front.
+//! assert!(ce_parity::npy::parse(&bytes[..bytes.len() - 1]).unwrap_err().contains("needs 24 bytes"));
+//! # Ok::<(), String>(())
+//! ```
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,7 +47,9 @@ use crate::tensor::{DType, Data, Tensor};
 /// A `.npy` file that could not be read, with why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NpyError {
+    /// The file as it was named to [`load`].
     pub file: PathBuf,
+    /// What is wrong, as [`parse`] words it or the I/O error.
     pub message: String,
 }
 

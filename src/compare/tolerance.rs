@@ -13,10 +13,25 @@
 
 use crate::tensor::DType;
 
-/// A relative and an absolute tolerance.
+/// A relative and an absolute tolerance: `|a − e| ≤ atol + rtol·|e|` passes.
+///
+/// ```
+/// use ce_parity::compare::Tolerance;
+/// use ce_parity::tensor::DType;
+///
+/// let t = Tolerance::default_for(DType::Float32); // rtol 1.3e-6, atol 1e-5
+/// assert!(t.close(0.596_675, 0.596_669)); // 6e-6 ≤ 1e-5 + 1.3e-6 · 0.6
+/// assert!(!t.close(0.4122, 0.596_669));
+/// assert!(t.close(f64::NAN, f64::NAN)); // NaN where libtorch has NaN is agreement
+///
+/// let strict = t.with_overrides(None, Some(0.0)); // as `--atol 0`
+/// assert!(!strict.close(0.596_675, 0.596_669));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerance {
+    /// Relative part, a fraction of |expected|.
     pub rtol: f64,
+    /// Absolute part, for values near zero.
     pub atol: f64,
 }
 

@@ -5,6 +5,24 @@ use crate::tensor::DType;
 
 /// ULP distance between `a` and `b` in `dtype` (both are rounded to it first).
 /// Equal values (including NaN and NaN) are 0; NaN against a number is `u64::MAX`.
+///
+/// Integer dtypes give the plain difference. −0 and +0 are one value; the
+/// count runs through zero between signs.
+///
+/// ```
+/// use ce_parity::compare::ulp_distance;
+/// use ce_parity::tensor::DType;
+///
+/// // 1 and the next float32 above it.
+/// let next = f32::from_bits(1f32.to_bits() + 1) as f64;
+/// assert_eq!(ulp_distance(1.0, next, DType::Float32), 1);
+/// // float16 has 10 fraction bits: 1 + 2⁻¹⁰ is 1's neighbour, 1 + 2⁻⁹ two away.
+/// assert_eq!(ulp_distance(1.0, 1.0 + 1.0 / 512.0, DType::Float16), 2);
+/// // Both sides round to the dtype first: these are the same float32.
+/// assert_eq!(ulp_distance(0.1, 0.1 + 1e-12, DType::Float32), 0);
+/// assert_eq!(ulp_distance(0.0, -0.0, DType::Float64), 0);
+/// assert_eq!(ulp_distance(f64::NAN, 1.0, DType::Float64), u64::MAX);
+/// ```
 pub fn ulp_distance(a: f64, b: f64, dtype: DType) -> u64 {
     if a.is_nan() || b.is_nan() {
         return if a.is_nan() && b.is_nan() { 0 } else { u64::MAX };

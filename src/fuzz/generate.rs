@@ -21,6 +21,19 @@ pub fn case_rng(seed: u64, index: u64) -> ChaCha8Rng {
 }
 
 /// Case `index` of the run with `seed`, drawn from `surface`.
+///
+/// The same arguments give the same case on any machine and thread count, so
+/// a failure is reported by its index and regenerated from it.
+///
+/// ```
+/// use ce_parity::fuzz::{case, Surface};
+///
+/// let surface = Surface::core(); // finite logits, so `==` can compare the cases
+/// let drawn = case(2026, 17, &surface);
+/// assert_eq!(drawn.name, "fuzz/seed2026/case17");
+/// assert_eq!(drawn, case(2026, 17, &surface));
+/// assert_ne!(drawn.input, case(2026, 18, &surface).input);
+/// ```
 pub fn case(seed: u64, index: u64, surface: &Surface) -> Case {
     let mut g = Gen {
         rng: case_rng(seed, index),

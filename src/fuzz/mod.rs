@@ -4,6 +4,31 @@
 //!
 //! Both sides are parameters, so the fuzzer runs without libtorch too (e.g.
 //! a deliberately wrong loss against the Rust one, in tests).
+//!
+//! A port that forgets `label_smoothing`, caught and shrunk against the Rust loss:
+//!
+//! ```
+//! use ce_parity::fixtures::Case;
+//! use ce_parity::fuzz::{self, Config, Surface};
+//! use ce_parity::runner::{run_rust, Implementation, Outcome, Status};
+//!
+//! fn forgets_smoothing(case: &Case) -> Outcome {
+//!     run_rust(&Case { label_smoothing: 0.0, ..case.clone() })
+//! }
+//! let (under_test, reference): (Implementation, Implementation) = (&forgets_smoothing, &run_rust);
+//!
+//! let config = Config { seed: 6, cases: 60, time_limit: None, surface: Surface::core(), jobs: 2 };
+//! let summary = fuzz::run(&config, under_test, reference, &|| {});
+//! assert_eq!(summary.run, 60);
+//! assert!(summary.failed > 0, "{}", summary.line());
+//!
+//! // Only cases with smoothing fail; shrinking keeps that and makes the case smaller.
+//! let first = fuzz::case(config.seed, summary.failures[0].index, &config.surface);
+//! assert!(first.label_smoothing > 0.0);
+//! let shrunk = fuzz::minimise(&first, under_test, reference, 500).case;
+//! assert!(shrunk.label_smoothing > 0.0 && shrunk.input.numel() <= first.input.numel());
+//! assert_eq!(fuzz::judge_case(&shrunk, under_test, reference).status, Status::Failed);
+//! ```
 
 mod generate;
 mod save;
@@ -29,10 +54,13 @@ use crate::tensor::DType;
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Selects the run: case `i` depends on (seed, i) alone.
     pub seed: u64,
     /// How many cases; the run may stop earlier at `time_limit`.
     pub cases: u64,
+    /// Stop claiming new cases after this long; `None` runs them all.
     pub time_limit: Option<Duration>,
+    /// What the cases are drawn from.
     pub surface: Surface,
     /// Worker threads; results do not depend on it.
     pub jobs: usize,
@@ -41,6 +69,7 @@ pub struct Config {
 /// A case that failed, by its index (regenerate it with [`case`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
+    /// The case's index in the run.
     pub index: u64,
     /// Why it failed, as `check` words it.
     pub note: String,
@@ -51,8 +80,11 @@ pub struct Failure {
 pub struct Summary {
     /// Cases run: exactly indices `0..run`.
     pub run: u64,
+    /// Cases where the two sides agree.
     pub passed: u64,
+    /// Cases where they disagree (each is in `failures`).
     pub failed: u64,
+    /// Cases a side could not run (e.g. an unsupported dtype mix).
     pub skipped: u64,
     /// Every failure, by index.
     pub failures: Vec<Failure>,
@@ -184,6 +216,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind of disagreement between two outcomes of one case.
     pub fn of(under_test: &Outcome, reference: &Outcome) -> Kind {
         let shape = |m: &str| m.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
         match (under_test, reference) {

@@ -18,6 +18,7 @@ const MAX_ELEMENT_EDITS: usize = 64;
 /// The result of shrinking.
 #[derive(Clone, Debug)]
 pub struct Shrunk {
+    /// The smallest failing case found.
     pub case: Case,
     /// How many candidates were tried.
     pub evaluations: usize,
@@ -26,6 +27,28 @@ pub struct Shrunk {
 }
 
 /// Shrinks `case` while `fails` holds, trying at most `budget` candidates.
+///
+/// Most callers want [`minimise`](super::minimise), which builds `fails`
+/// from two implementations; this is the search itself, for any predicate.
+///
+/// ```
+/// use ce_parity::fixtures::Case;
+/// use ce_parity::fuzz::shrink;
+/// use ce_parity::tensor::{DType, Tensor};
+///
+/// // 4 rows of 5 classes, "failing" while some logit exceeds 2.
+/// let logits: Vec<f64> = (0..20).map(|i| i as f64 * 0.25).collect();
+/// let case = Case::new(
+///     "big",
+///     Tensor::float(DType::Float64, vec![4, 5], logits),
+///     Tensor::int(DType::Int64, vec![4], vec![0, 1, 2, 3]),
+/// );
+/// let fails = |c: &Case| c.input.to_f64().iter().any(|&x| x > 2.0);
+/// let shrunk = shrink(&case, &fails, 1000);
+/// assert!(fails(&shrunk.case));
+/// assert!(shrunk.case.input.numel() < case.input.numel());
+/// assert!(shrunk.steps > 0 && shrunk.evaluations >= shrunk.steps);
+/// ```
 pub fn shrink(case: &Case, fails: &dyn Fn(&Case) -> bool, budget: usize) -> Shrunk {
     let mut current = case.clone();
     let (mut evaluations, mut steps) = (0, 0);

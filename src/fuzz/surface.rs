@@ -33,6 +33,7 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// Every feature, in declaration order.
     pub const ALL: [Feature; 11] = [
         Feature::KDim,
         Feature::Unbatched,
@@ -47,6 +48,7 @@ impl Feature {
         Feature::Clip,
     ];
 
+    /// The name `--surface` takes, e.g. `"kdim"`.
     pub fn name(self) -> &'static str {
         match self {
             Feature::KDim => "kdim",
@@ -65,6 +67,17 @@ impl Feature {
 }
 
 /// A set of features.
+///
+/// ```
+/// use ce_parity::fuzz::{Feature, Surface};
+///
+/// let surface = Surface::parse("core,half,kdim")?;
+/// assert!(surface.has(Feature::Half) && !surface.has(Feature::Invalid));
+/// assert_eq!(surface.to_string(), "kdim,half");
+/// let valid_only = Surface::parse("all,-invalid")?;
+/// assert!(valid_only.has(Feature::NonFinite) && !valid_only.has(Feature::Invalid));
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Surface {
     features: Vec<Feature>,
@@ -89,6 +102,7 @@ impl Surface {
         Surface::of(&[])
     }
 
+    /// Exactly these features (order and repeats do not matter).
     pub fn of(features: &[Feature]) -> Surface {
         let mut features = features.to_vec();
         features.sort();
@@ -96,6 +110,7 @@ impl Surface {
         Surface { features }
     }
 
+    /// Whether the generator may draw cases with `feature`.
     pub fn has(&self, feature: Feature) -> bool {
         self.features.contains(&feature)
     }

@@ -6,6 +6,25 @@ use std::fmt;
 use crate::tensor::DType;
 
 /// Why the loss rejected its input.
+///
+/// Its `Display` is the message libtorch raises for the same call (first
+/// line), so an error can be compared with libtorch's verbatim. Three have no
+/// libtorch counterpart and word their own message: a NaN `label_smoothing`
+/// (which libtorch takes as 0) and the library-only buffer checks.
+///
+/// ```
+/// use ce_parity::loss::{cross_entropy, LossError, Options, Target, View};
+///
+/// let logits = [0.0f32; 6];
+/// let error = cross_entropy(
+///     View::new(&logits, &[2, 3]),
+///     Target::Classes(View::new(&[0, 3], &[2])),
+///     &Options::default(),
+/// )
+/// .unwrap_err();
+/// assert_eq!(error, LossError::TargetOutOfBounds(3));
+/// assert_eq!(error.to_string(), "Target 3 is out of bounds.");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum LossError {
     /// `label_smoothing` > 1 (libtorch's message).
@@ -18,15 +37,29 @@ pub enum LossError {
     /// character (the raw byte; bytes above 127 are not UTF-8 and read as U+FFFD).
     TargetOutOfBoundsByte(u8),
     /// Input and target disagree on the batch dimension.
-    BatchSizeMismatch { input: usize, target: usize },
+    BatchSizeMismatch {
+        /// N, the input's first dim.
+        input: usize,
+        /// The target's first dim.
+        target: usize,
+    },
     /// The weight does not have exactly one entry per class.
     WeightShape {
+        /// C, the input's class count.
         classes: usize,
+        /// The weight's shape as given.
         shape: Vec<usize>,
+        /// Whether the target holds probabilities (libtorch then prefixes
+        /// its message with `cross_entropy: `).
         probabilities: bool,
     },
     /// Spatial target dims disagree with the input's.
-    TargetSize { expected: Vec<usize>, got: Vec<usize> },
+    TargetSize {
+        /// The input's shape without its class dim.
+        expected: Vec<usize>,
+        /// The target's shape.
+        got: Vec<usize>,
+    },
     /// Class-probability target (same shape as input) with an integer dtype.
     ProbabilityTargetNotFloat(DType),
     /// `ignore_index` ≥ 0 with class-probability targets.
@@ -37,13 +70,21 @@ pub enum LossError {
     FloatClassTarget(DType),
     /// An element type the op does not take there, e.g. an integer input or a
     /// weight whose dtype differs from the input's.
-    DTypeMismatch { expected: DType, found: DType },
+    DTypeMismatch {
+        /// The dtype libtorch requires there.
+        expected: DType,
+        /// The dtype given.
+        found: DType,
+    },
     /// Any other rejection libtorch makes, with its message.
     Rejected(String),
     /// A buffer whose length disagrees with its shape (library-only check).
     DataLength {
+        /// Which buffer: `"input"`, `"target"`, `"grad_output"` or `"out"`.
         what: &'static str,
+        /// The shape the buffer should fill.
         shape: Vec<usize>,
+        /// The buffer's actual length.
         len: usize,
     },
     /// `clip_loss`'s similarity matrix is not 2-D (library-only check).
@@ -52,7 +93,12 @@ pub enum LossError {
     /// check: libtorch would divide by it and return inf or NaN).
     Temperature(f64),
     /// `grad_output` not shaped like the loss (library-only check).
-    GradOutputShape { expected: Vec<usize>, got: Vec<usize> },
+    GradOutputShape {
+        /// The loss's shape: `[]` when reduced, else the target's.
+        expected: Vec<usize>,
+        /// The shape given.
+        got: Vec<usize>,
+    },
 }
 
 impl fmt::Display for LossError {
@@ -125,6 +171,14 @@ impl std::error::Error for LossError {}
 
 /// Formats a double as C++'s `ostream << double` does (`%g`, 6 significant digits),
 /// so our messages match libtorch's byte for byte.
+///
+/// ```
+/// use ce_parity::loss::format_like_cpp;
+/// assert_eq!(format_like_cpp(1.5), "1.5");
+/// assert_eq!(format_like_cpp(2.0), "2");
+/// assert_eq!(format_like_cpp(123456789.0), "1.23457e+08");
+/// assert_eq!(format_like_cpp(0.00001), "1e-05");
+/// ```
 pub fn format_like_cpp(v: f64) -> String {
     if v.is_nan() {
         return "nan".into();

@@ -13,7 +13,10 @@ use super::reduced;
 /// else a single value with shape `[]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Loss<T> {
+    /// The values, row-major; one value when reduced.
     pub values: Vec<T>,
+    /// `[]` when reduced; under `none` the target's shape (N, d1, …, dk),
+    /// or `[]` for unbatched input.
     pub shape: Vec<usize>,
 }
 
@@ -26,7 +29,11 @@ impl<T: Copy> Loss<T> {
 
 /// `F.cross_entropy(input, target, weight, ignore_index=…, reduction=…, label_smoothing=…)`.
 ///
-/// The class dimension is 1 (0 for unbatched input of shape `(C,)`).
+/// The class dimension is 1 (0 for unbatched input of shape `(C,)`). For
+/// the gradient too, use [`cross_entropy_with_grad`](super::cross_entropy_with_grad),
+/// which computes both in one pass.
+///
+/// The example is the article's call; libtorch 2.13 gives 0.596669.
 ///
 /// ```
 /// use ce_parity::loss::{cross_entropy, Options, Target, View};

@@ -14,14 +14,18 @@ use super::reduced;
 /// Gradients, each shaped like the input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gradients<T> {
+    /// d/d input, row-major like the input.
     pub input: Vec<T>,
-    /// Only for probability targets.
+    /// d/d target, only for probability targets (class indices have none).
     pub target: Option<Vec<T>>,
 }
 
 /// The gradient of `(cross_entropy(input, target) * grad_output).sum()`.
 ///
-/// `grad_output` defaults to ones shaped like the loss.
+/// `grad_output` is the upstream gradient, shaped like the loss (`[]` when
+/// reduced); `None` means ones, as `loss.backward()` on a reduced loss. The
+/// result is what libtorch's autograd gives: for index targets without
+/// smoothing, softmax minus one-hot, scaled by the weight and the reduction.
 ///
 /// ```
 /// use ce_parity::loss::{cross_entropy_backward, Options, Target, View, Reduction};
@@ -36,9 +40,32 @@ pub struct Gradients<T> {
 /// # Ok::<(), ce_parity::loss::LossError>(())
 /// ```
 ///
+/// An upstream gradient per row under `none`: ½ for each of the article's two
+/// rows gives the gradient of their mean, which libtorch recorded.
+///
+/// ```
+/// use ce_parity::loss::{cross_entropy_backward, Options, Reduction, Target, View};
+/// let logits = [2.0f32, 1.0, 0.1, 0.5, 1.5, 0.8];
+/// let options = Options { reduction: Reduction::None, label_smoothing: 0.1, ..Options::default() };
+/// let grad = cross_entropy_backward(
+///     View::new(&logits, &[2, 3]),
+///     Target::Classes(View::new(&[0, 1], &[2])),
+///     &options,
+///     Some(View::new(&[0.5, 0.5], &[2])),
+/// )?;
+/// let libtorch_mean = [-0.13716608, 0.104549825, 0.03261628, 0.08198884, -0.19849318, 0.116504356];
+/// for (ours, theirs) in grad.input.iter().zip(libtorch_mean) {
+///     assert!((ours - theirs).abs() < 1e-6);
+/// }
+/// assert!(grad.target.is_none()); // class indices have no gradient
+/// # Ok::<(), ce_parity::loss::LossError>(())
+/// ```
+///
 /// # Errors
 /// As [`cross_entropy`](super::cross_entropy), plus [`LossError::GradOutputShape`]
-/// when `grad_output` is not shaped like the loss.
+/// or [`LossError::DataLength`] when `grad_output` does not fit the loss's
+/// shape, and libtorch's size mismatch for 1-D input with a `[1]`-shaped
+/// class target (its forward takes that, its backward does not).
 pub fn cross_entropy_backward<T: Element>(
     input: View<'_, T>,
     target: Target<'_, T>,

@@ -1,5 +1,29 @@
 //! The loss: `F.cross_entropy` in pure Rust — options, validation, forward,
 //! gradient and the per-position kernel.
+//!
+//! A call borrows its tensors as [`View`]s (flat row-major data and a shape),
+//! names its target's kind with [`Target`] and its keyword arguments with
+//! [`Options`]; the element type is any [`Element`] (f32, f64, f16, bf16).
+//!
+//! | PyTorch | here |
+//! |---|---|
+//! | `loss = F.cross_entropy(x, y, …)` | [`cross_entropy`] |
+//! | `loss.backward(g)`, then `x.grad` | [`cross_entropy_backward`] |
+//! | both, in one pass over the logits | [`cross_entropy_with_grad`], [`cross_entropy_with_grad_into`], [`cross_entropy_with_grad_in_place`] |
+//! | the `RuntimeError` for a bad call | [`LossError`], with libtorch's message; [`check_signature`] without data |
+//!
+//! With lp = log_softmax(x) over the class dim, w the class weights (or 1), ε
+//! the smoothing and C the class count, position i with class target y_i
+//! (not `ignore_index`) costs
+//! (1−ε)·(−w_{y_i}·lp_{i,y_i}) + (ε/C)·(−Σ_c w_c·lp_{i,c});
+//! `mean` divides the sum by Σ_i w_{y_i} over the kept positions. A probability
+//! target t costs −Σ_c w_c·q_c·lp_{i,c} with q = (1−ε)·t + ε/C, and `mean`
+//! divides by the number of positions. The NLL and smoothing terms are reduced
+//! separately and then combined, as libtorch does, so infinities and NaNs come
+//! out where libtorch's do.
+//!
+//! Results are deterministic: the same bits for any thread count and, for
+//! the fused kernel, on every [`SimdLevel`].
 
 mod class_targets;
 mod clip;

@@ -54,13 +54,25 @@ impl Problem<'_> {
 }
 
 /// What validation needs to know about a call: dtypes and shapes, no data.
+///
+/// Unlike the typed API it can describe any call a Python user could make,
+/// e.g. int64 logits or a float64 weight beside float32 input, so code that
+/// holds dynamically typed tensors asks [`check_signature`] for libtorch's
+/// verdict before choosing an element type.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Signature<'a> {
+    /// The input's dtype and shape.
     pub input: (DType, &'a [usize]),
+    /// The target's dtype and shape; a shape equal to the input's means
+    /// probabilities, as in PyTorch.
     pub target: (DType, &'a [usize]),
+    /// The weight's dtype and shape, if any.
     pub weight: Option<(DType, &'a [usize])>,
+    /// As [`Options::ignore_index`].
     pub ignore_index: i64,
+    /// As [`Options::label_smoothing`].
     pub label_smoothing: f64,
+    /// As [`Options::reduction`].
     pub reduction: Reduction,
 }
 
@@ -69,6 +81,7 @@ pub struct Signature<'a> {
 pub struct Accepted {
     /// Class-probability targets (the target has the input's shape).
     pub probabilities: bool,
+    /// C, the size of the class dim.
     pub classes: usize,
 }
 
@@ -78,6 +91,30 @@ fn weight_numel(shape: &[usize]) -> usize {
 
 /// Checks a call's dtypes and shapes as libtorch does, in libtorch's order.
 /// Target values (out-of-range classes) are checked later, with the data.
+///
+/// ```
+/// use ce_parity::loss::{check_signature, Reduction, Signature};
+/// use ce_parity::tensor::DType;
+///
+/// let mut call = Signature {
+///     input: (DType::Float32, &[8, 10]),
+///     target: (DType::Int64, &[8]),
+///     weight: None,
+///     ignore_index: -100,
+///     label_smoothing: 0.1,
+///     reduction: Reduction::Mean,
+/// };
+/// let accepted = check_signature(&call)?;
+/// assert_eq!((accepted.probabilities, accepted.classes), (false, 10));
+///
+/// // Integer logits: libtorch's log_softmax has no kernel for them.
+/// call.input.0 = DType::Int64;
+/// assert_eq!(
+///     check_signature(&call).unwrap_err().to_string(),
+///     "\"log_softmax_lastdim_kernel_impl\" not implemented for 'Long'"
+/// );
+/// # Ok::<(), ce_parity::loss::LossError>(())
+/// ```
 ///
 /// # Errors
 /// The [`LossError`] libtorch would raise first.

@@ -54,6 +54,26 @@ pub fn current() -> SimdLevel {
 /// Forces a level for the whole process (`None`: back to detection), for
 /// tests and benchmarks that compare the levels. A level above what the CPU
 /// supports runs as the best supported one.
+///
+/// ```
+/// use ce_parity::loss::{cross_entropy, set_simd_level, simd, Options, SimdLevel, Target, View};
+///
+/// let logits: Vec<f32> = (0..64 * 100).map(|i| (i % 7) as f32 * 0.3).collect();
+/// let targets: Vec<i64> = (0..64).map(|i| i % 100).collect();
+/// let loss_at = |level| {
+///     set_simd_level(level);
+///     let options = Options { label_smoothing: 0.1, ..Options::default() };
+///     cross_entropy(View::new(&logits, &[64, 100]), Target::Classes(View::new(&targets, &[64])), &options)
+///         .unwrap()
+///         .item()
+///         .unwrap()
+/// };
+/// let portable = loss_at(Some(SimdLevel::Scalar));
+/// assert_eq!(simd::current(), SimdLevel::Scalar);
+/// let best = loss_at(None);
+/// assert_eq!(simd::current(), simd::detected());
+/// assert_eq!(portable.to_bits(), best.to_bits());
+/// ```
 pub fn set_simd_level(level: Option<SimdLevel>) {
     let value = match level {
         None => AUTO,

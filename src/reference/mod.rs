@@ -10,7 +10,7 @@ use crate::fixtures::{Case, LossKind};
 use crate::runner::{first_line, Outcome};
 use crate::tensor::{DType, Data, Tensor};
 
-/// "libtorch <version>", as recorded in fixtures' `expected.producer`.
+/// `"libtorch <version>"`, as recorded in fixtures' `expected.producer`.
 pub fn producer() -> String {
     format!("libtorch {} via tch 0.26", libtorch_version())
 }
