@@ -57,12 +57,16 @@ pub fn clip_loss<T: Element>(similarity: View<'_, T>, temperature: f64, label_sm
 /// upstream gradient `grad_output` (default 1): d(loss·g)/dS, shaped N×M.
 ///
 /// ```
-/// use ce_parity::loss::{clip_loss_with_grad, View};
+/// use ce_parity::loss::{clip_loss, clip_loss_with_grad, View};
 /// let s = [0.3f32, 0.1, -0.2, 0.4];
-/// let (loss, grad) = clip_loss_with_grad(View::new(&s, &[2, 2]), 0.07, 0.1, None)?;
-/// assert!(loss > 0.0);
+/// let (loss, grad) = clip_loss_with_grad(View::new(&s, &[2, 2]), 0.07, 0.0, None)?;
+/// assert_eq!(loss, clip_loss(View::new(&s, &[2, 2]), 0.07, 0.0)?);
 /// // Raising a pair's similarity lowers the loss; raising a mismatch's raises it.
 /// assert!(grad[0] < 0.0 && grad[3] < 0.0 && grad[1] > 0.0 && grad[2] > 0.0);
+/// // libtorch 2.13: S.grad after ((F.cross_entropy(x, t) + F.cross_entropy(x[:, :2].t(), t)) * 0.5).backward()
+/// let libtorch = [-0.1968, 0.2425, 0.0035, -0.0492];
+/// assert!(grad.iter().zip(libtorch).all(|(g, t)| (g - t).abs() < 1e-4));
+/// assert!((loss - 0.0176234).abs() < 1e-6);
 /// # Ok::<(), ce_parity::loss::LossError>(())
 /// ```
 ///
