@@ -5,11 +5,14 @@
 //! - [`reference`]: libtorch through `tch` (feature `torch`).
 //! - [`fixtures`]: the `ce-parity-fixture/1` JSON format.
 //! - [`compare`]: tolerances, ULP distances and case reports.
+//! - [`explain`]: a case step by step (softmax, smoothed target, per-sample
+//!   loss, reduction), each step checked against libtorch.
 //! - [`fuzz`]: random cases, Rust against a reference, shrunk on failure.
 //! - [`npy`]: reading NumPy `.npy` files.
 //! - [`runner`]: runs one case through Rust and libtorch and judges it.
 
 pub mod compare;
+pub mod explain;
 pub mod fixtures;
 pub mod fuzz;
 pub mod loss;
