@@ -23,8 +23,14 @@ fn render(file: &str, e: &Explanation<'_>) -> String {
     };
     line(format!("{} ({file})", case.name));
     line(call(case));
+    // K-dim input: a sample is a position (n, d1, …).
+    let positions = if case.input.shape.len() > 2 {
+        " (positions (n, d1, …) in row-major order)"
+    } else {
+        ""
+    };
     line(format!(
-        "input {} {:?}: {} samples of {} classes",
+        "input {} {:?}: {} samples{positions} of {} classes",
         case.input.dtype,
         case.input.shape,
         e.geometry.samples(),
@@ -45,7 +51,11 @@ fn render(file: &str, e: &Explanation<'_>) -> String {
         line(format!("{message}; {}", coverage(e)));
     }
     line(String::new());
-    line("Input: logits x[i,c] and targets y_i".to_string());
+    line(if case.target.dtype.is_float() {
+        "Input: logits x[i,c] (the targets are class probabilities t[i,c], smoothed in step 2)".to_string()
+    } else {
+        "Input: logits x[i,c] and targets y_i".to_string()
+    });
     for text in input_rows(case, &window) {
         line(text);
     }
@@ -82,7 +92,8 @@ fn call(case: &Case) -> String {
     if let Some(weight) = &case.weight {
         let w = weight.to_f64();
         if w.len() <= SHOWN {
-            options.push(format!("weight={}", list(&w, 4)));
+            let items: Vec<String> = w.iter().map(|&v| plain_number(v)).collect();
+            options.push(format!("weight=[{}]", items.join(", ")));
         } else {
             options.push(format!("weight=<{} values>", w.len()));
         }
@@ -104,7 +115,7 @@ fn coverage(e: &Explanation<'_>) -> String {
     }
 }
 
-/// The shown logits, each row with its target (index targets) or a note.
+/// The shown logits, each row with its class index when the targets are indices.
 fn input_rows(case: &Case, window: &Window) -> Vec<String> {
     let rows = window.rows(&case.input.to_f64());
     let targets: Vec<String> = match &case.target.data {
@@ -113,17 +124,17 @@ fn input_rows(case: &Case, window: &Window) -> Vec<String> {
             .take(window.samples)
             .map(|&y| {
                 if y == case.ignore_index {
-                    format!("y = {y} (ignored)")
+                    format!("   y = {y} (ignored)")
                 } else {
-                    format!("y = {y}")
+                    format!("   y = {y}")
                 }
             })
             .collect(),
-        Data::Float(_) => vec!["y: class probabilities".to_string(); rows.len()],
+        Data::Float(_) => vec![String::new(); rows.len()],
     };
     let mut lines = matrix(&rows, window);
     for (text, target) in lines.iter_mut().zip(targets) {
-        text.push_str(&format!("   {target}"));
+        text.push_str(&target);
     }
     lines.extend(more_samples(window));
     lines

@@ -65,8 +65,9 @@ impl Targets {
         if self.ignored == 0 {
             return String::new();
         }
+        let samples = if self.ignored == 1 { "sample" } else { "samples" };
         format!(
-            "; {what} where y_i = ignore_index ({}): {} sample(s)",
+            "; {what} where y_i = ignore_index ({}, {} {samples})",
             case.ignore_index, self.ignored
         )
     }
@@ -107,7 +108,7 @@ fn per_sample(case: &Case, targets: &Targets) -> String {
         (false, _, true) => "ℓ_i = −Σ_c w[c]·q[i,c]·log p[i,c]".to_string(),
     };
     format!(
-        "{formula}{} (the loss under reduction \"none\")",
+        "{formula} (the loss under reduction \"none\"){}",
         targets.ignored_note(case, "ℓ_i = 0")
     )
 }
@@ -128,7 +129,7 @@ fn reduction(case: &Case, targets: &Targets, per_sample_sum: f64) -> String {
             ),
             (true, None) => format!("loss = Σ_i ℓ_i / N = {sum} / {} (reduction \"mean\")", targets.kept),
             (false, _) => format!(
-                "loss = Σ_i ℓ_i / N, N every sample (probability targets) = {sum} / {} (reduction \"mean\")",
+                "loss = Σ_i ℓ_i / N over every sample (probability targets) = {sum} / {} (reduction \"mean\")",
                 targets.kept
             ),
         },
@@ -171,7 +172,8 @@ mod tests {
         );
         let per_sample = formula(Quantity::LossPerSample, &case, g, 0.0);
         assert!(
-            per_sample.contains("(1 − ε)·w[y_i]") && per_sample.contains("ℓ_i = 0 where y_i = ignore_index (-100)")
+            per_sample.contains("(1 − ε)·w[y_i]")
+                && per_sample.ends_with("ℓ_i = 0 where y_i = ignore_index (-100, 1 sample)")
         );
     }
 

@@ -7,6 +7,7 @@ mod binary;
 mod cli;
 mod closed_form;
 mod errors;
+mod explain;
 mod fixtures;
 mod fuzz;
 mod hostile;
