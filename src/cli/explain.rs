@@ -41,6 +41,7 @@ pub struct Args {
     tensors: TensorArgs,
 }
 
+/// Explains the chosen case; the exit code says whether a step disagrees.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (file, case) = select(&args)?;
     let against = if args.no_libtorch {

@@ -9,6 +9,7 @@ use ce_parity::fixtures::{Case, Quantity};
 use ce_parity::runner::ClaimReport;
 use ce_parity::tensor::Data;
 
+/// Prints the explanation of the case from `file` as text.
 pub fn print(file: &str, explained: &Explanation<'_>) {
     print!("{}", render(file, explained));
 }
@@ -30,11 +31,11 @@ fn render(file: &str, e: &Explanation<'_>) -> String {
         ""
     };
     line(format!(
-        "input {} {:?}: {} samples{positions} of {} classes",
+        "input {} {:?}: {}{positions} of {}",
         case.input.dtype,
         case.input.shape,
-        e.geometry.samples(),
-        e.geometry.classes,
+        counted(e.geometry.samples(), "sample"),
+        counted(e.geometry.classes, "class"),
     ));
     line(format!(
         "each step checked against {}, within {}'s tolerance (rtol {:e}, atol {:e})",
@@ -192,6 +193,15 @@ fn matrix(rows: &[Vec<f64>], window: &Window) -> Vec<String> {
             format!("  {label:<label_width$}  {}{tail}", body.join("  "))
         })
         .collect()
+}
+
+/// "1 sample", "3 classes".
+fn counted(n: usize, what: &str) -> String {
+    match (n, what.ends_with('s')) {
+        (1, _) => format!("1 {what}"),
+        (_, true) => format!("{n} {what}es"),
+        (_, false) => format!("{n} {what}s"),
+    }
 }
 
 fn more_samples(window: &Window) -> Option<String> {

@@ -69,6 +69,7 @@ impl Verdict {
 /// How one step's Rust values compare with the reference.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {
+    /// Agree, disagree or unchecked.
     pub verdict: Verdict,
     /// What the Rust values were compared with, e.g. "libtorch and the
     /// recorded values"; empty when unchecked.
@@ -92,6 +93,7 @@ pub struct Step {
     pub rust: Tensor,
     /// libtorch's values (live, or as recorded in the case); None when unchecked.
     pub libtorch: Option<Tensor>,
+    /// The Rust values against libtorch's (or the recorded values).
     pub check: Check,
 }
 
@@ -120,7 +122,9 @@ impl Step {
 /// A case explained: its four steps, checked, and its claims audited.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explanation<'a> {
+    /// The case explained.
     pub case: &'a Case,
+    /// Samples and classes of the case's input.
     pub geometry: Geometry,
     /// The tolerance every step was judged with (the input dtype's default).
     pub tolerance: Tolerance,
@@ -164,11 +168,26 @@ impl Explanation<'_> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExplainError {
     /// The case computes another loss (e.g. CLIP); explain covers cross-entropy.
-    NotCrossEntropy { case: String, loss: &'static str },
+    NotCrossEntropy {
+        /// The case's name.
+        case: String,
+        /// The loss's name in fixture files, e.g. `clip`.
+        loss: &'static str,
+    },
     /// The loss rejects the case (as libtorch does): the first line of its message.
-    Rejected { case: String, message: String },
+    Rejected {
+        /// The case's name.
+        case: String,
+        /// The first line of the loss's message, libtorch's words.
+        message: String,
+    },
     /// The Rust loss cannot run the case (e.g. mixed dtypes).
-    Unsupported { case: String, reason: String },
+    Unsupported {
+        /// The case's name.
+        case: String,
+        /// Why, e.g. "target is float64 but input is float32; …".
+        reason: String,
+    },
 }
 
 impl fmt::Display for ExplainError {
@@ -233,7 +252,8 @@ pub fn explain(case: &Case, against: Against) -> Result<Explanation<'_>, Explain
     let probabilities = runner::softmax(&case.input).ok_or_else(|| rejected("softmax"))?;
     let smoothed = smoothed_target(case, geometry).ok_or_else(|| rejected("smoothed target"))?;
     // The reduction's formula shows its numerator.
-    let per_sample_sum: f64 = rust_per_sample.to_f64().iter().sum();
+    // + 0.0: an empty sum is −0.0, which would print as "-0.000000".
+    let per_sample_sum: f64 = rust_per_sample.to_f64().iter().sum::<f64>() + 0.0;
     let as_input = |values: Vec<f64>| Tensor::float(DType::Float64, case.input.shape.clone(), values);
 
     let tolerance = Tolerance::default_for(case.input.dtype);
@@ -281,13 +301,15 @@ pub fn explain(case: &Case, against: Against) -> Result<Explanation<'_>, Explain
 }
 
 /// The case under reduction "none", with its recorded values only if they are
-/// of that reduction, and no claims.
+/// of that reduction, and no claims. Its upstream gradient is dropped: it is
+/// shaped like the case's loss, and only the forward values are explained.
 fn per_sample(case: &Case) -> Case {
-    let expected = case.expected.clone().filter(|_| case.reduction == Reduction::None);
+    let same_reduction = case.reduction == Reduction::None;
     Case {
         name: format!("{} (reduction none)", case.name),
         reduction: Reduction::None,
-        expected,
+        grad_output: case.grad_output.clone().filter(|_| same_reduction),
+        expected: case.expected.clone().filter(|_| same_reduction),
         claims: Vec::new(),
         ..case.clone()
     }

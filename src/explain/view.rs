@@ -66,8 +66,11 @@ pub enum Layout {
 /// The samples and classes shown, out of how many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
+    /// How many samples are shown (the first ones).
     pub samples: usize,
+    /// How many classes are shown (the first ones).
     pub classes: usize,
+    /// The whole case's samples and classes.
     pub geometry: Geometry,
 }
 
