@@ -246,8 +246,8 @@ fn verdict(step: &Step) -> String {
 fn claim_lines(claim: &ClaimReport, e: &Explanation<'_>, window: &Window) -> Vec<String> {
     let printed = &claim.claim.value;
     let mut lines = vec![format!("  {} ({})", claim.claim.quantity.name(), claim.claim.source)];
-    let shown_printed = if claim.claim.scalar {
-        plain_number(printed[0])
+    let shown_printed = if let (true, [value]) = (claim.claim.scalar, printed.as_slice()) {
+        plain_number(*value)
     } else {
         list(&printed[..printed.len().min(SHOWN)], 4) + if printed.len() > SHOWN { " …" } else { "" }
     };
@@ -271,7 +271,7 @@ fn claim_lines(claim: &ClaimReport, e: &Explanation<'_>, window: &Window) -> Vec
     }
     let by_row = matches!(claim.claim.quantity, Quantity::Softmax | Quantity::SmoothedTarget)
         && actual.len() == e.case.input.numel();
-    if claim.claim.scalar || actual.len() == 1 {
+    if let [actual] = actual.as_slice() {
         let who = if claim.claim.quantity == Quantity::Loss {
             format!("{} gives", e.loss_from)
         } else {
@@ -279,7 +279,7 @@ fn claim_lines(claim: &ClaimReport, e: &Explanation<'_>, window: &Window) -> Vec
         };
         lines.push(format!(
             "    printed {shown_printed} — does not hold; {who} {}",
-            number(actual[0], 6)
+            number(*actual, 6)
         ));
     } else if by_row {
         let mut samples: Vec<usize> = claim.wrong.iter().map(|&i| e.geometry.sample_at(i)).collect();
