@@ -3,7 +3,7 @@
 
 use super::{Against, Check, Verdict};
 use crate::compare::{compare, Difference, Tolerance};
-use crate::fixtures::{Case, Quantity, Recorded};
+use crate::fixtures::{Case, Quantity};
 use crate::runner::{run_rust, verdict, Outcome, Status};
 use crate::tensor::Tensor;
 
@@ -114,7 +114,10 @@ impl<'a> Reference<'a> {
         };
         let float64 = |c: &Case| self.float64(c);
         let report = verdict(step_case, &rust, libtorch.as_ref(), float64, tolerance);
-        let recorded = step_case.expected.as_ref().and_then(|e| recorded_loss(&e.result));
+        let recorded = step_case
+            .expected
+            .as_ref()
+            .and_then(|e| outcome_loss(&Outcome::from_recorded(&e.result)));
         let shown = libtorch.as_ref().and_then(outcome_loss).or(recorded);
         let mut against = Vec::new();
         if report.comparisons.iter().any(|c| c.between.1 == "libtorch") {
@@ -148,7 +151,7 @@ impl<'a> Reference<'a> {
             return Some((loss, "libtorch".into()));
         }
         let expected = self.case.expected.as_ref()?;
-        let loss = recorded_loss(&expected.result)?;
+        let loss = outcome_loss(&Outcome::from_recorded(&expected.result))?;
         Some((loss, format!("{} (recorded)", expected.producer)))
     }
 
@@ -188,13 +191,6 @@ fn outcome_loss(outcome: &Outcome) -> Option<Tensor> {
     match outcome {
         Outcome::Values { loss, .. } => Some(loss.clone()),
         _ => None,
-    }
-}
-
-fn recorded_loss(recorded: &Recorded) -> Option<Tensor> {
-    match recorded {
-        Recorded::Values { loss, .. } => Some(loss.clone()),
-        Recorded::Error(_) => None,
     }
 }
 
