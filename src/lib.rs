@@ -49,6 +49,10 @@
 //! - [`fixtures`]: the `ce-parity-fixture/1` JSON format, and the recorded
 //!   suites compiled into the crate ([`fixtures::bundled`]).
 //! - [`compare`]: tolerances, ULP distances and the comparison of two tensors.
+//! - [`loss::clip_loss`] and [`loss::clip_loss_with_grad`]: the image–text
+//!   contrastive loss ½·(CE(S/τ) + CE(Sᵀ/τ)) built from it.
+//! - [`explain`]: a case step by step (softmax, smoothed target, per-sample
+//!   loss, reduction), each step checked against libtorch.
 //! - [`fuzz`]: random cases, an implementation against a reference, shrunk on failure.
 //! - [`npy`]: reading NumPy `.npy` files.
 //! - [`runner`]: runs one case through Rust and libtorch and judges it.
@@ -70,6 +74,7 @@
 //! the evidence.
 
 pub mod compare;
+pub mod explain;
 pub mod fixtures;
 pub mod fuzz;
 pub mod loss;

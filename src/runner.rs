@@ -391,8 +391,9 @@ fn compare_outcomes(
 }
 
 /// Computes a claimed quantity here (closed form, or the Rust loss, which the
-/// same case checks against libtorch) and tests the claim.
-fn audit_claim(case: &Case, claim: &Claim, loss: Option<&Tensor>) -> ClaimReport {
+/// same case checks against libtorch) and tests the claim. `loss` is the
+/// case's loss from the most trusted source at hand, for [`Quantity::Loss`].
+pub fn audit_claim(case: &Case, claim: &Claim, loss: Option<&Tensor>) -> ClaimReport {
     let actual: Option<Vec<f64>> = match claim.quantity {
         Quantity::Loss => loss.map(Tensor::to_f64),
         Quantity::LossPerSample => {
@@ -428,8 +429,8 @@ fn audit_claim(case: &Case, claim: &Claim, loss: Option<&Tensor>) -> ClaimReport
     }
 }
 
-/// Geometry of the class dim: (outer, classes, inner).
-fn class_geometry(shape: &[usize]) -> Option<(usize, usize, usize)> {
+/// Geometry of the class dim: (outer, classes, inner); None for a 0-d shape.
+pub fn class_geometry(shape: &[usize]) -> Option<(usize, usize, usize)> {
     match shape.len() {
         0 => None,
         1 => Some((1, shape[0], 1)),
@@ -437,8 +438,8 @@ fn class_geometry(shape: &[usize]) -> Option<(usize, usize, usize)> {
     }
 }
 
-/// softmax over the class dim, in f64.
-fn softmax(input: &Tensor) -> Option<Vec<f64>> {
+/// softmax over the class dim, in f64; None for a 0-d input.
+pub fn softmax(input: &Tensor) -> Option<Vec<f64>> {
     let (outer, classes, inner) = class_geometry(&input.shape)?;
     let x = input.to_f64();
     let mut out = vec![0.0; x.len()];
@@ -455,8 +456,9 @@ fn softmax(input: &Tensor) -> Option<Vec<f64>> {
     Some(out)
 }
 
-/// q = t·(1−ε) + ε/C, with t one-hot for index targets (all zero for ignored rows).
-fn smoothed_target(case: &Case) -> Option<Vec<f64>> {
+/// q = t·(1−ε) + ε/C, with t one-hot for index targets (all zero for ignored
+/// rows); None when the target does not fit the input or a class is out of range.
+pub fn smoothed_target(case: &Case) -> Option<Vec<f64>> {
     let (outer, classes, inner) = class_geometry(&case.input.shape)?;
     let e = case.label_smoothing.max(0.0);
     let mut t = vec![0.0; case.input.numel()];

@@ -3,11 +3,12 @@
 use serde_json::{json, Value};
 
 use ce_parity::compare::Difference;
-use ce_parity::runner::{CaseReport, Status};
+use ce_parity::runner::{CaseReport, ClaimReport, Status};
 
 use super::check::{FileReport, Totals};
 
-fn finite_or_null(v: f64) -> Value {
+/// A finite number, or null (JSON has no NaN or infinities).
+pub fn finite_or_null(v: f64) -> Value {
     if v.is_finite() {
         json!(v)
     } else {
@@ -42,15 +43,20 @@ fn case(c: &CaseReport) -> Value {
             "detail": k.detail,
             "difference": difference(&k.difference),
         })).collect::<Vec<_>>(),
-        "claims": c.claims.iter().map(|k| json!({
-            "quantity": k.claim.quantity.name(),
-            "claimed": k.claim.value,
-            "atol": k.claim.atol,
-            "source": k.claim.source,
-            "actual": k.actual.as_ref().map(|a| a.iter().map(|&v| finite_or_null(v)).collect::<Vec<_>>()),
-            "holds": k.holds,
-            "wrong_indices": k.wrong,
-        })).collect::<Vec<_>>(),
+        "claims": c.claims.iter().map(claim).collect::<Vec<_>>(),
+    })
+}
+
+/// An audited claim (shared with `explain --format json`).
+pub fn claim(k: &ClaimReport) -> Value {
+    json!({
+        "quantity": k.claim.quantity.name(),
+        "claimed": k.claim.value,
+        "atol": k.claim.atol,
+        "source": k.claim.source,
+        "actual": k.actual.as_ref().map(|a| a.iter().map(|&v| finite_or_null(v)).collect::<Vec<_>>()),
+        "holds": k.holds,
+        "wrong_indices": k.wrong,
     })
 }
 

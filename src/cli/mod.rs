@@ -5,6 +5,9 @@ mod alloc;
 #[cfg(feature = "torch")]
 mod bench;
 mod check;
+mod explain;
+mod explain_human;
+mod explain_json;
 #[cfg(feature = "torch")]
 mod fuzz;
 mod human;
@@ -34,6 +37,9 @@ struct Cli {
 enum Command {
     /// Check fixture cases: Rust vs live libtorch vs recorded values.
     Check(check::Args),
+    /// Explain one case step by step (no arguments: the article's example),
+    /// each step checked against libtorch.
+    Explain(explain::Args),
     /// Time Rust and libtorch side by side on large shapes, with memory floors.
     #[cfg(feature = "torch")]
     Bench(bench::Args),
@@ -60,6 +66,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
         #[cfg(feature = "torch")]
         Command::Bench(args) => bench::run(args),
         #[cfg(feature = "torch")]

@@ -1,6 +1,9 @@
 //! The reference: libtorch's own `cross_entropy_loss` through `tch`, with the
 //! gradient from autograd on `(loss * grad_output).sum()`. libtorch's
 //! rejections come back as errors carrying the first line of its message.
+//! [`steps`] computes `explain`'s closed-form steps with libtorch's ops.
+
+pub mod steps;
 
 mod clip;
 

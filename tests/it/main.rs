@@ -8,6 +8,7 @@ mod cli;
 mod clip;
 mod closed_form;
 mod errors;
+mod explain;
 mod fixtures;
 mod fuzz;
 mod hostile;

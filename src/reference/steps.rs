@@ -1,0 +1,71 @@
+//! libtorch's values for `explain`'s closed-form steps: the softmax over the
+//! class dim, and the smoothed target distribution built with libtorch's own
+//! ops (one-hot of the class indices). The per-sample loss and the reduction
+//! are [`run_libtorch`](super::run_libtorch) under reduction "none" and under
+//! the case's reduction.
+
+use tch::{Kind, Tensor as TchTensor};
+
+use super::{from_torch, to_torch};
+use crate::fixtures::Case;
+use crate::tensor::Tensor;
+
+/// The class dim: 0 for unbatched (C,) input, else 1.
+fn class_dim(input: &Tensor) -> i64 {
+    if input.shape.len() == 1 {
+        0
+    } else {
+        1
+    }
+}
+
+/// `input.softmax(class_dim)` in the input's dtype.
+///
+/// # Errors
+/// libtorch's message when it rejects the input (e.g. 0-d or integer).
+pub fn softmax(input: &Tensor) -> Result<Tensor, String> {
+    let x = to_torch(input).map_err(|e| e.to_string())?;
+    let p = x.f_softmax(class_dim(input), None::<Kind>).map_err(|e| e.to_string())?;
+    from_torch(&p)
+}
+
+/// q = (1 − ε)·t + ε/C in the input's dtype, with t = `one_hot(target)` moved
+/// to the class dim for class indices (NaN at ignored samples, which have no
+/// target), or the probability target itself. Computed in float64 and rounded
+/// once to the input's dtype, as the Rust closed form is exact.
+///
+/// # Errors
+/// libtorch's message when an op rejects the tensors (e.g. a class out of range).
+pub fn smoothed_target(case: &Case) -> Result<Tensor, String> {
+    let err = |e: tch::TchError| e.to_string();
+    let input = to_torch(&case.input).map_err(err)?;
+    let dim = class_dim(&case.input);
+    let classes = input
+        .size()
+        .get(dim as usize)
+        .copied()
+        .ok_or("input has no class dim")?;
+    let epsilon = case.label_smoothing.max(0.0);
+    let target = to_torch(&case.target).map_err(err)?;
+    let smooth = |t: &TchTensor| -> Result<TchTensor, tch::TchError> {
+        t.f_to_kind(Kind::Double)?
+            .f_mul_scalar(1.0 - epsilon)?
+            .f_add_scalar(epsilon / classes as f64)
+    };
+    let q = if case.target.dtype.is_float() {
+        smooth(&target).map_err(err)?
+    } else {
+        let target = target.f_to_kind(Kind::Int64).map_err(err)?;
+        let ignored = target.f_eq(case.ignore_index).map_err(err)?;
+        // one_hot rejects ignore_index, so ignored samples take class 0 and are masked after.
+        let kept_target = target.f_masked_fill(&ignored, 0).map_err(err)?;
+        let one_hot = kept_target
+            .f_one_hot(classes)
+            .and_then(|t| t.f_movedim_int(-1, dim))
+            .map_err(err)?;
+        smooth(&one_hot)
+            .and_then(|q| q.f_masked_fill(&ignored.f_unsqueeze(dim)?, f64::NAN))
+            .map_err(err)?
+    };
+    from_torch(&q.f_to_kind(input.kind()).map_err(err)?)
+}
