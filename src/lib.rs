@@ -8,10 +8,12 @@
 //! - [`fuzz`]: random cases, Rust against a reference, shrunk on failure.
 //! - [`npy`]: reading NumPy `.npy` files.
 //! - [`runner`]: runs one case through Rust and libtorch and judges it.
+//! - [`kit`]: the recorded cases for testing another crate's cross-entropy.
 
 pub mod compare;
 pub mod fixtures;
 pub mod fuzz;
+pub mod kit;
 pub mod loss;
 pub mod npy;
 #[cfg(feature = "torch")]
