@@ -91,6 +91,9 @@ fn floats<'a>(field: &str, tensor: &'a Tensor) -> Result<Floats<'a>, String> {
             shape: &tensor.shape,
             values,
         }),
-        _ => Err(format!("{field} dtype {} is not floating", tensor.dtype)),
+        _ => Err(format!(
+            "{field} dtype {} is not floating (the kit passes values as f64)",
+            tensor.dtype
+        )),
     }
 }

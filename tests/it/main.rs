@@ -10,6 +10,7 @@ mod errors;
 mod fixtures;
 mod fuzz;
 mod hostile;
+mod kit;
 #[cfg(feature = "torch")]
 mod libtorch;
 mod npy;
