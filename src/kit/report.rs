@@ -123,7 +123,7 @@ impl fmt::Display for Report {
             *reasons.entry(case.report.note.as_str()).or_default() += 1;
         }
         let mut reasons: Vec<(&str, usize)> = reasons.into_iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1));
+        reasons.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         if !reasons.is_empty() {
             writeln!(f, "skipped, by reason:")?;
         }
