@@ -8,6 +8,7 @@ pub enum Answer {
     /// The loss, and optionally gradients; every tensor is row-major `f64`
     /// (the kit rounds them to the case's dtype before comparing).
     Computed {
+        /// The loss values, row-major.
         loss: Vec<f64>,
         /// `[]` for a reduced (scalar) loss, the target's shape for `none`.
         shape: Vec<usize>,

@@ -16,6 +16,8 @@
 //! float64 answer (computed by this crate's loss, itself checked against
 //! libtorch): a result more accurate than libtorch's float32 rounding passes.
 
+#![warn(missing_docs)]
+
 mod answer;
 mod report;
 mod supports;
@@ -140,7 +142,9 @@ where
 
 /// Runs `implementation` over every case of `fixtures` (file name, fixture)
 /// and judges each against its recorded result; a case with nothing recorded
-/// is skipped. A panic in `implementation` fails that case, with its message.
+/// is skipped. A panic in `implementation` fails that case, with its message,
+/// and the other cases still run (the panic hook prints it as usual; under
+/// `panic = "abort"` it ends the process instead).
 pub fn check<F>(implementation: F, fixtures: &[(String, Fixture)], options: &Options) -> Report
 where
     F: Fn(&CaseView<'_>) -> Answer,

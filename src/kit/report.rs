@@ -21,14 +21,18 @@ pub struct CaseResult {
 /// Case counts by status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Cases that agree with libtorch's recorded result.
     pub passed: usize,
+    /// Cases that differ, or where the implementation panicked or answered malformed.
     pub failed: usize,
+    /// Cases not run: unsupported, or nothing recorded to compare with.
     pub skipped: usize,
 }
 
 /// Every case's verdict, in fixture order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
+    /// One result per case of the fixtures given.
     pub cases: Vec<CaseResult>,
 }
 
@@ -36,6 +40,7 @@ pub struct Report {
 const LISTED: usize = 40;
 
 impl Report {
+    /// How many cases passed, failed and were skipped.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for case in &self.cases {

@@ -36,6 +36,7 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// Every feature, in the order a skip reason names the first one unsupported.
     pub const ALL: [Feature; 11] = [
         Feature::Unbatched,
         Feature::KDim,

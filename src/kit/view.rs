@@ -13,7 +13,9 @@ use crate::tensor::{DType, Data, Tensor};
 /// `f64` to the dtype.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Floats<'a> {
+    /// The tensor's dtype in PyTorch (the values are exactly representable in it).
     pub dtype: DType,
+    /// Dimensions, outermost first.
     pub shape: &'a [usize],
     /// `shape.iter().product()` values.
     pub values: &'a [f64],
@@ -26,8 +28,11 @@ pub enum Targets<'a> {
     /// without its class dim. They may be out of range or equal
     /// `ignore_index`, as in PyTorch.
     Classes {
+        /// `int64` or `uint8` in PyTorch.
         dtype: DType,
+        /// The input's shape without its class dim (`[]` for unbatched input).
         shape: &'a [usize],
+        /// One class index per position, row-major.
         classes: &'a [i64],
     },
     /// A probability per class, shaped like the input.
@@ -43,10 +48,13 @@ pub struct CaseView<'a> {
     pub name: &'a str,
     /// Logits: `(C)`, `(N, C)` or `(N, C, d1, …)`.
     pub input: Floats<'a>,
+    /// Class indices or probabilities.
     pub target: Targets<'a>,
     /// One weight per class (other shapes appear in cases libtorch rejects).
     pub weight: Option<Floats<'a>>,
+    /// `none`, `mean` or `sum`.
     pub reduction: Reduction,
+    /// Class index whose positions add nothing to the loss and its divisor (PyTorch's default: -100).
     pub ignore_index: i64,
     /// ε: PyTorch's target is `(1−ε)·one_hot + ε/C`; a negative ε behaves as 0.
     pub label_smoothing: f64,
