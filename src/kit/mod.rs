@@ -7,7 +7,7 @@
 //! optionally its gradient, your error, or "unsupported"). [`check_bundled`]
 //! runs it over every case of the bundled fixtures that [`Supports`] lets
 //! through and returns a [`Report`]; [`check`] does the same for fixtures you
-//! load with [`fixtures::load`](crate::fixtures::load).
+//! load with [`fixtures::load`].
 //!
 //! Each case is compared with the values libtorch recorded for it, with
 //! `torch.testing.assert_close`'s tolerance for the case's dtype
