@@ -12,6 +12,8 @@ pub struct CaseResult {
     /// The fixture file, e.g. `fixtures/article.json`.
     pub file: String,
     /// `check`'s report: status, comparisons, max abs error, ULPs and a note.
+    /// As in `check`, `rust` names the implementation under test and
+    /// `expected` libtorch's recorded result (e.g. `rust vs expected: loss: …`).
     pub report: CaseReport,
     /// Whether a gradient was compared (the implementation gave one and
     /// libtorch's was recorded).
