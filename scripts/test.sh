@@ -15,6 +15,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
 cargo test
 # ... and the pure-Rust core alone, as users without libtorch get it.
 cargo test --no-default-features
+# The parity kit as another crate uses it: a hand-written loss against the
+# recorded fixtures, with no libtorch.
+cargo run --quiet --no-default-features --example check_my_cross_entropy
 # The bundled fixtures against live libtorch and their recorded values.
 cargo run --quiet -- check
 # A bounded differential fuzz run over the whole surface (fixed seed; any

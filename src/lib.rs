@@ -56,6 +56,7 @@
 //! - [`fuzz`]: random cases, an implementation against a reference, shrunk on failure.
 //! - [`npy`]: reading NumPy `.npy` files.
 //! - [`runner`]: runs one case through Rust and libtorch and judges it.
+//! - [`kit`]: the recorded cases for testing another crate's cross-entropy.
 #![cfg_attr(
     feature = "torch",
     doc = "- [`reference`](mod@reference): libtorch through `tch` (feature `torch`)."
@@ -73,10 +74,14 @@
 //! and test alone, and the bundled fixtures' recorded libtorch values remain
 //! the evidence.
 
+// Every public item is documented; clippy's -D warnings makes a gap an error.
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod explain;
 pub mod fixtures;
 pub mod fuzz;
+pub mod kit;
 pub mod loss;
 pub mod npy;
 #[cfg(feature = "torch")]

@@ -12,6 +12,7 @@ mod explain;
 mod fixtures;
 mod fuzz;
 mod hostile;
+mod kit;
 #[cfg(feature = "torch")]
 mod libtorch;
 mod npy;
