@@ -57,6 +57,7 @@ fn render(file: &str, e: &Explanation<'_>) -> String {
     } else {
         "Input: logits x[i,c] and targets y_i".to_string()
     });
+    let ignored = ignored_samples(case, &window);
     for text in input_rows(case, &window) {
         line(text);
     }
@@ -64,7 +65,7 @@ fn render(file: &str, e: &Explanation<'_>) -> String {
         line(String::new());
         line(format!("Step {}. {}", number + 1, step.title()));
         line(format!("  {}", step.formula));
-        for text in values(step, &window) {
+        for text in values(step, &window, &ignored) {
             line(text);
         }
         line(format!("  {}", verdict(step)));
@@ -133,7 +134,7 @@ fn input_rows(case: &Case, window: &Window) -> Vec<String> {
             .collect(),
         Data::Float(_) => vec![String::new(); rows.len()],
     };
-    let mut lines = matrix(&rows, window);
+    let mut lines = matrix(&rows, window, &[]);
     for (text, target) in lines.iter_mut().zip(targets) {
         text.push_str(&target);
     }
@@ -142,27 +143,27 @@ fn input_rows(case: &Case, window: &Window) -> Vec<String> {
 }
 
 /// A step's shown Rust values, and libtorch's beneath when they disagree.
-fn values(step: &Step, window: &Window) -> Vec<String> {
-    let mut lines = layout_lines(step.layout(), &step.rust.to_f64(), window);
+fn values(step: &Step, window: &Window, ignored: &[bool]) -> Vec<String> {
+    let mut lines = layout_lines(step.layout(), &step.rust.to_f64(), window, ignored);
     if step.check.verdict == Verdict::Disagree {
         if let Some(libtorch) = &step.libtorch {
             lines.push("  libtorch gives:".to_string());
-            lines.extend(layout_lines(step.layout(), &libtorch.to_f64(), window));
+            lines.extend(layout_lines(step.layout(), &libtorch.to_f64(), window, ignored));
         }
     }
     lines
 }
 
-fn layout_lines(layout: Layout, values: &[f64], window: &Window) -> Vec<String> {
+fn layout_lines(layout: Layout, values: &[f64], window: &Window, ignored: &[bool]) -> Vec<String> {
     match layout {
         Layout::Classes => {
-            let mut lines = matrix(&window.rows(values), window);
+            let mut lines = matrix(&window.rows(values), window, ignored);
             lines.extend(more_samples(window));
             lines
         }
         Layout::Samples => {
             let column: Vec<Vec<f64>> = window.per_sample(values).into_iter().map(|v| vec![v]).collect();
-            let mut lines = matrix(&column, window);
+            let mut lines = matrix(&column, window, ignored);
             lines.extend(more_samples(window));
             lines
         }
@@ -173,9 +174,22 @@ fn layout_lines(layout: Layout, values: &[f64], window: &Window) -> Vec<String> 
     }
 }
 
-/// Rows labelled by sample, values right-aligned with 4 decimals; NaN rows
-/// (ignored samples in the smoothed target) say so.
-fn matrix(rows: &[Vec<f64>], window: &Window) -> Vec<String> {
+/// Whether each shown sample's target is `ignore_index`.
+fn ignored_samples(case: &Case, window: &Window) -> Vec<bool> {
+    match &case.target.data {
+        Data::Int(ys) => ys
+            .iter()
+            .take(window.samples)
+            .map(|&y| y == case.ignore_index)
+            .collect(),
+        Data::Float(_) => Vec::new(),
+    }
+}
+
+/// Rows labelled by sample, values right-aligned with 4 decimals; an ignored
+/// sample's all-NaN row (it has no smoothed target) says so, while NaN from
+/// non-finite logits prints as NaN.
+fn matrix(rows: &[Vec<f64>], window: &Window, ignored: &[bool]) -> Vec<String> {
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|&v| number(v, 4)).collect()).collect();
     let width = cells.iter().flatten().map(|c| c.chars().count()).max().unwrap_or(0);
     let label_width = format!("sample {}", rows.len().saturating_sub(1)).len();
@@ -185,7 +199,7 @@ fn matrix(rows: &[Vec<f64>], window: &Window) -> Vec<String> {
         .enumerate()
         .map(|(i, (row, cells))| {
             let label = format!("sample {i}");
-            if !row.is_empty() && row.iter().all(|v| v.is_nan()) {
+            if ignored.get(i) == Some(&true) && !row.is_empty() && row.iter().all(|v| v.is_nan()) {
                 return format!("  {label:<label_width$}  (ignored: no target)");
             }
             let body: Vec<String> = cells.iter().map(|c| format!("{c:>width$}")).collect();

@@ -449,3 +449,26 @@ fn every_bundled_case_explains_without_disagreement() {
     }
     assert!(explained > 1000, "{explained}");
 }
+
+/// A row made NaN by +inf is shown as NaN, not as an ignored sample; an
+/// ignored sample's smoothed target is said to be missing.
+#[test]
+fn nan_rows_and_ignored_samples_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonfinite = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/nonfinite.json");
+    let nonfinite = nonfinite.display().to_string();
+    let (code, out, err) = explain_in(dir.path(), &[&nonfinite, "--case", "posinf/float32/mean/eps0.0"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Sample 0 is [1, inf, 0.5] with target 0: libtorch's softmax row and loss are NaN.
+    let step1 = out.split("Step 1.").nth(1).unwrap();
+    let sample0 = step1.lines().find(|l| l.trim_start().starts_with("sample 0")).unwrap();
+    assert!(sample0.contains("nan") && !sample0.contains("ignored"), "{sample0}");
+
+    let surface = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/surface.json");
+    let surface = surface.display().to_string();
+    let (code, out, err) = explain_in(dir.path(), &[&surface, "--case", "kdim3/float32/mean/eps0.2"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Position (1, 1) of the (2, 3) targets is -100: sample 4 in row-major order.
+    let step2 = out.split("Step 2.").nth(1).unwrap().split("Step 3.").next().unwrap();
+    assert!(step2.contains("sample 4  (ignored: no target)"), "{step2}");
+}
