@@ -4,7 +4,7 @@
 
 use half::{bf16, f16};
 
-use crate::compare::{compare, Difference, Tolerance};
+use crate::compare::{compare, Difference, Overrides, Tolerance};
 use crate::fixtures::{Case, Claim, LossKind, Quantity, Recorded};
 use crate::loss::{
     self, check_signature, check_smoothing_shapes, Element, LossError, Options, Signature, Target, View,
@@ -70,6 +70,18 @@ pub type Implementation<'a> = &'a (dyn Fn(&Case) -> Outcome + Sync);
 /// First line of a message.
 pub fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or("").trim_end().to_string()
+}
+
+/// The tolerance `check` judges a case with: assert_close's for the input's
+/// dtype (float32's for a non-floating input, which only a rejection has),
+/// with the user's `--rtol`/`--atol` over it.
+pub fn tolerance(case: &Case, overrides: Overrides) -> Tolerance {
+    let dtype = if case.input.dtype.is_float() {
+        case.input.dtype
+    } else {
+        DType::Float32
+    };
+    overrides.for_dtype(dtype)
 }
 
 /// The dtypes and shapes of a case, as the loss's validation sees them.

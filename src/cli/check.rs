@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::ValueEnum;
 
-use ce_parity::compare::Tolerance;
+use ce_parity::compare::Overrides;
 use ce_parity::fixtures::{self, Case};
-use ce_parity::runner::{run_rust, verdict, CaseReport, Outcome, Status};
-use ce_parity::tensor::DType;
+use ce_parity::runner::{run_rust, tolerance, verdict, CaseReport, Outcome, Status};
 
 use super::tensors::TensorArgs;
 use super::{human, json};
@@ -80,14 +79,7 @@ impl Totals {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for (flag, value) in [("--rtol", args.rtol), ("--atol", args.atol)] {
-        if let Some(v) = value {
-            anyhow::ensure!(
-                v.is_finite() && v >= 0.0,
-                "{flag} must be a non-negative number, got {v}"
-            );
-        }
-    }
+    let overrides = Overrides::new(args.rtol, args.atol).map_err(anyhow::Error::msg)?;
     let fixtures = match args.tensors.case()? {
         Some(case) => {
             anyhow::ensure!(args.paths.is_empty(), "give fixture paths or --input, not both");
@@ -107,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(file, fixture)| FileReport {
             file: file.clone(),
-            cases: fixture.cases.iter().map(|c| check_case(c, &args, live)).collect(),
+            cases: fixture.cases.iter().map(|c| check_case(c, overrides, live)).collect(),
         })
         .collect();
     let totals = Totals::of(&files);
@@ -142,16 +134,7 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixtures::Fixture)
     Ok(out)
 }
 
-fn tolerance_for(case: &Case, args: &Args) -> Tolerance {
-    let dtype = if case.input.dtype.is_float() {
-        case.input.dtype
-    } else {
-        DType::Float32
-    };
-    Tolerance::default_for(dtype).with_overrides(args.rtol, args.atol)
-}
-
-fn check_case(case: &Case, args: &Args, live: bool) -> CaseReport {
+fn check_case(case: &Case, overrides: Overrides, live: bool) -> CaseReport {
     let rust = run_rust(case);
     let libtorch = if live { run_libtorch(case) } else { None };
     let float64 = |c: &Case| {
@@ -161,7 +144,7 @@ fn check_case(case: &Case, args: &Args, live: bool) -> CaseReport {
             run_rust(c)
         }
     };
-    verdict(case, &rust, libtorch.as_ref(), float64, tolerance_for(case, args))
+    verdict(case, &rust, libtorch.as_ref(), float64, tolerance(case, overrides))
 }
 
 #[cfg(feature = "torch")]

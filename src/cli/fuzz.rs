@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use ce_parity::compare::Overrides;
 use ce_parity::fuzz::{self, Config, Surface};
 use ce_parity::reference::{producer, run_libtorch};
 use ce_parity::runner::{run_rust, Implementation};
@@ -30,7 +31,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = "fuzz-failures")]
     out: PathBuf,
     /// Parts of the surface: default, all, core, feature names, -name to remove
-    /// (kdim, unbatched, probabilities, uint8, half, nonfinite, empty, huge, invalid).
+    /// (kdim, unbatched, probabilities, uint8, half, nonfinite, empty, huge,
+    /// negative, invalid, clip).
     #[arg(long, default_value = "default")]
     surface: String,
     /// Worker threads (default: the number of cores); results do not depend on it.
@@ -42,6 +44,12 @@ pub struct Args {
     /// List at most this many failures, one per line; the rest are counted.
     #[arg(long, default_value_t = 20)]
     show: usize,
+    /// Relative tolerance for every dtype (default: assert_close's per dtype, as `check`).
+    #[arg(long)]
+    rtol: Option<f64>,
+    /// Absolute tolerance for every dtype (default: assert_close's per dtype, as `check`).
+    #[arg(long)]
+    atol: Option<f64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -57,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
+    let tolerance = Overrides::new(args.rtol, args.atol).map_err(anyhow::Error::msg)?;
     // Parallelism comes from the workers; libtorch's own threads would fight them.
     tch::set_num_threads(1);
     // A panic in the loss is caught and reported as a failing case (its message
@@ -69,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         time_limit,
         surface,
         jobs,
+        tolerance,
     };
     println!("fuzz: seed {seed}, surface {}, {jobs} job(s)", config.surface);
 
@@ -86,8 +96,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     for failure in summary.failures.iter().take(args.max_shrink) {
         let case = fuzz::case(seed, failure.index, &config.surface);
-        let shrunk = fuzz::minimise(&case, under_test, reference, SHRINK_BUDGET);
-        let note = fuzz::judge_case(&shrunk.case, under_test, reference).note;
+        let shrunk = fuzz::minimise(&case, under_test, reference, SHRINK_BUDGET, tolerance);
+        let note = fuzz::judge_case(&shrunk.case, under_test, reference, tolerance).note;
         let description = format!(
             "Found by `ce-parity fuzz --seed {seed} --surface {}` (case {}), shrunk in {} steps: {note}",
             config.surface, failure.index, shrunk.steps

@@ -9,7 +9,7 @@
 mod tolerance;
 mod ulp;
 
-pub use tolerance::Tolerance;
+pub use tolerance::{Overrides, Tolerance};
 pub use ulp::ulp_distance;
 
 use crate::tensor::Tensor;

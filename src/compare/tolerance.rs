@@ -49,7 +49,7 @@ impl Tolerance {
         Tolerance { rtol, atol }
     }
 
-    /// Applies `--rtol`/`--atol` overrides.
+    /// Applies `--rtol`/`--atol` overrides: each replaces its default when set.
     pub fn with_overrides(self, rtol: Option<f64>, atol: Option<f64>) -> Tolerance {
         Tolerance {
             rtol: rtol.unwrap_or(self.rtol),
@@ -67,6 +67,43 @@ impl Tolerance {
             return actual == expected;
         }
         (actual - expected).abs() <= self.atol + self.rtol * expected.abs()
+    }
+}
+
+/// Tolerances the user gives (`--rtol`, `--atol`) over the per-dtype
+/// defaults; the default overrides nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// Replaces every dtype's relative tolerance when set.
+    pub rtol: Option<f64>,
+    /// Replaces every dtype's absolute tolerance when set.
+    pub atol: Option<f64>,
+}
+
+impl Overrides {
+    /// Overrides from `--rtol`/`--atol`.
+    ///
+    /// # Errors
+    /// A message naming the flag when a value is negative, infinite or NaN.
+    pub fn new(rtol: Option<f64>, atol: Option<f64>) -> Result<Overrides, String> {
+        for (flag, value) in [("--rtol", rtol), ("--atol", atol)] {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(format!("{flag} must be a non-negative number, got {v}"));
+            }
+        }
+        Ok(Overrides { rtol, atol })
+    }
+
+    /// The tolerance for values of `dtype`: its default, overridden.
+    ///
+    /// ```
+    /// use ce_parity::compare::Overrides;
+    /// use ce_parity::tensor::DType;
+    /// let loose = Overrides { rtol: None, atol: Some(1e-3) }.for_dtype(DType::Float32);
+    /// assert_eq!((loose.rtol, loose.atol), (1.3e-6, 1e-3));
+    /// ```
+    pub fn for_dtype(self, dtype: DType) -> Tolerance {
+        Tolerance::default_for(dtype).with_overrides(self.rtol, self.atol)
     }
 }
 

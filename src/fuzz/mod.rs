@@ -17,7 +17,7 @@
 //! }
 //! let (under_test, reference): (Implementation, Implementation) = (&forgets_smoothing, &run_rust);
 //!
-//! let config = Config { seed: 6, cases: 60, time_limit: None, surface: Surface::core(), jobs: 2 };
+//! let config = Config { seed: 6, cases: 60, time_limit: None, surface: Surface::core(), jobs: 2, tolerance: Default::default() };
 //! let summary = fuzz::run(&config, under_test, reference, &|| {});
 //! assert_eq!(summary.run, 60);
 //! assert!(summary.failed > 0, "{}", summary.line());
@@ -25,9 +25,9 @@
 //! // Only cases with smoothing fail; shrinking keeps that and makes the case smaller.
 //! let first = fuzz::case(config.seed, summary.failures[0].index, &config.surface);
 //! assert!(first.label_smoothing > 0.0);
-//! let shrunk = fuzz::minimise(&first, under_test, reference, 500).case;
+//! let shrunk = fuzz::minimise(&first, under_test, reference, 500, config.tolerance).case;
 //! assert!(shrunk.label_smoothing > 0.0 && shrunk.input.numel() <= first.input.numel());
-//! assert_eq!(fuzz::judge_case(&shrunk, under_test, reference).status, Status::Failed);
+//! assert_eq!(fuzz::judge_case(&shrunk, under_test, reference, config.tolerance).status, Status::Failed);
 //! ```
 
 mod generate;
@@ -46,10 +46,9 @@ pub use save::save_shrunk;
 pub use shrink::{shrink, Shrunk};
 pub use surface::{Feature, Surface};
 
-use crate::compare::Tolerance;
+use crate::compare::{Overrides, Tolerance};
 use crate::fixtures::Case;
-use crate::runner::{arbitrate, in_float64, judge, CaseReport, Implementation, Outcome, Status};
-use crate::tensor::DType;
+use crate::runner::{self, arbitrate, in_float64, judge, CaseReport, Implementation, Outcome, Status};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -64,6 +63,8 @@ pub struct Config {
     pub surface: Surface,
     /// Worker threads; results do not depend on it.
     pub jobs: usize,
+    /// `--rtol`/`--atol` over `check`'s per-dtype tolerances.
+    pub tolerance: Overrides,
 }
 
 /// A case that failed, by its index (regenerate it with [`case`]).
@@ -101,16 +102,6 @@ impl Summary {
     }
 }
 
-/// The tolerance `check` uses for a case (by the input's dtype).
-pub fn tolerance(case: &Case) -> Tolerance {
-    let dtype = if case.input.dtype.is_float() {
-        case.input.dtype
-    } else {
-        DType::Float32
-    };
-    Tolerance::default_for(dtype)
-}
-
 /// Runs an implementation, turning a panic into an error outcome so that it
 /// is reported (and shrunk) like any other disagreement.
 pub fn run_guarded(implementation: Implementation, case: &Case) -> Outcome {
@@ -125,21 +116,32 @@ pub fn run_guarded(implementation: Implementation, case: &Case) -> Outcome {
 }
 
 /// Judges one case: the implementation under test against the reference.
-pub fn judge_case(case: &Case, under_test: Implementation, reference: Implementation) -> CaseReport {
+pub fn judge_case(
+    case: &Case,
+    under_test: Implementation,
+    reference: Implementation,
+    overrides: Overrides,
+) -> CaseReport {
     let actual = run_guarded(under_test, case);
     let expected = run_guarded(reference, case);
-    verdict(case, &actual, &expected, reference)
+    verdict(case, &actual, &expected, reference, runner::tolerance(case, overrides))
 }
 
 /// `check`'s rules, including its arbitration of float32 rounding by the
 /// reference's own float64 result.
-fn verdict(case: &Case, actual: &Outcome, expected: &Outcome, reference: Implementation) -> CaseReport {
-    let report = judge(case, actual, Some(expected), tolerance(case));
+fn verdict(
+    case: &Case,
+    actual: &Outcome,
+    expected: &Outcome,
+    reference: Implementation,
+    tolerance: Tolerance,
+) -> CaseReport {
+    let report = judge(case, actual, Some(expected), tolerance);
     if report.status != Status::Failed {
         return report;
     }
     let precise = run_guarded(reference, &in_float64(case));
-    arbitrate(report, case, actual, expected, &precise, tolerance(case))
+    arbitrate(report, case, actual, expected, &precise, tolerance)
 }
 
 /// Runs cases `0..config.cases` of `config.seed` (fewer if the time limit
@@ -166,7 +168,7 @@ pub fn run(
                     break;
                 }
                 let case = case(config.seed, index, &config.surface);
-                let report = judge_case(&case, under_test, reference);
+                let report = judge_case(&case, under_test, reference, config.tolerance);
                 let kept = match report.status {
                     Status::Passed => String::new(),
                     _ => report.note,
@@ -230,10 +232,16 @@ impl Kind {
 }
 
 /// Shrinks a failing case while the two sides still disagree in the same way.
-pub fn minimise(case: &Case, under_test: Implementation, reference: Implementation, budget: usize) -> Shrunk {
+pub fn minimise(
+    case: &Case,
+    under_test: Implementation,
+    reference: Implementation,
+    budget: usize,
+    overrides: Overrides,
+) -> Shrunk {
     let kind = |c: &Case| -> (Status, Kind) {
         let (actual, expected) = (run_guarded(under_test, c), run_guarded(reference, c));
-        let status = verdict(c, &actual, &expected, reference).status;
+        let status = verdict(c, &actual, &expected, reference, runner::tolerance(c, overrides)).status;
         (status, Kind::of(&actual, &expected))
     };
     let original = kind(case).1;

@@ -28,6 +28,7 @@ fn config(seed: u64, cases: u64, jobs: usize) -> Config {
         time_limit: None,
         surface: Surface::default(),
         jobs,
+        tolerance: Default::default(),
     }
 }
 
@@ -56,7 +57,7 @@ fn catches_and_shrinks(reference: Implementation) -> Case {
         assert!(case.label_smoothing > 0.0, "case {}: {}", f.index, f.note);
     }
     let first = fuzz::case(42, summary.failures[0].index, &Surface::default());
-    let shrunk = fuzz::minimise(&first, under_test, reference, 2000);
+    let shrunk = fuzz::minimise(&first, under_test, reference, 2000, Default::default());
     let (rows, classes) = rows_and_classes(&shrunk.case);
     assert!(
         rows <= 2 && (2..=3).contains(&classes),
@@ -66,7 +67,7 @@ fn catches_and_shrinks(reference: Implementation) -> Case {
     );
     assert!(shrunk.case.input.numel() < first.input.numel() || first.input.numel() <= 3);
     assert!(shrunk.case.label_smoothing > 0.0);
-    let report = fuzz::judge_case(&shrunk.case, under_test, reference);
+    let report = fuzz::judge_case(&shrunk.case, under_test, reference, Default::default());
     assert_eq!(report.status, Status::Failed, "the shrunk case still fails");
     shrunk.case
 }
@@ -88,7 +89,7 @@ fn wrong_smoothing_is_caught_and_shrunk_against_the_rust_loss() {
     let recorded = Outcome::from_recorded(&case.expected.as_ref().unwrap().result);
     assert_eq!(recorded, reference);
     // Against the recorded values the right loss passes and the wrong one fails.
-    let tolerance = fuzz::tolerance(case);
+    let tolerance = ce_parity::runner::tolerance(case, Default::default());
     let judge = |outcome: &Outcome| ce_parity::runner::judge(case, outcome, None, tolerance).status;
     assert_eq!(judge(&run_rust(case)), Status::Passed);
     assert_eq!(judge(&wrong_smoothing(case)), Status::Failed);
@@ -103,6 +104,43 @@ fn results_depend_on_the_seed_not_the_thread_count() {
     assert!(one.failed > 0);
     let other_seed = fuzz::run(&config(10, 150, 2), under_test, &run_rust, &|| {});
     assert_ne!(one.failures, other_seed.failures);
+}
+
+/// Every value 1e-4 too large (relative): outside float32's default
+/// tolerance (rtol 1.3e-6), inside `--rtol 1e-3`.
+fn slightly_off(case: &Case) -> Outcome {
+    match run_rust(case) {
+        Outcome::Values {
+            loss,
+            grad_input,
+            grad_target,
+        } => {
+            let scale = |t: ce_parity::tensor::Tensor| {
+                let values = t.to_f64().iter().map(|v| v * (1.0 + 1e-4)).collect();
+                ce_parity::tensor::Tensor::float(t.dtype, t.shape.clone(), values)
+            };
+            Outcome::Values {
+                loss: scale(loss),
+                grad_input: grad_input.map(scale),
+                grad_target: grad_target.map(scale),
+            }
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn tolerance_overrides_loosen_the_judgement() {
+    let mut c = config(11, 200, 2);
+    c.surface = Surface::parse("core").unwrap();
+    let strict = fuzz::run(&c, &slightly_off, &run_rust, &|| {});
+    assert!(strict.failed > 100, "{}", strict.line());
+    c.tolerance = ce_parity::compare::Overrides::new(Some(1e-3), None).unwrap();
+    let loose = fuzz::run(&c, &slightly_off, &run_rust, &|| {});
+    assert_eq!(loose.line(), "200 passed, 0 failed");
+    assert!(ce_parity::compare::Overrides::new(None, Some(f64::NAN))
+        .unwrap_err()
+        .contains("--atol must be a non-negative number"));
 }
 
 #[test]
@@ -160,7 +198,7 @@ mod libtorch {
     fn wrong_smoothing_is_caught_and_shrunk_against_libtorch() {
         let shrunk = catches_and_shrinks(&run_libtorch);
         // The shrunk case is one where the right loss agrees with libtorch.
-        let report = fuzz::judge_case(&shrunk, &run_rust, &run_libtorch);
+        let report = fuzz::judge_case(&shrunk, &run_rust, &run_libtorch, Default::default());
         assert_eq!(report.status, Status::Passed, "{}", report.note);
     }
 

@@ -172,6 +172,9 @@ fn fuzz_command_prints_the_summary_last_and_no_bar_when_piped() {
     assert!(text(&out.stderr).contains("--surface: unknown surface feature \"bogus\""));
     let out = ce_parity(&["fuzz", "--time", "-1"], dir.path());
     assert_eq!(out.status.code(), Some(2));
+    let out = ce_parity(&["fuzz", "--rtol", "-1"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--rtol must be a non-negative number, got -1"));
 }
 
 #[test]
