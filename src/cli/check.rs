@@ -19,10 +19,10 @@ pub struct Args {
     /// Fixture files or folders (searched for *.json); none: the bundled fixtures.
     paths: Vec<PathBuf>,
     /// Relative tolerance for every dtype (default: torch.testing.assert_close's per dtype).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     rtol: Option<f64>,
     /// Absolute tolerance for every dtype (default: assert_close's per dtype).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     atol: Option<f64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]

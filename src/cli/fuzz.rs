@@ -45,10 +45,10 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     show: usize,
     /// Relative tolerance for every dtype (default: assert_close's per dtype, as `check`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     rtol: Option<f64>,
     /// Absolute tolerance for every dtype (default: assert_close's per dtype, as `check`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     atol: Option<f64>,
 }
 
