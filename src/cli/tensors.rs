@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use ce_parity::fixtures::{Case, LossKind};
+use ce_parity::fixtures::Case;
 use ce_parity::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use ce_parity::npy;
-use ce_parity::tensor::{DType, Tensor};
+use ce_parity::tensor::Tensor;
 
 #[derive(clap::Args, Default)]
 pub struct TensorArgs {
@@ -93,17 +93,14 @@ fn clip_case(input_path: &Path, input: Tensor, temperature: f64) -> anyhow::Resu
         temperature.is_finite() && temperature > 0.0,
         "--clip-temperature must be a positive finite number, got {temperature}"
     );
-    let &[n, _] = input.shape.as_slice() else {
+    let [_, _] = input.shape.as_slice() else {
         anyhow::bail!(
             "--input {}: the contrastive loss needs the N×M similarity matrix, got shape {:?}",
             input_path.display(),
             input.shape
         );
     };
-    let diagonal = Tensor::int(DType::Int64, vec![n], (0..n as i64).collect());
-    let mut case = Case::new(name(input_path), input, diagonal);
-    case.loss = LossKind::Clip { temperature };
-    Ok(case)
+    Ok(Case::clip(name(input_path), input, temperature))
 }
 
 fn read(flag: &str, path: &Path) -> anyhow::Result<Tensor> {

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::surface::{Feature, Surface};
-use crate::fixtures::{Case, LossKind};
+use crate::fixtures::Case;
 use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use crate::tensor::{DType, Tensor};
 
@@ -248,12 +248,7 @@ impl Gen<'_> {
             values[at] = self.pick(&[(3.0, f64::NEG_INFINITY), (1.0, f64::INFINITY), (1.0, f64::NAN)]);
         }
         let temperature = self.rng.gen_range((0.005f64).ln()..(5f64).ln()).exp();
-        let mut case = Case::new(
-            name,
-            Tensor::float(dtype, vec![n, m], values),
-            Tensor::int(DType::Int64, vec![n], (0..n as i64).collect()),
-        );
-        case.loss = LossKind::Clip { temperature };
+        let mut case = Case::clip(name, Tensor::float(dtype, vec![n, m], values), temperature);
         case.label_smoothing = match self.pick(&[(2.0, 0u8), (1.0, 1), (4.0, 2)]) {
             0 => 0.0,
             1 => 1.0,

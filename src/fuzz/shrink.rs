@@ -323,7 +323,7 @@ fn apply(case: &Case, edit: &Edit) -> Option<Case> {
                 .chain(case.input.shape[0]..case.input.shape[1])
                 .collect();
             c.input = select(&select(&case.input, 0, &keep)?, 1, &texts)?;
-            c.target = Tensor::int(DType::Int64, vec![keep.len()], (0..keep.len() as i64).collect());
+            c.target = Case::diagonal(keep.len());
         }
         Edit::RemoveUnpairedTexts(a, b) => {
             let n = case.input.shape[0];
@@ -421,12 +421,7 @@ mod tests {
     fn clip_cases_shrink_by_whole_pairs() {
         let (n, m) = (6, 9);
         let x: Vec<f64> = (0..n * m).map(|k| if k == 4 * m + 4 { 20.5 } else { 0.5 }).collect();
-        let mut case = Case::new(
-            "t",
-            Tensor::float(DType::Float32, vec![n, m], x),
-            Tensor::int(DType::Int64, vec![n], (0..n as i64).collect()),
-        );
-        case.loss = LossKind::Clip { temperature: 0.07 };
+        let mut case = Case::clip("t", Tensor::float(DType::Float32, vec![n, m], x), 0.07);
         case.label_smoothing = 0.37;
         // Fails while some image is paired with a text of similarity ≥ 12.
         let fails = |k: &Case| {

@@ -293,12 +293,11 @@ fn clip_loss_matches_libtorchs_composition() {
     ];
     for (n, m, dtype, temperature, eps) in shapes {
         let data = (0..n * m).map(|_| rng.normal_ish(0.4).clamp(-1.0, 1.0)).collect();
-        let mut case = Case::new(
+        let mut case = Case::clip(
             format!("clip {n}x{m} {dtype}"),
             Tensor::float(dtype, vec![n, m], data),
-            Tensor::int(DType::Int64, vec![n], (0..n as i64).collect()),
+            temperature,
         );
-        case.loss = ce_parity::fixtures::LossKind::Clip { temperature };
         case.label_smoothing = eps;
         assert_parity(&case);
     }
