@@ -98,20 +98,22 @@ fn signature(case: &Case) -> Signature<'_> {
 
 /// Runs a case through the pure-Rust loss: forward and gradient.
 pub fn run_rust(case: &Case) -> Outcome {
-    if let LossKind::Clip { temperature } = case.loss {
-        return run_rust_clip(case, temperature);
-    }
     let sig = signature(case);
-    let accepted = match check_signature(&sig) {
-        Ok(accepted) => accepted,
-        Err(e) => return Outcome::Error(first_line(&e.to_string())),
+    // A contrastive case has no target or weight to validate here; its loss
+    // validates the similarity matrix.
+    let probabilities = match case.loss {
+        LossKind::Clip { .. } => false,
+        LossKind::CrossEntropy => match check_signature(&sig) {
+            Ok(accepted) => accepted.probabilities,
+            Err(e) => return Outcome::Error(first_line(&e.to_string())),
+        },
     };
     // libtorch promotes mixed dtypes where it accepts them (probability
     // targets, grad_output); the typed loss has one element type.
     let dtype = case.input.dtype;
     let mixed = [
-        ("target", accepted.probabilities.then_some(&case.target)),
-        ("weight", case.weight.as_ref().filter(|_| accepted.probabilities)),
+        ("target", probabilities.then_some(&case.target)),
+        ("weight", case.weight.as_ref().filter(|_| probabilities)),
         ("grad_output", case.grad_output.as_ref()),
     ];
     for (field, tensor) in mixed {
@@ -139,38 +141,30 @@ pub fn run_rust(case: &Case) -> Outcome {
     outcome
 }
 
+/// The case in element type T, through the loss it names.
+fn run_typed<T: Element>(case: &Case) -> Outcome {
+    match case.loss {
+        LossKind::CrossEntropy => run_cross_entropy::<T>(case),
+        LossKind::Clip { temperature } => run_clip::<T>(case, temperature),
+    }
+}
+
 /// A `clip` case through [`loss::clip_loss_with_grad`].
-fn run_rust_clip(case: &Case, temperature: f64) -> Outcome {
-    fn typed_clip<T: Element>(case: &Case, temperature: f64) -> Outcome {
-        let similarity: Vec<T> = typed(&case.input);
-        let grad_output = match &case.grad_output {
-            None => None,
-            Some(g) if g.numel() == 1 => Some(T::from_f64(g.to_f64()[0])),
-            Some(g) => return Outcome::Error(format!("grad_output must have the loss's shape [], got {:?}", g.shape)),
-        };
-        let view = View::new(&similarity, &case.input.shape);
-        match loss::clip_loss_with_grad(view, temperature, case.label_smoothing, grad_output) {
-            Ok((loss, grad)) => Outcome::Values {
-                loss: to_tensor(&[loss], &[]),
-                grad_input: Some(to_tensor(&grad, &case.input.shape)),
-                grad_target: None,
-            },
-            Err(e) => Outcome::Error(first_line(&e.to_string())),
-        }
-    }
-    let dtype = case.input.dtype;
-    if let Some(g) = case.grad_output.as_ref().filter(|g| g.dtype != dtype) {
-        return Outcome::Skipped(format!(
-            "grad_output is {} but input is {dtype}; mixed dtypes are not supported",
-            g.dtype
-        ));
-    }
-    match dtype {
-        DType::Float32 => typed_clip::<f32>(case, temperature),
-        DType::Float64 => typed_clip::<f64>(case, temperature),
-        DType::Float16 => typed_clip::<f16>(case, temperature),
-        DType::BFloat16 => typed_clip::<bf16>(case, temperature),
-        other => Outcome::Skipped(format!("input dtype {other} is not floating")),
+fn run_clip<T: Element>(case: &Case, temperature: f64) -> Outcome {
+    let similarity: Vec<T> = typed(&case.input);
+    let grad_output = match &case.grad_output {
+        None => None,
+        Some(g) if g.numel() == 1 => Some(T::from_f64(g.to_f64()[0])),
+        Some(g) => return Outcome::Error(format!("grad_output must have the loss's shape [], got {:?}", g.shape)),
+    };
+    let view = View::new(&similarity, &case.input.shape);
+    match loss::clip_loss_with_grad(view, temperature, case.label_smoothing, grad_output) {
+        Ok((loss, grad)) => Outcome::Values {
+            loss: to_tensor(&[loss], &[]),
+            grad_input: Some(to_tensor(&grad, &case.input.shape)),
+            grad_target: None,
+        },
+        Err(e) => Outcome::Error(first_line(&e.to_string())),
     }
 }
 
@@ -182,7 +176,7 @@ fn to_tensor<T: Element>(values: &[T], shape: &[usize]) -> Tensor {
     Tensor::float(T::DTYPE, shape.to_vec(), values.iter().map(|v| v.to_f64()).collect())
 }
 
-fn run_typed<T: Element>(case: &Case) -> Outcome {
+fn run_cross_entropy<T: Element>(case: &Case) -> Outcome {
     let input: Vec<T> = typed(&case.input);
     let weight: Option<Vec<T>> = case.weight.as_ref().map(typed);
     let grad_output: Option<Vec<T>> = case.grad_output.as_ref().map(typed);
