@@ -10,18 +10,13 @@
 
 use tch::{Device, Kind, Tensor as TchTensor};
 
-use super::{from_torch, strip_tch_prefix, to_torch};
+use super::{backward, from_torch, leaf, strip_tch_prefix};
 use crate::fixtures::Case;
 use crate::runner::Outcome;
 
 pub(super) fn run(case: &Case, temperature: f64) -> Result<Outcome, String> {
     let err = |e: tch::TchError| strip_tch_prefix(&e.to_string());
-    let similarity = to_torch(&case.input).map_err(err)?;
-    let similarity = if case.input.dtype.is_float() {
-        similarity.f_set_requires_grad(true).map_err(err)?
-    } else {
-        similarity
-    };
+    let similarity = leaf(&case.input)?;
     let n = case.input.shape.first().copied().unwrap_or(0) as i64;
     let targets = TchTensor::f_arange(n, (Kind::Int64, Device::Cpu)).map_err(err)?;
     let cross_entropy = |x: &TchTensor| {
@@ -37,16 +32,7 @@ pub(super) fn run(case: &Case, temperature: f64) -> Result<Outcome, String> {
     let images = cross_entropy(&x).map_err(err)?;
     let texts = cross_entropy(&x.f_narrow(1, 0, n).map_err(err)?.f_tr().map_err(err)?).map_err(err)?;
     let loss = images.f_add(&texts).map_err(err)?.f_mul_scalar(0.5).map_err(err)?;
-    let grad_output = match &case.grad_output {
-        Some(g) => to_torch(g).map_err(err)?,
-        None => loss.f_ones_like().map_err(err)?,
-    };
-    let total = loss
-        .f_mul(&grad_output)
-        .map_err(err)?
-        .f_sum(None::<Kind>)
-        .map_err(err)?;
-    let grads = TchTensor::f_run_backward(&[&total], &[&similarity], false, false).map_err(err)?;
+    let grads = backward(&loss, case.grad_output.as_ref(), &[&similarity])?;
     Ok(Outcome::Values {
         loss: from_torch(&loss.detach())?,
         grad_input: Some(from_torch(&grads[0])?),

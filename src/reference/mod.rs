@@ -106,22 +106,10 @@ pub fn run_libtorch(case: &Case) -> Outcome {
 
 fn run(case: &Case) -> Result<Outcome, String> {
     let err = |e: tch::TchError| e.to_string();
-    let input = to_torch(&case.input).map_err(err)?;
-    let target = to_torch(&case.target).map_err(err)?;
+    let input = leaf(&case.input)?;
+    let target = leaf(&case.target)?;
     let weight = case.weight.as_ref().map(to_torch).transpose().map_err(err)?;
-    // Only floating tensors can require gradients; an integer input is left
-    // as is, so that libtorch itself rejects it in the op.
-    let input = if case.input.dtype.is_float() {
-        input.f_set_requires_grad(true).map_err(err)?
-    } else {
-        input
-    };
     let target_is_float = case.target.dtype.is_float();
-    let target = if target_is_float {
-        target.f_set_requires_grad(true).map_err(err)?
-    } else {
-        target
-    };
     let loss = input
         .f_cross_entropy_loss(
             &target,
@@ -131,17 +119,11 @@ fn run(case: &Case) -> Result<Outcome, String> {
             case.label_smoothing,
         )
         .map_err(|e| strip_tch_prefix(&e.to_string()))?;
-    let grad_output = match &case.grad_output {
-        Some(g) => to_torch(g).map_err(err)?,
-        None => loss.f_ones_like().map_err(err)?,
-    };
-    let total = (&loss * &grad_output).f_sum(None::<Kind>).map_err(err)?;
     let mut wrt = vec![&input];
     if target_is_float {
         wrt.push(&target);
     }
-    let grads =
-        TchTensor::f_run_backward(&[&total], &wrt, false, false).map_err(|e| strip_tch_prefix(&e.to_string()))?;
+    let grads = backward(&loss, case.grad_output.as_ref(), &wrt)?;
     let loss = from_torch(&loss.detach())?;
     let grad_input = from_torch(&grads[0])?;
     let grad_target = if target_is_float {
@@ -154,6 +136,35 @@ fn run(case: &Case) -> Result<Outcome, String> {
         grad_input: Some(grad_input),
         grad_target,
     })
+}
+
+/// A libtorch copy of `t` that records gradients when it is floating. Only
+/// floating tensors can; an integer input is left as is, so that libtorch
+/// itself rejects it in the op.
+fn leaf(t: &Tensor) -> Result<TchTensor, String> {
+    let err = |e: tch::TchError| e.to_string();
+    let torch = to_torch(t).map_err(err)?;
+    if t.dtype.is_float() {
+        torch.f_set_requires_grad(true).map_err(err)
+    } else {
+        Ok(torch)
+    }
+}
+
+/// The gradients of `(loss * grad_output).sum()` w.r.t. `wrt`, as
+/// `loss.backward(grad_output)` gives them; `grad_output` defaults to ones.
+fn backward(loss: &TchTensor, grad_output: Option<&Tensor>, wrt: &[&TchTensor]) -> Result<Vec<TchTensor>, String> {
+    let err = |e: tch::TchError| strip_tch_prefix(&e.to_string());
+    let grad_output = match grad_output {
+        Some(g) => to_torch(g).map_err(err)?,
+        None => loss.f_ones_like().map_err(err)?,
+    };
+    let total = loss
+        .f_mul(&grad_output)
+        .map_err(err)?
+        .f_sum(None::<Kind>)
+        .map_err(err)?;
+    TchTensor::f_run_backward(&[&total], wrt, false, false).map_err(err)
 }
 
 /// tch prefixes libtorch's `what()` with "Internal torch error: "; keep libtorch's words.
