@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use ce_parity::compare::Difference;
-use ce_parity::runner::{CaseReport, ClaimReport, Status};
+use ce_parity::compare::{Difference, Worst};
+use ce_parity::runner::{CaseReport, ClaimReport, Comparison, Disagreement, Float64Report, OutputDifference, Status};
 
 use super::check::{FileReport, Totals};
 
@@ -25,6 +25,66 @@ fn difference(d: &Difference) -> Value {
     })
 }
 
+fn worst(w: &Option<Worst>) -> Value {
+    w.as_ref().map_or(Value::Null, |w| {
+        json!({
+            "value": finite_or_null(w.value),
+            "index": w.index,
+            "actual": finite_or_null(w.actual),
+            "expected": finite_or_null(w.expected),
+        })
+    })
+}
+
+/// One output of a comparison, with assert_close's figures.
+fn output(o: &OutputDifference) -> Value {
+    let d = &o.difference;
+    json!({
+        "output": o.output,
+        "passed": o.passed(),
+        "mismatched": d.mismatched,
+        "numel": d.numel,
+        "agreed_by_float64": d.by_float64,
+        "shape_mismatch": d.shape_mismatch,
+        "greatest_abs": worst(&d.greatest_abs),
+        "greatest_rel": worst(&d.greatest_rel),
+        "atol": o.tolerance.atol,
+        "rtol": o.tolerance.rtol,
+    })
+}
+
+fn comparison(k: &Comparison) -> Value {
+    let (kind, messages) = match &k.disagreement {
+        None => ("agree", vec![]),
+        Some(Disagreement::Values) => ("values_differ", vec![]),
+        Some(Disagreement::Errors(a, b)) => ("errors_differ", vec![a.clone(), b.clone()]),
+        Some(Disagreement::FirstRejects(a)) => ("first_rejects", vec![a.clone()]),
+        Some(Disagreement::SecondRejects(b)) => ("second_rejects", vec![b.clone()]),
+    };
+    json!({
+        "between": [k.between.0, k.between.1],
+        "passed": k.passed,
+        "kind": kind,
+        "errors": messages,
+        "detail": k.detail,
+        "difference": difference(&k.difference),
+        "outputs": k.outputs.iter().map(output).collect::<Vec<_>>(),
+    })
+}
+
+fn float64(f: &Option<Float64Report>) -> Value {
+    f.as_ref().map_or(Value::Null, |f| {
+        json!({
+            "source": f.source,
+            "sides": f.sides.iter().map(|s| json!({
+                "side": s.side,
+                "max_abs_err": finite_or_null(s.max_abs),
+                "share_of_allowance": finite_or_null(s.worst_share),
+            })).collect::<Vec<_>>(),
+        })
+    })
+}
+
 fn case(c: &CaseReport) -> Value {
     let status = match c.status {
         Status::Passed => "passed",
@@ -37,12 +97,8 @@ fn case(c: &CaseReport) -> Value {
         "note": c.note,
         "loss": c.loss.as_ref().map(|l| l.to_f64().into_iter().map(finite_or_null).collect::<Vec<_>>()),
         "difference": difference(&c.difference),
-        "comparisons": c.comparisons.iter().map(|k| json!({
-            "between": [k.between.0, k.between.1],
-            "passed": k.passed,
-            "detail": k.detail,
-            "difference": difference(&k.difference),
-        })).collect::<Vec<_>>(),
+        "comparisons": c.comparisons.iter().map(comparison).collect::<Vec<_>>(),
+        "float64": float64(&c.float64),
         "claims": c.claims.iter().map(claim).collect::<Vec<_>>(),
     })
 }

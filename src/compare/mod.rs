@@ -4,12 +4,14 @@
 //! [`compare`] is what `check` and the fuzzer use to hold one implementation's
 //! tensor against another's: it returns a [`Difference`] that both decides
 //! (with a [`Tolerance`]) and describes (largest absolute, relative and ULP
-//! error) the disagreement.
+//! error) the disagreement. [`compare_arbitrated`] adds the float64 rule
+//! (docs/verdicts.md): an element also agrees when both sides are within
+//! libtorch's rounding allowance of the exact (float64) answer.
 
 mod tolerance;
 mod ulp;
 
-pub use tolerance::{Overrides, Tolerance};
+pub use tolerance::{OverrideError, Overrides, Tolerance};
 pub use ulp::ulp_distance;
 
 use crate::tensor::Tensor;
@@ -27,8 +29,53 @@ pub struct Difference {
     pub max_ulp: u64,
     /// Elements outside tolerance.
     pub mismatched: usize,
+    /// Elements compared.
+    pub numel: usize,
+    /// Elements outside assert_close's tolerance of each other that agree
+    /// only because both are within libtorch's rounding of the float64 answer.
+    pub by_float64: usize,
+    /// The element with the greatest absolute difference (as assert_close reports it).
+    pub greatest_abs: Option<Worst>,
+    /// The element with the greatest relative difference.
+    pub greatest_rel: Option<Worst>,
     /// Set when the shapes disagree (then nothing else is compared).
     pub shape_mismatch: Option<(Vec<usize>, Vec<usize>)>,
+}
+
+/// One element of a comparison: where it is and both values there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Worst {
+    /// The difference there (absolute or relative, as the field says).
+    pub value: f64,
+    /// Its index in the tensor, one entry per dimension (empty for a 0-d tensor).
+    pub index: Vec<usize>,
+    /// The value under test there.
+    pub actual: f64,
+    /// The value it is compared with there.
+    pub expected: f64,
+}
+
+/// The exact answer and how far from it libtorch's own rounding may land,
+/// element by element, for [`compare_arbitrated`].
+#[derive(Clone, Copy, Debug)]
+pub struct Float64Answer<'a> {
+    /// The case computed in float64.
+    pub exact: &'a [f64],
+    /// libtorch's rounding allowance for each element (see `runner::allowance`).
+    pub allowance: &'a [f64],
+}
+
+impl Float64Answer<'_> {
+    /// Whether `x` is an acceptable rounding of element `i` of the exact answer:
+    /// within `atol + rtol·(|e| + b) + b`, with b the allowance. Non-finite
+    /// values must match exactly.
+    pub fn accepts(&self, i: usize, x: f64, tolerance: Tolerance) -> bool {
+        let (e, b) = (self.exact[i], self.allowance[i]);
+        if x.is_nan() || e.is_nan() || x.is_infinite() || e.is_infinite() {
+            return tolerance.close(x, e);
+        }
+        (x - e).abs() <= tolerance.atol + tolerance.rtol * (e.abs() + b) + b
+    }
 }
 
 impl Difference {
@@ -43,6 +90,15 @@ impl Difference {
         self.max_rel = self.max_rel.max(other.max_rel);
         self.max_ulp = self.max_ulp.max(other.max_ulp);
         self.mismatched += other.mismatched;
+        self.numel += other.numel;
+        self.by_float64 += other.by_float64;
+        let greater = |a: &Option<Worst>, b: &Option<Worst>| match (a, b) {
+            (Some(x), Some(y)) if y.value > x.value => b.clone(),
+            (None, _) => b.clone(),
+            _ => a.clone(),
+        };
+        self.greatest_abs = greater(&self.greatest_abs, &other.greatest_abs);
+        self.greatest_rel = greater(&self.greatest_rel, &other.greatest_rel);
         if self.shape_mismatch.is_none() {
             self.shape_mismatch.clone_from(&other.shape_mismatch);
         }
@@ -77,18 +133,32 @@ impl Difference {
 /// # Ok::<(), ce_parity::loss::LossError>(())
 /// ```
 pub fn compare(actual: &Tensor, expected: &Tensor, tolerance: Tolerance) -> Difference {
+    compare_arbitrated(actual, expected, tolerance, None)
+}
+
+/// [`compare`], where an element outside tolerance of `expected` still
+/// agrees when both sides are acceptable roundings of the float64 answer
+/// ([`Float64Answer::accepts`]); such elements are counted in `by_float64`.
+/// The answer must have one value per element of `expected`.
+pub fn compare_arbitrated(
+    actual: &Tensor,
+    expected: &Tensor,
+    tolerance: Tolerance,
+    float64: Option<Float64Answer<'_>>,
+) -> Difference {
     let mut diff = Difference::default();
     if actual.shape != expected.shape {
         diff.shape_mismatch = Some((actual.shape.clone(), expected.shape.clone()));
         return diff;
     }
+    let float64 = float64.filter(|f| f.exact.len() == expected.numel() && f.allowance.len() == expected.numel());
     let (a, e) = (actual.to_f64(), expected.to_f64());
-    for (&a, &e) in a.iter().zip(&e) {
+    diff.numel = a.len();
+    for (i, (&a, &e)) in a.iter().zip(&e).enumerate() {
         let same_special = (a.is_nan() && e.is_nan()) || (a.is_infinite() && a == e);
         if !same_special {
             let abs = (a - e).abs();
             let abs = if abs.is_nan() { f64::INFINITY } else { abs };
-            diff.max_abs = diff.max_abs.max(abs);
             let rel = if e == 0.0 {
                 if abs == 0.0 {
                     0.0
@@ -98,12 +168,40 @@ pub fn compare(actual: &Tensor, expected: &Tensor, tolerance: Tolerance) -> Diff
             } else {
                 abs / e.abs()
             };
+            let worst = |value| Worst {
+                value,
+                index: unravel(i, &expected.shape),
+                actual: a,
+                expected: e,
+            };
+            if diff.greatest_abs.is_none() || abs > diff.max_abs {
+                diff.greatest_abs = Some(worst(abs));
+            }
+            if diff.greatest_rel.is_none() || rel > diff.max_rel {
+                diff.greatest_rel = Some(worst(rel));
+            }
+            diff.max_abs = diff.max_abs.max(abs);
             diff.max_rel = diff.max_rel.max(rel);
         }
         diff.max_ulp = diff.max_ulp.max(ulp_distance(a, e, expected.dtype));
         if !tolerance.close(a, e) {
-            diff.mismatched += 1;
+            match float64 {
+                Some(f) if f.accepts(i, a, tolerance) && f.accepts(i, e, tolerance) => diff.by_float64 += 1,
+                _ => diff.mismatched += 1,
+            }
         }
     }
     diff
+}
+
+/// The multi-dimensional index of flat (row-major) position `flat` in `shape`.
+pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (slot, &dim) in index.iter_mut().zip(shape).rev() {
+        if dim > 0 {
+            *slot = flat % dim;
+            flat /= dim;
+        }
+    }
+    index
 }

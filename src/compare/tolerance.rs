@@ -70,6 +70,16 @@ impl Tolerance {
     }
 }
 
+/// A tolerance override that is not a non-negative finite number.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[error("{flag} must be a non-negative number, got {value}")]
+pub struct OverrideError {
+    /// The flag, `--rtol` or `--atol`.
+    pub flag: &'static str,
+    /// The value given.
+    pub value: f64,
+}
+
 /// Tolerances the user gives (`--rtol`, `--atol`) over the per-dtype
 /// defaults; the default overrides nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -84,11 +94,11 @@ impl Overrides {
     /// Overrides from `--rtol`/`--atol`.
     ///
     /// # Errors
-    /// A message naming the flag when a value is negative, infinite or NaN.
-    pub fn new(rtol: Option<f64>, atol: Option<f64>) -> Result<Overrides, String> {
+    /// [`OverrideError`], naming the flag, when a value is negative, infinite or NaN.
+    pub fn new(rtol: Option<f64>, atol: Option<f64>) -> Result<Overrides, OverrideError> {
         for (flag, value) in [("--rtol", rtol), ("--atol", atol)] {
             if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
-                return Err(format!("{flag} must be a non-negative number, got {v}"));
+                return Err(OverrideError { flag, value: v });
             }
         }
         Ok(Overrides { rtol, atol })

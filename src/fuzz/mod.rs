@@ -48,7 +48,7 @@ pub use surface::{Feature, Surface};
 
 use crate::compare::{Overrides, Tolerance};
 use crate::fixtures::Case;
-use crate::runner::{self, arbitrate, in_float64, judge, CaseReport, Implementation, Outcome, Status};
+use crate::runner::{self, CaseReport, Implementation, Outcome, Status};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -127,8 +127,8 @@ pub fn judge_case(
     verdict(case, &actual, &expected, reference, runner::tolerance(case, overrides))
 }
 
-/// `check`'s rules, including its arbitration of float32 rounding by the
-/// reference's own float64 result.
+/// `check`'s rule: assert_close's tolerance, or both within libtorch's
+/// rounding of the reference's own float64 result.
 fn verdict(
     case: &Case,
     actual: &Outcome,
@@ -136,12 +136,7 @@ fn verdict(
     reference: Implementation,
     tolerance: Tolerance,
 ) -> CaseReport {
-    let report = judge(case, actual, Some(expected), tolerance);
-    if report.status != Status::Failed {
-        return report;
-    }
-    let precise = run_guarded(reference, &in_float64(case));
-    arbitrate(report, case, actual, expected, &precise, tolerance)
+    runner::verdict(case, actual, Some(expected), |c| run_guarded(reference, c), tolerance)
 }
 
 /// Runs cases `0..config.cases` of `config.seed` (fewer if the time limit

@@ -86,7 +86,7 @@ pub struct Surface {
 impl Surface {
     /// The default: the whole surface. (The fuzzer's findings on uint8
     /// targets and on float32 rounding over thousands of classes are fixed or
-    /// arbitrated, see `runner::arbitrate`; their cases are in
+    /// judged by the float64 rule, see `runner::verdict`; their cases are in
     /// fixtures/regressions/.)
     pub fn supported() -> Surface {
         Surface::all()

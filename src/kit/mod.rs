@@ -213,6 +213,7 @@ fn unjudged(case: &Case, status: Status, note: String) -> CaseReport {
         comparisons: Vec::new(),
         difference: Difference::default(),
         note,
+        float64: None,
         claims: Vec::new(),
         loss: None,
     }

@@ -140,6 +140,7 @@ fn tolerance_overrides_loosen_the_judgement() {
     assert_eq!(loose.line(), "200 passed, 0 failed");
     assert!(ce_parity::compare::Overrides::new(None, Some(f64::NAN))
         .unwrap_err()
+        .to_string()
         .contains("--atol must be a non-negative number"));
 }
 

@@ -1,0 +1,87 @@
+//! What an implementation made of a case: values, a rejection, or a skip.
+
+use crate::fixtures::{Case, Recorded};
+use crate::tensor::Tensor;
+
+/// What one implementation made of a case.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The implementation computed the case.
+    Values {
+        /// The loss, shaped as the case's reduction makes it.
+        loss: Tensor,
+        /// d(loss·grad_output)/d input; None when not computed.
+        grad_input: Option<Tensor>,
+        /// The same w.r.t. a probability target; None for class targets.
+        grad_target: Option<Tensor>,
+    },
+    /// The first line of the error message.
+    Error(String),
+    /// This implementation cannot run the case (e.g. an unsupported dtype mix).
+    Skipped(String),
+}
+
+impl Outcome {
+    /// The outcome a fixture's `expected` records.
+    pub fn from_recorded(recorded: &Recorded) -> Outcome {
+        match recorded {
+            Recorded::Values {
+                loss,
+                grad_input,
+                grad_target,
+            } => Outcome::Values {
+                loss: loss.clone(),
+                grad_input: grad_input.clone(),
+                grad_target: grad_target.clone(),
+            },
+            Recorded::Error(e) => Outcome::Error(e.clone()),
+        }
+    }
+
+    /// The outcome as a fixture's `expected` result; None for a skip.
+    pub fn to_recorded(&self) -> Option<Recorded> {
+        match self {
+            Outcome::Values {
+                loss,
+                grad_input,
+                grad_target,
+            } => Some(Recorded::Values {
+                loss: loss.clone(),
+                grad_input: grad_input.clone(),
+                grad_target: grad_target.clone(),
+            }),
+            Outcome::Error(e) => Some(Recorded::Error(e.clone())),
+            Outcome::Skipped(_) => None,
+        }
+    }
+}
+
+/// An implementation of the loss under test: a case in, an outcome out.
+pub type Implementation<'a> = &'a (dyn Fn(&Case) -> Outcome + Sync);
+
+/// First line of a message.
+pub fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim_end().to_string()
+}
+
+/// The tensors two computed outcomes both have — loss, and each gradient
+/// present on both sides — named; nothing for an error or a skip.
+pub fn paired_tensors<'a>(a: &'a Outcome, b: &'a Outcome) -> Vec<(&'static str, &'a Tensor, &'a Tensor)> {
+    let tensors = |o: &'a Outcome| match o {
+        Outcome::Values {
+            loss,
+            grad_input,
+            grad_target,
+        } => [
+            ("loss", Some(loss)),
+            ("grad_input", grad_input.as_ref()),
+            ("grad_target", grad_target.as_ref()),
+        ],
+        _ => [("loss", None), ("grad_input", None), ("grad_target", None)],
+    };
+    tensors(a)
+        .into_iter()
+        .zip(tensors(b))
+        .filter_map(|((what, x), (_, y))| Some((what, x?, y?)))
+        .collect()
+}
