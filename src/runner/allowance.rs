@@ -161,7 +161,7 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
                 lp_all[at(c)] = lp;
                 p_all[at(c)] = lp.exp();
                 loss -= a[c] * lp;
-                loss_bound += a[c].abs() * d + (U32 * sigma_c + smoothing_terms * h_s) * (a[c] * lp).abs();
+                loss_bound += a[c].abs() * d + U32 * sigma_c * (a[c] * lp).abs();
                 a_sum += a[c];
                 a_abs += a[c].abs();
             }
@@ -183,7 +183,17 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
     }
     // The mean's denominator is itself a sum over positions.
     let den_error = if mean { U32 * sigma_p } else { 0.0 };
-    let go_rounding = smoothing_terms.min(2.0) * h;
+    // The gradient w.r.t. lp is rounded in the dtype: once, or twice where
+    // autograd adds the smoothing term's share to the NLL's (the target
+    // class) or the target itself was smoothed first (probabilities).
+    let go_rounding = |c: usize, a: &[f64]| {
+        let twice = eps > 0.0 && (probabilities || a[c] > a.iter().copied().fold(f64::INFINITY, f64::min));
+        if twice {
+            2.0 * h
+        } else {
+            h
+        }
+    };
     for b in 0..outer {
         for s in 0..inner {
             let p = b * inner + s;
@@ -192,13 +202,13 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
             }
             let (a_sum, a_abs) = sums[p];
             let g = go_scale[p];
+            let sum_rounding: f64 = (0..classes).map(|k| go_rounding(k, &a) * a[k].abs()).sum();
             for c in 0..classes {
                 let i = b * classes * inner + c * inner + s;
                 let (d, pc) = (delta[i], p_all[i]);
                 let value = g * (pc * a_sum - a[c]).abs();
-                grad_input[i] = g
-                    * (pc * a_sum.abs() * d + U32 * sigma_c * pc * a_abs + go_rounding * (a[c].abs() + pc * a_abs))
-                    + (h + den_error) * value;
+                let rounding = go_rounding(c, &a) * a[c].abs() + pc * sum_rounding;
+                grad_input[i] = g * (pc * a_sum.abs() * d + U32 * sigma_c * pc * a_abs + rounding) + (h + den_error) * value;
                 if let Some(gt) = grad_target.as_mut() {
                     let scale = g * (1.0 - eps) * w(c).abs();
                     gt[i] = scale * (d + 2.0 * h_s * lp_all[i].abs()) + (h + den_error) * scale * lp_all[i].abs();
@@ -206,14 +216,19 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
             }
         }
     }
+    // A half dtype rounds the NLL and smoothing terms and their combination
+    // (three roundings with smoothing, one without) besides the result.
+    let combination = (smoothing_terms - 1.0) * h_s;
     let loss = match case.reduction {
-        Reduction::None => terms.iter().map(|(l, bound)| bound + h * l.abs()).collect(),
+        Reduction::None => terms
+            .iter()
+            .map(|(l, bound)| bound + (combination + h_s + h) * l.abs())
+            .collect(),
         Reduction::Sum | Reduction::Mean => {
             let bound: f64 = terms.iter().map(|t| t.1).sum();
             let magnitude: f64 = terms.iter().map(|t| t.0.abs()).sum();
             let total = terms.iter().map(|t| t.0).sum::<f64>() / divisor;
-            let reduce = U32 * sigma_p + smoothing_terms * h_s;
-            vec![(bound + reduce * magnitude) / divisor.abs() + (h + den_error) * total.abs()]
+            vec![(bound + U32 * sigma_p * magnitude) / divisor.abs() + (combination + h + den_error) * total.abs()]
         }
     };
     Some(Allowance {

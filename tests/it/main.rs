@@ -21,3 +21,4 @@ mod recorded;
 mod surface;
 #[cfg(feature = "torch")]
 mod tensors_cli;
+mod verdicts;
