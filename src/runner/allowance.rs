@@ -208,7 +208,8 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
                 let (d, pc) = (delta[i], p_all[i]);
                 let value = g * (pc * a_sum - a[c]).abs();
                 let rounding = go_rounding(c, &a) * a[c].abs() + pc * sum_rounding;
-                grad_input[i] = g * (pc * a_sum.abs() * d + U32 * sigma_c * pc * a_abs + rounding) + (h + den_error) * value;
+                grad_input[i] =
+                    g * (pc * a_sum.abs() * d + U32 * sigma_c * pc * a_abs + rounding) + (h + den_error) * value;
                 if let Some(gt) = grad_target.as_mut() {
                     let scale = g * (1.0 - eps) * w(c).abs();
                     gt[i] = scale * (d + 2.0 * h_s * lp_all[i].abs()) + (h + den_error) * scale * lp_all[i].abs();

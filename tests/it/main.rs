@@ -4,6 +4,8 @@
 #[cfg(feature = "torch")]
 mod accuracy;
 mod binary;
+#[cfg(feature = "torch")]
+mod capabilities;
 mod cli;
 mod clip;
 mod closed_form;

@@ -110,7 +110,13 @@ fn a_systematic_error_of_a_few_ulps_fails() {
             grad_target: grad_target.as_ref().map(|g| shifted(g, k)),
         };
         let report = judged(&case, &off);
-        assert_eq!(report.status, Status::Failed, "{} passed {k} ULPs off: {}", case.name, report.note);
+        assert_eq!(
+            report.status,
+            Status::Failed,
+            "{} passed {k} ULPs off: {}",
+            case.name,
+            report.note
+        );
         checked += 1;
     }
     assert!(checked > 100, "only {checked} cases checked");
@@ -132,4 +138,3 @@ fn the_report_gives_each_side_s_error_against_float64() {
     assert!(error("expected").max_abs > 1e-4, "{:?}", error("expected"));
     assert!(error("expected").worst_share <= 1.0);
 }
-
