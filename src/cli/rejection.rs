@@ -53,3 +53,40 @@ fn run_libtorch(case: &Case) -> Option<Outcome> {
 fn run_libtorch(_case: &Case) -> Option<Outcome> {
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ce_parity::tensor::{DType, Tensor};
+
+    #[test]
+    fn the_message_says_how_the_rust_loss_answers_what_libtorch_rejects() {
+        let libtorch = Outcome::Error("Target 7 is out of bounds.\nmore".into());
+        let theirs = "libtorch rejects these tensors: Target 7 is out of bounds.; ce-parity's Rust loss";
+        let same = message(&Outcome::Error("Target 7 is out of bounds.".into()), Some(&libtorch));
+        assert_eq!(same.unwrap(), format!("{theirs} rejects them the same way"));
+        let other = message(&Outcome::Error("Target 9 is out of bounds.".into()), Some(&libtorch));
+        assert_eq!(
+            other.unwrap(),
+            format!("{theirs} rejects them differently: Target 9 is out of bounds.")
+        );
+        let skipped = message(&Outcome::Skipped("mixed dtypes".into()), Some(&libtorch));
+        assert_eq!(skipped.unwrap(), format!("{theirs} cannot run them: mixed dtypes"));
+        let values = Outcome::Values {
+            loss: Tensor::float(DType::Float32, vec![], vec![0.5]),
+            grad_input: None,
+            grad_target: None,
+        };
+        let computes = message(&values, Some(&libtorch));
+        assert!(computes
+            .unwrap()
+            .ends_with("Rust loss computes a loss instead (a parity gap: please report it)"));
+        // Rust rejecting what libtorch computes is a mismatch for the verdict, not a usage error.
+        assert_eq!(message(&Outcome::Error("x".into()), Some(&values)), None);
+        assert_eq!(message(&values, None), None);
+        assert_eq!(
+            message(&Outcome::Error("x".into()), None).unwrap(),
+            "ce-parity's Rust loss rejects these tensors: x (libtorch not run)"
+        );
+    }
+}

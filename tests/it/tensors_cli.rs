@@ -363,3 +363,64 @@ fn a_fortran_order_kdim_input_reads_as_its_c_order_twin() {
     }
     assert_eq!(losses[0], losses[1]);
 }
+
+#[test]
+fn a_closed_pipe_ends_fuzz_quietly_with_the_verdicts_exit_code() {
+    for lines in [0, 1] {
+        let args = ["fuzz", "--cases", "40", "--seed", "5", "--jobs", "1"];
+        let (code, stderr) = crate::manners::with_reader_gone_after(&args, lines);
+        assert_eq!(code, Some(0), "fuzz | head -{lines}: {stderr}");
+        assert_eq!(stderr, "", "fuzz | head -{lines}");
+    }
+}
+
+/// Runs `ce-parity ARGS` in `dir` under `umask MASK`.
+fn ce_parity_with_umask(mask: &str, args: &[&str], dir: &Path) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {mask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_ce-parity"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run ce-parity under sh")
+}
+
+#[test]
+fn record_and_refresh_write_files_as_the_umask_says_and_refresh_keeps_a_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let (x, t) = (data("logits.npy"), data("targets.npy"));
+    for (mask, expected) in [("022", 0o644), ("027", 0o640)] {
+        let out_file = format!("umask{mask}.json");
+        let args = ["record", "--input", &x, "--target", &t, "--out", &out_file];
+        let out = ce_parity_with_umask(mask, &args, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(mode(&dir.path().join(&out_file)), expected, "umask {mask}");
+    }
+    // refresh rewrites in place and keeps the file's mode, whatever the umask.
+    let path = dir.path().join("umask022.json");
+    for kept in [0o644, 0o600] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(kept)).unwrap();
+        let out = ce_parity_with_umask("077", &["refresh", "umask022.json"], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(mode(&path), kept);
+    }
+}
+
+#[test]
+fn record_into_a_missing_folder_names_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, t) = (data("logits.npy"), data("targets.npy"));
+    let out = ce_parity(
+        &["record", "--input", &x, "--target", &t, "--out", "missing/mine.json"],
+        dir.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "ce-parity: --out missing/mine.json: cannot write: folder missing does not exist"
+    );
+}
