@@ -344,7 +344,7 @@ fn a_fortran_order_kdim_input_reads_as_its_c_order_twin() {
     let shape = [2, 3, 2, 2];
     let c_order: Vec<f32> = (0..24).map(|i| ((i * 7) % 11) as f32 / 4.0).collect();
     // Element [a, b, c, e] sits at a + 2b + 6c + 12e in Fortran order.
-    let mut f_order = vec![0f32; 24];
+    let mut f_order = [0f32; 24];
     for (flat, &v) in c_order.iter().enumerate() {
         let (a, b, c, e) = (flat / 12, flat / 4 % 3, flat / 2 % 2, flat % 2);
         f_order[a + 2 * b + 6 * c + 12 * e] = v;
