@@ -1,5 +1,6 @@
 //! The `ce-parity` binary: a thin layer over the library.
-//! Exit codes: 0 parity, 1 mismatch, 2 usage, I/O or parse error.
+//! Exit codes: 0 parity, 1 mismatch, 2 usage, I/O or parse error, tensors
+//! libtorch rejects, or no verdict (nothing was compared).
 
 mod cli;
 

@@ -12,7 +12,7 @@ use ce_parity::fixtures::{self, Case};
 use ce_parity::runner::{run_rust, tolerance, verdict, CaseReport, Outcome, Status};
 
 use super::tensors::TensorArgs;
-use super::{human, json};
+use super::{human, json, rejection};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -80,9 +80,11 @@ impl Totals {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let overrides = Overrides::new(args.rtol, args.atol).map_err(anyhow::Error::msg)?;
+    let live = !args.no_libtorch;
     let fixtures = match args.tensors.case()? {
         Some(case) => {
             anyhow::ensure!(args.paths.is_empty(), "give fixture paths or --input, not both");
+            rejection::ensure_accepted(&case, live)?;
             let description = "tensors from .npy files".to_string();
             vec![(
                 case.name.clone(),
@@ -94,7 +96,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => load_all(&args.paths)?,
     };
-    let live = !args.no_libtorch;
     let files: Vec<FileReport> = fixtures
         .iter()
         .map(|(file, fixture)| FileReport {
@@ -104,11 +105,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let totals = Totals::of(&files);
     match args.format {
-        Format::Human => human::print(&files, &totals),
+        Format::Human => human::print(&files, &totals)?,
         Format::Json => json::print(&files, &totals)?,
     }
     Ok(if totals.failed > 0 {
         ExitCode::from(1)
+    } else if totals.passed == 0 {
+        // Parity is a claim about compared values; with none compared there
+        // is no verdict to give, which exit 0 would hide.
+        eprintln!("ce-parity: nothing was checked ({}); no verdict", totals.summary());
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
@@ -124,6 +130,7 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixtures::Fixture)
         return Ok(out);
     }
     for path in paths {
+        super::tensors::ensure_not_npy(path)?;
         let files = fixtures::discover(path)?;
         anyhow::ensure!(!files.is_empty(), "{}: no *.json fixture files found", path.display());
         for file in files {

@@ -14,7 +14,7 @@ use ce_parity::fixtures::{self, Case};
 
 use super::check::Format;
 use super::tensors::TensorArgs;
-use super::{explain_human, explain_json};
+use super::{explain_human, explain_json, rejection};
 
 /// The case `ce-parity explain` explains with no arguments.
 const ARTICLE_CASE: &str = "article/smoothing_0.1/mean";
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let explained = explain(&case, against).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     match args.format {
-        Format::Human => explain_human::print(&file, &explained),
+        Format::Human => explain_human::print(&file, &explained)?,
         Format::Json => explain_json::print(&file, &explained)?,
     }
     Ok(match explained.verdict() {
@@ -67,9 +67,11 @@ fn select(args: &Args) -> anyhow::Result<(String, Case)> {
             args.file.is_none() && args.case.is_none(),
             "give a fixture FILE (with --case) or --input, not both"
         );
+        rejection::ensure_accepted(&case, !args.no_libtorch)?;
         return Ok(("tensors from .npy files".to_string(), case));
     }
     if let Some(path) = &args.file {
+        super::tensors::ensure_not_npy(path)?;
         let fixture = fixtures::load(path)?;
         return pick(&path.display().to_string(), fixture.cases, args.case.as_deref());
     }

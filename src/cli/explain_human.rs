@@ -10,8 +10,8 @@ use ce_parity::runner::ClaimReport;
 use ce_parity::tensor::Data;
 
 /// Prints the explanation of the case from `file` as text.
-pub fn print(file: &str, explained: &Explanation<'_>) {
-    print!("{}", render(file, explained));
+pub fn print(file: &str, explained: &Explanation<'_>) -> std::io::Result<()> {
+    crate::cli::out::write(format_args!("{}", render(file, explained)))
 }
 
 fn render(file: &str, e: &Explanation<'_>) -> String {

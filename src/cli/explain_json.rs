@@ -40,7 +40,7 @@ use super::json::{claim, finite_or_null};
 
 /// Prints the explanation of the case from `file` as one JSON object.
 pub fn print(file: &str, explained: &Explanation<'_>) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&document(file, explained))?);
+    outln!("{}", serde_json::to_string_pretty(&document(file, explained))?)?;
     Ok(())
 }
 

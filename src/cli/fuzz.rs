@@ -80,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         jobs,
         tolerance,
     };
-    println!("fuzz: seed {seed}, surface {}, {jobs} job(s)", config.surface);
+    outln!("fuzz: seed {seed}, surface {}, {jobs} job(s)", config.surface)?;
 
     let bar = progress_bar(cases);
     let under_test: Implementation = &run_rust;
@@ -89,10 +89,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
 
     for failure in summary.failures.iter().take(args.show) {
-        println!("FAIL case {}: {}", failure.index, failure.note);
+        outln!("FAIL case {}: {}", failure.index, failure.note)?;
     }
     if summary.failures.len() > args.show {
-        println!("… and {} more failures", summary.failures.len() - args.show);
+        outln!("… and {} more failures", summary.failures.len() - args.show)?;
     }
     for failure in summary.failures.iter().take(args.max_shrink) {
         let case = fuzz::case(seed, failure.index, &config.surface);
@@ -112,19 +112,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &description,
         );
         match path {
-            Ok(path) => println!(
+            Ok(path) => outln!(
                 "case {} shrunk to input {:?}: {}",
                 failure.index,
                 shrunk.case.input.shape,
                 path.display()
-            ),
-            Err(e) => println!("case {}: cannot save the shrunk case: {e}", failure.index),
+            )?,
+            Err(e) => outln!("case {}: cannot save the shrunk case: {e}", failure.index)?,
         }
     }
     if summary.run < cases && time_limit.is_some() {
-        println!("stopped at the time limit after {} cases", summary.run);
+        outln!("stopped at the time limit after {} cases", summary.run)?;
     }
-    println!("{}", summary.line());
+    outln!("{}", summary.line())?;
     Ok(if summary.failed > 0 {
         ExitCode::from(1)
     } else {

@@ -19,28 +19,33 @@ impl Paint {
     }
 }
 
-pub fn print(files: &[FileReport], totals: &Totals) {
+pub fn print(files: &[FileReport], totals: &Totals) -> std::io::Result<()> {
     let paint = Paint(std::io::stdout().is_terminal());
     for file in files {
-        println!("{}", file.file);
+        outln!("{}", file.file)?;
         let width = file.cases.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
-        println!(
-            "  {:<width$}  {:<6}  {:>14}  {:>9}  {:>9}  {:>6}  note",
-            "case", "status", "loss", "max_abs", "max_rel", "ulp"
-        );
+        outln!(
+            "  {:<width$}  {:<7}  {:>14}  {:>9}  {:>9}  {:>6}  note",
+            "case",
+            "status",
+            "loss",
+            "max_abs",
+            "max_rel",
+            "ulp"
+        )?;
         for case in &file.cases {
-            print_case(case, width, &paint);
+            print_case(case, width, &paint)?;
         }
-        println!();
+        outln!()?;
     }
-    println!("{}", totals.summary());
+    outln!("{}", totals.summary())
 }
 
-fn print_case(case: &CaseReport, width: usize, paint: &Paint) {
+fn print_case(case: &CaseReport, width: usize, paint: &Paint) -> std::io::Result<()> {
     let status = match case.status {
-        Status::Passed => paint.wrap("32", "pass  "),
-        Status::Failed => paint.wrap("31;1", "FAIL  "),
-        Status::Skipped => paint.wrap("33", "skip  "),
+        Status::Passed => paint.wrap("32", "pass   "),
+        Status::Failed => paint.wrap("31;1", "FAIL   "),
+        Status::Skipped => paint.wrap("33", "skipped"),
     };
     let loss = case.loss.as_ref().map_or("error".to_string(), |l| {
         let values = l.to_f64();
@@ -50,15 +55,25 @@ fn print_case(case: &CaseReport, width: usize, paint: &Paint) {
         }
     });
     let d = &case.difference;
-    let ulp = if d.max_ulp == u64::MAX {
-        "nan".to_string()
+    // A skipped case compared nothing: no numbers to show.
+    let [max_abs, max_rel, ulp] = if case.status == Status::Skipped {
+        ["-".to_string(), "-".to_string(), "-".to_string()]
     } else {
-        d.max_ulp.to_string()
+        [
+            format!("{:.2e}", d.max_abs),
+            format!("{:.2e}", d.max_rel),
+            if d.max_ulp == u64::MAX {
+                "nan".to_string()
+            } else {
+                d.max_ulp.to_string()
+            },
+        ]
     };
-    println!(
-        "  {:<width$}  {status}  {loss:>14}  {:>9.2e}  {:>9.2e}  {ulp:>6}  {}",
-        case.name, d.max_abs, d.max_rel, case.note
-    );
+    outln!(
+        "  {:<width$}  {status}  {loss:>14}  {max_abs:>9}  {max_rel:>9}  {ulp:>6}  {}",
+        case.name,
+        case.note
+    )?;
     for claim in &case.claims {
         let verdict = if claim.holds {
             paint.wrap("32", "holds")
@@ -72,14 +87,15 @@ fn print_case(case: &CaseReport, width: usize, paint: &Paint) {
             .actual
             .as_ref()
             .map_or("cannot be computed".to_string(), |a| list(a));
-        println!(
+        outln!(
             "    claim {} = {} (atol {}, {}): {verdict}; true value {actual}",
             claim.claim.quantity.name(),
             list(&claim.claim.value),
             claim.claim.atol,
             claim.claim.source
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn list(values: &[f64]) -> String {

@@ -123,6 +123,6 @@ pub fn print(files: &[FileReport], totals: &Totals) -> anyhow::Result<()> {
         "failed": totals.failed,
         "skipped": totals.skipped,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    outln!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }

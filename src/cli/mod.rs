@@ -1,5 +1,7 @@
 //! Command-line interface: one module per command, one per output format.
 
+#[macro_use]
+mod out;
 #[cfg(feature = "torch")]
 mod alloc;
 #[cfg(feature = "torch")]
@@ -16,6 +18,7 @@ mod json;
 mod record;
 #[cfg(feature = "torch")]
 mod refresh;
+mod rejection;
 mod tensors;
 
 use std::process::ExitCode;
@@ -60,7 +63,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Ok(cli) => cli,
         Err(e) => {
             let usage_error = e.use_stderr();
-            e.print()?;
+            // `--help | head -1`: a closed pipe ends the help quietly.
+            if let Err(io) = e.print() {
+                anyhow::ensure!(io.kind() == std::io::ErrorKind::BrokenPipe, io);
+            }
             return Ok(ExitCode::from(if usage_error { 2 } else { 0 }));
         }
     };

@@ -1,7 +1,7 @@
 //! `ce-parity record --input x.npy --target t.npy … --out FILE`: a fixture
 //! from your own tensors, with libtorch's loss and gradients as `expected`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,6 +10,7 @@ use ce_parity::fixtures::{self, Expected, Fixture};
 use ce_parity::reference::{producer, run_libtorch};
 use ce_parity::runner::Outcome;
 
+use super::rejection;
 use super::tensors::TensorArgs;
 
 #[derive(clap::Args)]
@@ -32,11 +33,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = args.name {
         case.name = name;
     }
+    // A fixture records a rejection on purpose; tensors given here are meant
+    // to be computed, so a rejection is the user's error, as in `check`.
+    rejection::ensure_accepted(&case, true)?;
     let outcome = run_libtorch(&case);
-    let result = match outcome.to_recorded() {
-        Some(r) => r,
-        None => anyhow::bail!("libtorch cannot run this case: {outcome:?}"),
+    let Outcome::Values { loss, .. } = &outcome else {
+        anyhow::bail!("libtorch cannot run this case: {outcome:?}");
     };
+    let loss = loss.to_f64();
+    let result = outcome.to_recorded().expect("values are recorded");
     case.expected = Some(Expected {
         producer: producer(),
         result,
@@ -45,21 +50,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         description: "Recorded by `ce-parity record` from .npy tensors".into(),
         cases: vec![case],
     };
-    fixtures::save(&args.out, &fixture, false).with_context(|| {
-        format!(
-            "{}: cannot write (record never replaces an existing file)",
-            args.out.display()
-        )
-    })?;
-    match &outcome {
-        Outcome::Values { loss, .. } => println!(
-            "{}: recorded libtorch's loss {} and gradients",
-            args.out.display(),
-            short(&loss.to_f64())
-        ),
-        Outcome::Error(e) => println!("{}: recorded libtorch's rejection: {e}", args.out.display()),
-        Outcome::Skipped(_) => unreachable!("skips have no record and bailed above"),
-    }
+    fixtures::save(&args.out, &fixture, false).map_err(|e| save_error(&args.out, e))?;
+    outln!(
+        "{}: recorded libtorch's loss {} and gradients",
+        args.out.display(),
+        short(&loss)
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -67,5 +63,17 @@ fn short(values: &[f64]) -> String {
     match values {
         [v] => format!("{v:.6}"),
         _ => format!("({} values)", values.len()),
+    }
+}
+
+/// The write error, naming `--out` (save's messages name the folder, never its temporary file).
+fn save_error(out: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::AlreadyExists {
+        anyhow::anyhow!(
+            "--out {}: the file exists, and record never replaces a file; choose another name",
+            out.display()
+        )
+    } else {
+        anyhow::anyhow!("--out {}: cannot write: {e}", out.display())
     }
 }

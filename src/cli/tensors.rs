@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use ce_parity::fixtures::Case;
+use ce_parity::fixtures::{Case, LossKind};
 use ce_parity::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use ce_parity::npy;
 use ce_parity::tensor::Tensor;
@@ -15,7 +15,7 @@ pub struct TensorArgs {
     #[arg(long, value_name = "X.npy")]
     pub input: Option<PathBuf>,
     /// Class indices (int64 or uint8) or class probabilities (the input's shape and dtype).
-    #[arg(long, value_name = "T.npy", requires = "input")]
+    #[arg(long, value_name = "T.npy")]
     pub target: Option<PathBuf>,
     /// The image–text contrastive loss with temperature τ instead of
     /// cross_entropy: --input is the N×M similarity matrix, the targets are its
@@ -23,21 +23,21 @@ pub struct TensorArgs {
     #[arg(
         long,
         value_name = "TAU",
-        requires = "input",
-        conflicts_with_all = ["target", "weight", "reduction", "ignore_index"]
+        conflicts_with_all = ["target", "weight", "reduction", "ignore_index"],
+        allow_negative_numbers = true
     )]
     pub clip_temperature: Option<f64>,
     /// Per-class weight (C,), in the input's dtype.
-    #[arg(long, value_name = "W.npy", requires = "input")]
+    #[arg(long, value_name = "W.npy")]
     pub weight: Option<PathBuf>,
     /// Upstream gradient, shaped like the loss (default: ones).
-    #[arg(long, value_name = "G.npy", requires = "input")]
+    #[arg(long, value_name = "G.npy")]
     pub grad_output: Option<PathBuf>,
-    #[arg(long, value_name = "E", requires = "input", allow_negative_numbers = true)]
+    #[arg(long, value_name = "E", allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
-    #[arg(long, value_name = "none|mean|sum", requires = "input")]
+    #[arg(long, value_name = "none|mean|sum")]
     pub reduction: Option<Reduction>,
-    #[arg(long, value_name = "I", requires = "input", allow_negative_numbers = true)]
+    #[arg(long, value_name = "I", allow_negative_numbers = true)]
     pub ignore_index: Option<i64>,
 }
 
@@ -48,7 +48,16 @@ impl TensorArgs {
     /// A missing `--target`, unreadable or malformed files, and dtypes that
     /// cannot go together, each naming the flag and the file.
     pub fn case(&self) -> anyhow::Result<Option<Case>> {
-        let Some(input_path) = &self.input else { return Ok(None) };
+        let Some(input_path) = &self.input else {
+            let given = self.given_without_input();
+            anyhow::ensure!(
+                given.is_empty(),
+                "{} {} --input X.npy (the logits, saved with np.save)",
+                given.join(", "),
+                if given.len() == 1 { "needs" } else { "need" }
+            );
+            return Ok(None);
+        };
         let input = read("--input", input_path)?;
         anyhow::ensure!(
             input.dtype.is_float(),
@@ -83,8 +92,70 @@ impl TensorArgs {
         }
         case.reduction = self.reduction.unwrap_or(Reduction::Mean);
         case.ignore_index = self.ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX);
+        if let (Some(path), Some(grad)) = (&self.grad_output, &case.grad_output) {
+            let loss_shape = loss_shape(&case);
+            anyhow::ensure!(
+                grad.shape == loss_shape,
+                "--grad-output {}: shape {:?}, but the loss has shape {loss_shape:?} \
+                 (input {:?}, reduction {}); save it shaped like the loss",
+                path.display(),
+                grad.shape,
+                case.input.shape,
+                case.reduction.name()
+            );
+        }
         Ok(Some(case))
     }
+}
+
+impl TensorArgs {
+    /// The flags given that describe tensors beside `--input`.
+    fn given_without_input(&self) -> Vec<&'static str> {
+        [
+            ("--target", self.target.is_some()),
+            ("--clip-temperature", self.clip_temperature.is_some()),
+            ("--weight", self.weight.is_some()),
+            ("--grad-output", self.grad_output.is_some()),
+            ("--label-smoothing", self.label_smoothing.is_some()),
+            ("--reduction", self.reduction.is_some()),
+            ("--ignore-index", self.ignore_index.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+}
+
+/// The shape of the case's loss, which an upstream gradient must have:
+/// the input's without the class dim under reduction "none", else a scalar.
+fn loss_shape(case: &Case) -> Vec<usize> {
+    match (case.loss, case.reduction, case.input.shape.as_slice()) {
+        (LossKind::CrossEntropy, Reduction::None, [n, _, rest @ ..]) => [&[*n], rest].concat(),
+        _ => Vec::new(),
+    }
+}
+
+/// A `.npy` file given where a fixture goes (`check x.npy`) is a mistake to
+/// name, with the flag that takes it.
+///
+/// # Errors
+/// When `path` ends in `.npy` or starts with numpy's magic bytes.
+pub fn ensure_not_npy(path: &Path) -> anyhow::Result<()> {
+    let by_name = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if by_name || starts_with_npy_magic(path) {
+        anyhow::bail!(
+            "{}: a .npy tensor, not a fixture (.json); check tensors with --input {} --target T.npy",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn starts_with_npy_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 6];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut magic).is_ok()) && &magic == b"\x93NUMPY"
 }
 
 /// A contrastive case: a 2-D similarity matrix and a positive temperature.

@@ -17,6 +17,7 @@ mod hostile;
 mod kit;
 #[cfg(feature = "torch")]
 mod libtorch;
+mod manners;
 mod npy;
 mod properties;
 mod recorded;

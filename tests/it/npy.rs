@@ -61,7 +61,7 @@ fn unsupported_dtypes_name_themselves() {
 }
 
 /// A .npy file with this header text (padded as numpy pads it) and data.
-fn npy_bytes(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
+pub(crate) fn npy_bytes(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
     let mut out = b"\x93NUMPY".to_vec();
     out.extend([version, 0]);
     let length_bytes = if version == 1 { 2 } else { 4 };

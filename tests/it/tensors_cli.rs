@@ -226,3 +226,201 @@ fn a_similarity_matrix_checks_as_the_contrastive_loss() {
         assert!(stderr.contains(message), "{flags:?}: {stderr}");
     }
 }
+
+/// A .npy file in `dir`, as np.save writes it (C order unless `fortran`).
+fn save_npy(dir: &Path, name: &str, descr: &str, shape: &[usize], fortran: bool, data: &[u8]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let fortran = if fortran { "True" } else { "False" };
+    let header = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
+    let path = dir.join(name);
+    std::fs::write(&path, crate::npy::npy_bytes(1, &header, data)).unwrap();
+    path.display().to_string()
+}
+
+fn f32s(dir: &Path, name: &str, shape: &[usize], values: &[f32]) -> String {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    save_npy(dir, name, "<f4", shape, false, &bytes)
+}
+
+fn i64s(dir: &Path, name: &str, shape: &[usize], values: &[i64]) -> String {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    save_npy(dir, name, "<i8", shape, false, &bytes)
+}
+
+/// Logits of shape [2, 5]: 0.1, 0.2, …, 1.0.
+fn logits_2x5(dir: &Path) -> String {
+    let values: Vec<f32> = (1..=10).map(|i| i as f32 / 10.0).collect();
+    f32s(dir, "x.npy", &[2, 5], &values)
+}
+
+#[test]
+fn tensors_libtorch_rejects_exit_2_with_its_message_in_check_record_and_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = logits_2x5(d);
+    let targets = i64s(d, "t.npy", &[2], &[0, 4]);
+    // Channels-last: an NHWC array saved as is ([N, H, W, C] = [2, 4, 4, 3]),
+    // so libtorch reads H as the class dim.
+    let nhwc = f32s(d, "nhwc.npy", &[2, 4, 4, 3], &[0.5; 96]);
+    let nhw = i64s(d, "nhw.npy", &[2, 4, 4], &[1; 32]);
+    // (flags, libtorch's first line as torch 2.13.0's F.cross_entropy gives it)
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![x.clone(), i64s(d, "one.npy", &[1], &[1])],
+            "Expected input batch_size (2) to match target batch_size (1).",
+        ),
+        (vec![x.clone(), i64s(d, "seven.npy", &[2], &[7, 1])], "Target 7 is out of bounds."),
+        (vec![x.clone(), i64s(d, "minus3.npy", &[2], &[-3, 1])], "Target -3 is out of bounds."),
+        (
+            vec![x.clone(), f32s(d, "float_classes.npy", &[2], &[1.0, 2.0])],
+            "expected target dtype to be Long or Byte, but got Float",
+        ),
+        (
+            vec![x.clone(), targets.clone(), "--label-smoothing".into(), "1.5".into()],
+            "label_smoothing must be between 0.0 and 1.0. Got: 1.5",
+        ),
+        (vec![nhwc, nhw], "size mismatch (got input: [2, 4, 4, 3] , target: [2, 4, 4]"),
+        (
+            vec![
+                x.clone(),
+                targets.clone(),
+                "--weight".into(),
+                f32s(d, "w4.npy", &[4], &[1.0; 4]),
+            ],
+            "weight tensor should be defined either for all 5 classes or no classes but got weight tensor of shape: [4]",
+        ),
+        (
+            vec![x.clone(), f32s(d, "p2x4.npy", &[2, 4], &[0.25; 8])],
+            "0D or 1D target tensor expected, multi-target not supported",
+        ),
+        (
+            vec![x.clone(), i64s(d, "t3d.npy", &[2, 1, 1], &[0, 1])],
+            "0D or 1D target tensor expected, multi-target not supported",
+        ),
+    ];
+    for (flags, first_line) in cases {
+        let [input, target, rest @ ..] = flags.as_slice() else {
+            unreachable!()
+        };
+        let mut tensors = vec!["--input", input, "--target", target];
+        tensors.extend(rest.iter().map(String::as_str));
+        let libtorch = format!("libtorch rejects these tensors: {first_line}; ce-parity's Rust loss rejects them");
+        for command in ["check", "record", "explain"] {
+            let mut args = vec![command];
+            args.extend(&tensors);
+            if command == "record" {
+                args.extend(["--out", "never.json"]);
+            }
+            let out = ce_parity(&args, d);
+            let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+            assert!(stderr.contains(&libtorch), "{args:?}: {stderr}");
+            assert!(!stdout.contains("pass"), "{args:?}: {stdout}");
+        }
+        // Without libtorch, the Rust loss's rejection says it.
+        let mut args = vec!["check", "--no-libtorch"];
+        args.extend(&tensors);
+        let out = ce_parity(&args, d);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("ce-parity's Rust loss rejects these tensors: ") && stderr.contains("(libtorch not run)"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!d.join("never.json").exists());
+}
+
+#[test]
+fn a_fortran_order_kdim_input_reads_as_its_c_order_twin() {
+    // np.save writes an F-contiguous array (e.g. a transposed one) with
+    // fortran_order True; it holds the same tensor as the C-order file.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shape = [2, 3, 2, 2];
+    let c_order: Vec<f32> = (0..24).map(|i| ((i * 7) % 11) as f32 / 4.0).collect();
+    // Element [a, b, c, e] sits at a + 2b + 6c + 12e in Fortran order.
+    let mut f_order = [0f32; 24];
+    for (flat, &v) in c_order.iter().enumerate() {
+        let (a, b, c, e) = (flat / 12, flat / 4 % 3, flat / 2 % 2, flat % 2);
+        f_order[a + 2 * b + 6 * c + 12 * e] = v;
+    }
+    let bytes: Vec<u8> = f_order.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let fortran = save_npy(d, "fortran.npy", "<f4", &shape, true, &bytes);
+    let c = f32s(d, "c.npy", &shape, &c_order);
+    let t = i64s(d, "t.npy", &[2, 2, 2], &[0, 1, 2, 1, 2, 0, -100, 1]);
+    let mut losses = Vec::new();
+    for x in [&c, &fortran] {
+        let out = ce_parity(&["check", "--input", x, "--target", &t, "--format", "json"], d);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        losses.push(report["files"][0]["cases"][0]["loss"].clone());
+    }
+    assert_eq!(losses[0], losses[1]);
+}
+
+#[test]
+fn a_closed_pipe_ends_fuzz_quietly_with_the_verdicts_exit_code() {
+    for lines in [0, 1] {
+        let args = ["fuzz", "--cases", "40", "--seed", "5", "--jobs", "1"];
+        let (code, stderr) = crate::manners::with_reader_gone_after(&args, lines);
+        assert_eq!(code, Some(0), "fuzz | head -{lines}: {stderr}");
+        assert_eq!(stderr, "", "fuzz | head -{lines}");
+    }
+}
+
+/// Runs `ce-parity ARGS` in `dir` under `umask MASK`.
+fn ce_parity_with_umask(mask: &str, args: &[&str], dir: &Path) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {mask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_ce-parity"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run ce-parity under sh")
+}
+
+#[test]
+fn record_and_refresh_write_files_as_the_umask_says_and_refresh_keeps_a_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let (x, t) = (data("logits.npy"), data("targets.npy"));
+    for (mask, expected) in [("022", 0o644), ("027", 0o640)] {
+        let out_file = format!("umask{mask}.json");
+        let args = ["record", "--input", &x, "--target", &t, "--out", &out_file];
+        let out = ce_parity_with_umask(mask, &args, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(mode(&dir.path().join(&out_file)), expected, "umask {mask}");
+    }
+    // refresh rewrites in place and keeps the file's mode, whatever the umask.
+    let path = dir.path().join("umask022.json");
+    for kept in [0o644, 0o600] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(kept)).unwrap();
+        let out = ce_parity_with_umask("077", &["refresh", "umask022.json"], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(mode(&path), kept);
+    }
+}
+
+#[test]
+fn record_into_a_missing_folder_names_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, t) = (data("logits.npy"), data("targets.npy"));
+    let out = ce_parity(
+        &["record", "--input", &x, "--target", &t, "--out", "missing/mine.json"],
+        dir.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "ce-parity: --out missing/mine.json: cannot write: folder missing does not exist"
+    );
+}
