@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use ce_parity::runner::{CaseReport, Status};
+use ce_parity::runner::{CaseReport, Disagreement, Status};
 
 use super::check::{FileReport, Totals};
 
@@ -69,11 +69,25 @@ fn print_case(case: &CaseReport, width: usize, paint: &Paint) -> std::io::Result
             },
         ]
     };
+    // A failure's details follow on their own lines, in assert_close's words.
+    let note = if case.status == Status::Failed {
+        let pairs: Vec<String> = case
+            .comparisons
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{} vs {}", c.between.0, c.between.1))
+            .collect();
+        format!("differ: {}", pairs.join(", "))
+    } else {
+        case.note.clone()
+    };
     outln!(
-        "  {:<width$}  {status}  {loss:>14}  {max_abs:>9}  {max_rel:>9}  {ulp:>6}  {}",
+        "  {:<width$}  {status}  {loss:>14}  {max_abs:>9}  {max_rel:>9}  {ulp:>6}  {note}",
         case.name,
-        case.note
     )?;
+    if case.status == Status::Failed {
+        print_failure(case)?;
+    }
     for claim in &case.claims {
         let verdict = if claim.holds {
             paint.wrap("32", "holds")
@@ -96,6 +110,64 @@ fn print_case(case: &CaseReport, width: usize, paint: &Paint) -> std::io::Result
         )?;
     }
     Ok(())
+}
+
+/// Each failing comparison: for values, every differing output as
+/// torch.testing.assert_close reports it, with both values at the worst
+/// element; for rejections, who rejected and with what.
+fn print_failure(case: &CaseReport) -> std::io::Result<()> {
+    for c in case.comparisons.iter().filter(|c| !c.passed) {
+        let (a, b) = c.between;
+        match &c.disagreement {
+            Some(Disagreement::Values) => {
+                for o in c.outputs.iter().filter(|o| !o.passed()) {
+                    let d = &o.difference;
+                    outln!("    {a} vs {b}: {}", o.output)?;
+                    if let Some((x, y)) = &d.shape_mismatch {
+                        outln!("      shapes differ: {x:?} vs {y:?}")?;
+                        continue;
+                    }
+                    let share = 100.0 * d.mismatched as f64 / d.numel.max(1) as f64;
+                    outln!(
+                        "      Mismatched elements: {} / {} ({share:.1}%)",
+                        d.mismatched,
+                        d.numel
+                    )?;
+                    for (kind, worst, allowed) in [
+                        ("absolute", &d.greatest_abs, o.tolerance.atol),
+                        ("relative", &d.greatest_rel, o.tolerance.rtol),
+                    ] {
+                        if let Some(w) = worst {
+                            outln!(
+                                "      Greatest {kind} difference: {:.3e} at index {} (up to {allowed:e} allowed); {a} {}, {b} {}",
+                                w.value,
+                                index(&w.index),
+                                w.actual,
+                                w.expected
+                            )?;
+                        }
+                    }
+                }
+            }
+            Some(_) => outln!("    {a} vs {b}: {}", c.detail)?,
+            None => {}
+        }
+    }
+    if let Some(f) = &case.float64 {
+        let sides: Vec<String> = f
+            .sides
+            .iter()
+            .map(|s| format!("{} {:.1e}", s.side, s.max_abs))
+            .collect();
+        outln!("    error vs the float64 answer ({}): {}", f.source, sides.join(", "))?;
+    }
+    Ok(())
+}
+
+/// An index as assert_close prints it: `(3, 17)`, `()` for a 0-d tensor.
+fn index(at: &[usize]) -> String {
+    let parts: Vec<String> = at.iter().map(usize::to_string).collect();
+    format!("({})", parts.join(", "))
 }
 
 fn list(values: &[f64]) -> String {
