@@ -18,8 +18,14 @@ cargo test --no-default-features
 # The parity kit as another crate uses it: a hand-written loss against the
 # recorded fixtures, with no libtorch.
 cargo run --quiet --no-default-features --example check_my_cross_entropy
-# The bundled fixtures against live libtorch and their recorded values.
-cargo run --quiet -- check
+# The bundled fixtures against live libtorch and their recorded values, under
+# every ATen CPU kernel this CPU can run (the verdict must not depend on the
+# kernel), and without libtorch.
+for capability in $(bash scripts/aten-capabilities.sh); do
+    echo "check with ATEN_CPU_CAPABILITY=$capability" >&2
+    ATEN_CPU_CAPABILITY=$capability cargo run --quiet -- check --quiet
+done
+cargo run --quiet -- check --no-libtorch --quiet
 # A bounded differential fuzz run over the whole surface (fixed seed; any
 # mismatch is shrunk into target/fuzz-failures/ and fails the run).
 cargo run --quiet -- fuzz --cases 5000 --seed 2026 --out target/fuzz-failures

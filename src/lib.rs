@@ -83,6 +83,7 @@ pub mod fixtures;
 pub mod fuzz;
 pub mod kit;
 pub mod loss;
+pub mod machine;
 pub mod npy;
 #[cfg(feature = "torch")]
 pub mod reference;

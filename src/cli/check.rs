@@ -30,6 +30,12 @@ pub struct Args {
     /// Compare Rust with the recorded values only, without running libtorch.
     #[arg(long)]
     no_libtorch: bool,
+    /// Run only the cases whose id (FILE::NAME) contains TEXT.
+    #[arg(short = 'k', long = "case", value_name = "TEXT")]
+    case_filter: Option<String>,
+    /// Print only failing cases and the summary.
+    #[arg(short, long)]
+    quiet: bool,
     /// Or check tensors saved with np.save directly (--input, --target, …).
     #[command(flatten)]
     tensors: TensorArgs,
@@ -45,6 +51,16 @@ pub enum Format {
 pub struct FileReport {
     pub file: String,
     pub cases: Vec<CaseReport>,
+}
+
+/// What the JSON report says about the run itself.
+pub struct RunFacts {
+    /// libtorch's version when the build has it, else None.
+    pub libtorch_version: Option<&'static str>,
+    /// Whether libtorch ran live.
+    pub live: bool,
+    /// Wall time of the whole run.
+    pub elapsed: std::time::Duration,
 }
 
 /// Totals over every file.
@@ -79,6 +95,7 @@ impl Totals {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let overrides = Overrides::new(args.rtol, args.atol).map_err(anyhow::Error::msg)?;
     let live = !args.no_libtorch;
     let fixtures = match args.tensors.case()? {
@@ -96,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => load_all(&args.paths)?,
     };
+    let fixtures = select(fixtures, args.case_filter.as_deref())?;
     let files: Vec<FileReport> = fixtures
         .iter()
         .map(|(file, fixture)| FileReport {
@@ -105,8 +123,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let totals = Totals::of(&files);
     match args.format {
-        Format::Human => human::print(&files, &totals)?,
-        Format::Json => json::print(&files, &totals)?,
+        Format::Human => human::print(&files, &totals, args.quiet)?,
+        Format::Json => {
+            let facts = RunFacts {
+                libtorch_version: libtorch_version(),
+                live: live && libtorch_version().is_some(),
+                elapsed: started.elapsed(),
+            };
+            json::print(&files, &totals, &facts)?
+        }
     }
     Ok(if totals.failed > 0 {
         ExitCode::from(1)
@@ -118,6 +143,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The id reports and `-k` use for a case: `FILE::NAME`.
+pub fn case_id(file: &str, case: &str) -> String {
+    format!("{file}::{case}")
+}
+
+/// Keeps the cases whose id contains `filter`, and the files that still
+/// have one; an error when nothing matches.
+fn select(
+    fixtures: Vec<(String, fixtures::Fixture)>,
+    filter: Option<&str>,
+) -> anyhow::Result<Vec<(String, fixtures::Fixture)>> {
+    let Some(filter) = filter else {
+        return Ok(fixtures);
+    };
+    let kept: Vec<_> = fixtures
+        .into_iter()
+        .filter_map(|(file, mut fixture)| {
+            fixture.cases.retain(|c| case_id(&file, &c.name).contains(filter));
+            (!fixture.cases.is_empty()).then_some((file, fixture))
+        })
+        .collect();
+    anyhow::ensure!(!kept.is_empty(), "-k {filter:?}: no case id (FILE::NAME) contains it");
+    Ok(kept)
 }
 
 /// Parses every fixture before running anything, so a bad file stops the run
@@ -157,6 +207,16 @@ fn check_case(case: &Case, overrides: Overrides, live: bool) -> CaseReport {
 #[cfg(feature = "torch")]
 fn run_libtorch(case: &Case) -> Option<Outcome> {
     Some(ce_parity::reference::run_libtorch(case))
+}
+
+#[cfg(feature = "torch")]
+fn libtorch_version() -> Option<&'static str> {
+    Some(ce_parity::reference::libtorch_version())
+}
+
+#[cfg(not(feature = "torch"))]
+fn libtorch_version() -> Option<&'static str> {
+    None
 }
 
 #[cfg(not(feature = "torch"))]

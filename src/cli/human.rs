@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use ce_parity::runner::{CaseReport, Disagreement, Status};
 
-use super::check::{FileReport, Totals};
+use super::check::{case_id, FileReport, Totals};
 
 struct Paint(bool);
 
@@ -19,11 +19,21 @@ impl Paint {
     }
 }
 
-pub fn print(files: &[FileReport], totals: &Totals) -> std::io::Result<()> {
+/// The report; `quiet` keeps only failing cases. The failing case ids follow
+/// the summary line.
+pub fn print(files: &[FileReport], totals: &Totals, quiet: bool) -> std::io::Result<()> {
     let paint = Paint(std::io::stdout().is_terminal());
     for file in files {
+        let shown: Vec<&CaseReport> = file
+            .cases
+            .iter()
+            .filter(|c| !quiet || c.status == Status::Failed)
+            .collect();
+        if shown.is_empty() {
+            continue;
+        }
         outln!("{}", file.file)?;
-        let width = file.cases.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
+        let width = shown.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
         outln!(
             "  {:<width$}  {:<7}  {:>14}  {:>9}  {:>9}  {:>6}  note",
             "case",
@@ -33,12 +43,18 @@ pub fn print(files: &[FileReport], totals: &Totals) -> std::io::Result<()> {
             "max_rel",
             "ulp"
         )?;
-        for case in &file.cases {
+        for case in shown {
             print_case(case, width, &paint)?;
         }
         outln!()?;
     }
-    outln!("{}", totals.summary())
+    outln!("{}", totals.summary())?;
+    for file in files {
+        for case in file.cases.iter().filter(|c| c.status == Status::Failed) {
+            outln!("FAILED {}", case_id(&file.file, &case.name))?;
+        }
+    }
+    Ok(())
 }
 
 fn print_case(case: &CaseReport, width: usize, paint: &Paint) -> std::io::Result<()> {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use ce_parity::compare::{Difference, Worst};
 use ce_parity::runner::{CaseReport, ClaimReport, Comparison, Disagreement, Float64Report, OutputDifference, Status};
 
-use super::check::{FileReport, Totals};
+use super::check::{FileReport, RunFacts, Totals};
 
 /// A finite number, or null (JSON has no NaN or infinities).
 pub fn finite_or_null(v: f64) -> Value {
@@ -116,8 +116,15 @@ pub fn claim(k: &ClaimReport) -> Value {
     })
 }
 
-pub fn print(files: &[FileReport], totals: &Totals) -> anyhow::Result<()> {
+/// The report, with what tells one run from another: versions, whether
+/// libtorch ran live, its CPU kernel and the elapsed time.
+pub fn print(files: &[FileReport], totals: &Totals, run: &RunFacts) -> anyhow::Result<()> {
     let report = json!({
+        "ce_parity_version": env!("CARGO_PKG_VERSION"),
+        "libtorch_version": run.libtorch_version,
+        "libtorch_live": run.live,
+        "aten_cpu_capability": run.live.then(ce_parity::machine::aten_capability),
+        "elapsed_seconds": run.elapsed.as_secs_f64(),
         "files": files.iter().map(|f| json!({"file": f.file, "cases": f.cases.iter().map(case).collect::<Vec<_>>()})).collect::<Vec<_>>(),
         "passed": totals.passed,
         "failed": totals.failed,
