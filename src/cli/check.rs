@@ -12,7 +12,7 @@ use ce_parity::fixtures::{self, Case};
 use ce_parity::runner::{run_rust, tolerance, verdict, CaseReport, Outcome, Status};
 
 use super::tensors::TensorArgs;
-use super::{human, json, rejection};
+use super::{human, json, junit, rejection};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,6 +45,8 @@ pub struct Args {
 pub enum Format {
     Human,
     Json,
+    /// JUnit XML: one test case per case, for CI runners.
+    Junit,
 }
 
 /// The reports of one fixture file.
@@ -132,6 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             json::print(&files, &totals, &facts)?
         }
+        Format::Junit => junit::print(&files, started.elapsed())?,
     }
     Ok(if totals.failed > 0 {
         ExitCode::from(1)

@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use ce_parity::explain::{explain, Against, Verdict};
 use ce_parity::fixtures::{self, Case};
 
-use super::check::Format;
 use super::tensors::TensorArgs;
 use super::{explain_human, explain_json, rejection};
 
@@ -42,6 +41,13 @@ pub struct Args {
 }
 
 /// Explains the chosen case; the exit code says whether a step disagrees.
+/// explain's output formats (JUnit has no meaning for one explained case).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (file, case) = select(&args)?;
     let against = if args.no_libtorch {

@@ -14,6 +14,7 @@ mod explain_json;
 mod fuzz;
 mod human;
 mod json;
+mod junit;
 #[cfg(feature = "torch")]
 mod record;
 #[cfg(feature = "torch")]

@@ -21,6 +21,7 @@ mod manners;
 mod npy;
 mod properties;
 mod recorded;
+mod reports;
 mod surface;
 #[cfg(feature = "torch")]
 mod tensors_cli;
