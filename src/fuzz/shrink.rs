@@ -5,7 +5,14 @@
 //! Every edit moves one way (smaller, or closer to a default), so the search
 //! ends. Edits are data and applied lazily, so a case with 100 000 classes costs a
 //! list of small edits, not 200 000 copies of itself. Chunks are tried largest
-//! first (halves, quarters, …), so the size falls fast.
+//! first (halves, quarters, …), so the size falls fast; after an edit is
+//! kept the search goes on from there, not from the halves again (on a long
+//! row the halves that failed once mostly fail again, and retrying them after
+//! every step spent the whole budget on a row of 16 017 classes). Classes are
+//! also dropped least likely first (smallest logit), which keeps what the
+//! softmax is made of when the failure needs the row's large logits.
+
+use std::cmp::Reverse;
 
 use super::slice::{select, squeeze, without};
 use crate::fixtures::{Case, LossKind};
@@ -52,22 +59,32 @@ pub struct Shrunk {
 pub fn shrink(case: &Case, fails: &dyn Fn(&Case) -> bool, budget: usize) -> Shrunk {
     let mut current = case.clone();
     let (mut evaluations, mut steps) = (0, 0);
+    // The last edit kept: the next pass starts at its place in the order.
+    let mut resume: Option<Order> = None;
     'search: loop {
-        for edit in edits(&current) {
+        let list = edits(&current);
+        let start = resume.map_or(0, |kept| {
+            list.iter().position(|e| order(e) >= kept).unwrap_or(list.len())
+        });
+        for edit in &list[start..] {
             if evaluations >= budget {
                 break 'search;
             }
-            let Some(candidate) = apply(&current, &edit) else {
+            let Some(candidate) = apply(&current, edit) else {
                 continue;
             };
             evaluations += 1;
             if fails(&candidate) {
                 current = candidate;
                 steps += 1;
+                resume = Some(order(edit));
                 continue 'search;
             }
         }
-        break;
+        if start == 0 {
+            break; // a whole pass kept nothing: no edit helps any more
+        }
+        resume = None;
     }
     Shrunk {
         case: current,
@@ -80,6 +97,8 @@ pub fn shrink(case: &Case, fails: &dyn Fn(&Case) -> bool, budget: usize) -> Shru
 #[derive(Clone, Debug, PartialEq)]
 enum Edit {
     RemoveRows(usize, usize),
+    /// Drop this many classes, those whose largest logit is smallest.
+    RemoveLeastLikely(usize),
     RemoveClasses(usize, usize),
     /// Input axis (≥ 2) and the range of indices to remove.
     RemoveSpatial(usize, usize, usize),
@@ -103,6 +122,38 @@ enum Edit {
     RemoveUnpairedTexts(usize, usize),
     /// A `clip` case with temperature 1.
     UnitTemperature,
+}
+
+/// An edit's place in the order `edits` lists them: its kind, then larger
+/// chunks first, then position.
+type Order = (u8, usize, Reverse<usize>, usize);
+
+fn order(edit: &Edit) -> Order {
+    let chunk = |kind: u8, sub: usize, a: usize, b: usize| (kind, sub, Reverse(b - a), a);
+    let at = |kind: u8, i: usize| (kind, 0, Reverse(0), i);
+    match *edit {
+        Edit::RemoveRows(a, b) => chunk(0, 0, a, b),
+        Edit::SqueezeSpatial(axis) => chunk(1, axis, 0, usize::MAX),
+        Edit::RemoveSpatial(axis, a, b) => chunk(1, axis, a, b),
+        Edit::RemoveLeastLikely(count) => chunk(2, 0, 0, count),
+        Edit::RemoveClasses(a, b) => chunk(3, 0, a, b),
+        Edit::RemovePairs(a, b) => chunk(0, 0, a, b),
+        Edit::RemoveUnpairedTexts(a, b) => chunk(1, 0, a, b),
+        Edit::DropWeight => at(4, 0),
+        Edit::DropGradOutput => at(5, 0),
+        Edit::NoSmoothing => at(5, 1),
+        Edit::SmoothingOneDecimal => at(5, 2),
+        Edit::UnitTemperature => at(5, 3),
+        Edit::Reduction(r) => at(6, r as usize),
+        Edit::DefaultIgnoreIndex => at(7, 0),
+        Edit::Int64Target => at(8, 0),
+        Edit::RoundInput => at(9, 0),
+        Edit::InputElement(i, _) => at(10, i),
+        Edit::TargetToZero(i) => at(11, i),
+        Edit::ProbabilityElement(i, _) => at(12, i),
+        Edit::WeightElement(i, _) => at(13, i),
+        Edit::GradOutputElement(i, _) => at(14, i),
+    }
 }
 
 /// Halves, quarters, … down to single indices: (start, end) chunks of `0..size`.
@@ -151,6 +202,7 @@ fn edits(case: &Case) -> Vec<Edit> {
     }
     if let Some(&classes) = shape.get(class_axis(case)) {
         if classes > 1 {
+            out.extend(counts(classes).into_iter().map(Edit::RemoveLeastLikely));
             out.extend(chunks(classes).into_iter().map(|(a, b)| Edit::RemoveClasses(a, b)));
         }
     }
@@ -283,7 +335,11 @@ fn apply(case: &Case, edit: &Edit) -> Option<Case> {
                 };
             }
         }
-        Edit::RemoveClasses(a, b) => remove_classes(&mut c, a, b)?,
+        Edit::RemoveClasses(a, b) => remove_classes(&mut c, &(a..b).collect::<Vec<_>>())?,
+        Edit::RemoveLeastLikely(count) => {
+            let removed = least_likely(case, count)?;
+            remove_classes(&mut c, &removed)?
+        }
         Edit::DropWeight => c.weight = None,
         Edit::DropGradOutput => c.grad_output = None,
         Edit::NoSmoothing => c.label_smoothing = 0.0,
@@ -347,14 +403,42 @@ fn set(t: &mut Tensor, i: usize, v: f64) -> Option<()> {
     Some(())
 }
 
-/// Removes classes `a..b` from the input, a weight of one entry per class and
-/// a probability target; class targets above the range move down, and those
-/// inside it become class 0.
-fn remove_classes(c: &mut Case, a: usize, b: usize) -> Option<()> {
+/// Half of `size`, a quarter, … down to 1: how many classes to drop at once.
+fn counts(size: usize) -> Vec<usize> {
+    std::iter::successors(Some(size / 2), |&n| Some(n / 2))
+        .take_while(|&n| n >= 1)
+        .collect()
+}
+
+/// The `count` classes whose largest logit (over all positions) is smallest,
+/// in increasing order of index; NaN counts as largest.
+fn least_likely(case: &Case, count: usize) -> Option<Vec<usize>> {
+    let axis = class_axis(case);
+    let classes = *case.input.shape.get(axis)?;
+    let inner: usize = case.input.shape[axis + 1..].iter().product();
+    let values = case.input.as_f64()?;
+    let mut largest = vec![f64::NEG_INFINITY; classes];
+    for (i, &v) in values.iter().enumerate() {
+        let c = (i / inner) % classes;
+        if v.is_nan() || v > largest[c] {
+            largest[c] = if v.is_nan() { f64::INFINITY } else { v };
+        }
+    }
+    let mut by_likelihood: Vec<usize> = (0..classes).collect();
+    by_likelihood.sort_by(|&a, &b| largest[a].total_cmp(&largest[b]).then(a.cmp(&b)));
+    let mut removed = by_likelihood.get(..count)?.to_vec();
+    removed.sort_unstable();
+    Some(removed)
+}
+
+/// Removes the classes `removed` (sorted) from the input, a weight of one
+/// entry per class and a probability target; class targets move down past the
+/// removed classes, and those that were removed become class 0.
+fn remove_classes(c: &mut Case, removed: &[usize]) -> Option<()> {
     let axis = class_axis(c);
     let classes = *c.input.shape.get(axis)?;
-    let keep = without(classes, a, b);
-    if keep.is_empty() {
+    let keep: Vec<usize> = (0..classes).filter(|k| removed.binary_search(k).is_err()).collect();
+    if keep.is_empty() || keep.len() == classes {
         return None;
     }
     let probabilities = is_probability_target(c);
@@ -368,14 +452,17 @@ fn remove_classes(c: &mut Case, a: usize, b: usize) -> Option<()> {
         c.target = select(&c.target, axis, &keep)?;
         return Some(());
     }
-    let (removed, ignore_index) = ((b - a) as i64, c.ignore_index);
-    let (a, b) = (a as i64, b as i64);
+    let ignore_index = c.ignore_index;
     if let Data::Int(targets) = &mut c.target.data {
         for t in targets.iter_mut() {
-            if *t == ignore_index || *t < a {
+            // Out-of-range targets (a case about that message) stay as they are.
+            if *t == ignore_index || *t < 0 || *t >= classes as i64 {
                 continue;
             }
-            *t = if *t < b { 0 } else { *t - removed };
+            *t = match removed.binary_search(&(*t as usize)) {
+                Ok(_) => 0,
+                Err(below) => *t - below as i64,
+            };
         }
     }
     Some(())
@@ -417,6 +504,67 @@ mod tests {
         assert!(fails(&s.case));
     }
 
+    /// A float16 probability-target case like fuzz seed 31 case 9886: five
+    /// rows of 24 550 classes, logits in ±12.5 and one −inf, ε ≈ 0.157,
+    /// reduction none, an upstream gradient.
+    fn long_rows() -> Case {
+        let (n, c) = (5, 24_550);
+        // A fixed LCG: reproducible without a random crate in the test.
+        let mut state = 31u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut x: Vec<f64> = (0..n * c).map(|_| next() * 25.0 - 12.5).collect();
+        x[3 * c + 777] = f64::NEG_INFINITY;
+        let t: Vec<f64> = (0..n * c).map(|_| next() / c as f64 * 2.0).collect();
+        let mut case = Case::new(
+            "long",
+            Tensor::float(DType::Float16, vec![n, c], x),
+            Tensor::float(DType::Float16, vec![n, c], t),
+        );
+        case.reduction = Reduction::None;
+        case.label_smoothing = 0.15746334059418476;
+        case.grad_output = Some(Tensor::float(DType::Float16, vec![n], vec![-0.3193; n]));
+        case
+    }
+
+    #[test]
+    fn a_long_row_shrinks_to_a_few_elements() {
+        let case = long_rows();
+        let c = case.input.shape[1];
+        let largest = case.input.to_f64()[3 * c..4 * c]
+            .iter()
+            .fold(f64::MIN, |m, &v| m.max(v));
+        // Fails while some row holds the −inf logit and that row's largest logit.
+        let fails = |k: &Case| {
+            let c = *k.input.shape.last().unwrap();
+            k.input
+                .to_f64()
+                .chunks(c.max(1))
+                .any(|row| row.contains(&f64::NEG_INFINITY) && row.contains(&largest))
+        };
+        assert!(fails(&case));
+        let s = shrink(&case, &fails, 2000);
+        assert!(fails(&s.case));
+        assert!(
+            s.case.input.numel() <= 4,
+            "{:?} after {} evaluations",
+            s.case.input.shape,
+            s.evaluations
+        );
+        assert_eq!(s.case.input.shape[0], 1);
+        assert!(s.case.input.to_f64().contains(&f64::NEG_INFINITY));
+        assert_eq!(
+            s.case.target.shape, s.case.input.shape,
+            "the probability target shrinks with the classes"
+        );
+        assert_eq!(s.case.label_smoothing, 0.0);
+        assert_eq!(s.case.reduction, Reduction::Mean);
+    }
+
     #[test]
     fn clip_cases_shrink_by_whole_pairs() {
         let (n, m) = (6, 9);
@@ -447,10 +595,32 @@ mod tests {
             Tensor::int(DType::Int64, vec![3], vec![3, 1, -100]),
         );
         case.weight = Some(Tensor::float(DType::Float64, vec![4], vec![1.0, 2.0, 3.0, 4.0]));
-        remove_classes(&mut case, 1, 3).unwrap();
+        remove_classes(&mut case, &[1, 2]).unwrap();
         assert_eq!(case.input.shape, vec![3, 2]);
         assert_eq!(case.weight.unwrap().to_f64(), vec![1.0, 4.0]);
         assert_eq!(case.target.as_i64().unwrap(), &[1, 0, -100]);
+    }
+
+    #[test]
+    fn least_likely_classes_are_those_with_the_smallest_largest_logit() {
+        // Class 1's largest logit is 5 (row 1), class 3's is NaN (kept last).
+        let x = vec![0.0, -1.0, 2.0, f64::NAN, 1.0, 5.0, -3.0, 0.0];
+        let case = Case::new(
+            "t",
+            Tensor::float(DType::Float64, vec![2, 4], x),
+            Tensor::int(DType::Int64, vec![2], vec![1, 3]),
+        );
+        assert_eq!(least_likely(&case, 1), Some(vec![0]));
+        assert_eq!(least_likely(&case, 2), Some(vec![0, 2]));
+        let shrunk = apply(&case, &Edit::RemoveLeastLikely(2)).unwrap();
+        assert_eq!(shrunk.input.shape, vec![2, 2]);
+        assert_eq!(shrunk.input.to_f64()[2..], [5.0, 0.0]);
+        assert_eq!(
+            shrunk.target.as_i64().unwrap(),
+            &[0, 1],
+            "targets 1 and 3 are now 0 and 1"
+        );
+        assert_eq!(least_likely(&case, 5), None);
     }
 
     #[test]

@@ -8,6 +8,16 @@
 //!   backward keeps Σg in float either way.
 //! - nll accumulates in the half type with libtorch's cascade of partial sums.
 //! - the smoothing and probability-target sums accumulate in float and round once.
+//!
+//! Float sums come in two kinds. Over a middle dim libtorch adds class after
+//! class into one float per position, so we add in the same order. Everywhere
+//! else (a row's log-sum-exp and Σg over the last dim, `sum()` reductions) it
+//! adds in vector lanes or a cascade, whose error is far below that of one
+//! f32 running over thousands of terms; we add those in f64 and round once
+//! ([`accurate_sum`]). The difference shows when a sum lands near a tie of the
+//! half type: over 16 017 classes an f32 running sum came to 645.7490 where
+//! the exact sum, and libtorch's, is 645.7552 — 645.5 and 646.0 in float16,
+//! which moved every log-probability of the row by its log.
 //! - every elementwise op (scaling by 1−ε or ε/C, dividing by the total weight,
 //!   autograd's products) rounds its result; a scalar multiplies in float,
 //!   but is rounded to the half type before it is added.
@@ -61,11 +71,11 @@ impl<'p> Half<'p> {
                 m.max(x)
             }
         });
-        let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+        let exps = row.iter().map(|&x| (x - max).exp());
         let log_sum = if self.last_dim {
-            self.r(self.r(sum).ln())
+            self.r(self.r(accurate_sum(exps)).ln())
         } else {
-            sum.ln()
+            exps.sum::<f32>().ln()
         };
         for x in row.iter_mut() {
             *x = self.r(*x - max - log_sum);
@@ -97,11 +107,22 @@ impl<'p> Half<'p> {
 
     /// log_softmax backward: r(g − exp(lp)·Σg), with Σg kept in float.
     fn log_softmax_backward(&self, lp: &[f32], grad: &mut [f32]) {
-        let sum: f32 = grad.iter().sum();
+        let sum = if self.last_dim {
+            accurate_sum(grad.iter().copied())
+        } else {
+            grad.iter().sum()
+        };
         for (g, &l) in grad.iter_mut().zip(lp) {
             *g = self.r(*g - l.exp() * sum);
         }
     }
+}
+
+/// The f32 nearest to the exact sum of `terms` (an f64 sum, rounded once):
+/// libtorch's vectorised and cascaded float sums stay within a few f32 ULPs
+/// of it.
+fn accurate_sum(terms: impl Iterator<Item = f32>) -> f32 {
+    terms.map(f64::from).sum::<f64>() as f32
 }
 
 /// libtorch's cascade sum (nll_loss_out_frame): partial sums in the half type,
@@ -150,7 +171,7 @@ impl Cascade {
 /// Divisor of the smoothing mean: Σ of target weights (float sum, rounded) or the count.
 fn smoothing_divisor(h: &Half, classes: &ClassTargets<'_>) -> f32 {
     match &h.weight {
-        Some(w) => h.r(classes.iter().flatten().map(|y| w[y]).sum::<f32>()),
+        Some(w) => h.r(accurate_sum(classes.iter().flatten().map(|y| w[y]))),
         None => h.r(classes.iter().flatten().count() as f32),
     }
 }
@@ -204,9 +225,9 @@ fn nll<T: Element>(h: &Half, input: &[T], classes: &ClassTargets<'_>, row: &mut 
 
 /// −r(Σ_c r(lp_c·w_c)) for one position (float sum, rounded once).
 fn smoothing_term(h: &Half, lp: &[f32]) -> f32 {
-    let sum: f32 = match &h.weight {
-        Some(w) => lp.iter().zip(w).map(|(&l, &w)| h.r(l * w)).sum(),
-        None => lp.iter().sum(),
+    let sum = match &h.weight {
+        Some(w) => accurate_sum(lp.iter().zip(w).map(|(&l, &w)| h.r(l * w))),
+        None => accurate_sum(lp.iter().copied()),
     };
     -h.r(sum)
 }
@@ -235,7 +256,7 @@ pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target:
                     match problem.reduction {
                         Reduction::None => nll.iter().zip(&smooth).map(|(&a, &s)| combine(a, s)).collect(),
                         reduction => {
-                            let total = h.r(smooth.iter().sum::<f32>());
+                            let total = h.r(accurate_sum(smooth.iter().copied()));
                             let ret = if reduction == Reduction::Mean {
                                 h.r(total / smoothing_divisor(&h, classes))
                             } else {
@@ -249,7 +270,9 @@ pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target:
         }
         (Targets::Probabilities, Target::Probabilities(t)) => {
             let mut q = vec![0.0f32; problem.classes];
-            let per_position: Vec<f32> = (0..problem.positions())
+            // Σ_c r(lp·q·w) per position in f64: libtorch's `sum()` under
+            // sum and mean runs over every element at once.
+            let per_position: Vec<f64> = (0..problem.positions())
                 .map(|p| {
                     h.log_probabilities(input.data, p, &mut row);
                     h.gather(t.data, p, &mut q);
@@ -257,16 +280,18 @@ pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target:
                     (0..problem.classes)
                         .map(|c| {
                             let product = h.r(row[c] * q[c]);
-                            h.w(c).map_or(product, |w| h.r(product * w))
+                            f64::from(h.w(c).map_or(product, |w| h.r(product * w)))
                         })
-                        .sum::<f32>()
+                        .sum::<f64>()
                 })
                 .collect();
             match problem.reduction {
-                Reduction::None => per_position.iter().map(|&s| -h.r(s)).collect(),
-                Reduction::Sum => vec![-h.r(per_position.iter().sum())],
+                Reduction::None => per_position.iter().map(|&s| -h.r(s as f32)).collect(),
+                Reduction::Sum => vec![-h.r(per_position.iter().sum::<f64>() as f32)],
                 Reduction::Mean if per_position.is_empty() || problem.classes == 0 => vec![f32::NAN],
-                Reduction::Mean => vec![h.r(-h.r(per_position.iter().sum()) / problem.positions() as f32)],
+                Reduction::Mean => {
+                    vec![h.r(-h.r(per_position.iter().sum::<f64>() as f32) / problem.positions() as f32)]
+                }
             }
         }
         _ => unreachable!("validate pairs probability targets with Target::Probabilities"),
