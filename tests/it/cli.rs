@@ -48,7 +48,12 @@ fn recorded_loss_off_by_one_percent_fails_with_exit_1() {
         text.contains("FAIL") && text.contains("rust vs expected: loss"),
         "{text}"
     );
-    assert_eq!(text.lines().last().unwrap(), "5 passed, 1 failed");
+    // The summary, then the failing case's id.
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[lines.len() - 2..],
+        ["5 passed, 1 failed", "FAILED off.json::article/smoothing_0.1/mean"]
+    );
     if cfg!(feature = "torch") {
         let out = ce_parity(&["check", "off.json"], dir.path());
         assert_eq!(out.status.code(), Some(1));
