@@ -4,7 +4,7 @@
 //! The rule (docs/verdicts.md): two values agree when they are within
 //! torch.testing.assert_close's tolerance of each other, or when both are
 //! acceptable roundings of the exact answer — within the tolerance plus
-//! libtorch's own rounding allowance ([`super::allowance`]) of the case
+//! libtorch's own rounding allowance ([`super::allowance`](mod@super::allowance)) of the case
 //! computed in float64. The second clause is what makes a verdict the same
 //! on every CPU: a value recorded by one ATen kernel and a value computed by
 //! another differ by their roundings, and both are judged against the same

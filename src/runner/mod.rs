@@ -4,8 +4,8 @@
 //!
 //! - [`outcome`]: what an implementation made of a case;
 //! - [`rust`]: the pure-Rust loss as an implementation;
-//! - [`judge`]: the pairwise comparison and the verdict rule;
-//! - [`allowance`]: libtorch's rounding allowance, the rule's float64 clause;
+//! - [`judge`](mod@judge): the pairwise comparison and the verdict rule;
+//! - [`allowance`](mod@allowance): libtorch's rounding allowance, the rule's float64 clause;
 //! - [`claims`]: auditing a document's printed numbers.
 
 pub mod allowance;
