@@ -8,16 +8,7 @@ use ce_parity::reference::run_libtorch;
 use ce_parity::runner::Outcome;
 use ce_parity::tensor::{DType, Tensor};
 
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::rng::Rng;
 
 /// (loss, gradient w.r.t. the input) from libtorch, as f64.
 fn libtorch(case: &Case) -> (Vec<f64>, Vec<f64>) {

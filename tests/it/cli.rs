@@ -65,6 +65,8 @@ fn recorded_loss_off_by_one_percent_fails_with_exit_1() {
 fn loose_tolerance_flags_override_the_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let text = article_text().replace("\"data\": [0.59666866]", "\"data\": [0.60263535]");
+    // The recorded loss really changed: without it this test could not fail.
+    assert_ne!(text, article_text());
     std::fs::write(dir.path().join("off.json"), text).unwrap();
     let out = ce_parity(&["check", "--no-libtorch", "--rtol", "0.02", "off.json"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));

@@ -8,20 +8,7 @@ use ce_parity::reference::run_libtorch;
 use ce_parity::runner::{judge, run_rust, verdict, Outcome, Status};
 use ce_parity::tensor::{DType, Tensor};
 
-/// A small deterministic generator (xorshift), so the grid is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal_ish(&mut self, scale: f64) -> f64 {
-        (self.next() + self.next() + self.next() - 1.5) * 2.0 * scale
-    }
-}
+use crate::rng::Rng;
 
 /// Runs both sides and asserts that they were compared and agree.
 fn assert_parity(case: &Case) {
@@ -77,7 +64,7 @@ fn grid_of_options_matches_libtorch_loss_and_gradient() {
                             case.weight = Some(Tensor::float(
                                 dtype,
                                 vec![c],
-                                (0..c).map(|_| rng.next() * 2.0).collect(),
+                                (0..c).map(|_| rng.uniform() * 2.0).collect(),
                             ));
                         }
                         let go_shape = if reduction == Reduction::None { vec![n] } else { vec![] };
@@ -114,7 +101,7 @@ fn kernel_sized_shapes_match_libtorch_loss_and_gradient() {
                 let targets: Vec<i64> = (0..positions)
                     .map(|p| match p % 11 {
                         5 => -100,
-                        _ => (rng.next() * c as f64) as i64,
+                        _ => (rng.uniform() * c as f64) as i64,
                     })
                     .collect();
                 let mut case = Case::new(
@@ -125,7 +112,7 @@ fn kernel_sized_shapes_match_libtorch_loss_and_gradient() {
                 case.reduction = reduction;
                 case.label_smoothing = 0.1;
                 if weighted {
-                    let w = (0..c).map(|_| rng.next() * 2.0).collect();
+                    let w = (0..c).map(|_| rng.uniform() * 2.0).collect();
                     case.weight = Some(Tensor::float(DType::Float32, vec![c], w));
                 }
                 let go_shape = if reduction == Reduction::None {

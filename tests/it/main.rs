@@ -22,6 +22,8 @@ mod npy;
 mod properties;
 mod recorded;
 mod reports;
+#[cfg(feature = "torch")]
+mod rng;
 mod surface;
 #[cfg(feature = "torch")]
 mod tensors_cli;
