@@ -7,14 +7,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup-libtorch.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --no-default-features -- -D warnings
+cargo clippy --all-targets --no-default-features --features cli -- -D warnings
+# The lean library (no libtorch, no CLI) as another crate's dev-dependency gets it.
+cargo clippy --lib --no-default-features -- -D warnings
 # API docs build without warnings (broken links, bad HTML), with and without libtorch.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
 # With live libtorch (feature `torch`, the default) ...
 cargo test
 # ... and the pure-Rust core alone, as users without libtorch get it.
-cargo test --no-default-features
+cargo test --no-default-features --features cli
 # The parity kit as another crate uses it: a hand-written loss against the
 # recorded fixtures, with no libtorch.
 cargo run --quiet --no-default-features --example check_my_cross_entropy
