@@ -146,13 +146,20 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
             row.clear();
             row.extend((0..classes).map(|c| x[at(c)]));
             let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if !m.is_finite() || row.iter().any(|v| !v.is_finite()) {
-                // Non-finite logits give non-finite or exact results; those must match exactly.
+            if !m.is_finite() || row.iter().any(|v| v.is_nan() || *v == f64::INFINITY) {
+                // NaN or +inf logits make the whole position NaN; those must match exactly.
                 continue;
             }
             let ln_s = row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
             let (mut loss, mut loss_bound, mut a_sum, mut a_abs) = (0.0, 0.0, 0.0, 0.0);
             for c in 0..classes {
+                a_sum += a[c];
+                a_abs += a[c].abs();
+                if row[c] == f64::NEG_INFINITY {
+                    // p = 0 exactly; its loss term is infinite (or NaN), which must match exactly.
+                    loss -= a[c] * f64::NEG_INFINITY;
+                    continue;
+                }
                 let lp = row[c] - m - ln_s;
                 let d = U32 * ((row[c] - m).abs() + ln_s + lp.abs() + sigma_c)
                     + h_s * lp.abs()
@@ -162,8 +169,6 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
                 p_all[at(c)] = lp.exp();
                 loss -= a[c] * lp;
                 loss_bound += a[c].abs() * d + U32 * sigma_c * (a[c] * lp).abs();
-                a_sum += a[c];
-                a_abs += a[c].abs();
             }
             terms[p] = (loss, loss_bound);
             sums[p] = (a_sum, a_abs);
@@ -315,6 +320,26 @@ mod tests {
         assert!(a.loss[0] > ulp_of_ln2 && a.loss[0] < 40.0 * ulp_of_ln2, "{}", a.loss[0]);
         assert_eq!(a.grad_input.len(), 2);
         assert!(a.grad_input.iter().all(|&b| b > 0.0 && b < 1e-5), "{:?}", a.grad_input);
+    }
+
+    #[test]
+    fn a_minus_infinity_logit_leaves_the_other_classes_their_allowance() {
+        let case = |x: Vec<f64>| {
+            Case::new(
+                "row",
+                Tensor::float(DType::Float32, vec![1, 3], x),
+                Tensor::int(DType::Int64, vec![1], vec![0]),
+            )
+        };
+        let finite = allowance(&case(vec![0.0, 0.0, -200.0])).unwrap();
+        let masked = allowance(&case(vec![0.0, 0.0, f64::NEG_INFINITY])).unwrap();
+        // Class 2 has p ≈ 0 either way: the first two classes keep their bound.
+        for c in 0..2 {
+            assert!(
+                masked.grad_input[c] > 0.5 * finite.grad_input[c],
+                "{masked:?} vs {finite:?}"
+            );
+        }
     }
 
     #[test]
