@@ -112,7 +112,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             if let Some(filter) = &args.case_filter {
                 let id = case_id(&given.case.name, &given.case.name);
-                anyhow::ensure!(id.contains(filter.as_str()), "-k {filter:?}: the case {id} does not contain it");
+                anyhow::ensure!(
+                    id.contains(filter.as_str()),
+                    "-k {filter:?}: the case {id} does not contain it"
+                );
             }
             let yours = yours::outputs(&args.yours, &mut given)?;
             rejection::ensure_accepted(&given.case, live)?;

@@ -167,14 +167,23 @@ impl TensorArgs {
                 label: format!("--tensors {shown}: tensor {name:?}"),
             })
         };
-        let input = take("input").with_context(|| format!("--tensors {shown}: no tensor named \"input\" (the logits)"))?;
+        let input =
+            take("input").with_context(|| format!("--tensors {shown}: no tensor named \"input\" (the logits)"))?;
         let target = take("target").with_context(|| format!("--tensors {shown}: no tensor named \"target\""))?;
         let (weight, grad_output) = (take("weight"), take("grad_output"));
         let output = |l: Option<Labelled>| l.map(|l| (l.tensor, l.label));
         let (loss, grad_input) = (output(take("loss")), output(take("grad_input")));
-        let metadata = |key: &str| file.metadata.get(key).map(|v| (v, format!("--tensors {shown}: metadata {key:?}")));
+        let metadata = |key: &str| {
+            file.metadata
+                .get(key)
+                .map(|v| (v, format!("--tensors {shown}: metadata {key:?}")))
+        };
         let label_smoothing = match metadata("label_smoothing") {
-            Some((v, at)) => Some(v.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("{at}: {v:?} is not a number"))?),
+            Some((v, at)) => Some(
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| anyhow::anyhow!("{at}: {v:?} is not a number"))?,
+            ),
             None => None,
         };
         let reduction = match metadata("reduction") {
@@ -182,7 +191,11 @@ impl TensorArgs {
             None => None,
         };
         let ignore_index = match metadata("ignore_index") {
-            Some((v, at)) => Some(v.trim().parse::<i64>().map_err(|_| anyhow::anyhow!("{at}: {v:?} is not an integer"))?),
+            Some((v, at)) => Some(
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| anyhow::anyhow!("{at}: {v:?} is not an integer"))?,
+            ),
             None => None,
         };
         let parts = Parts {

@@ -1,6 +1,7 @@
 //! Your outputs under test: a loss and a gradient you computed (your Rust
 //! port, your kernel), judged against live libtorch — or, with
-//! `--no-libtorch`, against ce-parity's float64 answer — by `check`'s
+//! `--no-libtorch`, against ce-parity's answer computed in float64 and
+//! rounded to the case's dtype (the side named "float64") — by `check`'s
 //! verdict rule, with "yours" in the place of ce-parity's Rust.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use ce_parity::fixtures::Case;
 use ce_parity::npy;
 use ce_parity::runner::{in_float64, run_rust, tolerance, verdict_named, CaseReport, Outcome, SideNames};
 use ce_parity::safetensors_file;
-use ce_parity::tensor::Tensor;
+use ce_parity::tensor::{DType, Tensor};
 
 use super::tensors::{loss_shape, Given};
 
@@ -42,13 +43,23 @@ pub struct Yours {
 /// the flag or the file and the tensor.
 pub fn outputs(args: &OutputArgs, given: &mut Given) -> anyhow::Result<Option<Yours>> {
     let loss = pick("--loss", args.loss.as_deref(), "loss", given.loss.take())?;
-    let grad_input = pick("--grad", args.grad_input.as_deref(), "grad_input", given.grad_input.take())?;
+    let grad_input = pick(
+        "--grad",
+        args.grad_input.as_deref(),
+        "grad_input",
+        given.grad_input.take(),
+    )?;
     let case = &given.case;
     if let Some((loss, label)) = &loss {
         ensure_shape(label, loss, &loss_shape(case), "the loss")?;
     }
     if let Some((grad, label)) = &grad_input {
-        ensure_shape(label, grad, &case.input.shape, "the input (grad_input is shaped like it)")?;
+        ensure_shape(
+            label,
+            grad,
+            &case.input.shape,
+            "the input (grad_input is shaped like it)",
+        )?;
     }
     if loss.is_none() && grad_input.is_none() {
         return Ok(None);
@@ -132,7 +143,7 @@ pub fn judge(case: &Case, yours: &Yours, overrides: Overrides, live: bool) -> an
     let libtorch = if live { run_libtorch(case) } else { None };
     let (reference_name, reference) = match libtorch {
         Some(libtorch) => ("libtorch", libtorch),
-        None => ("ce-parity float64", run_rust(&in_float64(case))),
+        None => ("float64", rounded(run_rust(&in_float64(case)), case.input.dtype)),
     };
     let names = SideNames {
         tested: "yours",
@@ -164,11 +175,36 @@ pub fn judge(case: &Case, yours: &Yours, overrides: Overrides, live: bool) -> an
         }
         exact
     };
-    let mut report = verdict_named(names, case, &tested, Some(&reference), float64, tolerance(case, overrides));
+    let mut report = verdict_named(
+        names,
+        case,
+        &tested,
+        Some(&reference),
+        float64,
+        tolerance(case, overrides),
+    );
     if stand_in {
         drop_loss(&mut report);
     }
     Ok(report)
+}
+
+/// The float64 answer rounded to the case's dtype: what a correctly rounded
+/// implementation returns, so ULP distances count in the case's dtype.
+fn rounded(outcome: Outcome, dtype: DType) -> Outcome {
+    let round = |t: Tensor| Tensor::float(dtype, t.shape.clone(), t.to_f64());
+    match outcome {
+        Outcome::Values {
+            loss,
+            grad_input,
+            grad_target,
+        } => Outcome::Values {
+            loss: round(loss),
+            grad_input: grad_input.map(round),
+            grad_target: grad_target.map(round),
+        },
+        other => other,
+    }
 }
 
 /// Removes the stand-in loss's comparisons from the report.

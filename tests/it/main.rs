@@ -22,6 +22,7 @@ mod npy;
 mod properties;
 mod recorded;
 mod reports;
+mod safetensors_cli;
 mod surface;
 #[cfg(feature = "torch")]
 mod tensors_cli;
