@@ -95,7 +95,7 @@ impl TensorArgs {
     /// value that does not parse, named.
     pub fn given(&self) -> anyhow::Result<Option<Given>> {
         if let Some(path) = &self.tensors {
-            return self.from_safetensors(path).map(Some);
+            return self.read_safetensors(path).map(Some);
         }
         let Some(input_path) = &self.input else {
             let given = self.given_without_input();
@@ -143,7 +143,7 @@ impl TensorArgs {
 
     /// A `--tensors` file: tensors by name, options from `__metadata__`
     /// under the flags.
-    fn from_safetensors(&self, path: &Path) -> anyhow::Result<Given> {
+    fn read_safetensors(&self, path: &Path) -> anyhow::Result<Given> {
         let file = safetensors_file::load(path).context("--tensors: cannot use this file")?;
         let shown = path.display();
         for name in file.tensors.keys() {

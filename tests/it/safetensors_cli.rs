@@ -84,6 +84,7 @@ fn edited(dir: &Path, name: &str, edit: impl FnOnce(&mut TensorFile)) -> String 
 }
 
 /// Adds `delta` to one element of a floating tensor.
+#[cfg(feature = "torch")]
 fn nudge(t: &mut Tensor, flat: usize, delta: f64) {
     let mut v = t.to_f64();
     v[flat] += delta;
@@ -97,6 +98,7 @@ fn check(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
 
+#[cfg(feature = "torch")]
 const GENERATED: [&str; 5] = [
     "f32_weight_ignore.safetensors",
     "f64_sum.safetensors",
