@@ -55,6 +55,7 @@
 //!   loss, reduction), each step checked against libtorch.
 //! - [`fuzz`]: random cases, an implementation against a reference, shrunk on failure.
 //! - [`npy`]: reading NumPy `.npy` files.
+//! - [`safetensors_file`]: reading `.safetensors` files, tensors by name and their metadata.
 //! - [`runner`]: runs one case through Rust and libtorch and judges it.
 //! - [`kit`]: the recorded cases for testing another crate's cross-entropy.
 #![cfg_attr(
@@ -88,4 +89,5 @@ pub mod npy;
 #[cfg(feature = "torch")]
 pub mod reference;
 pub mod runner;
+pub mod safetensors_file;
 pub mod tensor;

@@ -12,6 +12,7 @@ use ce_parity::fixtures::{self, Case};
 use ce_parity::runner::{run_rust, tolerance, verdict, CaseReport, Outcome, Status};
 
 use super::tensors::TensorArgs;
+use super::yours::{self, OutputArgs};
 use super::{human, json, junit, rejection};
 
 #[derive(clap::Args)]
@@ -39,6 +40,9 @@ pub struct Args {
     /// Or check tensors saved with np.save directly (--input, --target, …).
     #[command(flatten)]
     tensors: TensorArgs,
+    /// Your outputs for those tensors, judged against libtorch.
+    #[command(flatten)]
+    yours: OutputArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,29 +104,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let overrides = Overrides::new(args.rtol, args.atol).map_err(anyhow::Error::msg)?;
     let live = !args.no_libtorch;
-    let fixtures = match args.tensors.case()? {
-        Some(case) => {
-            anyhow::ensure!(args.paths.is_empty(), "give fixture paths or --input, not both");
-            rejection::ensure_accepted(&case, live)?;
-            let description = "tensors from .npy files".to_string();
-            vec![(
-                case.name.clone(),
-                fixtures::Fixture {
-                    description,
-                    cases: vec![case],
-                },
-            )]
+    let files: Vec<FileReport> = match args.tensors.given()? {
+        Some(mut given) => {
+            anyhow::ensure!(
+                args.paths.is_empty(),
+                "give fixture paths or --input/--tensors, not both"
+            );
+            if let Some(filter) = &args.case_filter {
+                let id = case_id(&given.case.name, &given.case.name);
+                anyhow::ensure!(
+                    id.contains(filter.as_str()),
+                    "-k {filter:?}: the case {id} does not contain it"
+                );
+            }
+            let yours = yours::outputs(&args.yours, &mut given)?;
+            rejection::ensure_accepted(&given.case, live)?;
+            let report = match &yours {
+                Some(yours) => yours::judge(&given.case, yours, overrides, live)?,
+                None => check_case(&given.case, overrides, live),
+            };
+            vec![FileReport {
+                file: given.case.name.clone(),
+                cases: vec![report],
+            }]
         }
-        None => load_all(&args.paths)?,
+        None => {
+            anyhow::ensure!(
+                args.yours.loss.is_none() && args.yours.grad_input.is_none(),
+                "--loss and --grad need the tensors they were computed from: --input/--target or --tensors"
+            );
+            let fixtures = select(load_all(&args.paths)?, args.case_filter.as_deref())?;
+            fixtures
+                .iter()
+                .map(|(file, fixture)| FileReport {
+                    file: file.clone(),
+                    cases: fixture.cases.iter().map(|c| check_case(c, overrides, live)).collect(),
+                })
+                .collect()
+        }
     };
-    let fixtures = select(fixtures, args.case_filter.as_deref())?;
-    let files: Vec<FileReport> = fixtures
-        .iter()
-        .map(|(file, fixture)| FileReport {
-            file: file.clone(),
-            cases: fixture.cases.iter().map(|c| check_case(c, overrides, live)).collect(),
-        })
-        .collect();
     let totals = Totals::of(&files);
     match args.format {
         Format::Human => human::print(&files, &totals, args.quiet)?,

@@ -68,13 +68,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The case to explain, with where it came from (a file path, or the tensors' description).
 fn select(args: &Args) -> anyhow::Result<(String, Case)> {
-    if let Some(case) = args.tensors.case()? {
+    if let Some(given) = args.tensors.given()? {
         anyhow::ensure!(
             args.file.is_none() && args.case.is_none(),
-            "give a fixture FILE (with --case) or --input, not both"
+            "give a fixture FILE (with --case) or --input/--tensors, not both"
         );
-        rejection::ensure_accepted(&case, !args.no_libtorch)?;
-        return Ok(("tensors from .npy files".to_string(), case));
+        rejection::ensure_accepted(&given.case, !args.no_libtorch)?;
+        return Ok((given.source, given.case));
     }
     if let Some(path) = &args.file {
         super::tensors::ensure_not_npy(path)?;

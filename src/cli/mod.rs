@@ -21,6 +21,7 @@ mod record;
 mod refresh;
 mod rejection;
 mod tensors;
+mod yours;
 
 use std::process::ExitCode;
 
@@ -50,7 +51,7 @@ enum Command {
     /// Search for cases where Rust and libtorch disagree; shrink and save them.
     #[cfg(feature = "torch")]
     Fuzz(fuzz::Args),
-    /// Write a fixture from .npy tensors, with libtorch's values as `expected`.
+    /// Write a fixture from .npy or .safetensors tensors, with libtorch's values as `expected`.
     #[cfg(feature = "torch")]
     Record(record::Args),
     /// Re-record `expected` in fixture files from live libtorch (for maintainers).

@@ -1,5 +1,5 @@
-//! `ce-parity record --input x.npy --target t.npy … --out FILE`: a fixture
-//! from your own tensors, with libtorch's loss and gradients as `expected`.
+//! `ce-parity record --input x.npy --target t.npy … --out FILE` (or
+//! `--tensors CASE.safetensors`): a fixture from your own tensors, with libtorch's loss and gradients as `expected`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,10 +26,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut case = args
+    let given = args
         .tensors
-        .case()?
-        .context("record needs --input and --target (.npy files)")?;
+        .given()?
+        .context("record needs --input and --target (.npy files), or --tensors CASE.safetensors")?;
+    let description = format!("Recorded by `ce-parity record`: {}", given.source);
+    let mut case = given.case;
     if let Some(name) = args.name {
         case.name = name;
     }
@@ -47,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         result,
     });
     let fixture = Fixture {
-        description: "Recorded by `ce-parity record` from .npy tensors".into(),
+        description,
         cases: vec![case],
     };
     fixtures::save(&args.out, &fixture, false).map_err(|e| save_error(&args.out, e))?;

@@ -160,6 +160,25 @@ pub struct CaseReport {
     pub loss: Option<Tensor>,
 }
 
+/// What the two implementations a verdict compares are called in reports:
+/// ce-parity's Rust and libtorch for `check`, or a user's outputs under test
+/// ("yours") and the reference they are judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SideNames {
+    /// The outcome under test (`rust` in [`verdict`]).
+    pub tested: &'static str,
+    /// The reference outcome (`libtorch` in [`verdict`]).
+    pub reference: &'static str,
+}
+
+impl SideNames {
+    /// `check`'s sides: ce-parity's Rust against libtorch.
+    pub const RUST_LIBTORCH: SideNames = SideNames {
+        tested: "rust",
+        reference: "libtorch",
+    };
+}
+
 /// The exact answer and libtorch's rounding allowance, for the rule's second clause.
 struct Arbiter<'a> {
     exact: &'a Outcome,
@@ -191,7 +210,7 @@ impl Arbiter<'_> {
 /// Compares every available pair among Rust, live libtorch and the recorded
 /// values by assert_close's rule alone (no float64 answer).
 pub fn judge(case: &Case, rust: &Outcome, libtorch: Option<&Outcome>, tolerance: Tolerance) -> CaseReport {
-    judge_with(case, rust, libtorch, tolerance, None)
+    judge_with(SideNames::RUST_LIBTORCH, case, rust, libtorch, tolerance, None)
 }
 
 /// `check`'s verdict on one case: [`judge`], and where values disagree in a
@@ -205,7 +224,20 @@ pub fn verdict(
     run_float64: impl FnOnce(&Case) -> Outcome,
     tolerance: Tolerance,
 ) -> CaseReport {
-    let report = judge(case, rust, libtorch, tolerance);
+    verdict_named(SideNames::RUST_LIBTORCH, case, rust, libtorch, run_float64, tolerance)
+}
+
+/// [`verdict`] with other names for the two sides: the same rule judges a
+/// user's own outputs (`tested`) against a reference.
+pub fn verdict_named(
+    names: SideNames,
+    case: &Case,
+    rust: &Outcome,
+    libtorch: Option<&Outcome>,
+    run_float64: impl FnOnce(&Case) -> Outcome,
+    tolerance: Tolerance,
+) -> CaseReport {
+    let report = judge_with(names, case, rust, libtorch, tolerance, None);
     let values_differ = report
         .comparisons
         .iter()
@@ -224,9 +256,9 @@ pub fn verdict(
         exact: &exact,
         allowance: &allowance,
     };
-    let mut report = judge_with(case, rust, libtorch, tolerance, Some(&arbiter));
-    let source = if libtorch.is_some() { "libtorch" } else { "rust" };
-    let sides = sides(rust, libtorch, case)
+    let mut report = judge_with(names, case, rust, libtorch, tolerance, Some(&arbiter));
+    let source = if libtorch.is_some() { names.reference } else { "rust" };
+    let sides = sides(names, rust, libtorch, case)
         .into_iter()
         .filter_map(|(side, outcome)| side_error(side, outcome, &arbiter, tolerance))
         .collect::<Vec<_>>();
@@ -247,6 +279,7 @@ pub fn verdict(
 
 /// The sides at hand, in report order.
 fn sides<'a>(
+    names: SideNames,
     rust: &'a Outcome,
     libtorch: Option<&'a Outcome>,
     recorded: &'a Case,
@@ -256,8 +289,8 @@ fn sides<'a>(
         .as_ref()
         .map(|e| std::borrow::Cow::Owned(Outcome::from_recorded(&e.result)));
     [
-        Some(("rust", std::borrow::Cow::Borrowed(rust))),
-        libtorch.map(|o| ("libtorch", std::borrow::Cow::Borrowed(o))),
+        Some((names.tested, std::borrow::Cow::Borrowed(rust))),
+        libtorch.map(|o| (names.reference, std::borrow::Cow::Borrowed(o))),
         recorded.map(|o| ("expected", o)),
     ]
     .into_iter()
@@ -266,13 +299,14 @@ fn sides<'a>(
 }
 
 fn judge_with(
+    names: SideNames,
     case: &Case,
     rust: &Outcome,
     libtorch: Option<&Outcome>,
     tolerance: Tolerance,
     arbiter: Option<&Arbiter<'_>>,
 ) -> CaseReport {
-    let sides = sides(rust, libtorch, case);
+    let sides = sides(names, rust, libtorch, case);
     let skipped: Vec<String> = sides
         .iter()
         .filter_map(|(who, o)| match o.as_ref() {
@@ -318,7 +352,7 @@ fn judge_with(
     };
     let best = sides
         .iter()
-        .find(|(who, _)| *who == "libtorch")
+        .find(|(who, _)| *who == names.reference)
         .or_else(|| sides.iter().find(|(who, _)| *who == "expected"))
         .and_then(|(_, o)| loss_of(o))
         .or_else(|| loss_of(rust));

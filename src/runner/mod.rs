@@ -17,7 +17,8 @@ pub mod rust;
 pub use allowance::{allowance, Allowance};
 pub use claims::{audit_claim, class_geometry, smoothed_target, softmax, ClaimReport};
 pub use judge::{
-    judge, verdict, CaseReport, Comparison, Disagreement, Float64Report, OutputDifference, SideError, Status,
+    judge, verdict, verdict_named, CaseReport, Comparison, Disagreement, Float64Report, OutputDifference, SideError,
+    SideNames, Status,
 };
 pub use outcome::{first_line, paired_tensors, Implementation, Outcome};
 pub use rust::{in_float64, run_rust, tolerance};

@@ -24,6 +24,7 @@ mod recorded;
 mod reports;
 #[cfg(feature = "torch")]
 mod rng;
+mod safetensors_cli;
 mod surface;
 #[cfg(feature = "torch")]
 mod tensors_cli;
