@@ -579,6 +579,11 @@ pub(super) fn stats_row<T: Lane, const COEF: bool, const WRITE: bool>(
         if let (Some(x), Some(a), Some(out), Some(next)) =
             (f32::cast(x), f32::cast(a), f32::cast_mut(out), f32::cast(next))
         {
+            if level == SimdLevel::Avx512 {
+                // SAFETY: `level` comes from `simd::current()`, which returns
+                // Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
+                return unsafe { row_stats_avx512::<COEF, WRITE>(x, a, out, next) };
+            }
             // SAFETY: `level` comes from `simd::current()`, which returns
             // Avx2 or above only when the CPU reports AVX2 and FMA.
             return unsafe { row_stats_avx2::<COEF, WRITE>(x, a, out, next) };
@@ -609,9 +614,47 @@ unsafe fn row_stats_avx2<const COEF: bool, const WRITE: bool>(
         sum_shifted,
     }
 }
+/// [`row_stats`] for f32 with the 16-lane loops of `avx512.rs`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+unsafe fn row_stats_avx512<const COEF: bool, const WRITE: bool>(
+    x: &[f32],
+    a: &[f32],
+    out: &mut [f32],
+    next: &[f32],
+) -> Stats {
+    let max = super::avx512::row_max(x);
+    // SAFETY: the caller guarantees the features; the callers pass `a` and
+    // `out` with the row's length where COEF and WRITE use them.
+    let (sum_exp, sum_shifted) = unsafe { super::avx512::row_sums::<COEF, WRITE>(x, a, out, max, next) };
+    Stats {
+        max: f64::from(max),
+        sum_exp,
+        sum_shifted,
+    }
+}
 dispatched! {
     /// e·scale_p + a·scale_a over a contiguous row of exponentials.
-    apply_row<T: Lane; const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scale_a: T) -> () = row_apply
+    apply_row_portable<T: Lane; const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scale_a: T) -> () = row_apply
+}
+
+/// e·scale_p + a·scale_a over a contiguous row of exponentials; f32 rows on
+/// AVX-512 CPUs take the 16-lane loop of `avx512.rs`.
+#[inline]
+pub(super) fn apply_row<T: Lane, const COEF: bool>(level: SimdLevel, row: &mut [T], a: &[T], scale_p: T, scale_a: T) {
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 {
+        if let (Some(row), Some(a)) = (f32::cast_mut(row), f32::cast(a)) {
+            let (scale_p, scale_a) = (scale_p.to_f64() as f32, scale_a.to_f64() as f32);
+            // SAFETY: `level` comes from `simd::current()`, which returns
+            // Avx512 only when the CPU reports AVX-512 F.
+            return unsafe { super::avx512::row_apply::<COEF>(row, a, scale_p, scale_a) };
+        }
+    }
+    apply_row_portable::<T, COEF>(level, row, a, scale_p, scale_a)
 }
 dispatched! {
     /// Copies a K-dim tile out of its block (see [`tile_pack`]).
