@@ -66,7 +66,7 @@ fn npy_bytes(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
     out.extend([version, 0]);
     let length_bytes = if version == 1 { 2 } else { 4 };
     let mut text = header.to_string();
-    while (8 + length_bytes + text.len() + 1) % 64 != 0 {
+    while !(8 + length_bytes + text.len() + 1).is_multiple_of(64) {
         text.push(' ');
     }
     text.push('\n');

@@ -85,7 +85,7 @@ impl Lane for f64 {
     }
 }
 
-pub(super) const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 /// Elements accumulated in the working type before flushing to f64: short
 /// enough that f32 lane sums stay accurate, long enough to cost nothing.
 pub(super) const BLOCK: usize = 1024;
@@ -119,7 +119,7 @@ pub(super) enum Coef<'a, T> {
 
 /// Sums 16 lanes in a fixed tree, in f64.
 #[inline(always)]
-pub(super) fn fold_lanes<T: Lane>(acc: &[T; LANES]) -> f64 {
+pub(crate) fn fold_lanes<T: Lane>(acc: &[T; LANES]) -> f64 {
     let mut v = [0.0f64; LANES];
     for l in 0..LANES {
         v[l] = acc[l].to_f64();
@@ -534,7 +534,7 @@ macro_rules! dispatched {
         ($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
         $(#[$doc])*
         #[inline]
-        pub(super) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: SimdLevel, $($arg: $ty),*) -> $ret {
+        pub(crate) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: SimdLevel, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn avx2<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
@@ -558,6 +558,7 @@ macro_rules! dispatched {
         }
     };
 }
+pub(super) use dispatched;
 
 dispatched! {
     /// A contiguous row's statistics; see [`row_sums`] for `COEF` and `WRITE`.

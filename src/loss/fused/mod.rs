@@ -22,6 +22,7 @@ mod avx2;
 mod avx512;
 mod classes;
 mod fallback;
+pub(super) mod half;
 mod lanes;
 mod probabilities;
 #[cfg(test)]
