@@ -394,8 +394,9 @@ fn bench_typed<E: BenchElement>(
     let libtorch_loss = torch_loss(&tx)?.f_double_value(&[])?;
     // Half types agree to their rounding (a bfloat16 ulp is 2^−8 relative).
     let rtol = if shape.dtype == Dtype::Float32 { 1e-4 } else { 1e-2 };
+    // (float16's smoothing sum overflows at 32000 classes: inf on both sides.)
     anyhow::ensure!(
-        (rust_loss - libtorch_loss).abs() <= rtol * libtorch_loss.abs(),
+        rust_loss == libtorch_loss || (rust_loss - libtorch_loss).abs() <= rtol * libtorch_loss.abs(),
         "{}: Rust loss {rust_loss} and libtorch loss {libtorch_loss} disagree",
         shape.name
     );

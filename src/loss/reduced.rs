@@ -127,7 +127,12 @@ impl<'p, T: Element> Half<'p, T> {
                 ln_sum: f32::NAN,
             };
         }
-        let sum = half::sum_exp(self.level, row, max);
+        // The next row, to prefetch (rows only: K-dim positions are gathered).
+        let next = match self.problem.inner {
+            1 => data.get((p + 1) * row.len()..(p + 2) * row.len()).unwrap_or(&[]),
+            _ => &[],
+        };
+        let sum = half::sum_exp(self.level, row, max, next);
         let ln_sum = if self.last_dim {
             self.r(self.r(sum).ln())
         } else {

@@ -10,20 +10,23 @@
 use super::super::element::Element;
 use super::super::fast_exp::exp_nonpositive_f32;
 use super::super::simd::SimdLevel;
-use super::lanes::{dispatched, fold_lanes, LANES};
+use super::lanes::{dispatched, fold_lanes, prefetch, LANES};
 
-/// Sums `term(i)` over 0..n in 16 lanes (lane l takes i ≡ l mod 16), folded in f64.
+/// Σ term(x_i, w_i) over two slices of one length, in 16 lanes (lane l
+/// takes i ≡ l mod 16), folded in f64. Chunks, not indices: no bounds
+/// checks in the lane loop, so it vectorises.
 #[inline(always)]
-fn lane_sum(n: usize, mut term: impl FnMut(usize) -> f32) -> f32 {
+fn lane_sum(x: &[f32], w: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
-    let full = n / LANES * LANES;
-    for i0 in (0..full).step_by(LANES) {
+    let (x, w) = (x.chunks_exact(LANES), w[..x.len()].chunks_exact(LANES));
+    let (x_rest, w_rest) = (x.remainder(), w.remainder());
+    for (xc, wc) in x.zip(w) {
         for l in 0..LANES {
-            acc[l] += term(i0 + l);
+            acc[l] += term(xc[l], wc[l]);
         }
     }
-    for i in full..n {
-        acc[i - full] += term(i);
+    for (l, (&xv, &wv)) in x_rest.iter().zip(w_rest).enumerate() {
+        acc[l] += term(xv, wv);
     }
     fold_lanes(&acc) as f32
 }
@@ -55,20 +58,37 @@ fn widen_with_max<T: Element>(src: &[T], dst: &mut [f32]) -> (f32, bool) {
     (m, poison.iter().all(|p| !p.is_nan()))
 }
 
-/// Σ e^(x − max) for a finite max.
+/// Σ e^(x − max) for a finite max. Meanwhile the next row (`next`, the
+/// half-type logits of the next position or empty) is prefetched, one cache
+/// line per step, so that its widening reads from L2.
 #[inline(always)]
-fn exp_sum(row: &[f32], max: f32) -> f32 {
-    lane_sum(row.len(), |i| exp_nonpositive_f32(row[i] - max))
+fn exp_sum<T: Element>(row: &[f32], max: f32, next: &[T]) -> f32 {
+    let per_line = 64 / std::mem::size_of::<T>();
+    let mut acc = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for (i, chunk) in chunks.enumerate() {
+        if let Some(v) = next.get(i * per_line) {
+            prefetch(v);
+        }
+        for l in 0..LANES {
+            acc[l] += exp_nonpositive_f32(chunk[l] - max);
+        }
+    }
+    for (l, &x) in rest.iter().enumerate() {
+        acc[l] += exp_nonpositive_f32(x - max);
+    }
+    fold_lanes(&acc) as f32
 }
 
 /// Σ_c lp_c, or Σ_c r(lp_c·w_c) with `WEIGHTED` (`w`: the row's length).
 #[inline(always)]
 fn log_probability_sum<T: Element, const WEIGHTED: bool>(row: &[f32], max: f32, ln_sum: f32, w: &[f32]) -> f32 {
-    let w = if WEIGHTED { &w[..row.len()] } else { w };
-    lane_sum(row.len(), |i| {
-        let lp = T::round_f32((row[i] - max) - ln_sum);
+    let w = if WEIGHTED { w } else { row };
+    lane_sum(row, w, |x, w| {
+        let lp = T::round_f32((x - max) - ln_sum);
         if WEIGHTED {
-            T::round_f32(lp * w[i])
+            T::round_f32(lp * w)
         } else {
             lp
         }
@@ -87,18 +107,18 @@ fn log_probabilities<T: Element>(row: &mut [f32], max: f32, ln_sum: f32) {
 #[inline(always)]
 fn backward_row<T: Element>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, out: &mut [T]) {
     let (g, out) = (&g[..row.len()], &mut out[..row.len()]);
-    for i in 0..row.len() {
-        let lp = T::round_f32((row[i] - max) - ln_sum);
+    for ((&x, &g), o) in row.iter().zip(g).zip(out.iter_mut()) {
+        let lp = T::round_f32((x - max) - ln_sum);
         // The fast exp maps NaN to a number; libtorch's gives NaN.
         let e = if lp.is_nan() { lp } else { exp_nonpositive_f32(lp) };
-        out[i] = T::narrow_f32(g[i] - e * sum_g);
+        *o = T::narrow_f32(g - e * sum_g);
     }
 }
 
 /// Σ g in lanes.
 #[inline(always)]
 fn plain_sum(g: &[f32]) -> f32 {
-    lane_sum(g.len(), |i| g[i])
+    lane_sum(g, g, |v, _| v)
 }
 
 dispatched! {
@@ -107,7 +127,7 @@ dispatched! {
 }
 dispatched! {
     /// Σ e^(x − max) over a row (see [`exp_sum`]).
-    sum_exp<;>(row: &[f32], max: f32) -> f32 = exp_sum
+    sum_exp<T: Element;>(row: &[f32], max: f32, next: &[T]) -> f32 = exp_sum
 }
 dispatched! {
     /// The row's log-probabilities summed, weighted with `WEIGHTED` (see [`log_probability_sum`]).
