@@ -401,27 +401,23 @@ fn class_position<T: Element>(
         return (0.0, 0.0);
     }
     let ls = h.log_softmax(input, p, &mut s.row);
-    let terms = match y {
-        Some(y) if want_terms => {
-            let smooth = match (problem.smoothing, &h.weight) {
-                (None, _) => 0.0,
-                (Some(_), None) => -h.r(half::sum_log_probabilities::<T, false>(
-                    h.level,
-                    &s.row,
-                    ls.max,
-                    ls.ln_sum,
-                    &[],
-                )),
-                (Some(_), Some(w)) => -h.r(half::sum_log_probabilities::<T, true>(
-                    h.level, &s.row, ls.max, ls.ln_sum, w,
-                )),
-            };
-            (h.lp(ls, s.row[y]), smooth)
-        }
+    // The smoothing sum, when the loss needs it: in the gradient's sweep if
+    // there is one, else in a sweep of its own.
+    let smoothing = match (y, problem.smoothing) {
+        (Some(_), Some(_)) if want_terms => Some(h.weight.is_some()),
+        _ => None,
+    };
+    let terms = |sum: f32| match y {
+        Some(y) if want_terms => (h.lp(ls, s.row[y]), if smoothing.is_some() { -h.r(sum) } else { 0.0 }),
         _ => (0.0, 0.0),
     };
     let (Some(out), Some(k)) = (out, coefficients) else {
-        return terms;
+        let sum = match (smoothing, &h.weight) {
+            (None, _) => 0.0,
+            (Some(_), Some(w)) => half::sum_log_probabilities::<T, true>(h.level, &s.row, ls.max, ls.ln_sum, w),
+            (Some(_), None) => half::sum_log_probabilities::<T, false>(h.level, &s.row, ls.max, ls.ln_sum, &[]),
+        };
+        return terms(sum);
     };
     // The gradient w.r.t. the log-probabilities, as autograd builds it.
     let g_lp = &mut s.g;
@@ -464,31 +460,42 @@ fn class_position<T: Element>(
         };
     }
     let sum_g = half::sum(h.level, g_lp);
-    write_gradient(h, p, first, ls, g_lp, sum_g, &s.row, &mut s.out, out);
-    terms
+    let sum = write_gradient(h, p, first, ls, (g_lp, sum_g), smoothing, &s.row, &mut s.out, out);
+    terms(sum)
 }
 
-/// log_softmax's backward for position `p` into its place in `out`.
+/// log_softmax's backward for position `p` into its place in `out`, from
+/// the gradient w.r.t. the log-probabilities and its sum. With
+/// `smoothing` (Some(weighted)) it returns the smoothing sum of the same sweep.
 #[allow(clippy::too_many_arguments)]
 fn write_gradient<T: Element>(
     h: &Half<'_, T>,
     p: usize,
     first: usize,
     ls: LogSoftmax,
-    g_lp: &[f32],
-    sum_g: f32,
+    (g_lp, sum_g): (&[f32], f32),
+    smoothing: Option<bool>,
     row: &[f32],
     scratch: &mut [T],
     out: &mut [T],
-) {
+) -> f32 {
     let c = h.problem.classes;
-    if h.problem.inner == 1 {
-        let start = (p - first) * c;
-        half::log_softmax_backward(h.level, row, ls.max, ls.ln_sum, g_lp, sum_g, &mut out[start..start + c]);
-    } else {
-        half::log_softmax_backward(h.level, row, ls.max, ls.ln_sum, g_lp, sum_g, scratch);
+    let target = match h.problem.inner {
+        1 => &mut out[(p - first) * c..(p - first + 1) * c],
+        _ => &mut *scratch,
+    };
+    let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
+    let sum = match (smoothing, &h.weight) {
+        (Some(true), Some(w)) => {
+            half::log_softmax_backward::<T, true, true>(level, row, max, ln_sum, g_lp, sum_g, w, target)
+        }
+        (Some(_), _) => half::log_softmax_backward::<T, true, false>(level, row, max, ln_sum, g_lp, sum_g, &[], target),
+        (None, _) => half::log_softmax_backward::<T, false, false>(level, row, max, ln_sum, g_lp, sum_g, &[], target),
+    };
+    if h.problem.inner != 1 {
         h.store(p, first, out, scratch);
     }
+    sum
 }
 
 /// One probability-target position: (Σ_c r(r(lp_c·q_c)·w_c), 0) and, with
@@ -551,7 +558,7 @@ fn probability_position<T: Element>(
     // The row holds the log-probabilities now: with max 0 and ln_sum 0 the
     // backward's lp_c = r(lp_c − 0 − 0) is lp_c itself.
     let materialised = LogSoftmax { max: 0.0, ln_sum: 0.0 };
-    write_gradient(h, p, first, materialised, &s.g, sum_g, &s.row, &mut s.out, out);
+    write_gradient(h, p, first, materialised, (&s.g, sum_g), None, &s.row, &mut s.out, out);
     (sum, 0.0)
 }
 

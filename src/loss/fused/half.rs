@@ -103,16 +103,49 @@ fn log_probabilities<T: Element>(row: &mut [f32], max: f32, ln_sum: f32) {
     }
 }
 
-/// log_softmax's backward into `out`: r(g_c − e^(lp_c)·Σg), with `sum_g` = Σg.
+/// log_softmax's backward into `out`: r(g_c − e^(lp_c)·Σg), with `sum_g` =
+/// Σg. With `SUM` it returns, from the same lp_c, what
+/// [`log_probability_sum`] returns (the same lanes, so the same bits), so
+/// that the loss and the gradient take one sweep.
 #[inline(always)]
-fn backward_row<T: Element>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, out: &mut [T]) {
-    let (g, out) = (&g[..row.len()], &mut out[..row.len()]);
-    for ((&x, &g), o) in row.iter().zip(g).zip(out.iter_mut()) {
+#[allow(clippy::too_many_arguments)]
+fn backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
+    row: &[f32],
+    max: f32,
+    ln_sum: f32,
+    g: &[f32],
+    sum_g: f32,
+    w: &[f32],
+    out: &mut [T],
+) -> f32 {
+    let n = row.len();
+    let (g, out) = (&g[..n], &mut out[..n]);
+    let w = if WEIGHTED { &w[..n] } else { g };
+    let mut acc = [0.0f32; LANES];
+    let step = |x: f32, g: f32, w: f32, o: &mut T, acc: &mut f32| {
         let lp = T::round_f32((x - max) - ln_sum);
         // The fast exp maps NaN to a number; libtorch's gives NaN.
         let e = if lp.is_nan() { lp } else { exp_nonpositive_f32(lp) };
         *o = T::narrow_f32(g - e * sum_g);
+        if SUM {
+            *acc += if WEIGHTED { T::round_f32(lp * w) } else { lp };
+        }
+    };
+    let full = n / LANES * LANES;
+    let chunks = row[..full]
+        .chunks_exact(LANES)
+        .zip(g[..full].chunks_exact(LANES))
+        .zip(w[..full].chunks_exact(LANES))
+        .zip(out[..full].chunks_exact_mut(LANES));
+    for (((xc, gc), wc), oc) in chunks {
+        for l in 0..LANES {
+            step(xc[l], gc[l], wc[l], &mut oc[l], &mut acc[l]);
+        }
     }
+    for i in full..n {
+        step(row[i], g[i], w[i], &mut out[i], &mut acc[i - full]);
+    }
+    fold_lanes(&acc) as f32
 }
 
 /// Σ g in lanes.
@@ -139,7 +172,7 @@ dispatched! {
 }
 dispatched! {
     /// log_softmax's backward for one row (see [`backward_row`]).
-    log_softmax_backward<T: Element;>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, out: &mut [T]) -> () = backward_row
+    log_softmax_backward<T: Element; const SUM: bool, const WEIGHTED: bool>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, w: &[f32], out: &mut [T]) -> f32 = backward_row
 }
 dispatched! {
     /// Σ g in 16 lanes (see [`lane_sum`]).
