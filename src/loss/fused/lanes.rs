@@ -534,14 +534,17 @@ macro_rules! dispatched {
         ($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
         $(#[$doc])*
         #[inline]
+        #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: SimdLevel, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             fn avx2<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
                 $body::<$($gen),* $(, $c)*>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             fn avx512<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
                 $body::<$($gen),* $(, $c)*>($($arg),*)
             }
