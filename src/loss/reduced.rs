@@ -127,18 +127,25 @@ impl<'p, T: Element> Half<'p, T> {
                 ln_sum: f32::NAN,
             };
         }
+        if !self.last_dim {
+            // Over a middle dim libtorch sums each position's exponentials
+            // one class after another in float, and keeps the sum unrounded,
+            // so lp depends on its every bit: the same sequential sum and exp
+            // here (the fuzzer found 3-ULP gradients with lane sums).
+            let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+            return LogSoftmax { max, ln_sum: sum.ln() };
+        }
         // The next row, to prefetch (rows only: K-dim positions are gathered).
         let next = match self.problem.inner {
             1 => data.get((p + 1) * row.len()..(p + 2) * row.len()).unwrap_or(&[]),
             _ => &[],
         };
+        // Over the last dim the sum is rounded to the half type before its log.
         let sum = half::sum_exp(self.level, row, max, next);
-        let ln_sum = if self.last_dim {
-            self.r(self.r(sum).ln())
-        } else {
-            sum.ln()
-        };
-        LogSoftmax { max, ln_sum }
+        LogSoftmax {
+            max,
+            ln_sum: self.r(self.r(sum).ln()),
+        }
     }
 
     fn lp(&self, ls: LogSoftmax, x: f32) -> f32 {
