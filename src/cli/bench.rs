@@ -12,7 +12,9 @@ use serde::Serialize;
 use tch::{Kind, Tensor as TchTensor};
 
 use super::alloc;
-use ce_parity::loss::{cross_entropy, cross_entropy_with_grad_into, Options, Target, View};
+use ce_parity::loss::{
+    cross_entropy, cross_entropy_with_grad_into, set_simd_level, simd, Element, Options, SimdLevel, Target, View,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,6 +30,17 @@ pub struct Args {
     /// Only the shapes whose name contains this text.
     #[arg(long)]
     only: Option<String>,
+    /// Run the Rust kernel at this SIMD level (capped at what the CPU has),
+    /// to compare levels in one run; default: the best the CPU has.
+    #[arg(long, value_enum)]
+    simd: Option<Level>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Level {
+    Scalar,
+    Avx2,
+    Avx512,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,8 +53,15 @@ enum Format {
 #[derive(Serialize)]
 struct Row {
     shape: String,
+    dtype: &'static str,
     pass: &'static str,
     threads: usize,
+    /// The CPU model (/proc/cpuinfo), so rows from two machines can be told apart.
+    cpu: String,
+    /// The Rust kernel's SIMD level.
+    simd: &'static str,
+    /// The kernels libtorch dispatches to (see [`aten_capability`]).
+    aten_capability: &'static str,
     rust_ms: f64,
     libtorch_ms: f64,
     speedup: f64,
@@ -55,33 +75,68 @@ struct Shape {
     name: &'static str,
     dims: &'static [usize],
     weighted: bool,
+    dtype: Dtype,
 }
 
-const SHAPES: [Shape; 5] = [
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    Float32,
+    Float16,
+    BFloat16,
+}
+
+impl Dtype {
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::Float32 => "float32",
+            Dtype::Float16 => "float16",
+            Dtype::BFloat16 => "bfloat16",
+        }
+    }
+}
+
+const SHAPES: [Shape; 7] = [
     Shape {
         name: "4096x32000",
         dims: &[4096, 32000],
         weighted: false,
+        dtype: Dtype::Float32,
     },
     Shape {
         name: "4096x32000+weight",
         dims: &[4096, 32000],
         weighted: true,
+        dtype: Dtype::Float32,
     },
     Shape {
         name: "65536x1000",
         dims: &[65536, 1000],
         weighted: false,
+        dtype: Dtype::Float32,
     },
     Shape {
         name: "256x128256",
         dims: &[256, 128256],
         weighted: false,
+        dtype: Dtype::Float32,
     },
     Shape {
         name: "8x21x256x256",
         dims: &[8, 21, 256, 256],
         weighted: false,
+        dtype: Dtype::Float32,
+    },
+    Shape {
+        name: "4096x32000",
+        dims: &[4096, 32000],
+        weighted: false,
+        dtype: Dtype::BFloat16,
+    },
+    Shape {
+        name: "4096x32000",
+        dims: &[4096, 32000],
+        weighted: false,
+        dtype: Dtype::Float16,
     },
 ];
 
@@ -182,24 +237,139 @@ fn read_floor(x: &[f32]) -> f32 {
         .sum()
 }
 
+/// One vectorised read of half-precision logits: their bits summed in 32
+/// integer lanes (a sum of the values would time the widening too).
+fn read_floor_bits(x: &[u16]) -> u32 {
+    x.par_chunks(FLOOR_CHUNK)
+        .map(|chunk| {
+            let mut acc = [0u32; 32];
+            for block in chunk.chunks_exact(32) {
+                for l in 0..32 {
+                    acc[l] = acc[l].wrapping_add(u32::from(block[l]));
+                }
+            }
+            acc.iter().fold(0u32, |a, &v| a.wrapping_add(v))
+        })
+        .reduce(|| 0, u32::wrapping_add)
+}
+
 /// One read and one write into a preallocated buffer.
-fn read_write_floor(x: &[f32], out: &mut [f32]) {
+fn read_write_floor<E: Copy + Send + Sync>(x: &[E], out: &mut [E]) {
     out.par_chunks_mut(FLOOR_CHUNK)
         .zip(x.par_chunks(FLOOR_CHUNK))
         .for_each(|(o, i)| o.copy_from_slice(i));
 }
 
-fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<[Row; 2]> {
+/// An element type the bench runs on both sides.
+trait BenchElement: Element + tch::kind::Element {
+    /// One read of the buffer (forward's floor).
+    fn read(x: &[Self]);
+}
+
+impl BenchElement for f32 {
+    fn read(x: &[f32]) {
+        std::hint::black_box(read_floor(x));
+    }
+}
+
+impl BenchElement for half::f16 {
+    fn read(x: &[half::f16]) {
+        use half::slice::HalfFloatSliceExt;
+        std::hint::black_box(read_floor_bits(x.reinterpret_cast()));
+    }
+}
+
+impl BenchElement for half::bf16 {
+    fn read(x: &[half::bf16]) {
+        use half::slice::HalfFloatSliceExt;
+        std::hint::black_box(read_floor_bits(x.reinterpret_cast()));
+    }
+}
+
+/// What every row repeats about the machine and the run.
+struct Machine {
+    cpu: String,
+    simd: &'static str,
+    aten_capability: &'static str,
+}
+
+impl Machine {
+    fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|v| v.split_once(':'))
+            .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
+        let simd = match simd::current() {
+            SimdLevel::Scalar => "scalar",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Avx512 => "avx512",
+        };
+        Machine {
+            cpu,
+            simd,
+            aten_capability: aten_capability(),
+        }
+    }
+}
+
+/// The CPU kernels libtorch runs, by its own rule (tch does not expose
+/// `at::get_cpu_capability`, which returns a C++ string): ATEN_CPU_CAPABILITY
+/// when set to a level the CPU has, else the best of avx512 (AVX-512 F, VL,
+/// BW, DQ and FMA), avx2 (AVX2 and FMA) and default. On this project's
+/// machine torch 2.13 reports the same (AVX512, or AVX2 under the variable).
+fn aten_capability() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let avx512 = avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq");
+        let requested = std::env::var("ATEN_CPU_CAPABILITY").unwrap_or_default().to_lowercase();
+        match requested.as_str() {
+            "default" => return "default",
+            "avx2" if avx2 => return "avx2",
+            "avx512" if avx512 => return "avx512",
+            _ => {}
+        }
+        if avx512 {
+            return "avx512";
+        }
+        if avx2 {
+            return "avx2";
+        }
+    }
+    "default"
+}
+
+fn bench_shape(shape: &Shape, threads: usize, repeats: usize, machine: &Machine) -> anyhow::Result<[Row; 2]> {
+    match shape.dtype {
+        Dtype::Float32 => bench_typed::<f32>(shape, threads, repeats, machine),
+        Dtype::Float16 => bench_typed::<half::f16>(shape, threads, repeats, machine),
+        Dtype::BFloat16 => bench_typed::<half::bf16>(shape, threads, repeats, machine),
+    }
+}
+
+fn bench_typed<E: BenchElement>(
+    shape: &Shape,
+    threads: usize,
+    repeats: usize,
+    machine: &Machine,
+) -> anyhow::Result<[Row; 2]> {
     let dims = shape.dims;
     let numel: usize = dims.iter().product();
     let classes = dims[1];
-    let x = fill(numel, 0x5eed, 4.0);
+    let to_e = |v: Vec<f32>| v.into_iter().map(|v| E::from_f64(f64::from(v))).collect::<Vec<E>>();
+    let x = to_e(fill(numel, 0x5eed, 4.0));
     let target_shape: Vec<usize> = [dims[0]].into_iter().chain(dims[2..].iter().copied()).collect();
     let targets: Vec<i64> = fill(target_shape.iter().product(), 7, 0.5)
         .iter()
         .map(|v| (((v + 0.5) * classes as f32) as i64).min(classes as i64 - 1))
         .collect();
-    let weight: Vec<f32> = fill(classes, 3, 0.5).iter().map(|v| v + 1.0).collect();
+    let weight: Vec<E> = to_e(fill(classes, 3, 0.5).iter().map(|v| v + 1.0).collect());
     let options = Options {
         weight: shape.weighted.then_some(weight.as_slice()),
         label_smoothing: EPSILON,
@@ -220,21 +390,22 @@ fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<
     };
 
     // Check once that both sides compute the same loss before timing them.
-    let rust_loss = cross_entropy(input, target, &options)?.values[0] as f64;
+    let rust_loss = cross_entropy(input, target, &options)?.values[0].to_f64();
     let libtorch_loss = torch_loss(&tx)?.f_double_value(&[])?;
+    // Half types agree to their rounding (a bfloat16 ulp is 2^−8 relative).
+    let rtol = if shape.dtype == Dtype::Float32 { 1e-4 } else { 1e-2 };
+    // (float16's smoothing sum overflows at 32000 classes: inf on both sides.)
     anyhow::ensure!(
-        (rust_loss - libtorch_loss).abs() <= 1e-4 * libtorch_loss.abs(),
+        rust_loss == libtorch_loss || (rust_loss - libtorch_loss).abs() <= rtol * libtorch_loss.abs(),
         "{}: Rust loss {rust_loss} and libtorch loss {libtorch_loss} disagree",
         shape.name
     );
 
     // Separate outputs: the floor and the kernel run in turn, each with its own buffer.
-    let mut out = vec![0.0f32; numel];
-    let mut floor_out = vec![0.0f32; numel];
-    let grad_bytes = numel * 4;
-    let mut read = || {
-        std::hint::black_box(read_floor(&x));
-    };
+    let mut out = vec![E::from_f64(0.0); numel];
+    let mut floor_out = vec![E::from_f64(0.0); numel];
+    let grad_bytes = numel * std::mem::size_of::<E>();
+    let mut read = || E::read(&x);
     let mut read_write = || read_write_floor(&x, &mut floor_out);
     let mut rust_forward = || {
         std::hint::black_box(cross_entropy(input, target, &options).expect("checked above"));
@@ -271,8 +442,12 @@ fn bench_shape(shape: &Shape, threads: usize, repeats: usize) -> anyhow::Result<
 
     let row = |pass, rust: &Measured, torch: &Measured, floor: &Measured, torch_output: usize| Row {
         shape: shape.name.to_string(),
+        dtype: shape.dtype.name(),
         pass,
         threads,
+        cpu: machine.cpu.clone(),
+        simd: machine.simd,
+        aten_capability: machine.aten_capability,
         rust_ms: rust.ms,
         libtorch_ms: torch.ms,
         speedup: torch.ms / rust.ms,
@@ -299,29 +474,39 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         .build_global()
         .context("starting the thread pool")?;
     tch::set_num_threads(threads as i32);
+    set_simd_level(args.simd.map(|level| match level {
+        Level::Scalar => SimdLevel::Scalar,
+        Level::Avx2 => SimdLevel::Avx2,
+        Level::Avx512 => SimdLevel::Avx512,
+    }));
+    let machine = Machine::describe();
     let mut rows = Vec::new();
     for shape in &SHAPES {
         if args.only.as_ref().is_some_and(|o| !shape.name.contains(o.as_str())) {
             continue;
         }
         if args.format == Format::Human {
-            eprintln!("bench: {} ...", shape.name);
+            eprintln!("bench: {} {} ...", shape.name, shape.dtype.name());
         }
-        rows.extend(bench_shape(shape, threads, args.repeats)?);
+        rows.extend(bench_shape(shape, threads, args.repeats, &machine)?);
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Human => print_table(&rows),
+        Format::Human => print_table(&machine, threads, &rows),
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(machine: &Machine, threads: usize, rows: &[Row]) {
     println!(
-        "{:<18} {:<16} {:>7} {:>9} {:>11} {:>8} {:>9} {:>10} {:>9} {:>12}",
+        "cpu: {}; Rust SIMD level: {}; threads: {threads}; libtorch ATen capability: {}",
+        machine.cpu, machine.simd, machine.aten_capability
+    );
+    println!(
+        "{:<18} {:<9} {:<16} {:>9} {:>11} {:>8} {:>9} {:>10} {:>9} {:>12}",
         "shape",
+        "dtype",
         "pass",
-        "threads",
         "rust_ms",
         "libtorch_ms",
         "speedup",
@@ -333,10 +518,10 @@ fn print_table(rows: &[Row]) {
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     for r in rows {
         println!(
-            "{:<18} {:<16} {:>7} {:>9.1} {:>11.1} {:>7.1}x {:>9.1} {:>10.2} {:>9.2} {:>12.1}",
+            "{:<18} {:<9} {:<16} {:>9.1} {:>11.1} {:>7.1}x {:>9.1} {:>10.2} {:>9.2} {:>12.1}",
             r.shape,
+            r.dtype,
             r.pass,
-            r.threads,
             r.rust_ms,
             r.libtorch_ms,
             r.speedup,

@@ -3,6 +3,8 @@
 use crate::tensor::DType;
 use half::{bf16, f16};
 
+use super::half_bits::HalfBits;
+
 /// A floating element type: f32, f64, or the half types f16 and bf16 (from
 /// the `half` crate).
 ///
@@ -45,6 +47,16 @@ pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     /// Rounds an f32 to the nearest value of this type.
     fn round_f32(v: f32) -> f32 {
         Self::from_f64(v as f64).to_f64() as f32
+    }
+    /// The value as f32 (exact for f32 and the half types).
+    #[doc(hidden)]
+    fn widen_f32(self) -> f32 {
+        self.to_f64() as f32
+    }
+    /// `v` rounded to this type.
+    #[doc(hidden)]
+    fn narrow_f32(v: f32) -> Self {
+        Self::from_f64(f64::from(v))
     }
     /// The slice as f32, when this type is f32 (the fused kernel's types).
     #[doc(hidden)]
@@ -101,8 +113,18 @@ impl Element for f32 {
 impl Element for f16 {
     const DTYPE: DType = DType::Float16;
     const REDUCED: bool = true;
+    // Branch-free conversions (`half_bits.rs`), the same values as `half`'s.
+    #[inline(always)]
     fn round_f32(v: f32) -> f32 {
-        f16::from_f32(v).to_f32()
+        <f16 as HalfBits>::round(v)
+    }
+    #[inline(always)]
+    fn widen_f32(self) -> f32 {
+        HalfBits::widen(self)
+    }
+    #[inline(always)]
+    fn narrow_f32(v: f32) -> Self {
+        HalfBits::narrow(v)
     }
     fn to_f64(self) -> f64 {
         f16::to_f64(self)
@@ -115,8 +137,18 @@ impl Element for f16 {
 impl Element for bf16 {
     const DTYPE: DType = DType::BFloat16;
     const REDUCED: bool = true;
+    // Branch-free conversions (`half_bits.rs`), the same values as `half`'s.
+    #[inline(always)]
     fn round_f32(v: f32) -> f32 {
-        bf16::from_f32(v).to_f32()
+        <bf16 as HalfBits>::round(v)
+    }
+    #[inline(always)]
+    fn widen_f32(self) -> f32 {
+        HalfBits::widen(self)
+    }
+    #[inline(always)]
+    fn narrow_f32(v: f32) -> Self {
+        HalfBits::narrow(v)
     }
     fn to_f64(self) -> f64 {
         bf16::to_f64(self)

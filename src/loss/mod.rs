@@ -34,6 +34,7 @@ mod fast_ln;
 mod forward;
 mod fused;
 mod gradient;
+mod half_bits;
 mod input;
 mod kernel;
 mod options;

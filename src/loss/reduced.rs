@@ -8,48 +8,86 @@
 //!   backward keeps Σg in float either way.
 //! - nll accumulates in the half type with libtorch's cascade of partial sums.
 //! - the smoothing and probability-target sums accumulate in float and round once.
-//!
-//! Float sums come in two kinds. Over a middle dim libtorch adds class after
-//! class into one float per position, so we add in the same order. Everywhere
-//! else (a row's log-sum-exp and Σg over the last dim, `sum()` reductions) it
-//! adds in vector lanes or a cascade, whose error is far below that of one
-//! f32 running over thousands of terms; we add those in f64 and round once
-//! ([`accurate_sum`]). The difference shows when a sum lands near a tie of the
-//! half type: over 16 017 classes an f32 running sum came to 645.7490 where
-//! the exact sum, and libtorch's, is 645.7552 — 645.5 and 646.0 in float16,
-//! which moved every log-probability of the row by its log.
 //! - every elementwise op (scaling by 1−ε or ε/C, dividing by the total weight,
 //!   autograd's products) rounds its result; a scalar multiplies in float,
 //!   but is rounded to the half type before it is added.
 
+//!
+//! One visit per position, as the fused f32 kernel: its classes are widened
+//! into a per-thread f32 row once, then swept from cache (the max with the
+//! widening, Σ exp, the smoothing sum of the rounded log-probabilities, and
+//! for the gradient one more sweep that writes it). Positions run in fixed
+//! tasks on the thread pool; the sums across positions (the nll cascade, the
+//! smoothing total) then run in position order, as libtorch's, so results
+//! do not depend on the thread count. The row loops live in `fused/half.rs`.
+
+use rayon::prelude::*;
+
 use super::class_targets::ClassTargets;
 use super::element::Element;
+use super::fused::half;
 use super::input::{Target, View};
-use super::kernel;
 use super::options::Reduction;
 use super::problem::{Problem, Targets};
+use super::simd::{self, SimdLevel};
 
 /// Rounding to the half type, and the few scalars every step needs.
-struct Half<'p> {
-    round: fn(f32) -> f32,
+struct Half<'p, T> {
     problem: &'p Problem<'p>,
     weight: Option<Vec<f32>>,
     /// log_softmax runs over the last dim (1-D and 2-D input).
     last_dim: bool,
+    level: SimdLevel,
+    _type: std::marker::PhantomData<T>,
 }
 
-impl<'p> Half<'p> {
-    fn new<T: Element>(problem: &'p Problem<'p>, dims: usize) -> Self {
+/// A position's log-softmax: the row's max and the log of its sum of
+/// exponentials, as libtorch keeps them (NaN for a row of NaN results).
+#[derive(Clone, Copy)]
+struct LogSoftmax {
+    max: f32,
+    ln_sum: f32,
+}
+
+/// Per-thread rows, reused by every position of a task.
+#[derive(Default)]
+struct Scratch<T> {
+    /// The position's logits in f32.
+    row: Vec<f32>,
+    /// The gradient w.r.t. the log-probabilities.
+    g: Vec<f32>,
+    /// Probability targets, then their gradient.
+    q: Vec<f32>,
+    gq: Vec<f32>,
+    /// A K-dim position's gradient before it is scattered.
+    out: Vec<T>,
+}
+
+impl<T: Element> Scratch<T> {
+    fn new(classes: usize) -> Self {
+        Scratch {
+            row: vec![0.0; classes],
+            g: vec![0.0; classes],
+            q: vec![0.0; classes],
+            gq: vec![0.0; classes],
+            out: vec![T::from_f64(0.0); classes],
+        }
+    }
+}
+
+impl<'p, T: Element> Half<'p, T> {
+    fn new(problem: &'p Problem<'p>, dims: usize) -> Self {
         Half {
-            round: T::round_f32,
             problem,
             weight: problem.weight.as_ref().map(|w| w.iter().map(|&v| v as f32).collect()),
             last_dim: dims <= 2,
+            level: simd::current(),
+            _type: std::marker::PhantomData,
         }
     }
 
     fn r(&self, v: f32) -> f32 {
-        (self.round)(v)
+        T::round_f32(v)
     }
 
     fn w(&self, c: usize) -> Option<f32> {
@@ -63,35 +101,55 @@ impl<'p> Half<'p> {
         ((1.0 - e) as f32, (e / self.problem.classes as f64) as f32)
     }
 
-    fn log_softmax(&self, row: &mut [f32]) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| {
-            if x.is_nan() || m.is_nan() {
-                f32::NAN
-            } else {
-                m.max(x)
-            }
-        });
-        let exps = row.iter().map(|&x| (x - max).exp());
-        let log_sum = if self.last_dim {
-            self.r(self.r(accurate_sum(exps)).ln())
-        } else {
-            exps.sum::<f32>().ln()
-        };
-        for x in row.iter_mut() {
-            *x = self.r(*x - max - log_sum);
+    /// Position `p`'s classes of `data`, widened into `row`; returns their
+    /// max and whether all are finite.
+    fn load(&self, data: &[T], p: usize, row: &mut [f32]) -> (f32, bool) {
+        let (start, inner) = (self.problem.row_start(p), self.problem.inner);
+        if inner == 1 {
+            return half::widen_row(self.level, &data[start..start + row.len()], row);
         }
-    }
-
-    fn gather<T: Element>(&self, data: &[T], p: usize, row: &mut [f32]) {
-        let start = self.problem.row_start(p);
         for (c, slot) in row.iter_mut().enumerate() {
-            *slot = data[start + c * self.problem.inner].to_f64() as f32;
+            *slot = data[start + c * inner].widen_f32();
+        }
+        let finite = row.iter().all(|v| v.is_finite());
+        (row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)), finite)
+    }
+
+    /// The log-softmax of the position in `row`: lp = r(x − m − ln_sum) with
+    /// ln_sum = r(ln r(Σ exp(x − m))) over the last dim, ln(Σ) in float otherwise.
+    fn log_softmax(&self, data: &[T], p: usize, row: &mut [f32]) -> LogSoftmax {
+        let (max, finite) = self.load(data, p, row);
+        // NaN anywhere, +inf anywhere, or a row of −inf: every lp is NaN.
+        let max_finite = max.is_finite() && (finite || !row.iter().any(|v| v.is_nan() || *v == f32::INFINITY));
+        if !max_finite {
+            return LogSoftmax {
+                max: f32::NAN,
+                ln_sum: f32::NAN,
+            };
+        }
+        if !self.last_dim {
+            // Over a middle dim libtorch sums each position's exponentials
+            // one class after another in float, and keeps the sum unrounded,
+            // so lp depends on its every bit: the same sequential sum and exp
+            // here (the fuzzer found 3-ULP gradients with lane sums).
+            let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+            return LogSoftmax { max, ln_sum: sum.ln() };
+        }
+        // The next row, to prefetch (rows only: K-dim positions are gathered).
+        let next = match self.problem.inner {
+            1 => data.get((p + 1) * row.len()..(p + 2) * row.len()).unwrap_or(&[]),
+            _ => &[],
+        };
+        // Over the last dim the sum is rounded to the half type before its log.
+        let sum = half::sum_exp(self.level, row, max, next);
+        LogSoftmax {
+            max,
+            ln_sum: self.r(self.r(sum).ln()),
         }
     }
 
-    fn log_probabilities<T: Element>(&self, input: &[T], p: usize, row: &mut [f32]) {
-        self.gather(input, p, row);
-        self.log_softmax(row);
+    fn lp(&self, ls: LogSoftmax, x: f32) -> f32 {
+        self.r((x - ls.max) - ls.ln_sum)
     }
 
     /// q = r(r(t·(1−ε)) + ε/C) when smoothing, else t.
@@ -105,24 +163,24 @@ impl<'p> Half<'p> {
         }
     }
 
-    /// log_softmax backward: r(g − exp(lp)·Σg), with Σg kept in float.
-    fn log_softmax_backward(&self, lp: &[f32], grad: &mut [f32]) {
-        let sum = if self.last_dim {
-            accurate_sum(grad.iter().copied())
-        } else {
-            grad.iter().sum()
-        };
-        for (g, &l) in grad.iter_mut().zip(lp) {
-            *g = self.r(*g - l.exp() * sum);
+    /// Writes a position's gradient (in the half type, from `scratch.out`
+    /// for K-dim) to its place in `out`, which starts at position `first`.
+    fn store(&self, p: usize, first: usize, out: &mut [T], computed: &[T]) {
+        let offset = self.problem.row_start(first);
+        let start = self.problem.row_start(p) - offset;
+        for (c, &v) in computed.iter().enumerate() {
+            out[start + c * self.problem.inner] = v;
         }
     }
-}
 
-/// The f32 nearest to the exact sum of `terms` (an f64 sum, rounded once):
-/// libtorch's vectorised and cascaded float sums stay within a few f32 ULPs
-/// of it.
-fn accurate_sum(terms: impl Iterator<Item = f32>) -> f32 {
-    terms.map(f64::from).sum::<f64>() as f32
+    /// Positions per task: whole rows, or one batch's (C, S) block in K-dim
+    /// (so each task's gradient is one contiguous chunk).
+    fn positions_per_task(&self) -> usize {
+        match self.problem.inner {
+            1 => (131_072 / self.problem.classes.max(1)).clamp(1, 1024),
+            inner => inner,
+        }
+    }
 }
 
 /// libtorch's cascade sum (nll_loss_out_frame): partial sums in the half type,
@@ -147,7 +205,7 @@ impl Cascade {
         }
     }
 
-    fn add(&mut self, h: &Half, index: usize, loss: f32, weight: f32) {
+    fn add<T: Element>(&mut self, h: &Half<'_, T>, index: usize, loss: f32, weight: f32) {
         self.loss[0] = h.r(self.loss[0] - loss);
         self.weight[0] = h.r(self.weight[0] + weight);
         let mask = (1usize << self.level_power) - 1;
@@ -162,32 +220,30 @@ impl Cascade {
         }
     }
 
-    fn totals(&self, h: &Half) -> (f32, f32) {
+    fn totals<T: Element>(&self, h: &Half<'_, T>) -> (f32, f32) {
         let fold = |parts: &[f32; 8]| parts.iter().fold(0.0f32, |acc, &v| h.r(acc + v));
         (fold(&self.loss), fold(&self.weight))
     }
 }
 
 /// Divisor of the smoothing mean: Σ of target weights (float sum, rounded) or the count.
-fn smoothing_divisor(h: &Half, classes: &ClassTargets<'_>) -> f32 {
+fn smoothing_divisor<T: Element>(h: &Half<'_, T>, classes: &ClassTargets<'_>) -> f32 {
     match &h.weight {
-        Some(w) => h.r(accurate_sum(classes.iter().flatten().map(|y| w[y]))),
+        Some(w) => h.r(classes.iter().flatten().map(|y| w[y]).sum::<f32>()),
         None => h.r(classes.iter().flatten().count() as f32),
     }
 }
 
-/// The nll of every position as libtorch computes it: (per-position values under
-/// `none`, else the reduced value) and the total weight it divides by.
-fn nll<T: Element>(h: &Half, input: &[T], classes: &ClassTargets<'_>, row: &mut [f32]) -> (Vec<f32>, f32) {
+/// The nll as libtorch computes it from each kept position's lp_y (`lp_y(p)`):
+/// (per-position values under `none`, else the reduced value) and the total
+/// weight it divides by.
+fn nll<T: Element>(h: &Half<'_, T>, classes: &ClassTargets<'_>, lp_y: impl Fn(usize) -> f32) -> (Vec<f32>, f32) {
     let problem = h.problem;
     if problem.reduction == Reduction::None {
         let values = (0..problem.positions())
             .map(|p| match classes.get(p) {
                 None => 0.0,
-                Some(y) => {
-                    h.log_probabilities(input, p, row);
-                    h.r(-row[y] * h.w(y).unwrap_or(1.0))
-                }
+                Some(y) => h.r(-lp_y(p) * h.w(y).unwrap_or(1.0)),
             })
             .collect();
         return (values, 1.0);
@@ -204,10 +260,9 @@ fn nll<T: Element>(h: &Half, input: &[T], classes: &ClassTargets<'_>, row: &mut 
     let mut count = 0usize;
     for p in 0..problem.positions() {
         if let Some(y) = classes.get(p) {
-            h.log_probabilities(input, p, row);
             let (term, weight) = match h.w(y) {
-                Some(w) => (h.r(row[y] * w), w),
-                None => (row[y], 0.0),
+                Some(w) => (h.r(lp_y(p) * w), w),
+                None => (lp_y(p), 0.0),
             };
             cascade.add(h, p, term, weight);
             count += 1;
@@ -223,42 +278,314 @@ fn nll<T: Element>(h: &Half, input: &[T], classes: &ClassTargets<'_>, row: &mut 
     (vec![value], total_weight)
 }
 
-/// −r(Σ_c r(lp_c·w_c)) for one position (float sum, rounded once).
-fn smoothing_term(h: &Half, lp: &[f32]) -> f32 {
-    let sum = match &h.weight {
-        Some(w) => accurate_sum(lp.iter().zip(w).map(|(&l, &w)| h.r(l * w))),
-        None => accurate_sum(lp.iter().copied()),
-    };
-    -h.r(sum)
+/// What one visit to a position leaves behind for the sums across positions:
+/// class targets: (lp_y, smoothing term −r(Σ_c r(lp_c·w_c))); probability
+/// targets: (Σ_c of the weighted products, 0).
+type Terms = (f32, f32);
+
+/// The gradient a visit writes: the caller's buffer, and for probability
+/// targets the gradient w.r.t. them; `g_of` gives the upstream value.
+struct GradientOut<'a, T> {
+    input: &'a mut [T],
+    target: Option<&'a mut [T]>,
 }
 
-/// Forward for reduced types; values are exact values of `T`.
-pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target: &Target<'_, T>) -> Vec<f64> {
-    let h = Half::new::<T>(problem, input.shape.len());
-    let mut row = vec![0.0f32; problem.classes];
-    let values: Vec<f32> = match (&problem.targets, target) {
-        (Targets::Classes(classes), _) => {
-            let (nll, _) = nll(&h, input.data, classes, &mut row);
+/// The per-position scalars of the class-target gradient that do not depend
+/// on the logits.
+struct ClassCoefficients {
+    total_weight: f32,
+    smooth_divisor: f32,
+}
+
+/// Visits every position once: fills `terms` and, with `grad`, writes the
+/// gradients. `want_terms` false skips the sums that only the loss needs.
+fn visit<T: Element>(
+    h: &Half<'_, T>,
+    input: &[T],
+    target: &Target<'_, T>,
+    upstream: &[f64],
+    grad: Option<GradientOut<'_, T>>,
+    want_terms: bool,
+) -> Vec<Terms> {
+    let problem = h.problem;
+    let (n, c) = (problem.positions(), problem.classes);
+    let mut terms = vec![(0.0f32, 0.0f32); n];
+    if n == 0 || c == 0 {
+        return terms;
+    }
+    let per_task = h.positions_per_task();
+    let coefficients = match &problem.targets {
+        Targets::Classes(classes) if grad.is_some() => Some(ClassCoefficients {
+            total_weight: nll(h, classes, |_| 0.0).1,
+            smooth_divisor: smoothing_divisor(h, classes),
+        }),
+        _ => None,
+    };
+    let position = |p: usize, first: usize, out: Option<(&mut [T], Option<&mut [T]>)>, s: &mut Scratch<T>| -> Terms {
+        match (&problem.targets, target) {
+            (Targets::Classes(classes), _) => class_position(
+                h,
+                input,
+                p,
+                classes.get(p),
+                first,
+                out.map(|(o, _)| o),
+                coefficients.as_ref(),
+                upstream,
+                want_terms,
+                s,
+            ),
+            (Targets::Probabilities, Target::Probabilities(t)) => {
+                probability_position(h, input, t.data, p, first, out, upstream, s)
+            }
+            _ => unreachable!("validate pairs probability targets with Target::Probabilities"),
+        }
+    };
+    let chunk = per_task * c;
+    match grad {
+        None => terms.par_chunks_mut(per_task).enumerate().for_each_init(
+            || Scratch::new(c),
+            |s, (task, slots)| {
+                for (j, slot) in slots.iter_mut().enumerate() {
+                    *slot = position(task * per_task + j, task * per_task, None, s);
+                }
+            },
+        ),
+        Some(GradientOut {
+            input: out,
+            target: None,
+        }) => terms
+            .par_chunks_mut(per_task)
+            .zip(out.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each_init(
+                || Scratch::new(c),
+                |s, (task, (slots, out))| {
+                    let first = task * per_task;
+                    for (j, slot) in slots.iter_mut().enumerate() {
+                        *slot = position(first + j, first, Some((&mut *out, None)), s);
+                    }
+                },
+            ),
+        Some(GradientOut {
+            input: out,
+            target: Some(out_t),
+        }) => terms
+            .par_chunks_mut(per_task)
+            .zip(out.par_chunks_mut(chunk).zip(out_t.par_chunks_mut(chunk)))
+            .enumerate()
+            .for_each_init(
+                || Scratch::new(c),
+                |s, (task, (slots, (out, out_t)))| {
+                    let first = task * per_task;
+                    for (j, slot) in slots.iter_mut().enumerate() {
+                        *slot = position(first + j, first, Some((&mut *out, Some(&mut *out_t))), s);
+                    }
+                },
+            ),
+    }
+    terms
+}
+
+/// One class-target position: its terms and, with `out` (the task's chunk of
+/// the gradient, starting at position `first`), its gradient.
+#[allow(clippy::too_many_arguments)]
+fn class_position<T: Element>(
+    h: &Half<'_, T>,
+    input: &[T],
+    p: usize,
+    y: Option<usize>,
+    first: usize,
+    out: Option<&mut [T]>,
+    coefficients: Option<&ClassCoefficients>,
+    upstream: &[f64],
+    want_terms: bool,
+    s: &mut Scratch<T>,
+) -> Terms {
+    let problem = h.problem;
+    // Forward skips ignored positions (their terms are 0 whatever their logits).
+    if out.is_none() && y.is_none() {
+        return (0.0, 0.0);
+    }
+    let ls = h.log_softmax(input, p, &mut s.row);
+    // The smoothing sum, when the loss needs it: in the gradient's sweep if
+    // there is one, else in a sweep of its own.
+    let smoothing = match (y, problem.smoothing) {
+        (Some(_), Some(_)) if want_terms => Some(h.weight.is_some()),
+        _ => None,
+    };
+    let terms = |sum: f32| match y {
+        Some(y) if want_terms => (h.lp(ls, s.row[y]), if smoothing.is_some() { -h.r(sum) } else { 0.0 }),
+        _ => (0.0, 0.0),
+    };
+    let (Some(out), Some(k)) = (out, coefficients) else {
+        let sum = match (smoothing, &h.weight) {
+            (None, _) => 0.0,
+            (Some(_), Some(w)) => half::sum_log_probabilities::<T, true>(h.level, &s.row, ls.max, ls.ln_sum, w),
+            (Some(_), None) => half::sum_log_probabilities::<T, false>(h.level, &s.row, ls.max, ls.ln_sum, &[]),
+        };
+        return terms(sum);
+    };
+    // The gradient w.r.t. the log-probabilities, as autograd builds it.
+    let g_lp = &mut s.g;
+    g_lp.iter_mut().for_each(|v| *v = 0.0);
+    if let Some(y) = y {
+        let g = (if problem.reduction == Reduction::None {
+            upstream[p]
+        } else {
+            upstream[0]
+        }) as f32;
+        let (keep, spread) = h.keep_and_spread();
+        let g_nll = if problem.smoothing.is_some() { h.r(g * keep) } else { g };
+        if problem.smoothing.is_some() {
+            let g_ret = h.r(g * spread);
+            let g_smooth = if problem.reduction == Reduction::Mean {
+                h.r(g_ret / k.smooth_divisor)
+            } else {
+                g_ret
+            };
+            match &h.weight {
+                Some(w) => g_lp.iter_mut().zip(w).for_each(|(v, &w)| *v = h.r(-g_smooth * w)),
+                None => g_lp.iter_mut().for_each(|v| *v = -g_smooth),
+            }
+        }
+        let nll_part = match problem.reduction {
+            Reduction::None => h.r(-h.w(y).unwrap_or(1.0) * g_nll),
+            reduction => {
+                let coef = -(if reduction == Reduction::Mean {
+                    h.r(g_nll / k.total_weight)
+                } else {
+                    g_nll
+                });
+                h.w(y).map_or(coef, |w| h.r(w * coef))
+            }
+        };
+        g_lp[y] = if problem.smoothing.is_some() {
+            h.r(g_lp[y] + nll_part)
+        } else {
+            nll_part
+        };
+    }
+    let sum_g = half::sum(h.level, g_lp);
+    let sum = write_gradient(h, p, first, ls, (g_lp, sum_g), smoothing, &s.row, &mut s.out, out);
+    terms(sum)
+}
+
+/// log_softmax's backward for position `p` into its place in `out`, from
+/// the gradient w.r.t. the log-probabilities and its sum. With
+/// `smoothing` (Some(weighted)) it returns the smoothing sum of the same sweep.
+#[allow(clippy::too_many_arguments)]
+fn write_gradient<T: Element>(
+    h: &Half<'_, T>,
+    p: usize,
+    first: usize,
+    ls: LogSoftmax,
+    (g_lp, sum_g): (&[f32], f32),
+    smoothing: Option<bool>,
+    row: &[f32],
+    scratch: &mut [T],
+    out: &mut [T],
+) -> f32 {
+    let c = h.problem.classes;
+    let target = match h.problem.inner {
+        1 => &mut out[(p - first) * c..(p - first + 1) * c],
+        _ => &mut *scratch,
+    };
+    let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
+    let sum = match (smoothing, &h.weight) {
+        (Some(true), Some(w)) => {
+            half::log_softmax_backward::<T, true, true>(level, row, max, ln_sum, g_lp, sum_g, w, target)
+        }
+        (Some(_), _) => half::log_softmax_backward::<T, true, false>(level, row, max, ln_sum, g_lp, sum_g, &[], target),
+        (None, _) => half::log_softmax_backward::<T, false, false>(level, row, max, ln_sum, g_lp, sum_g, &[], target),
+    };
+    if h.problem.inner != 1 {
+        h.store(p, first, out, scratch);
+    }
+    sum
+}
+
+/// One probability-target position: (Σ_c r(r(lp_c·q_c)·w_c), 0) and, with
+/// `out` (the task's chunks of both gradients, starting at position
+/// `first`), the gradients w.r.t. the input and the targets.
+#[allow(clippy::too_many_arguments)]
+fn probability_position<T: Element>(
+    h: &Half<'_, T>,
+    input: &[T],
+    targets: &[T],
+    p: usize,
+    first: usize,
+    out: Option<(&mut [T], Option<&mut [T]>)>,
+    upstream: &[f64],
+    s: &mut Scratch<T>,
+) -> Terms {
+    let problem = h.problem;
+    let ls = h.log_softmax(input, p, &mut s.row);
+    half::write_log_probabilities::<T>(h.level, &mut s.row, ls.max, ls.ln_sum);
+    h.load(targets, p, &mut s.q);
+    h.smooth_target(&mut s.q);
+    let (lp, q) = (&s.row, &s.q);
+    let sum = (0..problem.classes)
+        .map(|c| {
+            let product = h.r(lp[c] * q[c]);
+            h.w(c).map_or(product, |w| h.r(product * w))
+        })
+        .sum::<f32>();
+    let Some((out, out_t)) = out else {
+        return (sum, 0.0);
+    };
+    let g = (if problem.reduction == Reduction::None {
+        upstream[p]
+    } else {
+        upstream[0]
+    }) as f32;
+    let scaled = -(if problem.reduction == Reduction::Mean {
+        h.r(g / problem.positions() as f32)
+    } else {
+        g
+    });
+    let (keep, _) = h.keep_and_spread();
+    for c in 0..problem.classes {
+        let gw = h.w(c).map_or(scaled, |w| h.r(scaled * w));
+        s.g[c] = h.r(gw * q[c]);
+        let gt = h.r(gw * lp[c]);
+        s.gq[c] = if problem.smoothing.is_some() {
+            h.r(gt * keep)
+        } else {
+            gt
+        };
+    }
+    if let Some(out_t) = out_t {
+        for (o, &v) in s.out.iter_mut().zip(&s.gq) {
+            *o = T::narrow_f32(v);
+        }
+        h.store(p, first, out_t, &s.out);
+    }
+    let sum_g = half::sum(h.level, &s.g);
+    // The row holds the log-probabilities now: with max 0 and ln_sum 0 the
+    // backward's lp_c = r(lp_c − 0 − 0) is lp_c itself.
+    let materialised = LogSoftmax { max: 0.0, ln_sum: 0.0 };
+    write_gradient(h, p, first, materialised, (&s.g, sum_g), None, &s.row, &mut s.out, out);
+    (sum, 0.0)
+}
+
+/// The loss values from the positions' terms, reduced as libtorch reduces them.
+fn loss_values<T: Element>(h: &Half<'_, T>, terms: &[Terms]) -> Vec<f64> {
+    let problem = h.problem;
+    let values: Vec<f32> = match &problem.targets {
+        Targets::Classes(classes) => {
+            let (nll, _) = nll(h, classes, |p| terms[p].0);
             match problem.smoothing {
                 None => nll,
                 Some(_) => {
-                    let smooth: Vec<f32> = (0..problem.positions())
-                        .map(|p| match classes.get(p) {
-                            None => 0.0,
-                            Some(_) => {
-                                h.log_probabilities(input.data, p, &mut row);
-                                smoothing_term(&h, &row)
-                            }
-                        })
-                        .collect();
                     let (keep, spread) = h.keep_and_spread();
                     let combine = |a: f32, s: f32| h.r(h.r(keep * a) + h.r(s * spread));
                     match problem.reduction {
-                        Reduction::None => nll.iter().zip(&smooth).map(|(&a, &s)| combine(a, s)).collect(),
+                        Reduction::None => nll.iter().zip(terms).map(|(&a, t)| combine(a, t.1)).collect(),
                         reduction => {
-                            let total = h.r(accurate_sum(smooth.iter().copied()));
+                            let total = h.r(terms.iter().map(|t| t.1).sum::<f32>());
                             let ret = if reduction == Reduction::Mean {
-                                h.r(total / smoothing_divisor(&h, classes))
+                                h.r(total / smoothing_divisor(h, classes))
                             } else {
                                 total
                             };
@@ -268,35 +595,24 @@ pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target:
                 }
             }
         }
-        (Targets::Probabilities, Target::Probabilities(t)) => {
-            let mut q = vec![0.0f32; problem.classes];
-            // Σ_c r(lp·q·w) per position in f64: libtorch's `sum()` under
-            // sum and mean runs over every element at once.
-            let per_position: Vec<f64> = (0..problem.positions())
-                .map(|p| {
-                    h.log_probabilities(input.data, p, &mut row);
-                    h.gather(t.data, p, &mut q);
-                    h.smooth_target(&mut q);
-                    (0..problem.classes)
-                        .map(|c| {
-                            let product = h.r(row[c] * q[c]);
-                            f64::from(h.w(c).map_or(product, |w| h.r(product * w)))
-                        })
-                        .sum::<f64>()
-                })
-                .collect();
+        Targets::Probabilities => {
+            let per_position = terms.iter().map(|t| t.0);
             match problem.reduction {
-                Reduction::None => per_position.iter().map(|&s| -h.r(s as f32)).collect(),
-                Reduction::Sum => vec![-h.r(per_position.iter().sum::<f64>() as f32)],
-                Reduction::Mean if per_position.is_empty() || problem.classes == 0 => vec![f32::NAN],
-                Reduction::Mean => {
-                    vec![h.r(-h.r(per_position.iter().sum::<f64>() as f32) / problem.positions() as f32)]
-                }
+                Reduction::None => per_position.map(|s| -h.r(s)).collect(),
+                Reduction::Sum => vec![-h.r(per_position.sum())],
+                Reduction::Mean if terms.is_empty() || problem.classes == 0 => vec![f32::NAN],
+                Reduction::Mean => vec![h.r(-h.r(per_position.sum()) / problem.positions() as f32)],
             }
         }
-        _ => unreachable!("validate pairs probability targets with Target::Probabilities"),
     };
     values.into_iter().map(f64::from).collect()
+}
+
+/// Forward for reduced types; values are exact values of `T`.
+pub(crate) fn forward<T: Element>(problem: &Problem, input: View<'_, T>, target: &Target<'_, T>) -> Vec<f64> {
+    let h = Half::<T>::new(problem, input.shape.len());
+    let terms = visit(&h, input.data, target, &[], None, true);
+    loss_values(&h, &terms)
 }
 
 /// Gradients for reduced types: (w.r.t. input, w.r.t. probability targets).
@@ -306,96 +622,33 @@ pub(crate) fn backward<T: Element>(
     target: &Target<'_, T>,
     upstream: &[f64],
 ) -> (Vec<T>, Option<Vec<T>>) {
-    let h = Half::new::<T>(problem, input.shape.len());
-    let classes_n = problem.classes;
+    let h = Half::<T>::new(problem, input.shape.len());
     let mut grad_input = vec![T::from_f64(0.0); input.data.len()];
-    let mut lp = vec![0.0f32; classes_n];
-    let mut grad = vec![0.0f32; classes_n];
-    let g_of = |p: usize| {
-        (if problem.reduction == Reduction::None {
-            upstream[p]
-        } else {
-            upstream[0]
-        }) as f32
+    let mut grad_target = matches!(problem.targets, Targets::Probabilities).then(|| grad_input.clone());
+    let out = GradientOut {
+        input: &mut grad_input,
+        target: grad_target.as_deref_mut(),
     };
-    let (keep, spread) = h.keep_and_spread();
-    let store = |row: &[f32], p: usize, out: &mut [T]| {
-        let as_f64: Vec<f64> = row.iter().map(|&v| v as f64).collect();
-        kernel::scatter_row(problem, &as_f64, p, T::from_f64, out);
+    visit(&h, input.data, target, upstream, Some(out), false);
+    (grad_input, grad_target)
+}
+
+/// The loss values (as [`forward`]) and the gradient w.r.t. the input into
+/// `out`, in one visit per position; and the gradient w.r.t. probability targets.
+pub(crate) fn forward_backward_into<T: Element>(
+    problem: &Problem,
+    input: View<'_, T>,
+    target: &Target<'_, T>,
+    upstream: &[f64],
+    out: &mut [T],
+) -> (Vec<f64>, Option<Vec<T>>) {
+    let h = Half::<T>::new(problem, input.shape.len());
+    let mut grad_target =
+        matches!(problem.targets, Targets::Probabilities).then(|| vec![T::from_f64(0.0); input.data.len()]);
+    let grad = GradientOut {
+        input: out,
+        target: grad_target.as_deref_mut(),
     };
-    match (&problem.targets, target) {
-        (Targets::Classes(classes), _) => {
-            let (_, total_weight) = nll(&h, input.data, classes, &mut lp);
-            let smooth_divisor = smoothing_divisor(&h, classes);
-            for p in 0..problem.positions() {
-                h.log_probabilities(input.data, p, &mut lp);
-                grad.iter_mut().for_each(|g| *g = 0.0);
-                if let Some(y) = classes.get(p) {
-                    let g = g_of(p);
-                    let g_nll = if problem.smoothing.is_some() { h.r(g * keep) } else { g };
-                    if problem.smoothing.is_some() {
-                        let g_ret = h.r(g * spread);
-                        let g_smooth = if problem.reduction == Reduction::Mean {
-                            h.r(g_ret / smooth_divisor)
-                        } else {
-                            g_ret
-                        };
-                        for (c, slot) in grad.iter_mut().enumerate() {
-                            *slot = h.w(c).map_or(-g_smooth, |w| h.r(-g_smooth * w));
-                        }
-                    }
-                    let nll_part = match problem.reduction {
-                        Reduction::None => h.r(-h.w(y).unwrap_or(1.0) * g_nll),
-                        reduction => {
-                            let coef = -(if reduction == Reduction::Mean {
-                                h.r(g_nll / total_weight)
-                            } else {
-                                g_nll
-                            });
-                            h.w(y).map_or(coef, |w| h.r(w * coef))
-                        }
-                    };
-                    grad[y] = if problem.smoothing.is_some() {
-                        h.r(grad[y] + nll_part)
-                    } else {
-                        nll_part
-                    };
-                }
-                h.log_softmax_backward(&lp, &mut grad);
-                store(&grad, p, &mut grad_input);
-            }
-            (grad_input, None)
-        }
-        (Targets::Probabilities, Target::Probabilities(t)) => {
-            let mut grad_target = vec![T::from_f64(0.0); input.data.len()];
-            let mut q = vec![0.0f32; classes_n];
-            let mut gq = vec![0.0f32; classes_n];
-            for p in 0..problem.positions() {
-                h.log_probabilities(input.data, p, &mut lp);
-                h.gather(t.data, p, &mut q);
-                h.smooth_target(&mut q);
-                let g = g_of(p);
-                let scaled = -(if problem.reduction == Reduction::Mean {
-                    h.r(g / problem.positions() as f32)
-                } else {
-                    g
-                });
-                for c in 0..classes_n {
-                    let gw = h.w(c).map_or(scaled, |w| h.r(scaled * w));
-                    grad[c] = h.r(gw * q[c]);
-                    let gt = h.r(gw * lp[c]);
-                    gq[c] = if problem.smoothing.is_some() {
-                        h.r(gt * keep)
-                    } else {
-                        gt
-                    };
-                }
-                store(&gq, p, &mut grad_target);
-                h.log_softmax_backward(&lp, &mut grad);
-                store(&grad, p, &mut grad_input);
-            }
-            (grad_input, Some(grad_target))
-        }
-        _ => unreachable!("validate pairs probability targets with Target::Probabilities"),
-    }
+    let terms = visit(&h, input.data, target, upstream, Some(grad), true);
+    (loss_values(&h, &terms), grad_target)
 }

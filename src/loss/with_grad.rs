@@ -9,15 +9,21 @@ use super::gradient::{cross_entropy_backward, upstream, Gradients};
 use super::input::{Target, View};
 use super::options::{Options, Reduction};
 use super::problem::{validate, Problem};
+use super::reduced;
 
 fn loss_of<T: Element>(problem: &Problem, terms: &[(f64, f64)]) -> Loss<T> {
+    loss_of_values(problem, reduce(problem, terms))
+}
+
+/// The loss from its values (exact values of `T`).
+fn loss_of_values<T: Element>(problem: &Problem, values: Vec<f64>) -> Loss<T> {
     let shape = if problem.reduction == Reduction::None {
         problem.loss_shape.clone()
     } else {
         vec![]
     };
     Loss {
-        values: reduce(problem, terms).into_iter().map(T::from_f64).collect(),
+        values: values.into_iter().map(T::from_f64).collect(),
         shape,
     }
 }
@@ -26,8 +32,8 @@ fn loss_of<T: Element>(problem: &Problem, terms: &[(f64, f64)]) -> Loss<T> {
 ///
 /// For f32 and f64 input this is one fused pass: each position is read once
 /// and its gradient written in the same visit (the gradient w.r.t.
-/// probability targets takes one more pass). Half types compute forward and
-/// backward in turn, as libtorch rounds them.
+/// probability targets takes one more pass). Half types take one visit per
+/// position too, rounding as libtorch rounds them.
 ///
 /// ```
 /// use ce_parity::loss::{cross_entropy_with_grad, Options, Target, View};
@@ -57,6 +63,15 @@ pub fn cross_entropy_with_grad<T: Element>(
         if let Some((grads, terms)) = fused::forward_backward(&problem, input.data, &target, &up) {
             return Ok((loss_of(&problem, &terms), grads));
         }
+    }
+    if T::REDUCED && !is_unbatched_index_target(input, &target) {
+        let mut out = vec![T::from_f64(0.0); input.data.len()];
+        let (values, grad_target) = reduced::forward_backward_into(&problem, input, &target, &up, &mut out);
+        let grads = Gradients {
+            input: out,
+            target: grad_target,
+        };
+        return Ok((loss_of_values(&problem, values), grads));
     }
     let loss = cross_entropy(input, target, options)?;
     let grads = cross_entropy_backward(input, target, options, grad_output)?;
@@ -106,6 +121,10 @@ pub fn cross_entropy_with_grad_into<T: Element>(
         if let Some(terms) = fused::forward_backward_into(&problem, input.data, &target, &up, out) {
             return Ok(loss_of(&problem, &terms));
         }
+    }
+    if T::REDUCED && !is_unbatched_index_target(input, &target) {
+        let (values, _) = reduced::forward_backward_into(&problem, input, &target, &up, out);
+        return Ok(loss_of_values(&problem, values));
     }
     let (loss, grads) = cross_entropy_with_grad(input, target, options, grad_output)?;
     out.copy_from_slice(&grads.input);

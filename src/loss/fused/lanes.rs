@@ -85,7 +85,7 @@ impl Lane for f64 {
     }
 }
 
-pub(super) const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 /// Elements accumulated in the working type before flushing to f64: short
 /// enough that f32 lane sums stay accurate, long enough to cost nothing.
 pub(super) const BLOCK: usize = 1024;
@@ -119,7 +119,7 @@ pub(super) enum Coef<'a, T> {
 
 /// Sums 16 lanes in a fixed tree, in f64.
 #[inline(always)]
-pub(super) fn fold_lanes<T: Lane>(acc: &[T; LANES]) -> f64 {
+pub(crate) fn fold_lanes<T: Lane>(acc: &[T; LANES]) -> f64 {
     let mut v = [0.0f64; LANES];
     for l in 0..LANES {
         v[l] = acc[l].to_f64();
@@ -534,14 +534,17 @@ macro_rules! dispatched {
         ($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
         $(#[$doc])*
         #[inline]
-        pub(super) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: SimdLevel, $($arg: $ty),*) -> $ret {
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: SimdLevel, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             fn avx2<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
                 $body::<$($gen),* $(, $c)*>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             fn avx512<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
                 $body::<$($gen),* $(, $c)*>($($arg),*)
             }
@@ -558,6 +561,7 @@ macro_rules! dispatched {
         }
     };
 }
+pub(super) use dispatched;
 
 dispatched! {
     /// A contiguous row's statistics; see [`row_sums`] for `COEF` and `WRITE`.
@@ -579,6 +583,11 @@ pub(super) fn stats_row<T: Lane, const COEF: bool, const WRITE: bool>(
         if let (Some(x), Some(a), Some(out), Some(next)) =
             (f32::cast(x), f32::cast(a), f32::cast_mut(out), f32::cast(next))
         {
+            if level == SimdLevel::Avx512 {
+                // SAFETY: `level` comes from `simd::current()`, which returns
+                // Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
+                return unsafe { row_stats_avx512::<COEF, WRITE>(x, a, out, next) };
+            }
             // SAFETY: `level` comes from `simd::current()`, which returns
             // Avx2 or above only when the CPU reports AVX2 and FMA.
             return unsafe { row_stats_avx2::<COEF, WRITE>(x, a, out, next) };
@@ -609,13 +618,66 @@ unsafe fn row_stats_avx2<const COEF: bool, const WRITE: bool>(
         sum_shifted,
     }
 }
+/// [`row_stats`] for f32 with the 16-lane loops of `avx512.rs`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+unsafe fn row_stats_avx512<const COEF: bool, const WRITE: bool>(
+    x: &[f32],
+    a: &[f32],
+    out: &mut [f32],
+    next: &[f32],
+) -> Stats {
+    let max = super::avx512::row_max(x);
+    // SAFETY: the caller guarantees the features; the callers pass `a` and
+    // `out` with the row's length where COEF and WRITE use them.
+    let (sum_exp, sum_shifted) = unsafe { super::avx512::row_sums::<COEF, WRITE>(x, a, out, max, next) };
+    Stats {
+        max: f64::from(max),
+        sum_exp,
+        sum_shifted,
+    }
+}
 dispatched! {
     /// e·scale_p + a·scale_a over a contiguous row of exponentials.
-    apply_row<T: Lane; const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scale_a: T) -> () = row_apply
+    apply_row_portable<T: Lane; const COEF: bool>(row: &mut [T], a: &[T], scale_p: T, scale_a: T) -> () = row_apply
+}
+
+/// e·scale_p + a·scale_a over a contiguous row of exponentials; f32 rows on
+/// AVX-512 CPUs take the 16-lane loop of `avx512.rs`.
+#[inline]
+pub(super) fn apply_row<T: Lane, const COEF: bool>(level: SimdLevel, row: &mut [T], a: &[T], scale_p: T, scale_a: T) {
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 {
+        if let (Some(row), Some(a)) = (f32::cast_mut(row), f32::cast(a)) {
+            let (scale_p, scale_a) = (scale_p.to_f64() as f32, scale_a.to_f64() as f32);
+            // SAFETY: `level` comes from `simd::current()`, which returns
+            // Avx512 only when the CPU reports AVX-512 F.
+            return unsafe { super::avx512::row_apply::<COEF>(row, a, scale_p, scale_a) };
+        }
+    }
+    apply_row_portable::<T, COEF>(level, row, a, scale_p, scale_a)
 }
 dispatched! {
     /// Copies a K-dim tile out of its block (see [`tile_pack`]).
-    pack_tile<T: Lane;>(block: &[T], inner: usize, s0: usize, width: usize, tile: &mut PackedTile<T>) -> () = tile_pack
+    pack_tile_at<T: Lane;>(block: &[T], inner: usize, s0: usize, width: usize, tile: &mut PackedTile<T>) -> () = tile_pack
+}
+
+/// Copies a K-dim tile out of its block (see [`tile_pack`]). Never at the
+/// AVX-512 level: there LLVM turns the copy into gathers and scatters, three
+/// times slower than the AVX2 build (the same operations, so the same bits).
+#[inline]
+pub(super) fn pack_tile<T: Lane>(
+    level: SimdLevel,
+    block: &[T],
+    inner: usize,
+    s0: usize,
+    width: usize,
+    tile: &mut PackedTile<T>,
+) {
+    pack_tile_at(level.min(SimdLevel::Avx2), block, inner, s0, width, tile)
 }
 dispatched! {
     /// A packed tile's statistics; with `WRITE` its exponentials stay in the tile (see [`tile_sweep`]).

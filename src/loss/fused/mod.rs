@@ -18,8 +18,11 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod classes;
 mod fallback;
+pub(super) mod half;
 mod lanes;
 mod probabilities;
 #[cfg(test)]

@@ -10,6 +10,10 @@ use super::super::problem::validate;
 use super::super::simd::{self, SimdLevel};
 use super::*;
 
+/// The tests that force a SIMD level (a process-wide setting) take turns,
+/// so that none runs at a level another one set.
+static LEVEL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Rng(u64);
 
 impl Rng {
@@ -261,6 +265,7 @@ fn into_and_in_place_give_the_same_bits_as_with_grad() {
 /// CPU lacks runs as the best one it has, so this never executes it).
 #[test]
 fn every_simd_level_gives_the_scalar_bits() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(7);
     let cases: Vec<Case<f32>> = (0..24)
         .map(|r| random_case(&mut rng, SHAPES[r % SHAPES.len()], r % 4 == 3))
@@ -306,4 +311,111 @@ fn any_thread_count_gives_the_same_bits() {
     let one = run(1);
     assert_eq!(one, run(2));
     assert_eq!(one, run(3));
+}
+
+/// Random row and K-dim cases whose position count and row length are
+/// rarely a multiple of 16, with −inf logits, ignored positions and weights.
+fn level_cases<T: Lane>(seed: u64, count: usize) -> Vec<Case<T>> {
+    let mut rng = Rng(seed);
+    (0..count)
+        .map(|round| {
+            let shape = match round % 3 {
+                0 => vec![1 + rng.below(9), 1 + rng.below(300)],
+                1 => vec![1 + rng.below(3), 1 + rng.below(40), 1 + rng.below(300)],
+                _ => vec![1 + rng.below(4), 2 + rng.below(2100)],
+            };
+            let mut case = random_case::<T>(&mut rng, &shape, false);
+            for _ in 0..rng.below(4) {
+                let i = rng.below(case.x.len());
+                case.x[i] = T::from_f64(f64::NEG_INFINITY);
+            }
+            case
+        })
+        .collect()
+}
+
+/// The fused f32 kernel's loss and gradient bits at `level`.
+fn f32_bits_at(level: SimdLevel, cases: &[Case<f32>]) -> Vec<(Vec<u64>, Vec<u64>)> {
+    simd::set_simd_level(Some(level));
+    let out = cases
+        .iter()
+        .map(|c| {
+            let (loss, grad, _) = c.fused();
+            (bits64(&loss), bits(&grad))
+        })
+        .collect();
+    simd::set_simd_level(None);
+    out
+}
+
+/// The native 16-lane AVX-512 loops against the scalar fallback, on CPUs
+/// that have AVX-512 (elsewhere the test says it was skipped).
+#[test]
+fn avx512_gives_the_scalar_bits() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if simd::detected() < SimdLevel::Avx512 {
+        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+        return;
+    }
+    let cases = level_cases::<f32>(2026, 90);
+    assert_eq!(
+        f32_bits_at(SimdLevel::Scalar, &cases),
+        f32_bits_at(SimdLevel::Avx512, &cases)
+    );
+}
+
+/// The half-type kernel (`loss/reduced.rs`): loss and gradients, through
+/// the public entry points, as bits.
+fn half_bits_at<H: Element>(level: SimdLevel, cases: &[Case<f32>]) -> Vec<Vec<u64>> {
+    use super::super::{cross_entropy, cross_entropy_with_grad};
+    let to_h = |v: &[f32]| v.iter().map(|&x| H::from_f64(f64::from(x))).collect::<Vec<H>>();
+    let as_bits = |v: &[H]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<u64>>();
+    simd::set_simd_level(Some(level));
+    let out = cases
+        .iter()
+        .flat_map(|c| {
+            let x = to_h(&c.x);
+            let weight = c.weight.as_deref().map(to_h);
+            let probabilities = c.probabilities.as_deref().map(to_h);
+            let target_shape = c.target_shape();
+            let target = match &probabilities {
+                Some(t) => Target::Probabilities(View::new(t, &c.shape)),
+                None => Target::Classes(View::new(&c.classes, &target_shape)),
+            };
+            let options = Options {
+                weight: weight.as_deref(),
+                reduction: c.reduction,
+                label_smoothing: c.epsilon,
+                ..Options::default()
+            };
+            let input = View::new(&x, &c.shape);
+            let forward = cross_entropy(input, target, &options).expect("a valid case");
+            let (loss, grads) = cross_entropy_with_grad(input, target, &options, None).expect("a valid case");
+            assert_eq!(as_bits(&forward.values), as_bits(&loss.values), "forward = with_grad");
+            [
+                as_bits(&loss.values),
+                as_bits(&grads.input),
+                as_bits(grads.target.as_deref().unwrap_or(&[])),
+            ]
+        })
+        .collect();
+    simd::set_simd_level(None);
+    out
+}
+
+#[test]
+fn half_types_give_the_same_bits_on_every_level() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cases = level_cases::<f32>(17, 45);
+    let f16_scalar = half_bits_at::<::half::f16>(SimdLevel::Scalar, &cases);
+    let bf16_scalar = half_bits_at::<::half::bf16>(SimdLevel::Scalar, &cases);
+    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
+        assert_eq!(f16_scalar, half_bits_at::<::half::f16>(level, &cases), "f16 {level:?}");
+        assert_eq!(
+            bf16_scalar,
+            half_bits_at::<::half::bf16>(level, &cases),
+            "bf16 {level:?}"
+        );
+    }
 }

@@ -1,0 +1,180 @@
+//! The row loops of the float16/bfloat16 kernel (`loss/reduced.rs`), over
+//! one position's classes widened to f32, in 16 lanes of f32 sums folded in
+//! a fixed tree. Like `lanes.rs` they are plain Rust compiled once per SIMD
+//! level, so every level gives the same bits. `T::round_f32` rounds to the
+//! half type where libtorch rounds (branch-free, see `half_bits.rs`).
+//!
+//! The log-probabilities are lp_c = r((x_c − M) − ln_sum) with the row's max
+//! M and ln_sum as libtorch's log_softmax keeps them; no loop stores them.
+
+use super::super::element::Element;
+use super::super::fast_exp::exp_nonpositive_f32;
+use super::super::simd::SimdLevel;
+use super::lanes::{dispatched, fold_lanes, prefetch, LANES};
+
+/// Σ term(x_i, w_i) over two slices of one length, in 16 lanes (lane l
+/// takes i ≡ l mod 16), folded in f64. Chunks, not indices: no bounds
+/// checks in the lane loop, so it vectorises.
+#[inline(always)]
+fn lane_sum(x: &[f32], w: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (x, w) = (x.chunks_exact(LANES), w[..x.len()].chunks_exact(LANES));
+    let (x_rest, w_rest) = (x.remainder(), w.remainder());
+    for (xc, wc) in x.zip(w) {
+        for l in 0..LANES {
+            acc[l] += term(xc[l], wc[l]);
+        }
+    }
+    for (l, (&xv, &wv)) in x_rest.iter().zip(w_rest).enumerate() {
+        acc[l] += term(xv, wv);
+    }
+    fold_lanes(&acc) as f32
+}
+
+/// Widens a contiguous row into `dst` (its length) and returns its max,
+/// and whether every value is finite.
+#[inline(always)]
+fn widen_with_max<T: Element>(src: &[T], dst: &mut [f32]) -> (f32, bool) {
+    let mut max = [f32::NEG_INFINITY; LANES];
+    // v·0 is 0 for finite v and NaN otherwise: one NaN marks the row.
+    let mut poison = [0.0f32; LANES];
+    let full = src.len() / LANES * LANES;
+    let chunks = src[..full].chunks_exact(LANES).zip(dst[..full].chunks_exact_mut(LANES));
+    for (s, d) in chunks {
+        for l in 0..LANES {
+            let v = s[l].widen_f32();
+            d[l] = v;
+            max[l] = max[l].max(v);
+            poison[l] += v * 0.0;
+        }
+    }
+    for i in full..src.len() {
+        let v = src[i].widen_f32();
+        dst[i] = v;
+        max[i - full] = max[i - full].max(v);
+        poison[i - full] += v * 0.0;
+    }
+    let m = max.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    (m, poison.iter().all(|p| !p.is_nan()))
+}
+
+/// Σ e^(x − max) for a finite max. Meanwhile the next row (`next`, the
+/// half-type logits of the next position or empty) is prefetched, one cache
+/// line per step, so that its widening reads from L2.
+#[inline(always)]
+fn exp_sum<T: Element>(row: &[f32], max: f32, next: &[T]) -> f32 {
+    let per_line = 64 / std::mem::size_of::<T>();
+    let mut acc = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for (i, chunk) in chunks.enumerate() {
+        if let Some(v) = next.get(i * per_line) {
+            prefetch(v);
+        }
+        for l in 0..LANES {
+            acc[l] += exp_nonpositive_f32(chunk[l] - max);
+        }
+    }
+    for (l, &x) in rest.iter().enumerate() {
+        acc[l] += exp_nonpositive_f32(x - max);
+    }
+    fold_lanes(&acc) as f32
+}
+
+/// Σ_c lp_c, or Σ_c r(lp_c·w_c) with `WEIGHTED` (`w`: the row's length).
+#[inline(always)]
+fn log_probability_sum<T: Element, const WEIGHTED: bool>(row: &[f32], max: f32, ln_sum: f32, w: &[f32]) -> f32 {
+    let w = if WEIGHTED { w } else { row };
+    lane_sum(row, w, |x, w| {
+        let lp = T::round_f32((x - max) - ln_sum);
+        if WEIGHTED {
+            T::round_f32(lp * w)
+        } else {
+            lp
+        }
+    })
+}
+
+/// Replaces the row by its log-probabilities.
+#[inline(always)]
+fn log_probabilities<T: Element>(row: &mut [f32], max: f32, ln_sum: f32) {
+    for v in row.iter_mut() {
+        *v = T::round_f32((*v - max) - ln_sum);
+    }
+}
+
+/// log_softmax's backward into `out`: r(g_c − e^(lp_c)·Σg), with `sum_g` =
+/// Σg. With `SUM` it returns, from the same lp_c, what
+/// [`log_probability_sum`] returns (the same lanes, so the same bits), so
+/// that the loss and the gradient take one sweep.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
+    row: &[f32],
+    max: f32,
+    ln_sum: f32,
+    g: &[f32],
+    sum_g: f32,
+    w: &[f32],
+    out: &mut [T],
+) -> f32 {
+    let n = row.len();
+    let (g, out) = (&g[..n], &mut out[..n]);
+    let w = if WEIGHTED { &w[..n] } else { g };
+    let mut acc = [0.0f32; LANES];
+    let step = |x: f32, g: f32, w: f32, o: &mut T, acc: &mut f32| {
+        let lp = T::round_f32((x - max) - ln_sum);
+        // The fast exp maps NaN to a number; libtorch's gives NaN.
+        let e = if lp.is_nan() { lp } else { exp_nonpositive_f32(lp) };
+        *o = T::narrow_f32(g - e * sum_g);
+        if SUM {
+            *acc += if WEIGHTED { T::round_f32(lp * w) } else { lp };
+        }
+    };
+    let full = n / LANES * LANES;
+    let chunks = row[..full]
+        .chunks_exact(LANES)
+        .zip(g[..full].chunks_exact(LANES))
+        .zip(w[..full].chunks_exact(LANES))
+        .zip(out[..full].chunks_exact_mut(LANES));
+    for (((xc, gc), wc), oc) in chunks {
+        for l in 0..LANES {
+            step(xc[l], gc[l], wc[l], &mut oc[l], &mut acc[l]);
+        }
+    }
+    for i in full..n {
+        step(row[i], g[i], w[i], &mut out[i], &mut acc[i - full]);
+    }
+    fold_lanes(&acc) as f32
+}
+
+/// Σ g in lanes.
+#[inline(always)]
+fn plain_sum(g: &[f32]) -> f32 {
+    lane_sum(g, g, |v, _| v)
+}
+
+dispatched! {
+    /// Widens a contiguous row and finds its max (see [`widen_with_max`]).
+    widen_row<T: Element;>(src: &[T], dst: &mut [f32]) -> (f32, bool) = widen_with_max
+}
+dispatched! {
+    /// Σ e^(x − max) over a row (see [`exp_sum`]).
+    sum_exp<T: Element;>(row: &[f32], max: f32, next: &[T]) -> f32 = exp_sum
+}
+dispatched! {
+    /// The row's log-probabilities summed, weighted with `WEIGHTED` (see [`log_probability_sum`]).
+    sum_log_probabilities<T: Element; const WEIGHTED: bool>(row: &[f32], max: f32, ln_sum: f32, w: &[f32]) -> f32 = log_probability_sum
+}
+dispatched! {
+    /// The row's log-probabilities in place (see [`log_probabilities`]).
+    write_log_probabilities<T: Element;>(row: &mut [f32], max: f32, ln_sum: f32) -> () = log_probabilities
+}
+dispatched! {
+    /// log_softmax's backward for one row (see [`backward_row`]).
+    log_softmax_backward<T: Element; const SUM: bool, const WEIGHTED: bool>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, w: &[f32], out: &mut [T]) -> f32 = backward_row
+}
+dispatched! {
+    /// Σ g in 16 lanes (see [`lane_sum`]).
+    sum<;>(g: &[f32]) -> f32 = plain_sum
+}
