@@ -246,6 +246,7 @@ fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
             loss,
             grad_input,
             grad_target,
+            ..
         }) => [Some(loss), grad_input.as_ref(), grad_target.as_ref()],
         _ => [None, None, None],
     };
@@ -266,6 +267,7 @@ fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
         grad_target: grad_target
             .map(|g| tensor("grad_target", 2, g, input_shape))
             .transpose()?,
+        named_grads: Vec::new(),
     })
 }
 
