@@ -347,3 +347,43 @@ fn fuzz_surface_agrees_with_live_libtorch() {
     let summary = fuzz::run(&config, rust, libtorch, &|| {});
     assert_eq!(summary.failed, 0, "{}", summary.line());
 }
+
+/// The kit runs a CLIP-step implementation over the bundled cases: the
+/// crate's own step passes, one that forgets exp's factor fails on grad_logit_scale.
+#[test]
+fn kit_judges_a_clip_step_implementation() {
+    use ce_parity::kit::{self, ClipStepAnswer, ClipStepView};
+    fn step(case: &ClipStepView, forget_exp: bool) -> ClipStepAnswer {
+        let (i, t) = (case.image_embeds, case.text_embeds);
+        match clip_step(
+            View::new(i.values, i.shape),
+            View::new(t.values, t.shape),
+            case.logit_scale,
+            case.label_smoothing,
+            case.grad_output,
+        ) {
+            Ok(s) => ClipStepAnswer::Computed {
+                loss: s.loss,
+                grad_image_embeds: s.grad_image_embeds,
+                grad_text_embeds: s.grad_text_embeds,
+                grad_logit_scale: if forget_exp {
+                    s.grad_logit_scale / case.logit_scale.exp()
+                } else {
+                    s.grad_logit_scale
+                },
+            },
+            Err(e) => ClipStepAnswer::Rejected(e.to_string()),
+        }
+    }
+    let good = kit::check_bundled_clip_steps(|c: &ClipStepView| step(c, false), None).unwrap();
+    good.assert_passed();
+    assert_eq!(good.cases.len(), bundled_clip_step().cases.len());
+    assert!(good.cases.iter().filter(|c| c.gradient_checked).count() >= 30);
+    let wrong = kit::check_bundled_clip_steps(|c: &ClipStepView| step(c, true), None).unwrap();
+    let failed: Vec<_> = wrong.with_status(Status::Failed).collect();
+    assert!(failed.len() >= 20, "{wrong}");
+    for case in failed {
+        assert!(case.report.note.contains("grad_logit_scale"), "{}", case.report.note);
+        assert!(!case.report.note.contains("grad_image_embeds"), "{}", case.report.note);
+    }
+}
