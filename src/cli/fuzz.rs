@@ -32,7 +32,7 @@ pub struct Args {
     out: PathBuf,
     /// Parts of the surface: default, all, core, feature names, -name to remove
     /// (kdim, unbatched, probabilities, uint8, half, nonfinite, empty, huge,
-    /// negative, invalid, clip).
+    /// negative, invalid, clip, clip_step).
     #[arg(long, default_value = "default")]
     surface: String,
     /// Worker threads (default: the number of cores); results do not depend on it.

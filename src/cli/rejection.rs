@@ -76,6 +76,7 @@ mod tests {
             loss: Tensor::float(DType::Float32, vec![], vec![0.5]),
             grad_input: None,
             grad_target: None,
+            named_grads: Vec::new(),
         };
         let computes = message(&values, Some(&libtorch));
         assert!(computes

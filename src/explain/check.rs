@@ -111,6 +111,7 @@ impl<'a> Reference<'a> {
             loss: rust.clone(),
             grad_input: None,
             grad_target: None,
+            named_grads: Vec::new(),
         };
         let float64 = |c: &Case| self.float64(c);
         let report = verdict(step_case, &rust, libtorch.as_ref(), float64, tolerance);
@@ -182,6 +183,7 @@ fn loss_only(outcome: &Outcome) -> Outcome {
             loss: loss.clone(),
             grad_input: None,
             grad_target: None,
+            named_grads: Vec::new(),
         },
         other => other.clone(),
     }

@@ -234,7 +234,7 @@ impl std::error::Error for ExplainError {}
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn explain(case: &Case, against: Against) -> Result<Explanation<'_>, ExplainError> {
-    if let LossKind::Clip { .. } = case.loss {
+    if let LossKind::Clip { .. } | LossKind::ClipStep { .. } = case.loss {
         return Err(ExplainError::NotCrossEntropy {
             case: case.name.clone(),
             loss: case.loss.name(),

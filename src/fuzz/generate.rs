@@ -43,6 +43,9 @@ pub fn case(seed: u64, index: u64, surface: &Surface) -> Case {
     if surface.has(Feature::Clip) && g.chance(0.1) {
         return g.clip_case(name);
     }
+    if surface.has(Feature::ClipStep) && g.chance(0.1) {
+        return g.clip_step_case(name);
+    }
     let mut case = g.valid_case(name);
     if surface.has(Feature::Invalid) && g.chance(0.08) {
         g.corrupt(&mut case);
@@ -266,6 +269,67 @@ impl Gen<'_> {
                 case.input = Tensor::float(dtype, vec![n, texts], values);
             } else {
                 case.label_smoothing = 1.0 + self.rng.gen_range(0.001..1.0);
+            }
+        }
+        case
+    }
+
+    /// A CLIP step: N ≤ 24 pairs of D ≤ 48 raw embeddings (varied norms,
+    /// each text pulled towards its image by a random amount), float32 or
+    /// float64, logit_scale uniform in [0, ln 100], any ε, sometimes an
+    /// upstream gradient; sometimes an empty batch or a non-finite
+    /// embedding; with `invalid`, sometimes widths or batch sizes that
+    /// differ, or ε > 1.
+    fn clip_step_case(&mut self, name: String) -> Case {
+        let dtype = self.pick(&[(1.0, DType::Float32), (1.0, DType::Float64)]);
+        let empty = self.surface.has(Feature::Empty) && self.chance(0.04);
+        let n = if empty { 0 } else { self.range(1, 24) };
+        let d = self.range(1, 48);
+        let pull = self.rng.gen_range(0.0..2.0);
+        let mut image = Vec::with_capacity(n * d);
+        let mut text = Vec::with_capacity(n * d);
+        for _ in 0..n {
+            let norm = self.rng.gen_range((0.05f64).ln()..(20f64).ln()).exp();
+            for _ in 0..d {
+                let x = norm * self.signed();
+                image.push(dtype.round(x));
+                text.push(dtype.round(pull * x + norm * self.signed()));
+            }
+        }
+        // No zero embeddings: F.normalize divides them by eps = 1e-12, which
+        // turns rounding-level differences in d logits into visible ones
+        // (fixtures/clip_step.json has one, which agrees).
+        if self.surface.has(Feature::NonFinite) && n > 0 && self.chance(0.05) {
+            let at = self.range(0, n * d - 1);
+            text[at] = self.pick(&[(1.0, f64::INFINITY), (1.0, f64::NAN)]);
+        }
+        let logit_scale = dtype.round(self.rng.gen_range(0.0..100f64.ln()));
+        let mut case = Case::clip_step(
+            name,
+            Tensor::float(dtype, vec![n, d], image),
+            Tensor::float(dtype, vec![n, d], text),
+            logit_scale,
+        );
+        case.label_smoothing = match self.pick(&[(2.0, 0u8), (1.0, 1), (4.0, 2)]) {
+            0 => 0.0,
+            1 => 1.0,
+            _ => self.rng.gen_range(0.0..1.0),
+        };
+        if self.chance(0.3) {
+            case.grad_output = Some(Tensor::float(dtype, vec![], vec![dtype.round(2.0 * self.signed())]));
+        }
+        if self.surface.has(Feature::Invalid) && self.chance(0.08) {
+            match self.range(0, 2) {
+                // Texts of another width, or another number of texts.
+                0 => {
+                    let (rows, width) = (n, d + self.range(1, 4));
+                    case.target = Tensor::float(dtype, vec![rows, width], vec![0.5; rows * width]);
+                }
+                1 => {
+                    let rows = if n > 0 && self.chance(0.5) { n - 1 } else { n + 1 };
+                    case.target = Tensor::float(dtype, vec![rows, d], vec![0.5; rows * d]);
+                }
+                _ => case.label_smoothing = 1.0 + self.rng.gen_range(0.001..1.0),
             }
         }
         case

@@ -122,6 +122,10 @@ enum Edit {
     RemoveUnpairedTexts(usize, usize),
     /// A `clip` case with temperature 1.
     UnitTemperature,
+    /// A `clip_step` case without the pairs `a..b` (rows of both embeddings).
+    RemoveEmbeddingPairs(usize, usize),
+    /// A `clip_step` case with logit_scale 0 (scale 1).
+    ZeroLogitScale,
 }
 
 /// An edit's place in the order `edits` lists them: its kind, then larger
@@ -139,6 +143,8 @@ fn order(edit: &Edit) -> Order {
         Edit::RemoveClasses(a, b) => chunk(3, 0, a, b),
         Edit::RemovePairs(a, b) => chunk(0, 0, a, b),
         Edit::RemoveUnpairedTexts(a, b) => chunk(1, 0, a, b),
+        Edit::RemoveEmbeddingPairs(a, b) => chunk(0, 0, a, b),
+        Edit::ZeroLogitScale => at(5, 4),
         Edit::DropWeight => at(4, 0),
         Edit::DropGradOutput => at(5, 0),
         Edit::NoSmoothing => at(5, 1),
@@ -183,6 +189,9 @@ fn is_probability_target(case: &Case) -> bool {
 fn edits(case: &Case) -> Vec<Edit> {
     if let LossKind::Clip { temperature } = case.loss {
         return clip_edits(case, temperature);
+    }
+    if let LossKind::ClipStep { logit_scale } = case.loss {
+        return clip_step_edits(case, logit_scale);
     }
     let shape = &case.input.shape;
     let mut out = Vec::new();
@@ -275,6 +284,25 @@ fn clip_edits(case: &Case, temperature: f64) -> Vec<Edit> {
     out.extend(option_edits(case));
     if temperature != 1.0 {
         out.push(Edit::UnitTemperature);
+    }
+    out.push(Edit::RoundInput);
+    out.extend(element_edits(&case.input, Edit::InputElement, 0.0));
+    if let Some(g) = &case.grad_output {
+        out.extend(element_edits(g, Edit::GradOutputElement, 1.0));
+    }
+    out
+}
+
+/// A `clip_step` case drops whole pairs (an image and its text together).
+fn clip_step_edits(case: &Case, logit_scale: f64) -> Vec<Edit> {
+    let mut out = Vec::new();
+    let n = case.input.shape.first().copied().unwrap_or(0);
+    if n > 1 && case.input.shape.len() == 2 && case.target.shape.first() == Some(&n) {
+        out.extend(chunks(n).into_iter().map(|(a, b)| Edit::RemoveEmbeddingPairs(a, b)));
+    }
+    out.extend(option_edits(case));
+    if logit_scale != 0.0 {
+        out.push(Edit::ZeroLogitScale);
     }
     out.push(Edit::RoundInput);
     out.extend(element_edits(&case.input, Edit::InputElement, 0.0));
@@ -387,6 +415,12 @@ fn apply(case: &Case, edit: &Edit) -> Option<Case> {
             c.input = select(&case.input, 1, &keep)?;
         }
         Edit::UnitTemperature => c.loss = LossKind::Clip { temperature: 1.0 },
+        Edit::RemoveEmbeddingPairs(a, b) => {
+            let keep = without(case.input.shape[0], a, b);
+            c.input = select(&case.input, 0, &keep)?;
+            c.target = select(&case.target, 0, &keep)?;
+        }
+        Edit::ZeroLogitScale => c.loss = LossKind::ClipStep { logit_scale: 0.0 },
         Edit::TargetToZero(i) => match &mut c.target.data {
             Data::Int(t) => *t.get_mut(i)? = 0,
             Data::Float(_) => return None,

@@ -30,11 +30,16 @@ pub enum Feature {
     Invalid,
     /// The image–text contrastive loss (`clip` cases) on N×M similarities.
     Clip,
+    /// OpenCLIP's loss step from embeddings (`clip_step` cases): its loss
+    /// and its gradients w.r.t. both embeddings and logit_scale; float32
+    /// and float64 only. Not in the default surface (see
+    /// [`Surface::supported`]).
+    ClipStep,
 }
 
 impl Feature {
     /// Every feature, in declaration order.
-    pub const ALL: [Feature; 11] = [
+    pub const ALL: [Feature; 12] = [
         Feature::KDim,
         Feature::Unbatched,
         Feature::Probabilities,
@@ -46,6 +51,7 @@ impl Feature {
         Feature::NegativeWeights,
         Feature::Invalid,
         Feature::Clip,
+        Feature::ClipStep,
     ];
 
     /// The name `--surface` takes, e.g. `"kdim"`.
@@ -62,6 +68,7 @@ impl Feature {
             Feature::NegativeWeights => "negative",
             Feature::Invalid => "invalid",
             Feature::Clip => "clip",
+            Feature::ClipStep => "clip_step",
         }
     }
 }
@@ -84,12 +91,19 @@ pub struct Surface {
 }
 
 impl Surface {
-    /// The default: the whole surface. (The fuzzer's findings on uint8
-    /// targets and on float32 rounding over thousands of classes are fixed or
-    /// judged by the float64 rule, see `runner::verdict`; their cases are in
-    /// fixtures/regressions/.)
+    /// The default: the whole surface but `clip_step`. (The fuzzer's
+    /// findings on uint8 targets and on float32 rounding over thousands of
+    /// classes are fixed or judged by the float64 rule, see
+    /// `runner::verdict`; their cases are in fixtures/regressions/.) The
+    /// CLIP step is judged by assert_close alone — it has no rounding
+    /// allowance yet — and its normalisation backward cancels: an embedding
+    /// whose gradient is mostly along itself loses digits in float32 in both
+    /// libtorch and Rust, each as far from the float64 answer, more than
+    /// assert_close's rtol apart. Switch it on by name.
     pub fn supported() -> Surface {
-        Surface::all()
+        let mut all = Surface::all();
+        all.features.retain(|f| *f != Feature::ClipStep);
+        all
     }
 
     /// The whole surface of issue 4.

@@ -15,8 +15,14 @@
 //! As in `check`, a float32 disagreement is settled against the case's
 //! float64 answer (computed by this crate's loss, itself checked against
 //! libtorch): a result more accurate than libtorch's float32 rounding passes.
+//!
+//! A CLIP-step implementation (OpenCLIP's loss from embeddings with a
+//! learnable logit_scale) is checked the same way with
+//! [`check_bundled_clip_steps`]: a [`ClipStepView`] in, a [`ClipStepAnswer`]
+//! (loss and the three gradients) out.
 
 mod answer;
+mod clip_step;
 mod report;
 mod supports;
 mod view;
@@ -24,6 +30,7 @@ mod view;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use answer::Answer;
+pub use clip_step::{check_bundled_clip_steps, check_clip_steps, ClipStepAnswer, ClipStepView};
 pub use report::{CaseResult, Report, Totals};
 pub use supports::{Feature, Supports};
 pub use view::{CaseView, Floats, Targets};
@@ -246,6 +253,7 @@ fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
             loss,
             grad_input,
             grad_target,
+            ..
         }) => [Some(loss), grad_input.as_ref(), grad_target.as_ref()],
         _ => [None, None, None],
     };
@@ -266,6 +274,7 @@ fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
         grad_target: grad_target
             .map(|g| tensor("grad_target", 2, g, input_shape))
             .transpose()?,
+        named_grads: Vec::new(),
     })
 }
 

@@ -165,8 +165,12 @@ impl Supports {
 
     /// Why `case` is not supported, or `None` when it is.
     pub fn reason_to_skip(&self, case: &Case) -> Option<String> {
-        if let LossKind::Clip { .. } = case.loss {
-            return Some("not cross-entropy: clip loss".into());
+        match case.loss {
+            LossKind::Clip { .. } => return Some("not cross-entropy: clip loss".into()),
+            LossKind::ClipStep { .. } => {
+                return Some("not cross-entropy: clip_step (see kit::check_bundled_clip_steps)".into())
+            }
+            LossKind::CrossEntropy => {}
         }
         // A non-floating input is left to the view, which says why it cannot carry it.
         if case.input.dtype.is_float() && !self.dtypes.contains(&case.input.dtype) {

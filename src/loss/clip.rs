@@ -195,7 +195,7 @@ impl<T: Element> Scaled<T> {
 /// Rounds the exact f64 result of one op on values of T as libtorch's kernel
 /// does: to f32 (the math type) unless T is f64, then to T. For one +, × or ÷
 /// of f32 values, rounding the f64 result to f32 equals the f32 operation.
-fn round_op<T: Element>(v: f64) -> T {
+pub(super) fn round_op<T: Element>(v: f64) -> T {
     if T::DTYPE == DType::Float64 {
         T::from_f64(v)
     } else {

@@ -92,6 +92,26 @@ pub enum LossError {
     /// `clip_loss`'s temperature is not a positive finite number (library-only
     /// check: libtorch would divide by it and return inf or NaN).
     Temperature(f64),
+    /// `t()` of a tensor with more than 2 dims (libtorch's message; the CLIP
+    /// step transposes text_embeds).
+    TransposeDims(usize),
+    /// A 0-d operand of matmul: the two operands' dim counts (libtorch's message).
+    MatmulZeroDim(usize, usize),
+    /// Matrices whose inner sizes differ (libtorch's message).
+    MatmulShapes {
+        /// The left operand as matmul folds it, rows×cols.
+        mat1: [usize; 2],
+        /// The right operand, rows×cols.
+        mat2: [usize; 2],
+    },
+    /// 1-D embeddings for the CLIP step (library-only check: libtorch's
+    /// message depends on the combination of shapes).
+    EmbeddingsShape {
+        /// image_embeds' shape.
+        image: Vec<usize>,
+        /// text_embeds' shape.
+        text: Vec<usize>,
+    },
     /// `grad_output` not shaped like the loss (library-only check).
     GradOutputShape {
         /// The loss's shape: `[]` when reduced, else the target's.
@@ -158,6 +178,23 @@ impl fmt::Display for LossError {
             LossError::Temperature(t) => write!(
                 f,
                 "clip_loss: temperature must be a positive finite number, got {t}"
+            ),
+            LossError::TransposeDims(dims) => write!(
+                f,
+                "t() expects a tensor with <= 2 dimensions, but self is {dims}D"
+            ),
+            LossError::MatmulZeroDim(a, b) => write!(
+                f,
+                "both arguments to matmul need to be at least 1D, but they are {a}D and {b}D"
+            ),
+            LossError::MatmulShapes { mat1, mat2 } => write!(
+                f,
+                "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})",
+                mat1[0], mat1[1], mat2[0], mat2[1]
+            ),
+            LossError::EmbeddingsShape { image, text } => write!(
+                f,
+                "clip_step: image_embeds and text_embeds must be 2-D (N×D), got shapes {image:?} and {text:?}"
             ),
             LossError::GradOutputShape { expected, got } => write!(
                 f,

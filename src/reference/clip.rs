@@ -37,5 +37,6 @@ pub(super) fn run(case: &Case, temperature: f64) -> Result<Outcome, String> {
         loss: from_torch(&loss.detach())?,
         grad_input: Some(from_torch(&grads[0])?),
         grad_target: None,
+        named_grads: Vec::new(),
     })
 }

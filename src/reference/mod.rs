@@ -6,6 +6,7 @@
 pub mod steps;
 
 mod clip;
+mod clip_step;
 
 use tch::{Kind, Tensor as TchTensor};
 
@@ -97,6 +98,7 @@ pub fn run_libtorch(case: &Case) -> Outcome {
     let result = match case.loss {
         LossKind::CrossEntropy => run(case),
         LossKind::Clip { temperature } => clip::run(case, temperature),
+        LossKind::ClipStep { logit_scale } => clip_step::run(case, logit_scale),
     };
     match result {
         Ok(outcome) => outcome,
@@ -135,6 +137,7 @@ fn run(case: &Case) -> Result<Outcome, String> {
         loss,
         grad_input: Some(grad_input),
         grad_target,
+        named_grads: Vec::new(),
     })
 }
 

@@ -191,6 +191,7 @@ impl Arbiter<'_> {
             loss,
             grad_input,
             grad_target,
+            ..
         } = self.exact
         else {
             return None;

@@ -14,6 +14,10 @@ pub enum Outcome {
         grad_input: Option<Tensor>,
         /// The same w.r.t. a probability target; None for class targets.
         grad_target: Option<Tensor>,
+        /// Gradients w.r.t. other inputs, by name (a CLIP step's
+        /// grad_image_embeds, grad_text_embeds, grad_logit_scale); empty for
+        /// cross-entropy.
+        named_grads: Vec<(&'static str, Tensor)>,
     },
     /// The first line of the error message.
     Error(String),
@@ -29,10 +33,12 @@ impl Outcome {
                 loss,
                 grad_input,
                 grad_target,
+                named_grads,
             } => Outcome::Values {
                 loss: loss.clone(),
                 grad_input: grad_input.clone(),
                 grad_target: grad_target.clone(),
+                named_grads: named_grads.clone(),
             },
             Recorded::Error(e) => Outcome::Error(e.clone()),
         }
@@ -45,10 +51,12 @@ impl Outcome {
                 loss,
                 grad_input,
                 grad_target,
+                named_grads,
             } => Some(Recorded::Values {
                 loss: loss.clone(),
                 grad_input: grad_input.clone(),
                 grad_target: grad_target.clone(),
+                named_grads: named_grads.clone(),
             }),
             Outcome::Error(e) => Some(Recorded::Error(e.clone())),
             Outcome::Skipped(_) => None,
@@ -65,23 +73,30 @@ pub fn first_line(message: &str) -> String {
 }
 
 /// The tensors two computed outcomes both have — loss, and each gradient
-/// present on both sides — named; nothing for an error or a skip.
+/// present on both sides (named gradients matched by name) — named; nothing
+/// for an error or a skip.
 pub fn paired_tensors<'a>(a: &'a Outcome, b: &'a Outcome) -> Vec<(&'static str, &'a Tensor, &'a Tensor)> {
-    let tensors = |o: &'a Outcome| match o {
-        Outcome::Values {
+    let tensors = |o: &'a Outcome| -> Vec<(&'static str, &'a Tensor)> {
+        let Outcome::Values {
             loss,
             grad_input,
             grad_target,
-        } => [
+            named_grads,
+        } = o
+        else {
+            return Vec::new();
+        };
+        let fixed = [
             ("loss", Some(loss)),
             ("grad_input", grad_input.as_ref()),
             ("grad_target", grad_target.as_ref()),
-        ],
-        _ => [("loss", None), ("grad_input", None), ("grad_target", None)],
+        ];
+        let fixed = fixed.into_iter().filter_map(|(what, t)| Some((what, t?)));
+        fixed.chain(named_grads.iter().map(|(what, t)| (*what, t))).collect()
     };
+    let theirs = tensors(b);
     tensors(a)
         .into_iter()
-        .zip(tensors(b))
-        .filter_map(|((what, x), (_, y))| Some((what, x?, y?)))
+        .filter_map(|(what, x)| Some((what, x, theirs.iter().find(|(w, _)| *w == what)?.1)))
         .collect()
 }

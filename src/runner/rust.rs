@@ -4,7 +4,7 @@ use half::{bf16, f16};
 
 use super::outcome::{first_line, Outcome};
 use crate::compare::{Overrides, Tolerance};
-use crate::fixtures::{Case, LossKind};
+use crate::fixtures::{Case, LossKind, CLIP_STEP_GRADS};
 use crate::loss::{
     self, check_signature, check_smoothing_shapes, Element, LossError, Options, Signature, Target, View,
 };
@@ -40,7 +40,7 @@ pub fn run_rust(case: &Case) -> Outcome {
     // A contrastive case has no target or weight to validate here; its loss
     // validates the similarity matrix.
     let probabilities = match case.loss {
-        LossKind::Clip { .. } => false,
+        LossKind::Clip { .. } | LossKind::ClipStep { .. } => false,
         LossKind::CrossEntropy => match check_signature(&sig) {
             Ok(accepted) => accepted.probabilities,
             Err(e) => return Outcome::Error(first_line(&e.to_string())),
@@ -84,6 +84,48 @@ fn run_typed<T: Element>(case: &Case) -> Outcome {
     match case.loss {
         LossKind::CrossEntropy => run_cross_entropy::<T>(case),
         LossKind::Clip { temperature } => run_clip::<T>(case, temperature),
+        LossKind::ClipStep { logit_scale } => run_clip_step::<T>(case, logit_scale),
+    }
+}
+
+/// A `clip_step` case (input: image_embeds, target: text_embeds) through
+/// [`loss::clip_step`]; its gradients are named.
+fn run_clip_step<T: Element>(case: &Case, logit_scale: f64) -> Outcome {
+    if case.target.dtype != case.input.dtype {
+        return Outcome::Skipped(format!(
+            "text_embeds is {} but image_embeds is {}; mixed dtypes are not supported",
+            case.target.dtype, case.input.dtype
+        ));
+    }
+    let image: Vec<T> = typed(&case.input);
+    let text: Vec<T> = typed(&case.target);
+    let grad_output = match &case.grad_output {
+        None => None,
+        Some(g) if g.numel() == 1 => Some(T::from_f64(g.to_f64()[0])),
+        Some(g) => return Outcome::Error(format!("grad_output must have the loss's shape [], got {:?}", g.shape)),
+    };
+    let step = loss::clip_step(
+        View::new(&image, &case.input.shape),
+        View::new(&text, &case.target.shape),
+        T::from_f64(logit_scale),
+        case.label_smoothing,
+        grad_output,
+    );
+    match step {
+        Ok(step) => {
+            let [image_name, text_name, scale_name] = CLIP_STEP_GRADS;
+            Outcome::Values {
+                loss: to_tensor(&[step.loss], &[]),
+                grad_input: None,
+                grad_target: None,
+                named_grads: vec![
+                    (image_name, to_tensor(&step.grad_image_embeds, &case.input.shape)),
+                    (text_name, to_tensor(&step.grad_text_embeds, &case.target.shape)),
+                    (scale_name, to_tensor(&[step.grad_logit_scale], &[])),
+                ],
+            }
+        }
+        Err(e) => Outcome::Error(first_line(&e.to_string())),
     }
 }
 
@@ -101,6 +143,7 @@ fn run_clip<T: Element>(case: &Case, temperature: f64) -> Outcome {
             loss: to_tensor(&[loss], &[]),
             grad_input: Some(to_tensor(&grad, &case.input.shape)),
             grad_target: None,
+            named_grads: Vec::new(),
         },
         Err(e) => Outcome::Error(first_line(&e.to_string())),
     }
@@ -145,6 +188,7 @@ fn run_cross_entropy<T: Element>(case: &Case) -> Outcome {
             loss: to_tensor(&loss.values, &loss.shape),
             grad_input: Some(to_tensor(&grads.input, &case.input.shape)),
             grad_target: grads.target.map(|g| to_tensor(&g, &case.input.shape)),
+            named_grads: Vec::new(),
         })
     })();
     result.unwrap_or_else(|e| Outcome::Error(first_line(&e.to_string())))

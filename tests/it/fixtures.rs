@@ -42,6 +42,7 @@ fn save_then_load_is_identity() {
             loss: Tensor::float(DType::Float32, vec![], vec![f64::INFINITY]),
             grad_input: None,
             grad_target: None,
+            named_grads: Vec::new(),
         },
     });
     let mut other = Case::new(

@@ -114,6 +114,7 @@ fn slightly_off(case: &Case) -> Outcome {
             loss,
             grad_input,
             grad_target,
+            named_grads,
         } => {
             let scale = |t: ce_parity::tensor::Tensor| {
                 let values = t.to_f64().iter().map(|v| v * (1.0 + 1e-4)).collect();
@@ -123,6 +124,7 @@ fn slightly_off(case: &Case) -> Outcome {
                 loss: scale(loss),
                 grad_input: grad_input.map(scale),
                 grad_target: grad_target.map(scale),
+                named_grads: named_grads.into_iter().map(|(name, g)| (name, scale(g))).collect(),
             }
         }
         other => other,

@@ -41,6 +41,7 @@ fn answer_of(outcome: Outcome) -> Answer {
             loss,
             grad_input,
             grad_target,
+            ..
         } => Answer::Computed {
             loss: loss.to_f64(),
             shape: loss.shape.clone(),

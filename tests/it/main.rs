@@ -8,6 +8,7 @@ mod binary;
 mod capabilities;
 mod cli;
 mod clip;
+mod clip_step;
 mod closed_form;
 mod errors;
 mod explain;

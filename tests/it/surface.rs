@@ -32,6 +32,7 @@ fn rust_values(case: &Case) -> (Vec<f64>, Vec<f64>, Option<Vec<f64>>) {
             loss,
             grad_input,
             grad_target,
+            ..
         } => (
             loss.to_f64(),
             grad_input.unwrap().to_f64(),

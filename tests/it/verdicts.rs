@@ -40,6 +40,7 @@ fn recorded_values(case: &Case) -> Option<(Tensor, Option<Tensor>, Option<Tensor
             loss,
             grad_input,
             grad_target,
+            ..
         } => Some((loss.clone(), grad_input.clone(), grad_target.clone())),
         Recorded::Error(_) => None,
     }
@@ -108,6 +109,7 @@ fn a_systematic_error_of_a_few_ulps_fails() {
             loss: shifted(&loss, k),
             grad_input: grad_input.as_ref().map(|g| shifted(g, k)),
             grad_target: grad_target.as_ref().map(|g| shifted(g, k)),
+            named_grads: Vec::new(),
         };
         let report = judged(&case, &off);
         assert_eq!(
