@@ -162,6 +162,7 @@ pub fn judge(case: &Case, yours: &Yours, overrides: Overrides, live: bool) -> an
         loss: yours.loss.clone().unwrap_or_else(|| reference_loss.clone()),
         grad_input: yours.grad_input.clone(),
         grad_target: None,
+        named_grads: Vec::new(),
     };
     let float64 = |c: &Case| {
         let mut exact = if live {
@@ -198,10 +199,12 @@ fn rounded(outcome: Outcome, dtype: DType) -> Outcome {
             loss,
             grad_input,
             grad_target,
+            named_grads,
         } => Outcome::Values {
             loss: round(loss),
             grad_input: grad_input.map(round),
             grad_target: grad_target.map(round),
+            named_grads: named_grads.into_iter().map(|(name, g)| (name, round(g))).collect(),
         },
         other => other,
     }
