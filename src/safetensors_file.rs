@@ -62,17 +62,62 @@ impl fmt::Display for SafetensorsError {
 
 impl std::error::Error for SafetensorsError {}
 
-/// Reads a `.safetensors` file.
+/// Reads a `.safetensors` file, or a numpy `.npz` archive (told apart by
+/// its zip signature), whose arrays are named as `np.savez` names them.
 ///
 /// # Errors
-/// [`SafetensorsError`] naming the file for I/O errors and anything [`parse`] rejects.
+/// [`SafetensorsError`] naming the file for I/O errors and anything [`parse`]
+/// or [`parse_npz`] rejects.
 pub fn load(path: &Path) -> Result<TensorFile, SafetensorsError> {
     let error = |message: String| SafetensorsError {
         file: path.to_path_buf(),
         message,
     };
     let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    if bytes.starts_with(b"PK\x03\x04") {
+        return parse_npz(&bytes).map_err(error);
+    }
     parse(&bytes).map_err(error)
+}
+
+/// Parses a numpy `.npz` archive (`np.savez`, stored or deflated): each
+/// `NAME.npy` entry becomes the tensor `NAME`, read by [`crate::npy::parse`],
+/// which validates its header against its bytes. An `.npz` has no metadata.
+///
+/// # Errors
+/// A message saying what is wrong: not a zip archive, an entry that is not
+/// `.npy`, larger than its declared size, or that the `.npy` reader rejects, named.
+pub fn parse_npz(bytes: &[u8]) -> Result<TensorFile, String> {
+    use std::io::Read;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a valid .npz archive: {e}"))?;
+    let mut tensors = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
+        let name = entry.name().map_err(|e| format!("entry {i}: {e}"))?.to_string();
+        let Some(stem) = name.strip_suffix(".npy") else {
+            return Err(format!("entry {name:?} is not a .npy array"));
+        };
+        // Read at most the declared size (and one byte more, to notice a lie),
+        // so a hostile archive cannot make us allocate more than it claims.
+        let declared = entry.size();
+        let mut data = Vec::new();
+        (&mut entry)
+            .take(declared.saturating_add(1))
+            .read_to_end(&mut data)
+            .map_err(|e| format!("entry {name:?}: {e}"))?;
+        if data.len() as u64 != declared {
+            return Err(format!(
+                "entry {name:?}: holds other than its declared {declared} bytes"
+            ));
+        }
+        let tensor = crate::npy::parse(&data).map_err(|e| format!("entry {name:?}: {e}"))?;
+        tensors.insert(stem.to_string(), tensor);
+    }
+    Ok(TensorFile {
+        tensors,
+        metadata: BTreeMap::new(),
+    })
 }
 
 /// Parses the bytes of a `.safetensors` file: float16, bfloat16, float32,

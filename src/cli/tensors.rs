@@ -13,7 +13,7 @@ use ce_parity::tensor::Tensor;
 
 #[derive(clap::Args, Default)]
 pub struct TensorArgs {
-    /// A .safetensors file holding the case by name: input, target (required),
+    /// A .safetensors file (or numpy .npz archive) holding the case by name: input, target (required),
     /// weight, grad_output; options from its metadata (label_smoothing,
     /// reduction, ignore_index), under the flags. `check` also judges its
     /// loss and grad_input, your outputs, when present.

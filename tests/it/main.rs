@@ -20,6 +20,7 @@ mod kit;
 mod libtorch;
 mod manners;
 mod npy;
+mod npz;
 mod properties;
 mod recorded;
 mod reports;
