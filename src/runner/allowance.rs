@@ -193,8 +193,9 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
     // The gradient w.r.t. lp is rounded in the dtype: once, or twice where
     // autograd adds the smoothing term's share to the NLL's (the target
     // class) or the target itself was smoothed first (probabilities).
-    let go_rounding = |c: usize, a: &[f64]| {
-        let twice = eps > 0.0 && (probabilities || a[c] > a.iter().copied().fold(f64::INFINITY, f64::min));
+    // `a_min` is the position's smallest coefficient: only the target class's is larger.
+    let go_rounding = |a_c: f64, a_min: f64| {
+        let twice = eps > 0.0 && (probabilities || a_c > a_min);
         if twice {
             2.0 * h
         } else {
@@ -209,12 +210,13 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
             }
             let (a_sum, a_abs) = sums[p];
             let g = go_scale[p];
-            let sum_rounding: f64 = (0..classes).map(|k| go_rounding(k, &a) * a[k].abs()).sum();
+            let a_min = a.iter().copied().fold(f64::INFINITY, f64::min);
+            let sum_rounding: f64 = a.iter().map(|&a_k| go_rounding(a_k, a_min) * a_k.abs()).sum();
             for c in 0..classes {
                 let i = b * classes * inner + c * inner + s;
                 let (d, pc) = (delta[i], p_all[i]);
                 let value = g * (pc * a_sum - a[c]).abs();
-                let rounding = go_rounding(c, &a) * a[c].abs() + pc * sum_rounding;
+                let rounding = go_rounding(a[c], a_min) * a[c].abs() + pc * sum_rounding;
                 grad_input[i] =
                     g * (pc * a_sum.abs() * d + U32 * sigma_c * pc * a_abs + rounding) + (h + den_error) * value;
                 if let Some(gt) = grad_target.as_mut() {
