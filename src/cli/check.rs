@@ -9,8 +9,9 @@ use clap::ValueEnum;
 
 use ce_parity::compare::Overrides;
 use ce_parity::fixtures::{self, Case};
-use ce_parity::runner::{run_rust, tolerance, verdict, CaseReport, Outcome, Status};
+use ce_parity::runner::{run_rust, tolerance, verdict, CaseReport, Status};
 
+use super::live::{libtorch_version, most_trusted, run_libtorch};
 use super::tensors::TensorArgs;
 use super::yours::{self, OutputArgs};
 use super::{human, json, junit, rejection};
@@ -217,32 +218,6 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, fixtures::Fixture)
 fn check_case(case: &Case, overrides: Overrides, live: bool) -> CaseReport {
     let rust = run_rust(case);
     let libtorch = if live { run_libtorch(case) } else { None };
-    let float64 = |c: &Case| {
-        if live {
-            run_libtorch(c).unwrap_or_else(|| run_rust(c))
-        } else {
-            run_rust(c)
-        }
-    };
+    let float64 = |c: &Case| most_trusted(c, live);
     verdict(case, &rust, libtorch.as_ref(), float64, tolerance(case, overrides))
-}
-
-#[cfg(feature = "torch")]
-fn run_libtorch(case: &Case) -> Option<Outcome> {
-    Some(ce_parity::reference::run_libtorch(case))
-}
-
-#[cfg(feature = "torch")]
-fn libtorch_version() -> Option<&'static str> {
-    Some(ce_parity::reference::libtorch_version())
-}
-
-#[cfg(not(feature = "torch"))]
-fn libtorch_version() -> Option<&'static str> {
-    None
-}
-
-#[cfg(not(feature = "torch"))]
-fn run_libtorch(_case: &Case) -> Option<Outcome> {
-    None
 }

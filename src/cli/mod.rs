@@ -15,6 +15,7 @@ mod fuzz;
 mod human;
 mod json;
 mod junit;
+mod live;
 #[cfg(feature = "torch")]
 mod record;
 #[cfg(feature = "torch")]

@@ -7,6 +7,8 @@
 use ce_parity::fixtures::Case;
 use ce_parity::runner::{first_line, run_rust, Outcome};
 
+use super::live::run_libtorch;
+
 /// Fails with libtorch's first error line, and how ce-parity's Rust loss
 /// answers the same tensors, when libtorch rejects them; without libtorch
 /// (`live` false, or a build without it), when the Rust loss rejects them.
@@ -42,16 +44,6 @@ fn message(rust: &Outcome, libtorch: Option<&Outcome>) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-#[cfg(feature = "torch")]
-fn run_libtorch(case: &Case) -> Option<Outcome> {
-    Some(ce_parity::reference::run_libtorch(case))
-}
-
-#[cfg(not(feature = "torch"))]
-fn run_libtorch(_case: &Case) -> Option<Outcome> {
-    None
 }
 
 #[cfg(test)]

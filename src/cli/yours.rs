@@ -15,6 +15,7 @@ use ce_parity::runner::{in_float64, run_rust, tolerance, verdict_named, CaseRepo
 use ce_parity::safetensors_file;
 use ce_parity::tensor::{DType, Tensor};
 
+use super::live::{most_trusted, run_libtorch};
 use super::tensors::{loss_shape, Given};
 
 #[derive(clap::Args, Default)]
@@ -165,11 +166,7 @@ pub fn judge(case: &Case, yours: &Yours, overrides: Overrides, live: bool) -> an
         named_grads: Vec::new(),
     };
     let float64 = |c: &Case| {
-        let mut exact = if live {
-            run_libtorch(c).unwrap_or_else(|| run_rust(c))
-        } else {
-            run_rust(c)
-        };
+        let mut exact = most_trusted(c, live);
         // The stand-in loss is judged against itself, not the exact answer.
         if let (true, Outcome::Values { loss, .. }) = (stand_in, &mut exact) {
             *loss = reference_loss.clone();
@@ -223,14 +220,4 @@ fn drop_loss(report: &mut CaseReport) {
         total.merge(&c.difference);
     }
     report.difference = total;
-}
-
-#[cfg(feature = "torch")]
-fn run_libtorch(case: &Case) -> Option<Outcome> {
-    Some(ce_parity::reference::run_libtorch(case))
-}
-
-#[cfg(not(feature = "torch"))]
-fn run_libtorch(_case: &Case) -> Option<Outcome> {
-    None
 }
