@@ -200,8 +200,8 @@ fn outcome_loss(outcome: &Outcome) -> Option<Tensor> {
 fn run_live(case: &Case, per_sample_case: &Case) -> Option<Live> {
     use crate::reference::{run_libtorch, steps};
     Some(Live {
-        softmax: steps::softmax(&case.input),
-        smoothed_target: steps::smoothed_target(case),
+        softmax: steps::softmax(&case.input).map_err(|e| e.to_string()),
+        smoothed_target: steps::smoothed_target(case).map_err(|e| e.to_string()),
         per_sample: run_libtorch(per_sample_case),
         loss: run_libtorch(case),
     })

@@ -86,10 +86,10 @@ fn smoothed_target(case: &Case, geometry: Geometry, targets: &Targets) -> String
     if e == 0.0 {
         return format!("q[i,c] = {t} (no smoothing: ε = 0){ignored}");
     }
-    let off = e / c as f64;
+    let (keep, off) = crate::loss::keep_and_spread(e, c);
     format!(
         "q[i,c] = (1 − ε)·{t} + ε/C = {}·{t} + {off:.4} (ε = {}, C = {c}){ignored}",
-        plain_number(1.0 - e),
+        plain_number(keep),
         plain_number(e)
     )
 }

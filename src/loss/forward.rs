@@ -2,30 +2,15 @@
 
 use super::element::Element;
 use super::error::LossError;
+use super::formulas::{output_shape, Formulas};
 use super::fused;
 use super::input::{Target, View};
 use super::kernel;
 use super::options::{Options, Reduction};
+use super::outputs::Loss;
+use super::path::{self, Path};
 use super::problem::{validate, Problem, Targets};
 use super::reduced;
-
-/// The loss: one value per position under `none` (shaped like the target),
-/// else a single value with shape `[]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Loss<T> {
-    /// The values, row-major; one value when reduced.
-    pub values: Vec<T>,
-    /// `[]` when reduced; under `none` the target's shape (N, d1, …, dk),
-    /// or `[]` for unbatched input.
-    pub shape: Vec<usize>,
-}
-
-impl<T: Copy> Loss<T> {
-    /// The value of a reduced (0-d) loss; the first value otherwise.
-    pub fn item(&self) -> Option<T> {
-        self.values.first().copied()
-    }
-}
 
 /// `F.cross_entropy(input, target, weight, ignore_index=…, reduction=…, label_smoothing=…)`.
 ///
@@ -57,22 +42,24 @@ pub fn cross_entropy<T: Element>(
     options: &Options<'_, T>,
 ) -> Result<Loss<T>, LossError> {
     let problem = validate(input, &target, options)?;
-    let values = if T::REDUCED {
-        reduced::forward(&problem, input, &target)
-    } else {
-        let terms = fused::forward_terms(&problem, input.data, &target)
-            .unwrap_or_else(|| position_terms(&problem, input, &target));
-        reduce(&problem, &terms)
+    let values = match path::choose::<T>(&problem) {
+        Path::HalfPrecision => reduced::forward(&problem, input, &target),
+        Path::Fused => {
+            let terms = fused::forward_terms(&problem, input.data, &target)
+                .unwrap_or_else(|| position_terms(&problem, input, &target));
+            reduce(&problem, &terms)
+        }
+        Path::Reference => reduce(&problem, &position_terms(&problem, input, &target)),
     };
-    let shape = if problem.reduction == Reduction::None {
-        problem.loss_shape.clone()
-    } else {
-        vec![]
-    };
-    Ok(Loss {
+    Ok(loss_of_values(&problem, values))
+}
+
+/// The loss from its values (exact values of `T`).
+pub(crate) fn loss_of_values<T: Element>(problem: &Problem, values: Vec<f64>) -> Loss<T> {
+    Loss {
         values: values.into_iter().map(T::from_f64).collect(),
-        shape,
-    })
+        shape: output_shape(problem),
+    }
 }
 
 /// Per-position (nll, smoothing) terms; for probability targets the loss is in `.0`.
@@ -83,6 +70,7 @@ pub(crate) fn position_terms<T: Element>(
     target: &Target<'_, T>,
 ) -> Vec<(f64, f64)> {
     let weight = problem.weight.as_deref();
+    let formulas = Formulas::of(problem);
     let mut row = vec![0.0; problem.classes];
     let mut q = vec![0.0; problem.classes];
     (0..problem.positions())
@@ -90,20 +78,12 @@ pub(crate) fn position_terms<T: Element>(
             kernel::gather_row(problem, input.data, p, T::to_f64, &mut row);
             kernel::log_softmax_in_place(&mut row);
             match (&problem.targets, target) {
-                (Targets::Classes(classes), _) => match classes.get(p) {
-                    None => (0.0, 0.0),
-                    Some(y) => {
-                        let smooth = if problem.smoothing.is_some() {
-                            kernel::smoothing_term(&row, weight)
-                        } else {
-                            0.0
-                        };
-                        (kernel::nll_term(&row, y, weight), smooth)
-                    }
-                },
+                (Targets::Classes(classes), _) => {
+                    kernel::class_terms(&row, classes.get(p), weight, problem.smoothing.is_some())
+                }
                 (Targets::Probabilities, Target::Probabilities(t)) => {
                     kernel::gather_row(problem, t.data, p, T::to_f64, &mut q);
-                    smoothed_probabilities(problem, &mut q);
+                    formulas.smooth_targets(&mut q);
                     (kernel::probability_term(&row, &q, weight), 0.0)
                 }
                 _ => unreachable!("validate pairs probability targets with Target::Probabilities"),
@@ -112,23 +92,11 @@ pub(crate) fn position_terms<T: Element>(
         .collect()
 }
 
-/// q = t·(1−ε) + ε/C when smoothing is active.
-pub(crate) fn smoothed_probabilities(problem: &Problem, q: &mut [f64]) {
-    if let Some(e) = problem.smoothing {
-        let spread = e / problem.classes as f64;
-        for v in q.iter_mut() {
-            *v = *v * (1.0 - e) + spread;
-        }
-    }
-}
-
 /// libtorch's combination: (1−ε)·reduce(nll) + reduce(smooth)·(ε/C), with the
 /// two terms reduced separately (so 0·inf and inf−inf behave as in libtorch).
 pub(crate) fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
-    let combine = |nll: f64, smooth: f64| match (problem.smoothing, &problem.targets) {
-        (Some(e), Targets::Classes(_)) => (1.0 - e) * nll + smooth * (e / problem.classes as f64),
-        _ => nll,
-    };
+    let formulas = Formulas::of(problem);
+    let combine = |nll: f64, smooth: f64| formulas.combine(nll, smooth);
     match problem.reduction {
         Reduction::None => terms.iter().map(|&(n, s)| combine(n, s)).collect(),
         Reduction::Sum | Reduction::Mean => {
@@ -142,7 +110,7 @@ pub(crate) fn reduce(problem: &Problem, terms: &[(f64, f64)]) -> Vec<f64> {
             if terms.is_empty() || (problem.classes == 0 && problem.targets == Targets::Probabilities) {
                 return vec![f64::NAN];
             }
-            let divisor = problem.divisor;
+            let divisor = formulas.divisor();
             vec![combine(nll / divisor, smooth / divisor)]
         }
     }

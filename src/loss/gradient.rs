@@ -3,22 +3,15 @@
 
 use super::element::Element;
 use super::error::LossError;
-use super::forward::smoothed_probabilities;
+use super::formulas::{output_shape, seed_class_gradient, Formulas};
 use super::fused;
 use super::input::{Target, View};
 use super::kernel;
-use super::options::{Options, Reduction};
+use super::options::Options;
+use super::outputs::Gradients;
+use super::path::{self, Path};
 use super::problem::{validate, Problem, Targets};
 use super::reduced;
-
-/// Gradients, each shaped like the input.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Gradients<T> {
-    /// d/d input, row-major like the input.
-    pub input: Vec<T>,
-    /// d/d target, only for probability targets (class indices have none).
-    pub target: Option<Vec<T>>,
-}
 
 /// The gradient of `(cross_entropy(input, target) * grad_output).sum()`.
 ///
@@ -83,23 +76,23 @@ pub fn cross_entropy_backward<T: Element>(
         )));
     }
     let upstream = upstream(&problem, grad_output)?;
-    if T::REDUCED {
-        let (input, target) = reduced::backward(&problem, input, &target, &upstream);
-        return Ok(Gradients { input, target });
-    }
-    if let Some((gradients, _)) = fused::forward_backward(&problem, input.data, &target, &upstream) {
-        return Ok(gradients);
-    }
-    Ok(backward(&problem, input, &target, &upstream))
+    let fused = match path::choose::<T>(&problem) {
+        Path::HalfPrecision => {
+            let (input, target) = reduced::backward(&problem, input, &target, &upstream);
+            return Ok(Gradients { input, target });
+        }
+        Path::Fused => fused::forward_backward(&problem, input.data, &target, &upstream),
+        Path::Reference => None,
+    };
+    Ok(match fused {
+        Some((gradients, _)) => gradients,
+        None => backward(&problem, input, &target, &upstream),
+    })
 }
 
 /// The upstream gradient per position (one value when reduced).
 pub(crate) fn upstream<T: Element>(problem: &Problem, grad_output: Option<View<'_, T>>) -> Result<Vec<f64>, LossError> {
-    let expected = if problem.reduction == Reduction::None {
-        problem.loss_shape.clone()
-    } else {
-        vec![]
-    };
+    let expected = output_shape(problem);
     match grad_output {
         None => Ok(vec![1.0; expected.iter().product()]),
         Some(g) => {
@@ -130,14 +123,7 @@ pub(crate) fn backward<T: Element>(
     let classes = problem.classes;
     let weight = problem.weight.as_deref();
     let weight_of = |c: usize| weight.map_or(1.0, |w| w[c]);
-    let divisor = problem.divisor;
-    let g_of = |p: usize| {
-        if problem.reduction == Reduction::None {
-            upstream[p]
-        } else {
-            upstream[0]
-        }
-    };
+    let formulas = Formulas::of(problem);
 
     let mut grad_input = vec![T::from_f64(0.0); input.data.len()];
     let mut grad_target = match problem.targets {
@@ -151,35 +137,19 @@ pub(crate) fn backward<T: Element>(
         kernel::gather_row(problem, input.data, p, T::to_f64, &mut lp);
         kernel::log_softmax_in_place(&mut lp);
         grad.iter_mut().for_each(|g| *g = 0.0);
-        let g = g_of(p);
+        let g = formulas.upstream_at(upstream, p);
         match (&problem.targets, target) {
             (Targets::Classes(targets), _) => {
                 if let Some(y) = targets.get(p) {
-                    let (g_nll, g_smooth) = match problem.smoothing {
-                        Some(e) => ((1.0 - e) * g, g * (e / classes as f64)),
-                        None => (g, 0.0),
-                    };
-                    let (nll_coef, smooth_coef) = match problem.reduction {
-                        Reduction::Mean => (-(g_nll / divisor), g_smooth / divisor),
-                        _ => (-g_nll, g_smooth),
-                    };
-                    if problem.smoothing.is_some() {
-                        for (c, slot) in grad.iter_mut().enumerate() {
-                            *slot = -(smooth_coef * weight_of(c));
-                        }
-                    }
-                    grad[y] += weight_of(y) * nll_coef;
+                    let coefficients = formulas.coefficients(g);
+                    seed_class_gradient(&mut grad, y, coefficients, problem.smoothing.is_some(), weight);
                 }
             }
             (Targets::Probabilities, Target::Probabilities(t)) => {
                 kernel::gather_row(problem, t.data, p, T::to_f64, &mut q);
-                smoothed_probabilities(problem, &mut q);
-                let s = -(if problem.reduction == Reduction::Mean {
-                    g / divisor
-                } else {
-                    g
-                });
-                let keep = problem.smoothing.map_or(1.0, |e| 1.0 - e);
+                formulas.smooth_targets(&mut q);
+                let s = formulas.probability_scale(g);
+                let (keep, _) = formulas.keep_and_spread();
                 for c in 0..classes {
                     grad[c] = s * weight_of(c) * q[c];
                     q[c] = s * weight_of(c) * lp[c] * keep; // reuse q for the target gradient

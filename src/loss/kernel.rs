@@ -33,6 +33,18 @@ pub(crate) fn log_softmax_in_place(row: &mut [f64]) {
     }
 }
 
+/// The (nll, smoothing) terms of a class-target position whose target is
+/// `y` (None when ignored: (0, 0), even for NaN logits).
+pub(crate) fn class_terms(lp: &[f64], y: Option<usize>, weight: Option<&[f64]>, smoothing: bool) -> (f64, f64) {
+    match y {
+        None => (0.0, 0.0),
+        Some(y) => {
+            let smooth = if smoothing { smoothing_term(lp, weight) } else { 0.0 };
+            (nll_term(lp, y, weight), smooth)
+        }
+    }
+}
+
 /// −w_y·lp_y: the NLL term of one position with class target `y`.
 pub(crate) fn nll_term(lp: &[f64], y: usize, weight: Option<&[f64]>) -> f64 {
     -(lp[y] * weight.map_or(1.0, |w| w[y]))

@@ -25,6 +25,15 @@
 //!
 //! Results are deterministic: the same bits for any thread count and, for
 //! the fused kernel, on every [`SimdLevel`].
+//!
+//! Inside: `formulas.rs` holds these formulas once (smoothed targets, the
+//! combination, the mean's divisor, the gradient's coefficients, the output
+//! shape); `path.rs` decides which implementation runs — the half-precision
+//! path for float16/bfloat16 (it must round where libtorch rounds), the fused
+//! SIMD kernel for float32/float64, and the f64 reference for what the fused
+//! kernel does not take (no classes or positions, negative weights). All
+//! three take their constants from `formulas.rs`; the dependencies run one
+//! way: forward/gradient → path, fused, reduced → formulas, kernel.
 
 mod class_targets;
 mod clip;
@@ -33,6 +42,7 @@ mod element;
 mod error;
 mod fast_exp;
 mod fast_ln;
+mod formulas;
 mod forward;
 mod fused;
 mod gradient;
@@ -40,6 +50,8 @@ mod half_bits;
 mod input;
 mod kernel;
 mod options;
+mod outputs;
+mod path;
 mod problem;
 mod reduced;
 pub mod simd;
@@ -49,10 +61,13 @@ pub use clip::{clip_loss, clip_loss_with_grad};
 pub use clip_step::{clip_step, clip_step_forward, ClipStep, ClipStepForward, NORMALIZE_EPS};
 pub use element::Element;
 pub use error::{format_like_cpp, LossError};
-pub use forward::{cross_entropy, Loss};
-pub use gradient::{cross_entropy_backward, Gradients};
+pub(crate) use formulas::{keep_and_spread, smoothed_target};
+pub use forward::cross_entropy;
+pub use gradient::cross_entropy_backward;
 pub use input::{Target, View};
+pub(crate) use kernel::log_softmax_in_place;
 pub use options::{Options, Reduction, DEFAULT_IGNORE_INDEX};
+pub use outputs::{Gradients, Loss};
 pub(crate) use problem::check_smoothing_shapes;
 pub use problem::{check_signature, Accepted, Signature};
 pub use simd::{set_simd_level, SimdLevel};

@@ -25,6 +25,7 @@ use rayon::prelude::*;
 
 use super::class_targets::ClassTargets;
 use super::element::Element;
+use super::formulas::Formulas;
 use super::fused::half;
 use super::input::{Target, View};
 use super::options::Reduction;
@@ -34,6 +35,7 @@ use super::simd::{self, SimdLevel};
 /// Rounding to the half type, and the few scalars every step needs.
 struct Half<'p, T> {
     problem: &'p Problem<'p>,
+    formulas: Formulas,
     weight: Option<Vec<f32>>,
     /// log_softmax runs over the last dim (1-D and 2-D input).
     last_dim: bool,
@@ -79,6 +81,7 @@ impl<'p, T: Element> Half<'p, T> {
     fn new(problem: &'p Problem<'p>, dims: usize) -> Self {
         Half {
             problem,
+            formulas: Formulas::of(problem),
             weight: problem.weight.as_ref().map(|w| w.iter().map(|&v| v as f32).collect()),
             last_dim: dims <= 2,
             level: simd::current(),
@@ -97,8 +100,13 @@ impl<'p, T: Element> Half<'p, T> {
     /// (1 − ε) and ε/C as libtorch's multiply kernel sees them: computed in
     /// f64, used in float. (Its add kernel rounds a scalar to the half type first.)
     fn keep_and_spread(&self) -> (f32, f32) {
-        let e = self.problem.smoothing.unwrap_or(0.0);
-        ((1.0 - e) as f32, (e / self.problem.classes as f64) as f32)
+        let (keep, spread) = self.formulas.keep_and_spread();
+        (keep as f32, spread as f32)
+    }
+
+    /// Position `p`'s upstream gradient, in float as autograd holds it.
+    fn upstream_at(&self, upstream: &[f64], p: usize) -> f32 {
+        self.formulas.upstream_at(upstream, p) as f32
     }
 
     /// Position `p`'s classes of `data`, widened into `row`; returns their
@@ -430,11 +438,7 @@ fn class_position<T: Element>(
     let g_lp = &mut s.g;
     g_lp.iter_mut().for_each(|v| *v = 0.0);
     if let Some(y) = y {
-        let g = (if problem.reduction == Reduction::None {
-            upstream[p]
-        } else {
-            upstream[0]
-        }) as f32;
+        let g = h.upstream_at(upstream, p);
         let (keep, spread) = h.keep_and_spread();
         let g_nll = if problem.smoothing.is_some() { h.r(g * keep) } else { g };
         if problem.smoothing.is_some() {
@@ -534,11 +538,7 @@ fn probability_position<T: Element>(
     let Some((out, out_t)) = out else {
         return (sum, 0.0);
     };
-    let g = (if problem.reduction == Reduction::None {
-        upstream[p]
-    } else {
-        upstream[0]
-    }) as f32;
+    let g = h.upstream_at(upstream, p);
     let scaled = -(if problem.reduction == Reduction::Mean {
         h.r(g / problem.positions() as f32)
     } else {

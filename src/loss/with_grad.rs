@@ -3,29 +3,18 @@
 
 use super::element::Element;
 use super::error::LossError;
-use super::forward::{cross_entropy, reduce, Loss};
+use super::forward::{cross_entropy, loss_of_values, reduce};
 use super::fused;
-use super::gradient::{cross_entropy_backward, upstream, Gradients};
+use super::gradient::{cross_entropy_backward, upstream};
 use super::input::{Target, View};
-use super::options::{Options, Reduction};
+use super::options::Options;
+use super::outputs::{Gradients, Loss};
+use super::path::{self, Path};
 use super::problem::{validate, Problem};
 use super::reduced;
 
 fn loss_of<T: Element>(problem: &Problem, terms: &[(f64, f64)]) -> Loss<T> {
     loss_of_values(problem, reduce(problem, terms))
-}
-
-/// The loss from its values (exact values of `T`).
-fn loss_of_values<T: Element>(problem: &Problem, values: Vec<f64>) -> Loss<T> {
-    let shape = if problem.reduction == Reduction::None {
-        problem.loss_shape.clone()
-    } else {
-        vec![]
-    };
-    Loss {
-        values: values.into_iter().map(T::from_f64).collect(),
-        shape,
-    }
 }
 
 /// The loss and the gradient of `(loss * grad_output).sum()` together.
@@ -59,12 +48,18 @@ pub fn cross_entropy_with_grad<T: Element>(
 ) -> Result<(Loss<T>, Gradients<T>), LossError> {
     let problem = validate(input, &target, options)?;
     let up = upstream(&problem, grad_output)?;
-    if !T::REDUCED && !is_unbatched_index_target(input, &target) {
+    // Unbatched input with an index target goes the long way, whose
+    // backward rejects it as libtorch's does.
+    let path = match is_unbatched_index_target(input, &target) {
+        true => Path::Reference,
+        false => path::choose::<T>(&problem),
+    };
+    if path == Path::Fused {
         if let Some((grads, terms)) = fused::forward_backward(&problem, input.data, &target, &up) {
             return Ok((loss_of(&problem, &terms), grads));
         }
     }
-    if T::REDUCED && !is_unbatched_index_target(input, &target) {
+    if path == Path::HalfPrecision {
         let mut out = vec![T::from_f64(0.0); input.data.len()];
         let (values, grad_target) = reduced::forward_backward_into(&problem, input, &target, &up, &mut out);
         let grads = Gradients {
@@ -117,12 +112,16 @@ pub fn cross_entropy_with_grad_into<T: Element>(
         });
     }
     let up = upstream(&problem, grad_output)?;
-    if !T::REDUCED && !is_unbatched_index_target(input, &target) {
+    let path = match is_unbatched_index_target(input, &target) {
+        true => Path::Reference,
+        false => path::choose::<T>(&problem),
+    };
+    if path == Path::Fused {
         if let Some(terms) = fused::forward_backward_into(&problem, input.data, &target, &up, out) {
             return Ok(loss_of(&problem, &terms));
         }
     }
-    if T::REDUCED && !is_unbatched_index_target(input, &target) {
+    if path == Path::HalfPrecision {
         let (values, _) = reduced::forward_backward_into(&problem, input, &target, &up, out);
         return Ok(loss_of_values(&problem, values));
     }
@@ -156,7 +155,8 @@ pub fn cross_entropy_with_grad_in_place<T: Element>(
 ) -> Result<Loss<T>, LossError> {
     let problem = validate(View::new(logits, shape), &target, options)?;
     let up = upstream(&problem, grad_output)?;
-    if !T::REDUCED && !is_unbatched_index_target(View::new(logits, shape), &target) {
+    let unbatched = is_unbatched_index_target(View::new(logits, shape), &target);
+    if !unbatched && path::choose::<T>(&problem) == Path::Fused {
         if let Some(terms) = fused::forward_backward_in_place(&problem, logits, &target, &up) {
             return Ok(loss_of(&problem, &terms));
         }

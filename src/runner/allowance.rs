@@ -21,7 +21,7 @@
 //! 5000 equal terms errs linearly, and libtorch's kernels show it.
 
 use crate::fixtures::{Case, LossKind};
-use crate::loss::Reduction;
+use crate::loss::{keep_and_spread, smoothed_target, Reduction};
 use crate::tensor::{DType, Data, Tensor};
 
 /// libtorch's rounding allowance for each output of a case, shaped like it.
@@ -110,7 +110,7 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
     let coefficients = |b: usize, s: usize, out: &mut Vec<f64>| -> Option<f64> {
         out.clear();
         if probabilities {
-            let q = |c: usize| (1.0 - eps) * t[b * classes * inner + c * inner + s] + eps / classes as f64;
+            let q = |c: usize| smoothed_target(t[b * classes * inner + c * inner + s], eps, classes);
             out.extend((0..classes).map(|c| w(c) * q(c)));
             return Some(1.0);
         }
@@ -118,8 +118,8 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
         if y == case.ignore_index || y < 0 || y as usize >= classes {
             return None;
         }
-        out.extend((0..classes).map(|c| w(c) * eps / classes as f64));
-        out[y as usize] += (1.0 - eps) * w(y as usize);
+        let one_hot = |c: usize| if c == y as usize { 1.0 } else { 0.0 };
+        out.extend((0..classes).map(|c| w(c) * smoothed_target(one_hot(c), eps, classes)));
         Some(w(y as usize))
     };
 
@@ -220,7 +220,7 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
                 grad_input[i] =
                     g * (pc * a_sum.abs() * d + U32 * sigma_c * pc * a_abs + rounding) + (h + den_error) * value;
                 if let Some(gt) = grad_target.as_mut() {
-                    let scale = g * (1.0 - eps) * w(c).abs();
+                    let scale = g * keep_and_spread(eps, classes).0 * w(c).abs();
                     gt[i] = scale * (d + 2.0 * h_s * lp_all[i].abs()) + (h + den_error) * scale * lp_all[i].abs();
                 }
             }

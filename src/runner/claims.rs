@@ -69,18 +69,20 @@ pub fn class_geometry(shape: &[usize]) -> Option<(usize, usize, usize)> {
     }
 }
 
-/// softmax over the class dim, in f64; None for a 0-d input.
+/// softmax over the class dim, in f64, by the loss's own log-softmax; None
+/// for a 0-d input.
 pub fn softmax(input: &Tensor) -> Option<Vec<f64>> {
     let (outer, classes, inner) = class_geometry(&input.shape)?;
     let x = input.to_f64();
     let mut out = vec![0.0; x.len()];
+    let mut row = vec![0.0; classes];
     for b in 0..outer {
         for s in 0..inner {
             let at = |c: usize| b * classes * inner + c * inner + s;
-            let max = (0..classes).map(|c| x[at(c)]).fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = (0..classes).map(|c| (x[at(c)] - max).exp()).sum();
-            for c in 0..classes {
-                out[at(c)] = (x[at(c)] - max).exp() / sum;
+            row.iter_mut().enumerate().for_each(|(c, v)| *v = x[at(c)]);
+            loss::log_softmax_in_place(&mut row);
+            for (c, lp) in row.iter().enumerate() {
+                out[at(c)] = lp.exp();
             }
         }
     }
@@ -106,10 +108,10 @@ pub fn smoothed_target(case: &Case) -> Option<Vec<f64>> {
                 }
                 t[b * classes * inner + y as usize * inner + s] = 1.0;
             }
-            let q = t.iter().map(|&x| x * (1.0 - e) + e / classes as f64).collect();
+            let q = t.iter().map(|&x| loss::smoothed_target(x, e, classes)).collect();
             return Some(q);
         }
         _ => return None,
     }
-    Some(t.iter().map(|&x| x * (1.0 - e) + e / classes as f64).collect())
+    Some(t.iter().map(|&x| loss::smoothed_target(x, e, classes)).collect())
 }

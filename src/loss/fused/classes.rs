@@ -5,7 +5,7 @@
 //! where g is the gradient w.r.t. the log-probabilities and p_c = e_c / S.
 
 use super::super::class_targets::ClassTargets;
-use super::super::options::Reduction;
+use super::super::formulas::Formulas;
 use super::super::problem::Problem;
 use super::super::simd::{self, SimdLevel};
 use super::fallback;
@@ -20,7 +20,7 @@ pub(super) struct Classes<'p, T> {
     /// The weights in the working type (exact: they came from it).
     weight: Option<Vec<T>>,
     weight_sum: f64,
-    divisor: f64,
+    formulas: Formulas,
     level: SimdLevel,
 }
 
@@ -34,13 +34,12 @@ impl<'p, T: Lane> Classes<'p, T> {
             .weight
             .as_ref()
             .map_or(problem.classes as f64, |w| w.iter().sum());
-        let divisor = problem.divisor;
         Classes {
             problem,
             targets,
             weight,
             weight_sum,
-            divisor,
+            formulas: Formulas::of(problem),
             level: simd::current(),
         }
     }
@@ -68,15 +67,7 @@ impl<'p, T: Lane> Classes<'p, T> {
     /// (nll coefficient, smoothing coefficient) for upstream gradient `g`, as
     /// libtorch's autograd graph produces them.
     fn coefficients(&self, g: f64) -> (f64, f64) {
-        let (g_nll, g_smooth) = match self.problem.smoothing {
-            Some(e) => ((1.0 - e) * g, g * (e / self.problem.classes as f64)),
-            None => (g, 0.0),
-        };
-        if self.problem.reduction == Reduction::Mean {
-            (-(g_nll / self.divisor), g_smooth / self.divisor)
-        } else {
-            (-g_nll, g_smooth)
-        }
+        self.formulas.coefficients(g)
     }
 
     /// The scales of the gradient of target `y` (p's and w's), or None when
@@ -230,7 +221,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         // The gradient's scales as `scales()` computes them, without branches
         // over the tile; positions they do not cover go to the reference.
         // One upstream value for all positions except under `none`.
-        let shared = (!up.per_position).then(|| self.coefficients(up.values[0]));
+        let shared = up.shared().map(|g| self.coefficients(g));
         for j in 0..width {
             let p = b * inner + s0 + j;
             let kept = ys[j] != IGNORED;

@@ -3,7 +3,7 @@
 //! libtorch's exact semantics. These are the computations of
 //! `forward.rs`/`gradient.rs` for one position.
 
-use super::super::forward::smoothed_probabilities;
+use super::super::formulas::{seed_class_gradient, Formulas};
 use super::super::kernel;
 use super::super::problem::Problem;
 use super::lanes::Lane;
@@ -19,27 +19,12 @@ pub(super) fn class_position(
 ) -> (f64, f64) {
     kernel::log_softmax_in_place(&mut lp);
     let weight = problem.weight.as_deref();
-    let w = |c: usize| weight.map_or(1.0, |w| w[c]);
-    let terms = match y {
-        None => (0.0, 0.0),
-        Some(y) => {
-            let smooth = if problem.smoothing.is_some() {
-                kernel::smoothing_term(&lp, weight)
-            } else {
-                0.0
-            };
-            (kernel::nll_term(&lp, y, weight), smooth)
-        }
-    };
-    if let Some((nll_coef, smooth_coef)) = coefficients {
+    let smoothing = problem.smoothing.is_some();
+    let terms = kernel::class_terms(&lp, y, weight, smoothing);
+    if let Some(coefficients) = coefficients {
         grad.iter_mut().for_each(|g| *g = 0.0);
         if let Some(y) = y {
-            if problem.smoothing.is_some() {
-                for (c, slot) in grad.iter_mut().enumerate() {
-                    *slot = -(smooth_coef * w(c));
-                }
-            }
-            grad[y] += w(y) * nll_coef;
+            seed_class_gradient(grad, y, coefficients, smoothing, weight);
         }
         kernel::log_softmax_backward_in_place(&lp, grad);
     }
@@ -56,7 +41,7 @@ pub(super) fn probability_position(
     grad: &mut [f64],
 ) -> (f64, f64) {
     kernel::log_softmax_in_place(&mut lp);
-    smoothed_probabilities(problem, &mut q);
+    Formulas::of(problem).smooth_targets(&mut q);
     let weight = problem.weight.as_deref();
     let term = kernel::probability_term(&lp, &q, weight);
     if let Some(s) = scale {

@@ -31,9 +31,10 @@ mod tests;
 use rayon::prelude::*;
 
 use super::element::Element;
-use super::gradient::Gradients;
+use super::formulas::Formulas;
 use super::input::Target;
 use super::options::Reduction;
+use super::outputs::Gradients;
 use super::problem::{Problem, Targets};
 use crate::tensor::DType;
 use classes::{Classes, TileColumns};
@@ -45,16 +46,17 @@ use probabilities::Probabilities;
 #[derive(Clone, Copy)]
 pub(super) struct Upstream<'a> {
     values: &'a [f64],
-    per_position: bool,
+    formulas: Formulas,
 }
 
 impl Upstream<'_> {
     fn at(&self, p: usize) -> f64 {
-        if self.per_position {
-            self.values[p]
-        } else {
-            self.values[0]
-        }
+        self.formulas.upstream_at(self.values, p)
+    }
+
+    /// The upstream gradient every position shares when the loss is reduced.
+    fn shared(&self) -> Option<f64> {
+        self.formulas.shared_upstream(self.values)
     }
 }
 
@@ -135,29 +137,15 @@ fn with_kernel<E: Element, T: Lane, R>(
 fn upstream<'a>(problem: &Problem, values: &'a [f64]) -> Upstream<'a> {
     Upstream {
         values,
-        per_position: problem.reduction == Reduction::None,
+        formulas: Formulas::of(problem),
     }
-}
-
-fn runs_fused<E: Element>(problem: &Problem) -> bool {
-    // Degenerate shapes (no classes, no positions — e.g. a spatial dim of
-    // size 0) stay on the reference path, and so do negative weights: with
-    // mixed signs the weighted sums cancel, and the working-type lanes would
-    // lose what the reference's f64 keeps.
-    !E::REDUCED
-        && problem.classes > 0
-        && problem.positions() > 0
-        && problem.weight.as_ref().is_none_or(|w| w.iter().all(|&v| v >= 0.0))
-        && matches!(E::DTYPE, DType::Float32 | DType::Float64)
 }
 
 /// Per-position (nll, smoothing) terms under `none` (for probability targets
 /// the loss is in `.0`), and under sum and mean their partial sums per task
-/// (see [`TermsLayout`]); None when the fused kernel does not take this input.
+/// (see [`TermsLayout`]). [`path::choose`](super::path::choose) decides
+/// which inputs come here; None only when `E` is not f32 or f64.
 pub(crate) fn forward_terms<E: Element>(problem: &Problem, x: &[E], target: &Target<'_, E>) -> Option<Vec<(f64, f64)>> {
-    if !runs_fused::<E>(problem) {
-        return None;
-    }
     match E::DTYPE {
         DType::Float32 => forward_typed::<E, f32>(problem, f32::cast(x)?, target),
         _ => forward_typed::<E, f64>(problem, f64::cast(x)?, target),
@@ -280,9 +268,6 @@ fn forward_backward_input<E: Element>(
     target: &Target<'_, E>,
     upstream_values: &[f64],
 ) -> Option<Vec<(f64, f64)>> {
-    if !runs_fused::<E>(problem) {
-        return None;
-    }
     let up = upstream(problem, upstream_values);
     match E::DTYPE {
         DType::Float32 => with_kernel::<E, f32, _>(problem, target, |k| backward_typed(problem, k, input.cast()?, up))?,
@@ -392,11 +377,8 @@ fn backward_typed<T: Lane>(
 fn target_gradient<E: Element>(problem: &Problem, x: &[E], upstream_values: &[f64]) -> Vec<E> {
     let up = upstream(problem, upstream_values);
     let (c, inner) = (problem.classes, problem.inner);
-    let divisor = match problem.reduction {
-        Reduction::Mean => problem.positions() as f64,
-        _ => 1.0,
-    };
-    let keep = problem.smoothing.map_or(1.0, |e| 1.0 - e);
+    let formulas = Formulas::of(problem);
+    let (keep, _) = formulas.keep_and_spread();
     let mut out = vec![E::from_f64(0.0); x.len()];
     out.par_chunks_mut(c * inner).enumerate().for_each(|(b, block)| {
         let mut lp = vec![0.0; c];
@@ -406,7 +388,7 @@ fn target_gradient<E: Element>(problem: &Problem, x: &[E], upstream_values: &[f6
                 *v = x[b * c * inner + k * inner + s].to_f64();
             }
             super::kernel::log_softmax_in_place(&mut lp);
-            let scale = -(up.at(p) / divisor);
+            let scale = formulas.probability_scale(up.at(p));
             for k in 0..c {
                 let w = problem.weight.as_ref().map_or(1.0, |w| w[k]);
                 block[k * inner + s] = E::from_f64(scale * w * lp[k] * keep);

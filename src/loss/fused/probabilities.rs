@@ -3,7 +3,7 @@
 //!   loss = B·ln S − L with B = Σ a,   dL/dx_c = s·(a_c − p_c·B),
 //! where s is −g (over the number of positions under mean).
 
-use super::super::options::Reduction;
+use super::super::formulas::Formulas;
 use super::super::problem::Problem;
 use super::super::simd::{self, SimdLevel};
 use super::fallback;
@@ -14,30 +14,23 @@ pub(super) struct Probabilities<'p, T> {
     problem: &'p Problem<'p>,
     /// The targets, shaped like the input.
     targets: &'p [T],
-    divisor: f64,
+    formulas: Formulas,
     level: SimdLevel,
 }
 
 impl<'p, T: Lane> Probabilities<'p, T> {
     pub fn new(problem: &'p Problem<'p>, targets: &'p [T]) -> Self {
-        let divisor = match problem.reduction {
-            Reduction::Mean => problem.positions() as f64,
-            _ => 1.0,
-        };
         Probabilities {
             problem,
             targets,
-            divisor,
+            formulas: Formulas::of(problem),
             level: simd::current(),
         }
     }
 
     /// a = w·q for the (class, target value) pairs `t`, into `a`; returns B = Σ a.
     fn coefficients(&self, t: impl Iterator<Item = (usize, T)>, a: &mut Vec<T>) -> f64 {
-        let (keep, spread) = match self.problem.smoothing {
-            Some(e) => (1.0 - e, e / self.problem.classes as f64),
-            None => (1.0, 0.0),
-        };
+        let (keep, spread) = self.formulas.keep_and_spread();
         a.clear();
         a.extend(t.map(|(c, t)| {
             let q = if self.problem.smoothing.is_some() {
@@ -52,7 +45,7 @@ impl<'p, T: Lane> Probabilities<'p, T> {
 
     /// s for upstream gradient `g`.
     fn scale(&self, g: f64) -> f64 {
-        -(g / self.divisor)
+        self.formulas.probability_scale(g)
     }
 
     fn loss(stats: &Stats, total: f64) -> (f64, f64) {
