@@ -35,8 +35,8 @@
 //! assert_eq!(ce_parity::npy::load(&path).unwrap(), tensor);
 //!
 //! // A header that promises more data than the file holds is refused up front.
-//! assert!(ce_parity::npy::parse(&bytes[..bytes.len() - 1]).unwrap_err().contains("needs 24 bytes"));
-//! # Ok::<(), String>(())
+//! assert!(ce_parity::npy::parse(&bytes[..bytes.len() - 1]).unwrap_err().0.contains("needs 24 bytes"));
+//! # Ok::<(), ce_parity::npy::MalformedNpy>(())
 //! ```
 
 use std::fmt;
@@ -71,17 +71,26 @@ pub fn load(path: &Path) -> Result<Tensor, NpyError> {
         message,
     };
     let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    parse(&bytes).map_err(error)
+    parse(&bytes).map_err(|e| error(e.0))
 }
+
+/// What is wrong with the bytes of a `.npy` file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedNpy(pub String);
 
 /// Parses the bytes of a `.npy` file: float16, float32, float64, int64 or
 /// uint8, either byte order, C or Fortran order.
 ///
 /// # Errors
-/// A message saying what is wrong: not a `.npy` file, a truncated or
+/// [`MalformedNpy`] saying what is wrong: not a `.npy` file, a truncated or
 /// malformed header, an unsupported dtype, or data whose length disagrees
 /// with the shape.
-pub fn parse(bytes: &[u8]) -> Result<Tensor, String> {
+pub fn parse(bytes: &[u8]) -> Result<Tensor, MalformedNpy> {
+    parse_bytes(bytes).map_err(MalformedNpy)
+}
+
+fn parse_bytes(bytes: &[u8]) -> Result<Tensor, String> {
     const MAGIC: &[u8] = b"\x93NUMPY";
     if bytes.len() < MAGIC.len() + 2 || &bytes[..MAGIC.len()] != MAGIC {
         return Err("not a .npy file (no \\x93NUMPY magic)".into());

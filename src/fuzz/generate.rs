@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::surface::{Feature, Surface};
+use super::surface::{Surface, SurfaceFeature};
 use crate::fixtures::Case;
 use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use crate::tensor::{DType, Tensor};
@@ -40,14 +40,14 @@ pub fn case(seed: u64, index: u64, surface: &Surface) -> Case {
         surface,
     };
     let name = format!("fuzz/seed{seed}/case{index}");
-    if surface.has(Feature::Clip) && g.chance(0.1) {
+    if surface.has(SurfaceFeature::Clip) && g.chance(0.1) {
         return g.clip_case(name);
     }
-    if surface.has(Feature::ClipStep) && g.chance(0.1) {
+    if surface.has(SurfaceFeature::ClipStep) && g.chance(0.1) {
         return g.clip_step_case(name);
     }
     let mut case = g.valid_case(name);
-    if surface.has(Feature::Invalid) && g.chance(0.08) {
+    if surface.has(SurfaceFeature::Invalid) && g.chance(0.08) {
         g.corrupt(&mut case);
     }
     case
@@ -104,7 +104,7 @@ impl Gen<'_> {
             .1
     }
 
-    fn on(&self, feature: Feature) -> f64 {
+    fn on(&self, feature: SurfaceFeature) -> f64 {
         if self.surface.has(feature) {
             1.0
         } else {
@@ -113,7 +113,7 @@ impl Gen<'_> {
     }
 
     fn dtype(&mut self) -> DType {
-        let half = self.on(Feature::Half);
+        let half = self.on(SurfaceFeature::Half);
         self.pick(&[
             (3.0, DType::Float32),
             (2.0, DType::Float64),
@@ -127,7 +127,7 @@ impl Gen<'_> {
         let r: f64 = self.rng.gen();
         if r < 0.75 {
             self.range(1, 6)
-        } else if r < 0.95 || !self.surface.has(Feature::HugeClasses) {
+        } else if r < 0.95 || !self.surface.has(SurfaceFeature::HugeClasses) {
             self.range(7, 64)
         } else {
             // Log-uniform from 65 to 100 000.
@@ -141,10 +141,10 @@ impl Gen<'_> {
         let classes = self.classes();
         let layout = self.pick(&[
             (6.0, Layout::Batched),
-            (2.0 * self.on(Feature::KDim), Layout::KDim),
-            (self.on(Feature::Unbatched), Layout::Unbatched),
+            (2.0 * self.on(SurfaceFeature::KDim), Layout::KDim),
+            (self.on(SurfaceFeature::Unbatched), Layout::Unbatched),
         ]);
-        let empty = self.surface.has(Feature::Empty) && self.chance(0.04);
+        let empty = self.surface.has(SurfaceFeature::Empty) && self.chance(0.04);
         let mut spatial: Vec<usize> = match layout {
             Layout::KDim => {
                 let k = self.range(1, 3);
@@ -185,14 +185,14 @@ impl Gen<'_> {
         );
         // libtorch takes uint8 class targets with 2-D input only.
         let uint8 = if layout == Layout::Batched && classes <= 255 {
-            self.on(Feature::UInt8Targets)
+            self.on(SurfaceFeature::UInt8Targets)
         } else {
             0.0
         };
         let kind = self.pick(&[
             (5.0, TargetKind::Int64),
             (uint8, TargetKind::UInt8),
-            (2.0 * self.on(Feature::Probabilities), TargetKind::Probabilities),
+            (2.0 * self.on(SurfaceFeature::Probabilities), TargetKind::Probabilities),
         ]);
         case.ignore_index = self.ignore_index(kind, classes);
         case.target = match kind {
@@ -241,12 +241,12 @@ impl Gen<'_> {
     /// upstream gradient; with `invalid`, sometimes more images than texts or ε > 1.
     fn clip_case(&mut self, name: String) -> Case {
         let dtype = self.dtype();
-        let empty = self.surface.has(Feature::Empty) && self.chance(0.04);
+        let empty = self.surface.has(SurfaceFeature::Empty) && self.chance(0.04);
         let n = if empty { 0 } else { self.range(1, 24) };
         let unpaired = self.range(1, 16);
         let m = n + self.pick(&[(3.0, 0), (1.0, unpaired)]);
         let mut values: Vec<f64> = (0..n * m).map(|_| self.signed()).collect();
-        if self.surface.has(Feature::NonFinite) && !values.is_empty() && self.chance(0.1) {
+        if self.surface.has(SurfaceFeature::NonFinite) && !values.is_empty() && self.chance(0.1) {
             let at = self.range(0, values.len() - 1);
             values[at] = self.pick(&[(3.0, f64::NEG_INFINITY), (1.0, f64::INFINITY), (1.0, f64::NAN)]);
         }
@@ -260,7 +260,7 @@ impl Gen<'_> {
         if self.chance(0.3) {
             case.grad_output = Some(Tensor::float(dtype, vec![], vec![2.0 * self.signed()]));
         }
-        if self.surface.has(Feature::Invalid) && self.chance(0.08) {
+        if self.surface.has(SurfaceFeature::Invalid) && self.chance(0.08) {
             if self.chance(0.5) && n > 0 {
                 // More images than texts: keep fewer than N texts.
                 let texts = self.range(0, n - 1);
@@ -282,7 +282,7 @@ impl Gen<'_> {
     /// differ, or ε > 1.
     fn clip_step_case(&mut self, name: String) -> Case {
         let dtype = self.pick(&[(1.0, DType::Float32), (1.0, DType::Float64)]);
-        let empty = self.surface.has(Feature::Empty) && self.chance(0.04);
+        let empty = self.surface.has(SurfaceFeature::Empty) && self.chance(0.04);
         let n = if empty { 0 } else { self.range(1, 24) };
         let d = self.range(1, 48);
         let pull = self.rng.gen_range(0.0..2.0);
@@ -299,7 +299,7 @@ impl Gen<'_> {
         // No zero embeddings: F.normalize divides them by eps = 1e-12, which
         // turns rounding-level differences in d logits into visible ones
         // (fixtures/clip_step.json has one, which agrees).
-        if self.surface.has(Feature::NonFinite) && n > 0 && self.chance(0.05) {
+        if self.surface.has(SurfaceFeature::NonFinite) && n > 0 && self.chance(0.05) {
             let at = self.range(0, n * d - 1);
             text[at] = self.pick(&[(1.0, f64::INFINITY), (1.0, f64::NAN)]);
         }
@@ -318,7 +318,7 @@ impl Gen<'_> {
         if self.chance(0.3) {
             case.grad_output = Some(Tensor::float(dtype, vec![], vec![dtype.round(2.0 * self.signed())]));
         }
-        if self.surface.has(Feature::Invalid) && self.chance(0.08) {
+        if self.surface.has(SurfaceFeature::Invalid) && self.chance(0.08) {
             match self.range(0, 2) {
                 // Texts of another width, or another number of texts.
                 0 => {
@@ -344,7 +344,7 @@ impl Gen<'_> {
         } else {
             (0..n).map(|_| 3.0 * scale * self.signed()).collect()
         };
-        if self.surface.has(Feature::NonFinite) && n > 0 && self.chance(0.15) {
+        if self.surface.has(SurfaceFeature::NonFinite) && n > 0 && self.chance(0.15) {
             for _ in 0..self.range(1, 3) {
                 let at = self.range(0, n - 1);
                 values[at] = self.pick(&[(3.0, f64::NEG_INFINITY), (1.0, f64::INFINITY), (1.0, f64::NAN)]);
@@ -388,7 +388,7 @@ impl Gen<'_> {
 
     /// Normalised, one-hot, or unnormalised (with `negative`, even negative) class probabilities.
     fn probabilities(&mut self, dtype: DType, shape: &[usize], classes: usize) -> Tensor {
-        let low = if self.surface.has(Feature::NegativeWeights) {
+        let low = if self.surface.has(SurfaceFeature::NegativeWeights) {
             -0.5
         } else {
             0.0
@@ -422,7 +422,7 @@ impl Gen<'_> {
     /// Positive weights, sometimes with zeros or negatives.
     fn weight(&mut self, dtype: DType, classes: usize) -> Tensor {
         let p_zero = self.pick(&[(4.0, 0.0), (1.0, 0.3)]);
-        let negative = self.on(Feature::NegativeWeights);
+        let negative = self.on(SurfaceFeature::NegativeWeights);
         let p_negative = self.pick(&[(4.0, 0.0), (negative, 0.3)]);
         let values = (0..classes)
             .map(|_| {

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 pub use generate::{case, case_rng};
 pub use save::save_shrunk;
 pub use shrink::{shrink, Shrunk};
-pub use surface::{Feature, Surface};
+pub use surface::{Surface, SurfaceFeature, UnknownSurfaceFeature};
 
 use crate::compare::{Overrides, Tolerance};
 use crate::fixtures::Case;

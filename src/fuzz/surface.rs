@@ -6,7 +6,7 @@ use std::fmt;
 
 /// One part of the surface beyond 2-D float32/float64 input with int64 class targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Feature {
+pub enum SurfaceFeature {
     /// (N, C, d1, …, dk) input with k from 1 to 3.
     KDim,
     /// (C,) input with a 0-d target.
@@ -37,38 +37,38 @@ pub enum Feature {
     ClipStep,
 }
 
-impl Feature {
+impl SurfaceFeature {
     /// Every feature, in declaration order.
-    pub const ALL: [Feature; 12] = [
-        Feature::KDim,
-        Feature::Unbatched,
-        Feature::Probabilities,
-        Feature::UInt8Targets,
-        Feature::Half,
-        Feature::NonFinite,
-        Feature::Empty,
-        Feature::HugeClasses,
-        Feature::NegativeWeights,
-        Feature::Invalid,
-        Feature::Clip,
-        Feature::ClipStep,
+    pub const ALL: [SurfaceFeature; 12] = [
+        SurfaceFeature::KDim,
+        SurfaceFeature::Unbatched,
+        SurfaceFeature::Probabilities,
+        SurfaceFeature::UInt8Targets,
+        SurfaceFeature::Half,
+        SurfaceFeature::NonFinite,
+        SurfaceFeature::Empty,
+        SurfaceFeature::HugeClasses,
+        SurfaceFeature::NegativeWeights,
+        SurfaceFeature::Invalid,
+        SurfaceFeature::Clip,
+        SurfaceFeature::ClipStep,
     ];
 
     /// The name `--surface` takes, e.g. `"kdim"`.
     pub fn name(self) -> &'static str {
         match self {
-            Feature::KDim => "kdim",
-            Feature::Unbatched => "unbatched",
-            Feature::Probabilities => "probabilities",
-            Feature::UInt8Targets => "uint8",
-            Feature::Half => "half",
-            Feature::NonFinite => "nonfinite",
-            Feature::Empty => "empty",
-            Feature::HugeClasses => "huge",
-            Feature::NegativeWeights => "negative",
-            Feature::Invalid => "invalid",
-            Feature::Clip => "clip",
-            Feature::ClipStep => "clip_step",
+            SurfaceFeature::KDim => "kdim",
+            SurfaceFeature::Unbatched => "unbatched",
+            SurfaceFeature::Probabilities => "probabilities",
+            SurfaceFeature::UInt8Targets => "uint8",
+            SurfaceFeature::Half => "half",
+            SurfaceFeature::NonFinite => "nonfinite",
+            SurfaceFeature::Empty => "empty",
+            SurfaceFeature::HugeClasses => "huge",
+            SurfaceFeature::NegativeWeights => "negative",
+            SurfaceFeature::Invalid => "invalid",
+            SurfaceFeature::Clip => "clip",
+            SurfaceFeature::ClipStep => "clip_step",
         }
     }
 }
@@ -76,18 +76,18 @@ impl Feature {
 /// A set of features.
 ///
 /// ```
-/// use ce_parity::fuzz::{Feature, Surface};
+/// use ce_parity::fuzz::{SurfaceFeature, Surface};
 ///
 /// let surface = Surface::parse("core,half,kdim")?;
-/// assert!(surface.has(Feature::Half) && !surface.has(Feature::Invalid));
+/// assert!(surface.has(SurfaceFeature::Half) && !surface.has(SurfaceFeature::Invalid));
 /// assert_eq!(surface.to_string(), "kdim,half");
 /// let valid_only = Surface::parse("all,-invalid")?;
-/// assert!(valid_only.has(Feature::NonFinite) && !valid_only.has(Feature::Invalid));
+/// assert!(valid_only.has(SurfaceFeature::NonFinite) && !valid_only.has(SurfaceFeature::Invalid));
 /// # Ok::<(), String>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Surface {
-    features: Vec<Feature>,
+    features: Vec<SurfaceFeature>,
 }
 
 impl Surface {
@@ -102,13 +102,13 @@ impl Surface {
     /// assert_close's rtol apart. Switch it on by name.
     pub fn supported() -> Surface {
         let mut all = Surface::all();
-        all.features.retain(|f| *f != Feature::ClipStep);
+        all.features.retain(|f| *f != SurfaceFeature::ClipStep);
         all
     }
 
     /// The whole surface of issue 4.
     pub fn all() -> Surface {
-        Surface::of(&Feature::ALL)
+        Surface::of(&SurfaceFeature::ALL)
     }
 
     /// 2-D float32/float64 input with int64 class targets and every option.
@@ -117,7 +117,7 @@ impl Surface {
     }
 
     /// Exactly these features (order and repeats do not matter).
-    pub fn of(features: &[Feature]) -> Surface {
+    pub fn of(features: &[SurfaceFeature]) -> Surface {
         let mut features = features.to_vec();
         features.sort();
         features.dedup();
@@ -125,7 +125,7 @@ impl Surface {
     }
 
     /// Whether the generator may draw cases with `feature`.
-    pub fn has(&self, feature: Feature) -> bool {
+    pub fn has(&self, feature: SurfaceFeature) -> bool {
         self.features.contains(&feature)
     }
 
@@ -133,25 +133,22 @@ impl Surface {
     /// and `-name` to remove one, e.g. `default,half` or `all,-invalid`.
     ///
     /// # Errors
-    /// A message naming the unknown word and the known ones.
-    pub fn parse(spec: &str) -> Result<Surface, String> {
-        let mut features: Vec<Feature> = Vec::new();
+    /// [`UnknownSurfaceFeature`] naming the unknown word and the known ones.
+    pub fn parse(spec: &str) -> Result<Surface, UnknownSurfaceFeature> {
+        let mut features: Vec<SurfaceFeature> = Vec::new();
         for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let (remove, name) = match word.strip_prefix('-') {
                 Some(rest) => (true, rest),
                 None => (false, word),
             };
-            let named: Vec<Feature> = match name {
+            let named: Vec<SurfaceFeature> = match name {
                 "default" => Surface::supported().features,
-                "all" => Feature::ALL.to_vec(),
+                "all" => SurfaceFeature::ALL.to_vec(),
                 "core" => Vec::new(),
-                _ => vec![Feature::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| {
-                    let known: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
-                    format!(
-                        "unknown surface feature {name:?} (expected default, all, core or one of {})",
-                        known.join(", ")
-                    )
-                })?],
+                _ => vec![SurfaceFeature::ALL
+                    .into_iter()
+                    .find(|f| f.name() == name)
+                    .ok_or_else(|| UnknownSurfaceFeature(name.to_string()))?],
             };
             if remove {
                 features.retain(|f| !named.contains(f));
@@ -162,6 +159,14 @@ impl Surface {
         Ok(Surface::of(&features))
     }
 }
+
+/// A word of a surface spec that names no feature.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown surface feature {0:?} (expected default, all, core or one of {known})",
+    known = SurfaceFeature::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+)]
+pub struct UnknownSurfaceFeature(pub String);
 
 impl Default for Surface {
     fn default() -> Self {
@@ -186,10 +191,12 @@ mod tests {
     #[test]
     fn parse_adds_and_removes() {
         let s = Surface::parse("core,half,kdim").unwrap();
-        assert!(s.has(Feature::Half) && s.has(Feature::KDim) && !s.has(Feature::Invalid));
+        assert!(s.has(SurfaceFeature::Half) && s.has(SurfaceFeature::KDim) && !s.has(SurfaceFeature::Invalid));
         let s = Surface::parse("all,-half").unwrap();
-        assert!(!s.has(Feature::Half) && s.has(Feature::Invalid));
+        assert!(!s.has(SurfaceFeature::Half) && s.has(SurfaceFeature::Invalid));
         assert_eq!(Surface::parse("default").unwrap(), Surface::supported());
-        assert!(Surface::parse("kdim,frobs").unwrap_err().contains("\"frobs\""));
+        let unknown = Surface::parse("kdim,frobs").unwrap_err();
+        assert_eq!(unknown, UnknownSurfaceFeature("frobs".to_string()));
+        assert!(unknown.to_string().contains("\"frobs\"") && unknown.to_string().contains("half"));
     }
 }

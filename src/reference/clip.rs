@@ -10,15 +10,14 @@
 
 use tch::{Device, Kind, Tensor as TchTensor};
 
-use super::{backward, from_torch, leaf, strip_tch_prefix};
+use super::{backward, from_torch, leaf, ReferenceError};
 use crate::fixtures::Case;
 use crate::runner::Outcome;
 
-pub(super) fn run(case: &Case, temperature: f64) -> Result<Outcome, String> {
-    let err = |e: tch::TchError| strip_tch_prefix(&e.to_string());
+pub(super) fn run(case: &Case, temperature: f64) -> Result<Outcome, ReferenceError> {
     let similarity = leaf(&case.input)?;
     let n = case.input.shape.first().copied().unwrap_or(0) as i64;
-    let targets = TchTensor::f_arange(n, (Kind::Int64, Device::Cpu)).map_err(err)?;
+    let targets = TchTensor::f_arange(n, (Kind::Int64, Device::Cpu))?;
     let cross_entropy = |x: &TchTensor| {
         x.f_cross_entropy_loss(
             &targets,
@@ -28,10 +27,10 @@ pub(super) fn run(case: &Case, temperature: f64) -> Result<Outcome, String> {
             case.label_smoothing,
         )
     };
-    let x = similarity.f_div_scalar(temperature).map_err(err)?;
-    let images = cross_entropy(&x).map_err(err)?;
-    let texts = cross_entropy(&x.f_narrow(1, 0, n).map_err(err)?.f_tr().map_err(err)?).map_err(err)?;
-    let loss = images.f_add(&texts).map_err(err)?.f_mul_scalar(0.5).map_err(err)?;
+    let x = similarity.f_div_scalar(temperature)?;
+    let images = cross_entropy(&x)?;
+    let texts = cross_entropy(&x.f_narrow(1, 0, n)?.f_tr()?)?;
+    let loss = images.f_add(&texts)?.f_mul_scalar(0.5)?;
     let grads = backward(&loss, case.grad_output.as_ref(), &[&similarity])?;
     Ok(Outcome::Values {
         loss: from_torch(&loss.detach())?,

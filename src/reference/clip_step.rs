@@ -14,31 +14,28 @@
 
 use tch::{Device, Kind, Tensor as TchTensor};
 
-use super::{backward, from_torch, leaf, strip_tch_prefix, to_torch};
+use super::{backward, from_torch, leaf, to_torch, ReferenceError};
 use crate::fixtures::{Case, CLIP_STEP_GRADS};
 use crate::loss::NORMALIZE_EPS;
 use crate::runner::Outcome;
 use crate::tensor::Tensor;
 
-pub(super) fn run(case: &Case, logit_scale: f64) -> Result<Outcome, String> {
-    let err = |e: tch::TchError| strip_tch_prefix(&e.to_string());
+pub(super) fn run(case: &Case, logit_scale: f64) -> Result<Outcome, ReferenceError> {
     let image = leaf(&case.input)?;
     let text = leaf(&case.target)?;
     let scale = Tensor::float(case.input.dtype, vec![], vec![logit_scale]);
-    let scale = to_torch(&scale)
-        .and_then(|t| t.f_set_requires_grad(true))
-        .map_err(err)?;
+    let scale = to_torch(&scale).and_then(|t| t.f_set_requires_grad(true))?;
     let normalize = |x: &TchTensor| -> Result<TchTensor, tch::TchError> {
         let norm = x.f_norm_scalaropt_dim(2, [-1i64].as_slice(), true)?;
         x.f_div(&norm.f_clamp_min(NORMALIZE_EPS)?.f_expand_as(x)?)
     };
-    let u = normalize(&image).map_err(err)?;
-    let v = normalize(&text).map_err(err)?;
+    let u = normalize(&image)?;
+    let v = normalize(&text)?;
     // Python evaluates `s * u @ v.t()` left to right: (s * u) @ v.t().
-    let su = scale.f_exp().and_then(|s| s.f_mul(&u)).map_err(err)?;
-    let logits = su.f_matmul(&v.f_tr().map_err(err)?).map_err(err)?;
+    let su = scale.f_exp().and_then(|s| s.f_mul(&u))?;
+    let logits = su.f_matmul(&v.f_tr()?)?;
     let n = case.input.shape.first().copied().unwrap_or(0) as i64;
-    let labels = TchTensor::f_arange(n, (Kind::Int64, Device::Cpu)).map_err(err)?;
+    let labels = TchTensor::f_arange(n, (Kind::Int64, Device::Cpu))?;
     let cross_entropy = |x: &TchTensor| {
         x.f_cross_entropy_loss(
             &labels,
@@ -48,9 +45,9 @@ pub(super) fn run(case: &Case, logit_scale: f64) -> Result<Outcome, String> {
             case.label_smoothing,
         )
     };
-    let images = cross_entropy(&logits).map_err(err)?;
-    let texts = cross_entropy(&logits.f_tr().map_err(err)?).map_err(err)?;
-    let loss = images.f_add(&texts).map_err(err)?.f_mul_scalar(0.5).map_err(err)?;
+    let images = cross_entropy(&logits)?;
+    let texts = cross_entropy(&logits.f_tr()?)?;
+    let loss = images.f_add(&texts)?.f_mul_scalar(0.5)?;
     let grads = backward(&loss, case.grad_output.as_ref(), &[&image, &text, &scale])?;
     let [image_name, text_name, scale_name] = CLIP_STEP_GRADS;
     Ok(Outcome::Values {

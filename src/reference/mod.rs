@@ -7,6 +7,9 @@ pub mod steps;
 
 mod clip;
 mod clip_step;
+mod error;
+
+pub use error::ReferenceError;
 
 use tch::{Kind, Tensor as TchTensor};
 
@@ -14,15 +17,20 @@ use crate::fixtures::{Case, LossKind};
 use crate::runner::{first_line, Outcome};
 use crate::tensor::{DType, Data, Tensor};
 
-/// `"libtorch <version>"`, as recorded in fixtures' `expected.producer`.
+/// `"libtorch <version> via tch <version>"`, as recorded in fixtures'
+/// `expected.producer`.
 pub fn producer() -> String {
-    format!("libtorch {} via tch 0.26", libtorch_version())
+    format!(
+        "libtorch {} via tch {}",
+        libtorch_version(),
+        env!("CE_PARITY_TCH_VERSION")
+    )
 }
 
-/// The libtorch version tch was built against.
+/// The version of the libtorch this build links (read by build.rs from the
+/// installation; "unknown" if it could not tell).
 pub fn libtorch_version() -> &'static str {
-    // torch-sys refuses to build against any other version.
-    "2.13.0"
+    env!("CE_PARITY_LIBTORCH_VERSION")
 }
 
 fn kind(dtype: DType) -> Kind {
@@ -63,24 +71,17 @@ pub fn to_torch(t: &Tensor) -> Result<TchTensor, tch::TchError> {
 }
 
 /// A libtorch tensor as ours (values copied through f64, exact for every float dtype).
-pub fn from_torch(t: &TchTensor) -> Result<Tensor, String> {
-    let dtype = dtype(t.kind()).ok_or_else(|| format!("unexpected libtorch dtype {:?}", t.kind()))?;
+pub fn from_torch(t: &TchTensor) -> Result<Tensor, ReferenceError> {
+    let dtype = dtype(t.kind()).ok_or_else(|| ReferenceError::Dtype(format!("{:?}", t.kind())))?;
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-    let flat = t
-        .f_contiguous()
-        .and_then(|c| c.f_view([-1i64]))
-        .map_err(|e| e.to_string())?;
+    let flat = t.f_contiguous().and_then(|c| c.f_view([-1i64]))?;
     if dtype.is_float() {
-        let values = flat.f_to_kind(Kind::Double).map_err(|e| e.to_string())?;
-        let values = Vec::<f64>::try_from(&values).map_err(|e| e.to_string())?;
+        let values = flat.f_to_kind(Kind::Double)?;
+        let values = Vec::<f64>::try_from(&values)?;
         Ok(Tensor::float(dtype, shape, values))
     } else {
-        let values = flat.f_to_kind(Kind::Int64).map_err(|e| e.to_string())?;
-        Ok(Tensor::int(
-            dtype,
-            shape,
-            Vec::<i64>::try_from(&values).map_err(|e| e.to_string())?,
-        ))
+        let values = flat.f_to_kind(Kind::Int64)?;
+        Ok(Tensor::int(dtype, shape, Vec::<i64>::try_from(&values)?))
     }
 }
 
@@ -102,25 +103,22 @@ pub fn run_libtorch(case: &Case) -> Outcome {
     };
     match result {
         Ok(outcome) => outcome,
-        Err(message) => Outcome::Error(first_line(&message)),
+        Err(error) => Outcome::Error(first_line(&error.to_string())),
     }
 }
 
-fn run(case: &Case) -> Result<Outcome, String> {
-    let err = |e: tch::TchError| e.to_string();
+fn run(case: &Case) -> Result<Outcome, ReferenceError> {
     let input = leaf(&case.input)?;
     let target = leaf(&case.target)?;
-    let weight = case.weight.as_ref().map(to_torch).transpose().map_err(err)?;
+    let weight = case.weight.as_ref().map(to_torch).transpose()?;
     let target_is_float = case.target.dtype.is_float();
-    let loss = input
-        .f_cross_entropy_loss(
-            &target,
-            weight.as_ref(),
-            reduction(case.reduction),
-            case.ignore_index,
-            case.label_smoothing,
-        )
-        .map_err(|e| strip_tch_prefix(&e.to_string()))?;
+    let loss = input.f_cross_entropy_loss(
+        &target,
+        weight.as_ref(),
+        reduction(case.reduction),
+        case.ignore_index,
+        case.label_smoothing,
+    )?;
     let mut wrt = vec![&input];
     if target_is_float {
         wrt.push(&target);
@@ -144,11 +142,10 @@ fn run(case: &Case) -> Result<Outcome, String> {
 /// A libtorch copy of `t` that records gradients when it is floating. Only
 /// floating tensors can; an integer input is left as is, so that libtorch
 /// itself rejects it in the op.
-fn leaf(t: &Tensor) -> Result<TchTensor, String> {
-    let err = |e: tch::TchError| e.to_string();
-    let torch = to_torch(t).map_err(err)?;
+fn leaf(t: &Tensor) -> Result<TchTensor, ReferenceError> {
+    let torch = to_torch(t)?;
     if t.dtype.is_float() {
-        torch.f_set_requires_grad(true).map_err(err)
+        Ok(torch.f_set_requires_grad(true)?)
     } else {
         Ok(torch)
     }
@@ -156,24 +153,15 @@ fn leaf(t: &Tensor) -> Result<TchTensor, String> {
 
 /// The gradients of `(loss * grad_output).sum()` w.r.t. `wrt`, as
 /// `loss.backward(grad_output)` gives them; `grad_output` defaults to ones.
-fn backward(loss: &TchTensor, grad_output: Option<&Tensor>, wrt: &[&TchTensor]) -> Result<Vec<TchTensor>, String> {
-    let err = |e: tch::TchError| strip_tch_prefix(&e.to_string());
+fn backward(
+    loss: &TchTensor,
+    grad_output: Option<&Tensor>,
+    wrt: &[&TchTensor],
+) -> Result<Vec<TchTensor>, ReferenceError> {
     let grad_output = match grad_output {
-        Some(g) => to_torch(g).map_err(err)?,
-        None => loss.f_ones_like().map_err(err)?,
+        Some(g) => to_torch(g)?,
+        None => loss.f_ones_like()?,
     };
-    let total = loss
-        .f_mul(&grad_output)
-        .map_err(err)?
-        .f_sum(None::<Kind>)
-        .map_err(err)?;
-    TchTensor::f_run_backward(&[&total], wrt, false, false).map_err(err)
-}
-
-/// tch prefixes libtorch's `what()` with "Internal torch error: "; keep libtorch's words.
-fn strip_tch_prefix(message: &str) -> String {
-    message
-        .strip_prefix("Internal torch error: ")
-        .unwrap_or(message)
-        .to_string()
+    let total = loss.f_mul(&grad_output)?.f_sum(None::<Kind>)?;
+    Ok(TchTensor::f_run_backward(&[&total], wrt, false, false)?)
 }

@@ -6,7 +6,7 @@
 
 use tch::{Kind, Tensor as TchTensor};
 
-use super::{from_torch, to_torch};
+use super::{from_torch, to_torch, ReferenceError};
 use crate::fixtures::Case;
 use crate::tensor::Tensor;
 
@@ -23,9 +23,9 @@ fn class_dim(input: &Tensor) -> i64 {
 ///
 /// # Errors
 /// libtorch's message when it rejects the input (e.g. 0-d or integer).
-pub fn softmax(input: &Tensor) -> Result<Tensor, String> {
-    let x = to_torch(input).map_err(|e| e.to_string())?;
-    let p = x.f_softmax(class_dim(input), None::<Kind>).map_err(|e| e.to_string())?;
+pub fn softmax(input: &Tensor) -> Result<Tensor, ReferenceError> {
+    let x = to_torch(input)?;
+    let p = x.f_softmax(class_dim(input), None::<Kind>)?;
     from_torch(&p)
 }
 
@@ -36,36 +36,30 @@ pub fn softmax(input: &Tensor) -> Result<Tensor, String> {
 ///
 /// # Errors
 /// libtorch's message when an op rejects the tensors (e.g. a class out of range).
-pub fn smoothed_target(case: &Case) -> Result<Tensor, String> {
-    let err = |e: tch::TchError| e.to_string();
-    let input = to_torch(&case.input).map_err(err)?;
+pub fn smoothed_target(case: &Case) -> Result<Tensor, ReferenceError> {
+    let input = to_torch(&case.input)?;
     let dim = class_dim(&case.input);
     let classes = input
         .size()
         .get(dim as usize)
         .copied()
-        .ok_or("input has no class dim")?;
+        .ok_or(ReferenceError::NoClassDim)?;
     let epsilon = case.label_smoothing.max(0.0);
-    let target = to_torch(&case.target).map_err(err)?;
+    let target = to_torch(&case.target)?;
     let smooth = |t: &TchTensor| -> Result<TchTensor, tch::TchError> {
         t.f_to_kind(Kind::Double)?
             .f_mul_scalar(1.0 - epsilon)?
             .f_add_scalar(epsilon / classes as f64)
     };
     let q = if case.target.dtype.is_float() {
-        smooth(&target).map_err(err)?
+        smooth(&target)?
     } else {
-        let target = target.f_to_kind(Kind::Int64).map_err(err)?;
-        let ignored = target.f_eq(case.ignore_index).map_err(err)?;
+        let target = target.f_to_kind(Kind::Int64)?;
+        let ignored = target.f_eq(case.ignore_index)?;
         // one_hot rejects ignore_index, so ignored samples take class 0 and are masked after.
-        let kept_target = target.f_masked_fill(&ignored, 0).map_err(err)?;
-        let one_hot = kept_target
-            .f_one_hot(classes)
-            .and_then(|t| t.f_movedim_int(-1, dim))
-            .map_err(err)?;
-        smooth(&one_hot)
-            .and_then(|q| q.f_masked_fill(&ignored.f_unsqueeze(dim)?, f64::NAN))
-            .map_err(err)?
+        let kept_target = target.f_masked_fill(&ignored, 0)?;
+        let one_hot = kept_target.f_one_hot(classes).and_then(|t| t.f_movedim_int(-1, dim))?;
+        smooth(&one_hot).and_then(|q| q.f_masked_fill(&ignored.f_unsqueeze(dim)?, f64::NAN))?
     };
-    from_torch(&q.f_to_kind(input.kind()).map_err(err)?)
+    from_torch(&q.f_to_kind(input.kind())?)
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use ce_parity::fixtures::{self, Case, LossKind, Recorded};
-use ce_parity::fuzz::{self, Config, Feature, Surface};
+use ce_parity::fuzz::{self, Config, Surface, SurfaceFeature};
 use ce_parity::loss::{clip_step, clip_step_forward, LossError, View};
 use ce_parity::runner::{run_rust, verdict, Implementation, Outcome, Status};
 use ce_parity::tensor::{DType, Tensor};
@@ -303,7 +303,7 @@ fn forgets_the_exp(case: &Case) -> Outcome {
 #[test]
 fn fuzz_surface_draws_clip_steps_and_catches_a_forgotten_exp() {
     let surface = Surface::parse("core,clip_step").unwrap();
-    assert!(surface.has(Feature::ClipStep) && !Surface::default().has(Feature::ClipStep));
+    assert!(surface.has(SurfaceFeature::ClipStep) && !Surface::default().has(SurfaceFeature::ClipStep));
     let config = Config {
         seed: 16,
         cases: 300,

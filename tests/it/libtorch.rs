@@ -289,3 +289,19 @@ fn clip_loss_matches_libtorchs_composition() {
         assert_parity(&case);
     }
 }
+
+/// The producer named in new recordings is the libtorch and tch this build
+/// links (read by build.rs), the same pair the bundled fixtures name.
+#[test]
+fn producer_names_the_linked_libtorch_and_tch() {
+    let fixtures = ce_parity::fixtures::bundled().expect("bundled fixtures parse");
+    let (_, article) = fixtures
+        .iter()
+        .find(|(path, _)| path.ends_with("article.json"))
+        .expect("bundled");
+    let recorded = &article.cases[0].expected.as_ref().expect("recorded").producer;
+    assert_eq!(recorded, "libtorch 2.13.0 via tch 0.26");
+    let producer = ce_parity::reference::producer();
+    assert!(producer.starts_with(recorded), "{producer}");
+    assert_eq!(ce_parity::reference::libtorch_version(), "2.13.0");
+}
