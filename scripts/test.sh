@@ -31,3 +31,8 @@ cargo run --quiet -- check --no-libtorch --quiet
 # A bounded differential fuzz run over the whole surface (fixed seed; any
 # mismatch is shrunk into target/fuzz-failures/ and fails the run).
 cargo run --quiet -- fuzz --cases 5000 --seed 2026 --out target/fuzz-failures
+# What crates.io would receive stays small (the bundled fixtures dominate).
+cargo package --no-verify --allow-dirty --quiet
+crate_bytes=$(stat -c %s target/package/ce-parity-*.crate)
+echo "packaged crate: $crate_bytes bytes" >&2
+test "$crate_bytes" -lt 10000000 || { echo "the packaged crate exceeds 10 MB" >&2; exit 1; }
