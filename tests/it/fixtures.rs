@@ -109,3 +109,33 @@ fn errors_name_the_case_and_field() {
 
     assert!(parse("{\"format\": ").unwrap_err().starts_with("t.json: "));
 }
+
+/// Saving without overwrite never replaces a file, and no save leaves a
+/// temporary file behind, whether it succeeded or not.
+#[test]
+fn saving_never_clobbers_and_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cases.json");
+    let fixture = parse(MINIMAL).unwrap();
+    fixtures::save(&path, &fixture, false).unwrap();
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(parse(&first).unwrap(), fixture);
+
+    let mut changed = fixture.clone();
+    changed.cases[0].label_smoothing = 0.25;
+    let refused = fixtures::save(&path, &changed, false).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        first,
+        "the existing file is untouched"
+    );
+
+    fixtures::save(&path, &changed, true).unwrap();
+    assert_eq!(parse(&std::fs::read_to_string(&path).unwrap()).unwrap(), changed);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["cases.json".to_string()]);
+}
