@@ -7,6 +7,7 @@ mod alloc;
 #[cfg(feature = "torch")]
 mod bench;
 mod check;
+mod clip_step_tensors;
 mod explain;
 mod explain_human;
 mod explain_json;
