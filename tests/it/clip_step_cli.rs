@@ -1,0 +1,348 @@
+//! `check --tensors STEP.safetensors` for OpenCLIP's loss step: a step worked
+//! out by hand in closed form, PyTorch's own steps (tests/data/clip_step,
+//! from scripts/gen_clip_step_tensors.py) in .safetensors and .npz, a
+//! perturbed grad_logit_scale failing by name, and bad files refused with
+//! the field named.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+use ce_parity::safetensors_file::{self, TensorFile};
+use ce_parity::tensor::{DType, Tensor};
+
+use crate::binary::ce_parity;
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/clip_step")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Exit code, stdout and stderr of `ce-parity check ARGS`.
+fn check(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
+    let mut all = vec!["check"];
+    all.extend(args);
+    let out = ce_parity(&all, dir);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Writes float32/float64 tensors and metadata with the safetensors crate,
+/// as a Rust port would.
+fn save(path: &Path, tensors: &[(&str, &Tensor)], metadata: &[(&str, &str)]) {
+    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let v = t.to_f64();
+            let (dtype, bytes) = match t.dtype {
+                DType::Float32 => (Dtype::F32, v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()),
+                DType::Float64 => (Dtype::F64, v.iter().flat_map(|&x| x.to_le_bytes()).collect()),
+                DType::Int64 => (
+                    Dtype::I64,
+                    t.as_i64().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ),
+                other => panic!("this helper writes float32, float64 and int64, not {other}"),
+            };
+            (name.to_string(), dtype, t.shape.clone(), bytes)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = encoded
+        .iter()
+        .map(|(name, dtype, shape, bytes)| (name.clone(), TensorView::new(*dtype, shape.clone(), bytes).unwrap()))
+        .collect();
+    let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    safetensors::serialize_to_file(views, (!metadata.is_empty()).then_some(metadata), path).unwrap();
+}
+
+/// A copy of `name` (from tests/data/clip_step) with `edit` applied, at `dir/out`.
+fn edited(dir: &Path, name: &str, out: &str, edit: impl FnOnce(&mut TensorFile)) -> String {
+    let mut file = safetensors_file::load(Path::new(&data(name))).unwrap();
+    edit(&mut file);
+    let path: PathBuf = dir.join(out);
+    let tensors: Vec<(&str, &Tensor)> = file.tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let metadata: Vec<(&str, &str)> = file.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    save(&path, &tensors, &metadata);
+    path.display().to_string()
+}
+
+/// The modes every passing file is checked in: live libtorch (when built in)
+/// and the float64 answer.
+fn modes() -> Vec<Vec<&'static str>> {
+    let mut modes = vec![vec!["--no-libtorch"]];
+    if cfg!(feature = "torch") {
+        modes.push(Vec::new());
+    }
+    modes
+}
+
+/// N = 2, D = 2, ε = 0.1: image_embeds [[2, 0], [0, 3]] (u = I), text_embeds
+/// = I, logit_scale = ln 2, so logits = 2I. With p = σ(2), every row and
+/// column is softmax([2, 0]) around its target and q = (1 − ε/2, ε/2):
+/// - loss = −(1 − ε/2)·ln p − (ε/2)·ln(1 − p) (both directions alike);
+/// - d loss/d logits = (p − 1 + ε/2)/2 = −a/2 on the diagonal and a/2 off
+///   it, with a = 1 − p − ε/2 (each direction's mean over 2, halved, twice);
+/// - d logit_scale = Σ dlogits ⊙ logits = 2·2·(−a/2) = −2a;
+/// - d u = 2·dlogits, of which normalize's backward keeps the part
+///   orthogonal to u over ‖x‖: image rows [0, a/2] and [a/3, 0];
+/// - d v = dlogitsᵀ @ (2u) = 2·dlogits, text norms 1: rows [0, a] and [a, 0].
+fn closed_form(dtype: DType, a_wrong: bool) -> Vec<(&'static str, Tensor)> {
+    let eps = 0.1;
+    let p = 1.0 / (1.0 + (-2f64).exp());
+    let loss = -(1.0 - eps / 2.0) * p.ln() - (eps / 2.0) * (1.0 - p).ln();
+    // The smoothing forgotten in the gradients: a = 1 − p.
+    let a = if a_wrong { 1.0 - p } else { 1.0 - p - eps / 2.0 };
+    let t = |shape: Vec<usize>, v: Vec<f64>| Tensor::float(dtype, shape, v);
+    vec![
+        ("image_embeds", t(vec![2, 2], vec![2.0, 0.0, 0.0, 3.0])),
+        ("text_embeds", t(vec![2, 2], vec![1.0, 0.0, 0.0, 1.0])),
+        ("logit_scale", t(vec![], vec![2f64.ln()])),
+        ("loss", t(vec![], vec![loss])),
+        ("grad_image_embeds", t(vec![2, 2], vec![0.0, a / 2.0, a / 3.0, 0.0])),
+        ("grad_text_embeds", t(vec![2, 2], vec![0.0, a, a, 0.0])),
+        ("grad_logit_scale", t(vec![], vec![-2.0 * a])),
+    ]
+}
+
+fn save_closed_form(dir: &Path, dtype: DType, a_wrong: bool) -> String {
+    let path = dir.join(format!("closed_{dtype}_{a_wrong}.safetensors"));
+    let tensors = closed_form(dtype, a_wrong);
+    let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    save(&path, &refs, &[("kind", "clip_step"), ("label_smoothing", "0.1")]);
+    path.display().to_string()
+}
+
+#[test]
+fn a_step_worked_out_by_hand_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [DType::Float32, DType::Float64] {
+        let path = save_closed_form(dir.path(), dtype, false);
+        for mode in modes() {
+            let mut args = vec!["--tensors", path.as_str()];
+            args.extend(&mode);
+            let (code, stdout, stderr) = check(&args, dir.path());
+            assert_eq!(code, Some(0), "{dtype} {mode:?}: {stdout}{stderr}");
+            assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+        }
+    }
+}
+
+/// The same hand-worked step with the smoothing left out of the gradients:
+/// the loss still passes, each gradient fails by name.
+#[test]
+fn the_hand_worked_step_without_smoothing_in_its_gradients_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = save_closed_form(dir.path(), DType::Float64, true);
+    for mode in modes() {
+        let mut args = vec!["--tensors", path.as_str()];
+        args.extend(&mode);
+        let (code, stdout, stderr) = check(&args, dir.path());
+        assert_eq!(code, Some(1), "{mode:?}: {stdout}{stderr}");
+        for output in ["grad_image_embeds", "grad_text_embeds", "grad_logit_scale"] {
+            assert!(stdout.contains(&format!(": {output}\n")), "{output}: {stdout}");
+        }
+        assert!(!stdout.contains(": loss\n"), "{stdout}");
+    }
+}
+
+#[test]
+fn pytorchs_own_steps_pass_in_safetensors_and_npz() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: [(&str, &[&str]); 3] = [
+        ("f32_article.safetensors", &[]),
+        ("f64_scale_max.safetensors", &[]),
+        // np.savez has no metadata: the kind is told by image_embeds, ε by the flag.
+        ("f32_article.npz", &["--label-smoothing", "0.1"]),
+    ];
+    for (name, flags) in files {
+        let path = data(name);
+        for mode in modes() {
+            let mut args = vec!["--tensors", path.as_str()];
+            args.extend(flags);
+            args.extend(&mode);
+            let (code, stdout, stderr) = check(&args, dir.path());
+            assert_eq!(code, Some(0), "{name} {mode:?}: {stdout}{stderr}");
+            assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+        }
+        // Every output in the file was judged, yours against the reference.
+        let mut args = vec!["--tensors", path.as_str(), "--format", "json"];
+        args.extend(flags);
+        let (_, json, _) = check(&args, dir.path());
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let comparison = &report["files"][0]["cases"][0]["comparisons"][0];
+        assert_eq!(comparison["between"][0], "yours", "{name}");
+        let outputs: Vec<&str> = comparison["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["output"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            outputs,
+            ["loss", "grad_image_embeds", "grad_text_embeds", "grad_logit_scale"],
+            "{name}"
+        );
+    }
+    // Without ε the npz's outputs (computed with ε = 0.1) are wrong.
+    let (code, stdout, _) = check(&["--tensors", &data("f32_article.npz"), "--no-libtorch"], dir.path());
+    assert_eq!(code, Some(1), "{stdout}");
+}
+
+#[test]
+fn a_perturbed_grad_logit_scale_fails_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), "f32_article.safetensors", "off.safetensors", |f| {
+        let g = f.tensors.get_mut("grad_logit_scale").unwrap();
+        *g = Tensor::scalar(g.dtype, g.to_f64()[0] * 1.001);
+    });
+    for mode in modes() {
+        let mut args = vec!["--tensors", path.as_str()];
+        args.extend(&mode);
+        let (code, stdout, stderr) = check(&args, dir.path());
+        assert_eq!(code, Some(1), "{mode:?}: {stdout}{stderr}");
+        let reference = if mode.is_empty() { "libtorch" } else { "float64" };
+        assert!(
+            stdout.contains(&format!("yours vs {reference}: grad_logit_scale\n")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("Mismatched elements: 1 / 1 (100.0%)"), "{stdout}");
+        for fine in ["loss", "grad_image_embeds", "grad_text_embeds"] {
+            assert!(!stdout.contains(&format!(": {fine}\n")), "{fine}: {stdout}");
+        }
+    }
+}
+
+#[test]
+fn bad_files_are_errors_naming_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f32 = |shape: Vec<usize>, n: usize| Tensor::float(DType::Float32, shape, vec![0.5; n]);
+    type Edit = Box<dyn FnOnce(&mut TensorFile)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "no_scale",
+            Box::new(|f| {
+                f.tensors.remove("logit_scale");
+            }),
+            "no tensor named \"logit_scale\"",
+        ),
+        (
+            "no_text",
+            Box::new(|f| {
+                f.tensors.remove("text_embeds");
+            }),
+            "no tensor named \"text_embeds\"",
+        ),
+        (
+            "text_shape",
+            Box::new(move |f| {
+                f.tensors.insert("text_embeds".into(), f32(vec![5, 8], 40));
+            }),
+            "tensor \"text_embeds\": shape [5, 8], but image_embeds has shape [6, 8]",
+        ),
+        (
+            "image_3d",
+            Box::new(move |f| {
+                f.tensors.insert("image_embeds".into(), f32(vec![6, 2, 4], 48));
+            }),
+            "tensor \"image_embeds\": shape [6, 2, 4]; the embeddings must be 2-D",
+        ),
+        (
+            "scale_shape",
+            Box::new(move |f| {
+                f.tensors.insert("logit_scale".into(), f32(vec![1], 1));
+            }),
+            "tensor \"logit_scale\": shape [1]; logit_scale is a 0-d tensor",
+        ),
+        (
+            "scale_dtype",
+            Box::new(|f| {
+                f.tensors
+                    .insert("logit_scale".into(), Tensor::scalar(DType::Float64, 2.0));
+            }),
+            "tensor \"logit_scale\": dtype float64 differs from image_embeds' float32",
+        ),
+        (
+            "int_image",
+            Box::new(|f| {
+                f.tensors.insert(
+                    "image_embeds".into(),
+                    Tensor::int(DType::Int64, vec![6, 8], vec![1; 48]),
+                );
+            }),
+            "tensor \"image_embeds\": dtype int64 is not floating",
+        ),
+        (
+            "grad_shape",
+            Box::new(move |f| {
+                f.tensors.insert("grad_text_embeds".into(), f32(vec![8, 6], 48));
+            }),
+            "tensor \"grad_text_embeds\": shape [8, 6], but the step's output has shape [6, 8]",
+        ),
+        (
+            "loss_shape",
+            Box::new(move |f| {
+                f.tensors.insert("loss".into(), f32(vec![1], 1));
+            }),
+            "tensor \"loss\": shape [1], but the step's output has shape []",
+        ),
+        (
+            "foreign_tensor",
+            Box::new(move |f| {
+                f.tensors.insert("temperature".into(), f32(vec![], 1));
+            }),
+            "tensor \"temperature\": not one ce-parity reads in a clip_step file",
+        ),
+        (
+            "bad_kind",
+            Box::new(|f| {
+                f.metadata.insert("kind".into(), "clip".into());
+            }),
+            "metadata \"kind\": \"clip\" is not a kind ce-parity reads",
+        ),
+        (
+            "bad_smoothing",
+            Box::new(|f| {
+                f.metadata.insert("label_smoothing".into(), "ten percent".into());
+            }),
+            "metadata \"label_smoothing\": \"ten percent\" is not a number",
+        ),
+        (
+            "foreign_metadata",
+            Box::new(|f| {
+                f.metadata.insert("reduction".into(), "sum".into());
+            }),
+            "metadata key \"reduction\" is not one ce-parity reads in a clip_step file",
+        ),
+    ];
+    for (out, edit, message) in cases {
+        let out = format!("{out}.safetensors");
+        let path = edited(dir.path(), "f32_article.safetensors", &out, edit);
+        let (code, stdout, stderr) = check(&["--tensors", &path, "--no-libtorch"], dir.path());
+        assert_eq!(code, Some(2), "{out}: {stdout}{stderr}");
+        assert!(stderr.contains(&out), "{out}: the file is named: {stderr}");
+        assert!(stderr.contains(message), "{out}: {stderr}");
+    }
+    // Cross-entropy flags, and --grad, have no place in a CLIP step.
+    let article = data("f32_article.safetensors");
+    for (flags, message) in [
+        (&["--reduction", "sum"][..], "--reduction: a clip_step case has none"),
+        (
+            &["--ignore-index", "0"][..],
+            "--ignore-index: a clip_step case has none",
+        ),
+        (
+            &["--grad", "g.npy"][..],
+            "--grad g.npy: a clip_step case has no grad_input",
+        ),
+    ] {
+        let mut args = vec!["--tensors", article.as_str()];
+        args.extend(flags);
+        let (code, stdout, stderr) = check(&args, dir.path());
+        assert_eq!(code, Some(2), "{flags:?}: {stdout}{stderr}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+    }
+}
