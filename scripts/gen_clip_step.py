@@ -80,6 +80,9 @@ def main():
                       [1, 0, 0, "nan", 0.5, 0.5, 0.5, 0.5], CLIP_INIT, 0.1))
     cases.append(case("clip_step/empty/float32", "float32", [], [], CLIP_INIT, 0.1,
                       shapes=([0, 4], [0, 4])))
+    # The article's setting, small enough to show whole: `ce-parity explain
+    # --clip-step` walks it step by step (4 image–report pairs, D = 6).
+    add("clip_step/article/float32", "float32", 4, 6, CLIP_INIT, 0.1)
     # Rejections, as libtorch raises them for the composition.
     two = [0.5, -1.0, 0.25, 2.0, 1.0, 0.0]
     reject = [
