@@ -9,6 +9,7 @@ mod bench;
 mod check;
 mod clip_step_tensors;
 mod explain;
+mod explain_clip_step;
 mod explain_human;
 mod explain_json;
 #[cfg(feature = "torch")]

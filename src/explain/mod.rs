@@ -20,9 +20,11 @@
 //! values where it has them, and the other steps are unchecked.
 
 mod check;
+mod clip_step;
 mod formula;
 mod view;
 
+pub use clip_step::{explain_clip_step, ClipStage, ClipStepExplanation, CLIP_STAGES};
 pub use formula::plain_number;
 pub use view::{Geometry, Layout, Window, SHOWN};
 
@@ -195,7 +197,8 @@ impl fmt::Display for ExplainError {
         match self {
             ExplainError::NotCrossEntropy { case, loss } => write!(
                 f,
-                "case {case} computes the {loss} loss; explain covers cross_entropy cases only"
+                "case {case} computes the {loss} loss; explain covers cross_entropy cases \
+                 (explain_clip_step covers clip_step)"
             ),
             ExplainError::Rejected { case, message } => write!(
                 f,
