@@ -346,3 +346,146 @@ fn bad_files_are_errors_naming_the_file_and_the_field() {
         assert!(stderr.contains(message), "{flags:?}: {stderr}");
     }
 }
+
+/// Exit code, stdout and stderr of `ce-parity explain ARGS`.
+fn explain(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
+    let mut all = vec!["explain"];
+    all.extend(args);
+    let out = ce_parity(&all, dir);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn explain_json(args: &[&str], dir: &Path) -> (Option<i32>, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let (code, stdout, stderr) = explain(&all, dir);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    (code, json)
+}
+
+/// Each step's (name, verdict, checked_against).
+fn verdicts(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let field = |k: &str| s[k].as_str().unwrap().to_string();
+            (field("name"), field("verdict"), field("checked_against"))
+        })
+        .collect()
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn explain_clip_step_agrees_with_live_libtorch_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = explain(&["--clip-step"], dir.path());
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.starts_with("clip_step/article/float32"), "{stdout}");
+    assert!(stdout.contains("Step 9. Gradient w.r.t. logit_scale"), "{stdout}");
+    assert!(stdout.ends_with("11 of 11 steps agree\n"), "{stdout}");
+
+    let (code, report) = explain_json(&["--clip-step"], dir.path());
+    assert_eq!(code, Some(0));
+    assert_eq!(report["live_libtorch"], true);
+    let steps = verdicts(&report);
+    let names: Vec<&str> = steps.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ce_parity::explain::CLIP_STAGES);
+    for (name, verdict, against) in &steps {
+        assert_eq!(verdict, "agree", "{name}");
+        assert!(against.starts_with("libtorch"), "{name}: {against}");
+    }
+    // The recorded outputs are checked too.
+    for (name, _, against) in &steps[6..] {
+        if name != "grad_logits" {
+            assert_eq!(against, "libtorch and the recorded values", "{name}");
+        }
+    }
+    // A --tensors step (float64, ln 100, an upstream gradient) is explained the same way.
+    let (code, report) = explain_json(&["--tensors", &data("f64_scale_max.safetensors")], dir.path());
+    assert_eq!(code, Some(0));
+    assert!(verdicts(&report).iter().all(|(_, v, _)| v == "agree"), "{report}");
+}
+
+#[test]
+fn explain_clip_step_agrees_with_the_recorded_values_without_libtorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, report) = explain_json(&["--clip-step", "--no-libtorch"], dir.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["live_libtorch"], false);
+    for (name, verdict, against) in verdicts(&report) {
+        if ["loss", "grad_logit_scale", "grad_image_embeds", "grad_text_embeds"].contains(&name.as_str()) {
+            assert_eq!(
+                (verdict.as_str(), against.as_str()),
+                ("agree", "the recorded values"),
+                "{name}"
+            );
+        } else {
+            assert_eq!(verdict, "unchecked", "{name}: fixtures record no intermediate values");
+        }
+    }
+}
+
+/// The recorded grad_logit_scale moved by 0.1 %: that step disagrees (exit 1), the others do not.
+#[test]
+fn explain_clip_step_names_the_step_that_disagrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fixture = ce_parity::fixtures::bundled_file("fixtures/clip_step.json")
+        .unwrap()
+        .unwrap();
+    fixture.cases.retain(|c| c.name == "clip_step/article/float32");
+    let Some(ce_parity::fixtures::Recorded::Values { named_grads, .. }) =
+        fixture.cases[0].expected.as_mut().map(|e| &mut e.result)
+    else {
+        panic!("values were recorded")
+    };
+    let (_, g) = named_grads.iter_mut().find(|(n, _)| *n == "grad_logit_scale").unwrap();
+    *g = Tensor::scalar(DType::Float32, g.to_f64()[0] * 1.001);
+    let path = dir.path().join("off.json");
+    ce_parity::fixtures::save(&path, &fixture, false).unwrap();
+    let path = path.display().to_string();
+    let (code, report) = explain_json(&[&path, "--no-libtorch"], dir.path());
+    assert_eq!(code, Some(1), "{report}");
+    let disagreeing: Vec<String> = verdicts(&report)
+        .into_iter()
+        .filter(|(_, v, _)| v == "disagree")
+        .map(|(n, _, _)| n)
+        .collect();
+    assert_eq!(disagreeing, ["grad_logit_scale"]);
+    let (code, stdout, _) = explain(&[&path, "--no-libtorch"], dir.path());
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("✗ DISAGREES with the recorded values"), "{stdout}");
+}
+
+/// The hand-worked step of [`closed_form`], explained without libtorch: the
+/// intermediate values are the closed form's (scale 2, logits 2I, each
+/// row's and column's loss, dlogits = ∓a/2).
+#[test]
+fn explain_clip_step_shows_the_closed_form_intermediates() {
+    use ce_parity::explain::{explain_clip_step, Against};
+    let tensors = closed_form(DType::Float64, false);
+    let get = |name: &str| tensors.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let mut case = ce_parity::fixtures::Case::clip_step("hand", get("image_embeds"), get("text_embeds"), 2f64.ln());
+    case.label_smoothing = 0.1;
+    let explained = explain_clip_step(&case, Against::Recorded).unwrap();
+    let step = |name: &str| explained.steps.iter().find(|s| s.name == name).unwrap().rust.to_f64();
+    let p = 1.0 / (1.0 + (-2f64).exp());
+    let a = 1.0 - p - 0.05;
+    let loss = get("loss").to_f64()[0];
+    let close = |got: Vec<f64>, want: &[f64]| {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-15, "{got:?} vs {want:?}");
+        }
+    };
+    close(step("scale"), &[2.0]);
+    close(step("logits"), &[2.0, 0.0, 0.0, 2.0]);
+    close(step("image_losses"), &[loss, loss]);
+    close(step("text_losses"), &[loss, loss]);
+    close(step("loss"), &[loss]);
+    close(step("grad_logits"), &[-a / 2.0, a / 2.0, a / 2.0, -a / 2.0]);
+    close(step("grad_logit_scale"), &[-2.0 * a]);
+    close(step("grad_image_embeds"), &[0.0, a / 2.0, a / 3.0, 0.0]);
+}
