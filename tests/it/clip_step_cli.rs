@@ -489,3 +489,28 @@ fn explain_clip_step_shows_the_closed_form_intermediates() {
     close(step("grad_logit_scale"), &[-2.0 * a]);
     close(step("grad_image_embeds"), &[0.0, a / 2.0, a / 3.0, 0.0]);
 }
+
+/// `record --tensors` keeps a CLIP step as a fixture with libtorch's values,
+/// which `check` then passes without libtorch.
+#[cfg(feature = "torch")]
+#[test]
+fn record_keeps_a_clip_step_as_a_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ce_parity(
+        &[
+            "record",
+            "--tensors",
+            &data("f32_article.safetensors"),
+            "--out",
+            "step.json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let fixture = ce_parity::fixtures::load(&dir.path().join("step.json")).unwrap();
+    assert_eq!(fixture.cases[0].loss.name(), "clip_step");
+    assert_eq!(fixture.cases[0].label_smoothing, 0.1);
+    let (code, stdout, _) = check(&["step.json", "--no-libtorch"], dir.path());
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+}
