@@ -387,3 +387,16 @@ fn kit_judges_a_clip_step_implementation() {
         assert!(!case.report.note.contains("grad_image_embeds"), "{}", case.report.note);
     }
 }
+
+/// F.normalize of a row holding a NaN is NaN throughout: libtorch's
+/// clamp_min keeps a NaN norm (fixtures/clip_step.json's nan_text case;
+/// explain checks the features against live libtorch). A max that picks eps
+/// over NaN made the row's other elements x/1e-12 instead.
+#[test]
+fn a_nan_in_an_embedding_makes_its_whole_feature_row_nan() {
+    let text = [1.0f32, 0.0, 0.0, f32::NAN, 0.5, 0.5, 0.5, 0.5];
+    let image = [1.0f32, 0.0, 0.0, 1.0, 0.5, 0.5, 0.5, 0.5];
+    let f = clip_step_forward(View::new(&image, &[2, 4]), View::new(&text, &[2, 4]), 2.0, 0.1).unwrap();
+    assert!(f.text_features[..4].iter().all(|v| v.is_nan()), "{:?}", f.text_features);
+    assert_eq!(f.text_features[4..], [0.5; 4]);
+}
