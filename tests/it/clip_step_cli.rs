@@ -514,3 +514,32 @@ fn record_keeps_a_clip_step_as_a_fixture() {
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
 }
+
+/// Every bundled CLIP step libtorch computes (N from 0 to 64, both scales,
+/// every ε, a zero embedding, a NaN, an upstream gradient) is explained with
+/// all 11 steps agreeing with live libtorch.
+#[cfg(feature = "torch")]
+#[test]
+fn every_bundled_clip_step_agrees_with_libtorch_at_every_step() {
+    use ce_parity::explain::{explain_clip_step, Against, Verdict};
+    let fixture = ce_parity::fixtures::bundled_file("fixtures/clip_step.json")
+        .unwrap()
+        .unwrap();
+    let mut explained = 0;
+    for case in fixture.cases.iter().filter(|c| !c.name.contains("/reject/")) {
+        let e = explain_clip_step(case, Against::Libtorch).unwrap();
+        assert!(e.live);
+        for step in &e.steps {
+            assert_eq!(
+                step.check.verdict,
+                Verdict::Agree,
+                "{} {}: {}",
+                case.name,
+                step.name,
+                step.check.note
+            );
+        }
+        explained += 1;
+    }
+    assert_eq!(explained, 37);
+}
