@@ -90,7 +90,14 @@ fn render(file: &str, e: &ClipStepExplanation<'_>) -> String {
         out.extend(values(row_label(stage.name), &stage.rust, decimals));
         if stage.check.verdict == Verdict::Disagree {
             if let Some(reference) = &stage.reference {
-                out.push(format!("  {} gives:", stage.check.against));
+                out.push(
+                    if e.live {
+                        "  libtorch gives:"
+                    } else {
+                        "  the recorded values give:"
+                    }
+                    .to_string(),
+                );
                 out.extend(values(row_label(stage.name), reference, decimals));
             }
         }

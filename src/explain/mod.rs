@@ -18,6 +18,9 @@
 //! by a float64 run, [`runner::verdict`]). Without libtorch, step 4 (and step 3 when
 //! the case's reduction is "none") is checked against the case's recorded
 //! values where it has them, and the other steps are unchecked.
+//!
+//! A `clip_step` case (OpenCLIP's loss step from embeddings) has steps of
+//! its own: [`explain_clip_step`].
 
 mod check;
 mod clip_step;
