@@ -274,8 +274,9 @@ fn live_steps(_case: &Case) -> Live {
 }
 
 /// One step's Rust values against libtorch's and the recorded ones, by
-/// assert_close's rule (the CLIP step has no rounding allowance, so `check`'s
-/// verdict is this rule alone).
+/// assert_close's rule alone: stricter than `check`, whose verdict on the
+/// loss and gradients also accepts two values both within libtorch's
+/// rounding allowance of the float64 answer.
 fn check(
     rust: &Tensor,
     libtorch: Option<&Tensor>,

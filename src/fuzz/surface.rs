@@ -95,11 +95,11 @@ impl Surface {
     /// findings on uint8 targets and on float32 rounding over thousands of
     /// classes are fixed or judged by the float64 rule, see
     /// `runner::verdict`; their cases are in fixtures/regressions/.) The
-    /// CLIP step is judged by assert_close alone — it has no rounding
-    /// allowance yet — and its normalisation backward cancels: an embedding
-    /// whose gradient is mostly along itself loses digits in float32 in both
+    /// CLIP step's normalisation backward cancels: an embedding whose
+    /// gradient is mostly along itself loses digits in float32 in both
     /// libtorch and Rust, each as far from the float64 answer, more than
-    /// assert_close's rtol apart. Switch it on by name.
+    /// assert_close's rtol apart; its rounding allowance
+    /// (`runner::allowance`) settles those. Switch it on by name.
     pub fn supported() -> Surface {
         let mut all = Surface::all();
         all.features.retain(|f| *f != Feature::ClipStep);
