@@ -303,7 +303,7 @@ fn forgets_the_exp(case: &Case) -> Outcome {
 #[test]
 fn fuzz_surface_draws_clip_steps_and_catches_a_forgotten_exp() {
     let surface = Surface::parse("core,clip_step").unwrap();
-    assert!(surface.has(Feature::ClipStep) && !Surface::default().has(Feature::ClipStep));
+    assert!(surface.has(Feature::ClipStep) && Surface::default().has(Feature::ClipStep));
     let config = Config {
         seed: 16,
         cases: 300,
@@ -377,7 +377,15 @@ fn kit_judges_a_clip_step_implementation() {
     }
     let good = kit::check_bundled_clip_steps(|c: &ClipStepView| step(c, false), None).unwrap();
     good.assert_passed();
-    assert_eq!(good.cases.len(), bundled_clip_step().cases.len());
+    // Every bundled clip_step case: fixtures/clip_step.json's and the regressions'.
+    let bundled_steps = fixtures::bundled()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, f)| &f.cases)
+        .filter(|c| c.loss.name() == "clip_step")
+        .count();
+    assert!(bundled_steps > bundled_clip_step().cases.len());
+    assert_eq!(good.cases.len(), bundled_steps);
     assert!(good.cases.iter().filter(|c| c.gradient_checked).count() >= 30);
     let wrong = kit::check_bundled_clip_steps(|c: &ClipStepView| step(c, true), None).unwrap();
     let failed: Vec<_> = wrong.with_status(Status::Failed).collect();
