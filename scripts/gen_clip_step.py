@@ -65,8 +65,10 @@ def main():
     # No float16/bfloat16 cases: at logit scale up to 100 a half logit's ulp
     # is up to 0.5, so one matmul accumulation order rounding a logit the
     # other way moves the gradients by many half ulps; ce-parity's f32
-    # accumulation cannot follow MKL's, and the CLIP step has no rounding
-    # allowance (the verdict rule's second clause) yet.
+    # accumulation cannot follow MKL's. The CLIP step's rounding allowance
+    # (src/runner/clip_step_bound.rs) accepts such values, but for half
+    # dtypes it is wide enough (per cent to tens of per cent) that a bundled
+    # half case would prove little.
     add("clip_step/medical16/float32/d64/eps0.1", "float32", 16, 64, CLIP_INIT, 0.1)
     add("clip_step/grad_output/float32", "float32", 4, 8, CLIP_INIT, 0.1, grad_output=tensor("float32", [], [2.5]))
     add("clip_step/grad_output/float64", "float64", 4, 8, CLIP_MAX, 0.2, grad_output=tensor("float64", [], [-0.75]))
@@ -80,6 +82,9 @@ def main():
                       [1, 0, 0, "nan", 0.5, 0.5, 0.5, 0.5], CLIP_INIT, 0.1))
     cases.append(case("clip_step/empty/float32", "float32", [], [], CLIP_INIT, 0.1,
                       shapes=([0, 4], [0, 4])))
+    # The article's setting, small enough to show whole: `ce-parity explain
+    # --clip-step` walks it step by step (4 image–report pairs, D = 6).
+    add("clip_step/article/float32", "float32", 4, 6, CLIP_INIT, 0.1)
     # Rejections, as libtorch raises them for the composition.
     two = [0.5, -1.0, 0.25, 2.0, 1.0, 0.0]
     reject = [

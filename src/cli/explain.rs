@@ -3,20 +3,30 @@
 //! reduction — each step checked against libtorch, and the document's printed
 //! numbers audited. With no arguments: the article's example.
 //!
+//! `explain --clip-step` (or any `clip_step` case, from a fixture or a
+//! `--tensors` file): OpenCLIP's loss step — normalised embeddings, the
+//! scale, the logits, each direction's smoothed cross-entropy, the loss and
+//! every gradient — each step checked against libtorch; with no other
+//! arguments, the bundled clip_step/article/float32.
+//!
 //! Exit codes: 0 when no step disagrees, 1 when one does, 2 for errors (an
 //! unknown case names the file and the case).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ce_parity::explain::{explain, Against, Verdict};
-use ce_parity::fixtures::{self, Case};
+use ce_parity::explain::{explain, explain_clip_step, Against, Verdict};
+use ce_parity::fixtures::{self, Case, LossKind};
 
 use super::tensors::TensorArgs;
-use super::{explain_human, explain_json, rejection};
+use super::{explain_clip_step as clip_step_out, explain_human, explain_json, rejection};
 
 /// The case `ce-parity explain` explains with no arguments.
 const ARTICLE_CASE: &str = "article/smoothing_0.1/mean";
+
+/// The case `ce-parity explain --clip-step` explains with no other arguments:
+/// the article's setting (smoothing 0.1) one level up, in OpenCLIP's step.
+const ARTICLE_CLIP_STEP: &str = "clip_step/article/float32";
 
 /// Up to this many case names are listed when `--case` names none of them.
 const LISTED_NAMES: usize = 12;
@@ -35,6 +45,10 @@ pub struct Args {
     /// Check against the recorded values only, without running libtorch.
     #[arg(long)]
     no_libtorch: bool,
+    /// Explain OpenCLIP's loss step from embeddings (a clip_step case; with
+    /// no FILE, --case or --tensors, the bundled clip_step/article/float32).
+    #[arg(long)]
+    clip_step: bool,
     /// Or explain tensors saved with np.save (--input, --target, …).
     #[command(flatten)]
     tensors: TensorArgs,
@@ -55,15 +69,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Against::Libtorch
     };
+    if let LossKind::ClipStep { .. } = case.loss {
+        let explained = explain_clip_step(&case, against).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        match args.format {
+            Format::Human => clip_step_out::print_human(&file, &explained)?,
+            Format::Json => clip_step_out::print_json(&file, &explained)?,
+        }
+        return Ok(exit_code(explained.verdict()));
+    }
+    anyhow::ensure!(
+        !args.clip_step,
+        "--clip-step: {file}: case {} computes the {} loss, not OpenCLIP's step (a clip_step case)",
+        case.name,
+        case.loss.name()
+    );
     let explained = explain(&case, against).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     match args.format {
         Format::Human => explain_human::print(&file, &explained)?,
         Format::Json => explain_json::print(&file, &explained)?,
     }
-    Ok(match explained.verdict() {
+    Ok(exit_code(explained.verdict()))
+}
+
+fn exit_code(verdict: Verdict) -> ExitCode {
+    match verdict {
         Verdict::Disagree => ExitCode::from(1),
         Verdict::Agree | Verdict::Unchecked => ExitCode::SUCCESS,
-    })
+    }
 }
 
 /// The case to explain, with where it came from (a file path, or the tensors' description).
@@ -81,7 +113,12 @@ fn select(args: &Args) -> anyhow::Result<(String, Case)> {
         let fixture = fixtures::load(path)?;
         return pick(&path.display().to_string(), fixture.cases, args.case.as_deref());
     }
-    let name = args.case.as_deref().unwrap_or(ARTICLE_CASE);
+    let default = if args.clip_step {
+        ARTICLE_CLIP_STEP
+    } else {
+        ARTICLE_CASE
+    };
+    let name = args.case.as_deref().unwrap_or(default);
     let bundled = fixtures::bundled()?;
     for (path, fixture) in bundled {
         if let Some(case) = fixture.cases.into_iter().find(|c| c.name == name) {

@@ -4,7 +4,7 @@
 //! A case larger than [`SHOWN`] samples or classes shows its first rows and
 //! columns, and says so; every value is still checked.
 
-use ce_parity::explain::{plain_number, Explanation, Layout, Step, Verdict, Window, SHOWN};
+use ce_parity::explain::{plain_number, Check, Explanation, Layout, Step, Verdict, Window, SHOWN};
 use ce_parity::fixtures::{Case, Quantity};
 use ce_parity::runner::ClaimReport;
 use ce_parity::tensor::Data;
@@ -236,9 +236,12 @@ fn list(values: &[f64], decimals: usize) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// "✓ agrees with libtorch (max abs err …)", "✗ disagrees …" or "· unchecked: …".
 fn verdict(step: &Step) -> String {
-    let c = &step.check;
+    verdict_line(&step.check)
+}
+
+/// "✓ agrees with libtorch (max abs err …)", "✗ disagrees …" or "· unchecked: …".
+pub fn verdict_line(c: &Check) -> String {
     let err = match &c.difference {
         Some(d) if d.max_abs == 0.0 => " (exactly)".to_string(),
         Some(d) => format!(" (max abs err {:.1e})", d.max_abs),

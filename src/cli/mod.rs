@@ -7,7 +7,9 @@ mod alloc;
 #[cfg(feature = "torch")]
 mod bench;
 mod check;
+mod clip_step_tensors;
 mod explain;
+mod explain_clip_step;
 mod explain_human;
 mod explain_json;
 #[cfg(feature = "torch")]

@@ -16,7 +16,10 @@ pub struct TensorArgs {
     /// A .safetensors file (or numpy .npz archive) holding the case by name: input, target (required),
     /// weight, grad_output; options from its metadata (label_smoothing,
     /// reduction, ignore_index), under the flags. `check` also judges its
-    /// loss and grad_input, your outputs, when present.
+    /// loss and grad_input, your outputs, when present. With metadata
+    /// kind=clip_step (or a tensor image_embeds): OpenCLIP's loss step from
+    /// image_embeds, text_embeds (N×D) and logit_scale (0-d), your outputs
+    /// loss, grad_image_embeds, grad_text_embeds, grad_logit_scale.
     #[arg(
         long,
         value_name = "CASE.safetensors",
@@ -82,6 +85,8 @@ pub struct Given {
     pub loss: Option<(Tensor, String)>,
     /// The file's `grad_input` tensor, with its label.
     pub grad_input: Option<(Tensor, String)>,
+    /// A `clip_step` file's gradients under test, by name, shapes checked.
+    pub grads: Vec<(&'static str, Tensor)>,
 }
 
 impl TensorArgs {
@@ -138,6 +143,7 @@ impl TensorArgs {
             source: "tensors from .npy files".into(),
             loss: None,
             grad_input: None,
+            grads: Vec::new(),
         }))
     }
 
@@ -146,6 +152,9 @@ impl TensorArgs {
     fn read_safetensors(&self, path: &Path) -> anyhow::Result<Given> {
         let file = safetensors_file::load(path).context("--tensors: cannot use this file")?;
         let shown = path.display();
+        if super::clip_step_tensors::is_clip_step(&shown.to_string(), &file)? {
+            return self.read_clip_step(&shown.to_string(), name(path), file);
+        }
         for name in file.tensors.keys() {
             anyhow::ensure!(
                 TENSOR_NAMES.contains(&name.as_str()),
@@ -213,6 +222,7 @@ impl TensorArgs {
             source: format!("tensors from {}", name(path)),
             loss,
             grad_input,
+            grads: Vec::new(),
         })
     }
 
@@ -272,10 +282,22 @@ impl TensorArgs {
 pub const TENSOR_NAMES: [&str; 6] = ["input", "target", "weight", "grad_output", "loss", "grad_input"];
 
 /// The `__metadata__` keys a `--tensors` file may hold (besides `format`,
-/// which `safetensors.torch.save_model` writes).
-pub const METADATA_KEYS: [&str; 3] = ["label_smoothing", "reduction", "ignore_index"];
+/// which `safetensors.torch.save_model` writes); `kind` is `cross_entropy`
+/// here, `clip_step` for the CLIP step (src/cli/clip_step_tensors.rs).
+pub const METADATA_KEYS: [&str; 4] = ["kind", "label_smoothing", "reduction", "ignore_index"];
 
 impl TensorArgs {
+    /// The cross-entropy options given as flags, which a CLIP step has no use for.
+    pub(super) fn cross_entropy_only(&self) -> Vec<&'static str> {
+        [
+            ("--reduction", self.reduction.is_some()),
+            ("--ignore-index", self.ignore_index.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
     /// The flags given that describe tensors beside `--input`.
     fn given_without_input(&self) -> Vec<&'static str> {
         [

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use ce_parity::compare::Overrides;
-use ce_parity::fixtures::Case;
+use ce_parity::fixtures::{Case, LossKind};
 use ce_parity::npy;
 use ce_parity::runner::{in_float64, run_rust, tolerance, verdict_named, CaseReport, Outcome, SideNames};
 use ce_parity::safetensors_file;
@@ -34,6 +34,8 @@ pub struct OutputArgs {
 pub struct Yours {
     pub loss: Option<Tensor>,
     pub grad_input: Option<Tensor>,
+    /// A CLIP step's gradients, by name (grad_image_embeds, …).
+    pub grads: Vec<(&'static str, Tensor)>,
 }
 
 /// Your outputs from the flags and the `--tensors` file; None when there are none.
@@ -43,6 +45,14 @@ pub struct Yours {
 /// non-floating output, or a shape the case's output cannot have, naming
 /// the flag or the file and the tensor.
 pub fn outputs(args: &OutputArgs, given: &mut Given) -> anyhow::Result<Option<Yours>> {
+    if let (LossKind::ClipStep { .. }, Some(path)) = (given.case.loss, &args.grad_input) {
+        anyhow::bail!(
+            "--grad {}: a clip_step case has no grad_input; save grad_image_embeds, grad_text_embeds \
+             and grad_logit_scale in the --tensors file",
+            path.display()
+        );
+    }
+    let grads = std::mem::take(&mut given.grads);
     let loss = pick("--loss", args.loss.as_deref(), "loss", given.loss.take())?;
     let grad_input = pick(
         "--grad",
@@ -62,12 +72,13 @@ pub fn outputs(args: &OutputArgs, given: &mut Given) -> anyhow::Result<Option<Yo
             "the input (grad_input is shaped like it)",
         )?;
     }
-    if loss.is_none() && grad_input.is_none() {
+    if loss.is_none() && grad_input.is_none() && grads.is_empty() {
         return Ok(None);
     }
     Ok(Some(Yours {
         loss: loss.map(|(t, _)| t),
         grad_input: grad_input.map(|(t, _)| t),
+        grads,
     }))
 }
 
@@ -163,7 +174,7 @@ pub fn judge(case: &Case, yours: &Yours, overrides: Overrides, live: bool) -> an
         loss: yours.loss.clone().unwrap_or_else(|| reference_loss.clone()),
         grad_input: yours.grad_input.clone(),
         grad_target: None,
-        named_grads: Vec::new(),
+        named_grads: yours.grads.clone(),
     };
     let float64 = |c: &Case| {
         let mut exact = most_trusted(c, live);

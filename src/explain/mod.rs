@@ -18,11 +18,16 @@
 //! by a float64 run, [`runner::verdict`]). Without libtorch, step 4 (and step 3 when
 //! the case's reduction is "none") is checked against the case's recorded
 //! values where it has them, and the other steps are unchecked.
+//!
+//! A `clip_step` case (OpenCLIP's loss step from embeddings) has steps of
+//! its own: [`explain_clip_step`].
 
 mod check;
+mod clip_step;
 mod formula;
 mod view;
 
+pub use clip_step::{explain_clip_step, ClipStage, ClipStepExplanation, CLIP_STAGES};
 pub use formula::plain_number;
 pub use view::{Geometry, Layout, Window, SHOWN};
 
@@ -195,7 +200,8 @@ impl fmt::Display for ExplainError {
         match self {
             ExplainError::NotCrossEntropy { case, loss } => write!(
                 f,
-                "case {case} computes the {loss} loss; explain covers cross_entropy cases only"
+                "case {case} computes the {loss} loss; explain covers cross_entropy cases \
+                 (explain_clip_step covers clip_step)"
             ),
             ExplainError::Rejected { case, message } => write!(
                 f,

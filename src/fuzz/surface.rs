@@ -32,8 +32,7 @@ pub enum SurfaceFeature {
     Clip,
     /// OpenCLIP's loss step from embeddings (`clip_step` cases): its loss
     /// and its gradients w.r.t. both embeddings and logit_scale; float32
-    /// and float64 only. Not in the default surface (see
-    /// [`Surface::supported`]).
+    /// and float64 only.
     ClipStep,
 }
 
@@ -91,19 +90,15 @@ pub struct Surface {
 }
 
 impl Surface {
-    /// The default: the whole surface but `clip_step`. (The fuzzer's
-    /// findings on uint8 targets and on float32 rounding over thousands of
-    /// classes are fixed or judged by the float64 rule, see
-    /// `runner::verdict`; their cases are in fixtures/regressions/.) The
-    /// CLIP step is judged by assert_close alone — it has no rounding
-    /// allowance yet — and its normalisation backward cancels: an embedding
-    /// whose gradient is mostly along itself loses digits in float32 in both
-    /// libtorch and Rust, each as far from the float64 answer, more than
-    /// assert_close's rtol apart. Switch it on by name.
+    /// The default: the whole surface. (The fuzzer's findings on uint8
+    /// targets, on float32 rounding over thousands of classes and on the CLIP
+    /// step's normalisation backward — which cancels for an embedding whose
+    /// gradient is mostly along itself, leaving libtorch and Rust each as far
+    /// from the float64 answer, more than assert_close's rtol apart — are
+    /// fixed or judged by the float64 rule, see `runner::verdict`; their
+    /// cases are in fixtures/regressions/.)
     pub fn supported() -> Surface {
-        let mut all = Surface::all();
-        all.features.retain(|f| *f != SurfaceFeature::ClipStep);
-        all
+        Surface::all()
     }
 
     /// The whole surface of issue 4.

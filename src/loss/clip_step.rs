@@ -305,7 +305,17 @@ fn normalize<T: Element>(x: &[T], d: usize) -> (Vec<T>, Vec<T>) {
 /// max(norm, eps), with eps as libtorch holds it for T.
 fn clamp_min<T: Element>(norm: T) -> f64 {
     let eps = round_op::<T>(NORMALIZE_EPS).to_f64();
-    norm.to_f64().max(eps)
+    nan_max(norm.to_f64(), eps)
+}
+
+/// libtorch's clamp_min: a NaN norm stays NaN (f64::max would pick eps, and
+/// a row with a NaN would normalise its other elements to x/eps, not NaN).
+fn nan_max(x: f64, floor: f64) -> f64 {
+    if x.is_nan() {
+        x
+    } else {
+        x.max(floor)
+    }
 }
 
 /// The gradient of normalize(x) for the upstream `du`, as autograd composes
@@ -319,7 +329,7 @@ fn normalize_backward<T: Element>(x: &[T], u: &[T], norms: &[T], du: &[T], d: us
         let span = r * d..(r + 1) * d;
         let (x, u, du) = (&x[span.clone()], &u[span.clone()], &du[span]);
         let norm = norm.to_f64();
-        let m = norm.max(eps);
+        let m = nan_max(norm, eps);
         // d m = Σ_k −du_k · ((x_k / m) / m); x_k / m is u_k as stored.
         let d_m: T = round_op(
             du.iter()

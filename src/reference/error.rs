@@ -13,6 +13,9 @@ pub enum ReferenceError {
     /// The input has no class dim (it is 0-d).
     #[error("input has no class dim")]
     NoClassDim,
+    /// A CLIP step's intermediate values were asked of another kind of case.
+    #[error("case {0} is not a clip_step case")]
+    NotClipStep(String),
 }
 
 impl From<tch::TchError> for ReferenceError {

@@ -2,9 +2,12 @@
 //! class dim, and the smoothed target distribution built with libtorch's own
 //! ops (one-hot of the class indices). The per-sample loss and the reduction
 //! are [`run_libtorch`](super::run_libtorch) under reduction "none" and under
-//! the case's reduction.
+//! the case's reduction. [`clip_step`] gives every intermediate of OpenCLIP's
+//! loss step (`explain --clip-step`).
 
 use tch::{Kind, Tensor as TchTensor};
+
+pub use super::clip_step::{steps as clip_step, ClipStepSteps};
 
 use super::{from_torch, to_torch, ReferenceError};
 use crate::fixtures::Case;

@@ -33,11 +33,13 @@ pub struct Allowance {
     pub grad_input: Vec<f64>,
     /// For the gradient w.r.t. a probability target.
     pub grad_target: Option<Vec<f64>>,
+    /// For named gradients (a CLIP step's), by name; empty for cross-entropy.
+    pub named: Vec<(&'static str, Vec<f64>)>,
 }
 
 /// float32's unit roundoff: libtorch's accumulation precision for float32
 /// and half inputs.
-const U32: f64 = f32::EPSILON as f64 / 2.0;
+pub(super) const U32: f64 = f32::EPSILON as f64 / 2.0;
 
 /// The allowance for `case`'s outputs; None for a float64 case (its own
 /// tolerance is already far above float64 rounding), an integer input, or a
@@ -47,8 +49,7 @@ pub fn allowance(case: &Case) -> Option<Allowance> {
     match case.loss {
         LossKind::CrossEntropy => cross_entropy(case, storage, 0.0),
         LossKind::Clip { temperature } => clip(case, storage, temperature),
-        // No bound is derived for the CLIP step: assert_close's rule alone judges it.
-        LossKind::ClipStep { .. } => None,
+        LossKind::ClipStep { logit_scale } => super::clip_step_bound::clip_step(case, storage, logit_scale),
     }
 }
 
@@ -64,7 +65,7 @@ fn unit_roundoff(dtype: DType) -> Option<f64> {
 }
 
 /// Worst-case relative error of a sum of `n` terms in 8 lanes, in units of u.
-fn lanes_sum(n: usize) -> f64 {
+pub(super) fn lanes_sum(n: usize) -> f64 {
     n as f64 / 8.0 + 8.0
 }
 
@@ -245,6 +246,7 @@ fn cross_entropy(case: &Case, h: f64, input_rounding: f64) -> Option<Allowance> 
         loss,
         grad_input,
         grad_target,
+        named: Vec::new(),
     })
 }
 
@@ -294,6 +296,7 @@ fn clip(case: &Case, h: f64, temperature: f64) -> Option<Allowance> {
         loss,
         grad_input,
         grad_target: None,
+        named: Vec::new(),
     })
 }
 

@@ -191,7 +191,7 @@ impl Arbiter<'_> {
             loss,
             grad_input,
             grad_target,
-            ..
+            named_grads,
         } = self.exact
         else {
             return None;
@@ -199,7 +199,11 @@ impl Arbiter<'_> {
         let (tensor, bound) = match output {
             "loss" => (Some(loss), Some(&self.allowance.loss)),
             "grad_input" => (grad_input.as_ref(), Some(&self.allowance.grad_input)),
-            _ => (grad_target.as_ref(), self.allowance.grad_target.as_ref()),
+            "grad_target" => (grad_target.as_ref(), self.allowance.grad_target.as_ref()),
+            name => (
+                named_grads.iter().find(|(n, _)| *n == name).map(|(_, t)| t),
+                self.allowance.named.iter().find(|(n, _)| *n == name).map(|(_, b)| b),
+            ),
         };
         Some(Float64Answer {
             exact: tensor?.as_f64()?,

@@ -10,6 +10,7 @@
 
 pub mod allowance;
 pub mod claims;
+mod clip_step_bound;
 pub mod judge;
 pub mod outcome;
 pub mod rust;

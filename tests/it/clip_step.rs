@@ -303,7 +303,7 @@ fn forgets_the_exp(case: &Case) -> Outcome {
 #[test]
 fn fuzz_surface_draws_clip_steps_and_catches_a_forgotten_exp() {
     let surface = Surface::parse("core,clip_step").unwrap();
-    assert!(surface.has(SurfaceFeature::ClipStep) && !Surface::default().has(SurfaceFeature::ClipStep));
+    assert!(surface.has(SurfaceFeature::ClipStep) && Surface::default().has(SurfaceFeature::ClipStep));
     let config = Config {
         seed: 16,
         cases: 300,
@@ -377,7 +377,15 @@ fn kit_judges_a_clip_step_implementation() {
     }
     let good = kit::check_bundled_clip_steps(|c: &ClipStepView| step(c, false), None).unwrap();
     good.assert_passed();
-    assert_eq!(good.cases.len(), bundled_clip_step().cases.len());
+    // Every bundled clip_step case: fixtures/clip_step.json's and the regressions'.
+    let bundled_steps = fixtures::bundled()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, f)| &f.cases)
+        .filter(|c| c.loss.name() == "clip_step")
+        .count();
+    assert!(bundled_steps > bundled_clip_step().cases.len());
+    assert_eq!(good.cases.len(), bundled_steps);
     assert!(good.cases.iter().filter(|c| c.gradient_checked).count() >= 30);
     let wrong = kit::check_bundled_clip_steps(|c: &ClipStepView| step(c, true), None).unwrap();
     let failed: Vec<_> = wrong.with_status(Status::Failed).collect();
@@ -386,4 +394,17 @@ fn kit_judges_a_clip_step_implementation() {
         assert!(case.report.note.contains("grad_logit_scale"), "{}", case.report.note);
         assert!(!case.report.note.contains("grad_image_embeds"), "{}", case.report.note);
     }
+}
+
+/// F.normalize of a row holding a NaN is NaN throughout: libtorch's
+/// clamp_min keeps a NaN norm (fixtures/clip_step.json's nan_text case;
+/// explain checks the features against live libtorch). A max that picks eps
+/// over NaN made the row's other elements x/1e-12 instead.
+#[test]
+fn a_nan_in_an_embedding_makes_its_whole_feature_row_nan() {
+    let text = [1.0f32, 0.0, 0.0, f32::NAN, 0.5, 0.5, 0.5, 0.5];
+    let image = [1.0f32, 0.0, 0.0, 1.0, 0.5, 0.5, 0.5, 0.5];
+    let f = clip_step_forward(View::new(&image, &[2, 4]), View::new(&text, &[2, 4]), 2.0, 0.1).unwrap();
+    assert!(f.text_features[..4].iter().all(|v| v.is_nan()), "{:?}", f.text_features);
+    assert_eq!(f.text_features[4..], [0.5; 4]);
 }

@@ -9,6 +9,7 @@ mod capabilities;
 mod cli;
 mod clip;
 mod clip_step;
+mod clip_step_cli;
 mod closed_form;
 mod errors;
 mod explain;
