@@ -75,19 +75,28 @@ pub fn load(path: &Path) -> Result<TensorFile, SafetensorsError> {
     };
     let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read: {e}")))?;
     if bytes.starts_with(b"PK\x03\x04") {
-        return parse_npz(&bytes).map_err(error);
+        return parse_npz(&bytes).map_err(|e| error(e.0));
     }
-    parse(&bytes).map_err(error)
+    parse(&bytes).map_err(|e| error(e.0))
 }
+
+/// What is wrong with the bytes of a `.safetensors` file or `.npz` archive.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedTensorFile(pub String);
 
 /// Parses a numpy `.npz` archive (`np.savez`, stored or deflated): each
 /// `NAME.npy` entry becomes the tensor `NAME`, read by [`crate::npy::parse`],
 /// which validates its header against its bytes. An `.npz` has no metadata.
 ///
 /// # Errors
-/// A message saying what is wrong: not a zip archive, an entry that is not
+/// [`MalformedTensorFile`] saying what is wrong: not a zip archive, an entry that is not
 /// `.npy`, larger than its declared size, or that the `.npy` reader rejects, named.
-pub fn parse_npz(bytes: &[u8]) -> Result<TensorFile, String> {
+pub fn parse_npz(bytes: &[u8]) -> Result<TensorFile, MalformedTensorFile> {
+    read_npz(bytes).map_err(MalformedTensorFile)
+}
+
+fn read_npz(bytes: &[u8]) -> Result<TensorFile, String> {
     use std::io::Read;
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a valid .npz archive: {e}"))?;
@@ -124,9 +133,13 @@ pub fn parse_npz(bytes: &[u8]) -> Result<TensorFile, String> {
 /// float64, int64 or uint8 tensors.
 ///
 /// # Errors
-/// A message saying what is wrong: not a valid file (the `safetensors`
+/// [`MalformedTensorFile`] saying what is wrong: not a valid file (the `safetensors`
 /// crate's words), or a tensor of another dtype, named.
-pub fn parse(bytes: &[u8]) -> Result<TensorFile, String> {
+pub fn parse(bytes: &[u8]) -> Result<TensorFile, MalformedTensorFile> {
+    read_safetensors(bytes).map_err(MalformedTensorFile)
+}
+
+fn read_safetensors(bytes: &[u8]) -> Result<TensorFile, String> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid .safetensors file: {e}"))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.iter() {
