@@ -1,0 +1,184 @@
+//! Shrinking a failure that needs a few elements of a long row: the fuzz
+//! case of issue 12 (seed 31, case 9886: float16, [5, 24 550] with −inf
+//! logits, probability targets, ε ≈ 0.157, reduction none, an upstream
+//! gradient) run through a kernel with a deliberate fault, shrunk and saved
+//! the way `ce-parity fuzz` does it. The reference is live libtorch when the
+//! crate is built with it, else the Rust loss.
+
+use std::time::Instant;
+
+use ce_parity::fixtures::{self, Case};
+use ce_parity::fuzz::{self, Config, Kind, Surface};
+use ce_parity::runner::{run_rust, Implementation, Outcome, Status};
+use ce_parity::tensor::{DType, Data};
+
+const SEED: u64 = 31;
+const INDEX: u64 = 9886;
+/// `ce-parity fuzz`'s budget.
+const BUDGET: usize = 2000;
+
+#[cfg(feature = "torch")]
+const REFERENCE: Implementation = &ce_parity::reference::run_libtorch;
+#[cfg(not(feature = "torch"))]
+const REFERENCE: Implementation = &run_rust;
+
+/// A backward kernel that treats a −inf logit as a masked class and writes
+/// 0 as its gradient w.r.t. the target (libtorch gives −(1−ε)·log p·g, ±inf)
+/// and is right everywhere else: a bug that shows at the −inf elements only.
+fn masks_minus_inf_in_grad_target(case: &Case) -> Outcome {
+    let mut outcome = run_rust(case);
+    if let Outcome::Values {
+        grad_target: Some(grad),
+        ..
+    } = &mut outcome
+    {
+        let input = case.input.to_f64();
+        if let (Data::Float(values), true) = (&mut grad.data, grad.shape == case.input.shape) {
+            for (g, x) in values.iter_mut().zip(input) {
+                if x == f64::NEG_INFINITY {
+                    *g = 0.0;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+fn config() -> Config {
+    Config {
+        seed: SEED,
+        cases: INDEX + 1,
+        time_limit: None,
+        surface: Surface::default(),
+        jobs: 1,
+        tolerance: Default::default(),
+    }
+}
+
+fn kind(case: &Case, under_test: Implementation) -> (Status, Kind) {
+    let report = fuzz::judge_case(case, under_test, REFERENCE, Default::default());
+    let kind = Kind::of(&under_test(case), &REFERENCE(case), &report);
+    (report.status, kind)
+}
+
+fn minus_infinities(case: &Case) -> usize {
+    case.input.to_f64().iter().filter(|&&v| v == f64::NEG_INFINITY).count()
+}
+
+#[test]
+fn the_seed_31_case_with_a_masking_kernel_shrinks_to_a_handful_of_elements() {
+    let found = fuzz::case(SEED, INDEX, &Surface::default());
+    assert_eq!(found.input.shape, vec![5, 24_550], "the case of issue 12");
+    assert_eq!(found.input.dtype, DType::Float16);
+    assert!(minus_infinities(&found) > 0);
+    let (status, original) = kind(&found, &masks_minus_inf_in_grad_target);
+    assert_eq!(status, Status::Failed, "the fault shows in the case as found");
+    assert_eq!(original, Kind::Values(vec!["grad_target"]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let saved = fuzz::shrink_and_save(
+        &config(),
+        INDEX,
+        &masks_minus_inf_in_grad_target,
+        REFERENCE,
+        BUDGET,
+        dir.path(),
+        "test",
+    )
+    .unwrap()
+    .expect("the case fails, so it is shrunk and saved");
+    let elapsed = start.elapsed();
+    let shrunk = &saved.shrunk;
+    eprintln!(
+        "shrunk {:?} to {:?} in {} steps, {} candidates, {elapsed:?}: {:?}",
+        found.input.shape, shrunk.case.input.shape, shrunk.steps, shrunk.evaluations, shrunk.case
+    );
+    assert!(shrunk.evaluations <= BUDGET);
+
+    // A handful of elements, in one row, and the same failure as before.
+    let shape = &shrunk.case.input.shape;
+    assert!(shape.len() == 2 && shape[0] == 1 && shape[1] <= 8, "{shape:?}");
+    assert_eq!(
+        kind(&shrunk.case, &masks_minus_inf_in_grad_target),
+        (Status::Failed, original)
+    );
+    assert!(minus_infinities(&shrunk.case) >= 1, "the fault needs a −inf logit");
+    // Values simplified: every finite logit 0, ε a simple value, the target
+    // still a probability target of the input's shape.
+    let finite: Vec<f64> = shrunk
+        .case
+        .input
+        .to_f64()
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .collect();
+    assert!(finite.iter().all(|&v| v == 0.0), "{finite:?}");
+    assert!([0.0, 0.01, 0.1, 0.25, 0.5].contains(&shrunk.case.label_smoothing));
+    assert_eq!(shrunk.case.target.shape, shrunk.case.input.shape);
+
+    // The saved fixture holds the shrunk case and the reference's values:
+    // the faulty kernel fails against them, the right loss passes.
+    let loaded = fixtures::load(&saved.path).unwrap();
+    let case = &loaded.cases[0];
+    assert_eq!(case.input.shape, shrunk.case.input.shape);
+    assert!(loaded.description.contains("shrunk in"), "{}", loaded.description);
+    let tolerance = ce_parity::runner::tolerance(case, Default::default());
+    let judge = |outcome: &Outcome| ce_parity::runner::judge(case, outcome, None, tolerance).status;
+    assert_eq!(judge(&masks_minus_inf_in_grad_target(case)), Status::Failed);
+    assert_eq!(judge(&run_rust(case)), Status::Passed);
+}
+
+/// Wrong wherever a logit is exactly 0: a fault the random cases never
+/// meet, but that the shrinker's value edits (logits set to 0) would.
+fn wrong_at_zero_logits(case: &Case) -> Outcome {
+    if !case.input.to_f64().contains(&0.0) {
+        return run_rust(case);
+    }
+    match run_rust(case) {
+        Outcome::Values {
+            loss,
+            grad_input,
+            grad_target,
+            named_grads,
+        } => {
+            let values = loss.to_f64().iter().map(|v| v + 1.0).collect();
+            Outcome::Values {
+                loss: ce_parity::tensor::Tensor::float(loss.dtype, loss.shape.clone(), values),
+                grad_input,
+                grad_target,
+                named_grads,
+            }
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn a_passing_case_is_never_shrunk_into_a_failing_one() {
+    let found = fuzz::case(SEED, INDEX, &Surface::default());
+    assert!(!found.input.to_f64().contains(&0.0));
+    // Setting its logits to 0 would "fail"; the case itself passes.
+    let mut zeroed = found.clone();
+    if let Data::Float(values) = &mut zeroed.input.data {
+        values[0] = 0.0;
+    }
+    assert_eq!(kind(&zeroed, &wrong_at_zero_logits).0, Status::Failed);
+    assert_eq!(kind(&found, &wrong_at_zero_logits).0, Status::Passed);
+    let start = Instant::now();
+    assert!(fuzz::minimise(&found, &wrong_at_zero_logits, REFERENCE, BUDGET, Default::default()).is_none());
+    // Nothing is written either, and the answer comes from one judgement.
+    let dir = tempfile::tempdir().unwrap();
+    let saved = fuzz::shrink_and_save(
+        &config(),
+        INDEX,
+        &wrong_at_zero_logits,
+        REFERENCE,
+        BUDGET,
+        dir.path(),
+        "test",
+    );
+    assert!(saved.unwrap().is_none());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    eprintln!("two judgements of the passing case: {:?}", start.elapsed());
+}
