@@ -27,8 +27,8 @@ use crate::fixtures::{Case, LossKind};
 use crate::loss::{Reduction, DEFAULT_IGNORE_INDEX};
 use crate::tensor::{DType, Data, Tensor};
 
-/// Simple values of ε, tried (smallest first) below the case's own.
-const SIMPLE_SMOOTHING: [f64; 4] = [0.01, 0.1, 0.25, 0.5];
+/// Simple values of ε, tried in this order where below the case's own.
+const SIMPLE_SMOOTHING: [f64; 4] = [0.1, 0.25, 0.5, 0.01];
 
 /// The result of shrinking.
 #[derive(Clone, Debug)]
@@ -87,12 +87,12 @@ pub(super) fn search(case: &Case, fails: &dyn Fn(&Case) -> bool, budget: usize) 
     // The last edit kept: the next pass starts at its place in the order.
     let mut resume: Option<Order> = None;
     'search: loop {
-        let mut list = edits(&current);
-        list.sort_by_key(order);
+        let mut list: Vec<(Order, Edit)> = edits(&current).into_iter().map(|e| (order(&e, &current), e)).collect();
+        list.sort_by_key(|(order, _)| *order);
         let start = resume.map_or(0, |kept| {
-            list.iter().position(|e| order(e) >= kept).unwrap_or(list.len())
+            list.iter().position(|(order, _)| *order >= kept).unwrap_or(list.len())
         });
-        for edit in &list[start..] {
+        for (place, edit) in &list[start..] {
             if evaluations >= budget {
                 break 'search;
             }
@@ -103,7 +103,7 @@ pub(super) fn search(case: &Case, fails: &dyn Fn(&Case) -> bool, budget: usize) 
             if fails(&candidate) {
                 current = candidate;
                 steps += 1;
-                resume = Some(order(edit));
+                resume = Some(*place);
                 continue 'search;
             }
         }
@@ -194,22 +194,39 @@ impl Part {
     }
 }
 
-/// An edit's place in the order `edits` lists them: its kind, then larger
-/// chunks first, then position.
-type Order = (u8, usize, Reverse<usize>, usize);
+/// An edit's place in the search: its level (0 for a single edit, a whole
+/// tensor filled or half of something removed; then each halving one more),
+/// its kind, then larger chunks first, then position. Levels come first so that every kind of edit gets
+/// its coarse tries before any kind spends the budget on fine ones (a row of
+/// 11 009 classes has 22 000 chunks, more than the budget).
+type Order = (u32, u8, usize, Reverse<usize>, usize);
 
-fn order(edit: &Edit) -> Order {
-    let chunk = |kind: u8, sub: usize, a: usize, b: usize| (kind, sub, Reverse(b - a), a);
-    let at = |kind: u8, i: usize| (kind, 0, Reverse(0), i);
+fn order(edit: &Edit, case: &Case) -> Order {
+    let size = |t: Option<&Tensor>, axis: usize| t.and_then(|t| t.shape.get(axis).copied()).unwrap_or(0);
+    let input = Some(&case.input);
+    let classes = size(input, class_axis(case));
+    let part = |p: Part| p.of(case).map_or(0, Tensor::len);
+    let chunk =
+        |kind: u8, sub: usize, a: usize, b: usize, size: usize| (level(b - a, size), kind, sub, Reverse(b - a), a);
+    // Removing half of something is as coarse as filling a whole tensor, and
+    // makes every later try cheaper: it comes first.
+    let remove = |kind: u8, sub: usize, a: usize, b: usize, size: usize| {
+        let (level, kind, sub, len, a) = chunk(kind, sub, a, b, size);
+        (level.saturating_sub(1), kind, sub, len, a)
+    };
+    let at = |kind: u8, i: usize| (0, kind, 0, Reverse(0), i);
     match *edit {
-        Edit::RemoveRows(a, b) => chunk(0, 0, a, b),
-        Edit::SqueezeSpatial(axis) => chunk(1, axis, 0, usize::MAX),
-        Edit::RemoveSpatial(axis, a, b) => chunk(1, axis, a, b),
-        Edit::RemoveLeastLikely(count) => chunk(2, 0, 0, count),
-        Edit::RemoveClasses(a, b) => chunk(3, 0, a, b),
-        Edit::RemovePairs(a, b) => chunk(0, 0, a, b),
-        Edit::RemoveUnpairedTexts(a, b) => chunk(1, 0, a, b),
-        Edit::RemoveEmbeddingPairs(a, b) => chunk(0, 0, a, b),
+        Edit::RemoveRows(a, b) => remove(0, 0, a, b, size(input, 0)),
+        Edit::SqueezeSpatial(axis) => at(1, axis),
+        Edit::RemoveSpatial(axis, a, b) => remove(1, axis, a, b, size(input, axis)),
+        Edit::RemoveLeastLikely(count) => remove(2, 0, 0, count, classes),
+        Edit::RemoveClasses(a, b) => remove(3, 0, a, b, classes),
+        Edit::RemovePairs(a, b) => remove(0, 0, a, b, size(input, 0)),
+        Edit::RemoveUnpairedTexts(a, b) => {
+            let unpaired = size(input, 1).saturating_sub(size(input, 0));
+            remove(1, 0, a, b, unpaired)
+        }
+        Edit::RemoveEmbeddingPairs(a, b) => remove(0, 0, a, b, size(input, 0)),
         Edit::ZeroLogitScale => at(5, 4),
         Edit::DropWeight => at(4, 0),
         Edit::DropGradOutput => at(5, 0),
@@ -221,18 +238,28 @@ fn order(edit: &Edit) -> Order {
         Edit::DefaultIgnoreIndex => at(7, 0),
         Edit::Int64Target => at(8, 0),
         Edit::RoundInput => at(9, 0),
-        Edit::Fill(Part::Input, a, b) => chunk(10, 0, a, b),
-        Edit::Fill(Part::Target, a, b) => chunk(11, 0, a, b),
+        Edit::Fill(Part::Input, a, b) => chunk(10, 0, a, b, part(Part::Input)),
+        Edit::Fill(Part::Target, a, b) => chunk(11, 0, a, b, part(Part::Target)),
         Edit::NormaliseTargets => at(12, 0),
-        Edit::Fill(Part::Weight, a, b) => chunk(13, 0, a, b),
-        Edit::Fill(Part::GradOutput, a, b) => chunk(14, 0, a, b),
+        Edit::Fill(Part::Weight, a, b) => chunk(13, 0, a, b, part(Part::Weight)),
+        Edit::Fill(Part::GradOutput, a, b) => chunk(14, 0, a, b, part(Part::GradOutput)),
     }
 }
 
-/// Halves, quarters, … down to single indices: (start, end) chunks of `0..size`.
+/// How many halvings from `size` down to chunks of `len`: 0 for the whole,
+/// 1 for halves (the last one may be shorter), and so on.
+fn level(len: usize, size: usize) -> u32 {
+    let bits = |n: usize| n.max(1).next_power_of_two().trailing_zeros();
+    bits(size).saturating_sub(bits(len))
+}
+
+/// Blocks of 2^k indices of `0..size`, aligned at multiples of 2^k, from
+/// the largest power of two below `size` down to single indices: halves,
+/// quarters, … Removing an aligned block of 2^k keeps every later index's
+/// place modulo 2^k, so a failure tied to a SIMD lane survives it.
 fn chunks(size: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    let mut len = size / 2;
+    let mut len = size.next_power_of_two() / 2;
     while len >= 1 {
         let mut start = 0;
         while start < size {
@@ -320,12 +347,15 @@ fn option_edits(case: &Case) -> Vec<Edit> {
     }
     if case.label_smoothing != 0.0 {
         out.push(Edit::NoSmoothing);
-        if (case.label_smoothing * 10.0).round() / 10.0 != case.label_smoothing {
-            out.push(Edit::SmoothingOneDecimal);
-        }
-        for (i, &simple) in SIMPLE_SMOOTHING.iter().enumerate() {
-            if simple < case.label_smoothing {
-                out.push(Edit::SmoothingTo(i));
+        // A simple ε only goes to 0, so that the steps cannot cycle (0.25 → 0.3 → 0.25).
+        if !SIMPLE_SMOOTHING.contains(&case.label_smoothing) {
+            if (case.label_smoothing * 10.0).round() / 10.0 != case.label_smoothing {
+                out.push(Edit::SmoothingOneDecimal);
+            }
+            for (i, &simple) in SIMPLE_SMOOTHING.iter().enumerate() {
+                if simple < case.label_smoothing {
+                    out.push(Edit::SmoothingTo(i));
+                }
             }
         }
     }
@@ -665,11 +695,15 @@ fn remove_classes(c: &mut Case, removed: &[usize]) -> Option<()> {
 mod tests {
     use super::*;
 
+    const LANES: usize = 8;
+
     #[test]
     fn chunks_go_from_halves_to_singles() {
         assert_eq!(chunks(4), vec![(0, 2), (2, 4), (0, 1), (1, 2), (2, 3), (3, 4)]);
-        assert_eq!(chunks(3), vec![(0, 1), (1, 2), (2, 3)]);
+        assert_eq!(chunks(3), vec![(0, 2), (2, 3), (0, 1), (1, 2), (2, 3)]);
+        assert_eq!(chunks(12)[..2], [(0, 8), (8, 12)]);
         assert!(chunks(1).is_empty());
+        assert_eq!((level(8, 12), level(4, 12), level(12, 12), level(1, 12)), (1, 2, 0, 4));
     }
 
     /// A "bug" that shows whenever class 2 of row 0 is present and positive:
@@ -814,6 +848,120 @@ mod tests {
             "targets 1 and 3 are now 0 and 1"
         );
         assert_eq!(least_likely(&case, 5), None);
+    }
+
+    /// A bug in lane 5 of an 8-lane vector loop: it shows when a −inf logit
+    /// sits there in a full vector of a row. Removing classes moves the −inf
+    /// between lanes, so the row keeps a whole vector, and only setting the
+    /// other logits to 0 simplifies them.
+    #[test]
+    fn a_lane_bug_shrinks_to_one_vector_of_zeros_and_the_minus_inf() {
+        let (n, c) = (3, 1000);
+        let mut x: Vec<f64> = (0..n * c).map(|i| ((i * 37) % 101) as f64 / 7.0 - 7.0).collect();
+        x[c + LANES * 60 + 5] = f64::NEG_INFINITY;
+        x[2 * c + 3] = f64::NEG_INFINITY; // in lane 3: harmless
+        let mut case = Case::new(
+            "lanes",
+            Tensor::float(DType::Float32, vec![n, c], x),
+            Tensor::int(DType::Int64, vec![n], vec![999, 5, 7]),
+        );
+        case.weight = Some(Tensor::float(DType::Float32, vec![c], vec![0.75; c]));
+        case.label_smoothing = 0.9;
+        let fails = |k: &Case| {
+            let c = k.input.shape[1];
+            let full = c / LANES * LANES;
+            k.input
+                .to_f64()
+                .chunks(c)
+                .any(|row| (0..full).any(|i| i % LANES == 5 && row[i] == f64::NEG_INFINITY))
+                && k.label_smoothing > 0.3
+        };
+        let s = shrink(&case, &fails, 2000).unwrap();
+        assert!(fails(&s.case));
+        assert_eq!(
+            s.case.input.shape,
+            vec![1, LANES],
+            "after {} evaluations",
+            s.evaluations
+        );
+        let x = s.case.input.to_f64();
+        assert_eq!(x[5], f64::NEG_INFINITY);
+        assert!(x.iter().enumerate().all(|(i, &v)| i == 5 || v == 0.0), "{x:?}");
+        assert_eq!(s.case.label_smoothing, 0.5, "the simplest ε above 0.3");
+        assert!(s.case.weight.is_none());
+        assert_eq!(s.case.target.to_f64(), vec![0.0]);
+        assert!(s.evaluations < 300, "{} evaluations", s.evaluations);
+    }
+
+    #[test]
+    fn value_edits_reach_every_part_of_a_long_case() {
+        let c = 300;
+        let x: Vec<f64> = (0..2 * c).map(|i| i as f64 / 100.0 + 0.5).collect();
+        let mut case = Case::new(
+            "values",
+            Tensor::float(DType::Float64, vec![2, c], x),
+            Tensor::int(DType::Int64, vec![2], vec![17, 250]),
+        );
+        case.reduction = Reduction::None;
+        case.weight = Some(Tensor::float(DType::Float64, vec![c], vec![0.25; c]));
+        case.grad_output = Some(Tensor::float(DType::Float64, vec![2], vec![-0.5, 3.0]));
+        // Classes must stay (the "bug" needs 300 of them): only values can
+        // change, and whole tensors are tried before the 600 fine chunks that
+        // removing classes offers, so a small budget is enough.
+        let fails = |k: &Case| {
+            k.input.shape == [2, c] && k.weight.is_some() && k.grad_output.as_ref().is_some_and(|g| g.shape == [2])
+        };
+        let s = shrink(&case, &fails, 20).unwrap();
+        assert!(s.case.input.to_f64().iter().all(|&v| v == 0.0));
+        assert_eq!(s.case.target.as_i64().unwrap(), &[0, 0]);
+        assert!(s.case.weight.unwrap().to_f64().iter().all(|&w| w == 1.0));
+        assert_eq!(s.case.grad_output.unwrap().to_f64(), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn probability_targets_that_were_distributions_stay_distributions() {
+        // Two positions of 4 classes: a distribution, and weights summing to 1.75.
+        let target = vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.25, 0.5];
+        let case = Case::new(
+            "p",
+            Tensor::float(DType::Float64, vec![2, 4], vec![0.0; 8]),
+            Tensor::float(DType::Float64, vec![2, 4], target),
+        );
+        let removed = apply(&case, &Edit::RemoveClasses(0, 2)).unwrap();
+        let t = removed.target.to_f64();
+        assert!(
+            (t[0] - 3.0 / 7.0).abs() < 1e-15 && (t[1] - 4.0 / 7.0).abs() < 1e-15,
+            "{t:?}"
+        );
+        assert_eq!(
+            t[2..],
+            [0.25, 0.5],
+            "a position that was not a distribution keeps its values"
+        );
+        // Normalising divides each position with a sum other than 1 (or 0) by it.
+        assert!(edits(&removed).contains(&Edit::NormaliseTargets));
+        let normalised = apply(&removed, &Edit::NormaliseTargets).unwrap();
+        assert_eq!(normalised.target.to_f64()[2..], [0.25 / 0.75, 0.5 / 0.75]);
+        assert_eq!(normalised.target.to_f64()[..2], t[..2]);
+        assert!(!edits(&normalised).contains(&Edit::NormaliseTargets));
+        // K-dim: classes of one position lie `inner` apart.
+        let t = Tensor::float(DType::Float32, vec![1, 2, 2], vec![1.0, 0.0, 3.0, 0.0]);
+        assert_eq!(position_sums(&t, 1), Some(vec![4.0, 0.0]));
+    }
+
+    #[test]
+    fn smoothing_steps_down_to_simple_values() {
+        let mut case = Case::new(
+            "e",
+            Tensor::float(DType::Float64, vec![1, 2], vec![0.0, 1.0]),
+            Tensor::int(DType::Int64, vec![1], vec![0]),
+        );
+        case.label_smoothing = 0.15746334059418476;
+        let s = shrink(&case, &|k: &Case| k.label_smoothing > 0.0, 100).unwrap();
+        assert_eq!(s.case.label_smoothing, 0.1);
+        case.label_smoothing = 0.01234;
+        let s = shrink(&case, &|k: &Case| k.label_smoothing > 0.0, 100).unwrap();
+        assert_eq!(s.case.label_smoothing, 0.01);
     }
 
     #[test]
