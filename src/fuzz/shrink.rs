@@ -4,21 +4,25 @@
 //!
 //! Values are simplified in bulk as well as one by one: a whole tensor, then
 //! its halves, quarters, … down to single elements are set to a simple value
-//! (logits and targets 0, weights and upstream gradients 1), so that a
-//! failure that needs a few elements of a long row (a −inf logit and a
-//! target) keeps those and loses the rest even where removing classes would
-//! move them; ε steps down to 0.5, 0.25, 0.1 or 0.01, and probability
+//! (logits and targets 0, weights and upstream gradients 1), so a failure
+//! that needs a few elements of a long row (a −inf logit, a target) keeps
+//! those and loses the rest, even where removing classes would move them to
+//! another SIMD lane. ε steps to 0.1, 0.25, 0.5 or 0.01, and probability
 //! targets that were distributions stay distributions when classes go.
 //!
 //! Every edit moves one way (smaller, or closer to a default), so the search
-//! ends. Edits are data and applied lazily, so a case with 100 000 classes costs a
-//! list of small edits, not 200 000 copies of itself. Chunks are tried largest
-//! first (halves, quarters, …), so the size falls fast; after an edit is
-//! kept the search goes on from there, not from the halves again (on a long
-//! row the halves that failed once mostly fail again, and retrying them after
-//! every step spent the whole budget on a row of 16 017 classes). Classes are
-//! also dropped least likely first (smallest logit), which keeps what the
-//! softmax is made of when the failure needs the row's large logits.
+//! ends. Edits are data and applied lazily, so a case with 100 000 classes
+//! costs a list of small edits, not 200 000 copies of itself. Coarse edits
+//! of every kind come before fine ones: removing half of the rows or
+//! classes, dropping an option or filling a whole tensor, then quarters, and
+//! so on (see `Order`), so the size falls fast and value edits are reached
+//! even when a long row's 22 000 fine chunks would outlast the budget. Blocks
+//! are powers of two, aligned, so removing one keeps the lane of every later
+//! index. After an edit is kept the search goes on from there, not from the
+//! halves again (on a long row the halves that failed once mostly fail
+//! again). Classes are also dropped least likely first (smallest logit),
+//! which keeps what the softmax is made of when the failure needs the row's
+//! large logits.
 
 use std::cmp::Reverse;
 
