@@ -200,9 +200,10 @@ impl Part {
 
 /// An edit's place in the search: its level (0 for a single edit, a whole
 /// tensor filled or half of something removed; then each halving one more),
-/// its kind, then larger chunks first, then position. Levels come first so that every kind of edit gets
-/// its coarse tries before any kind spends the budget on fine ones (a row of
-/// 11 009 classes has 22 000 chunks, more than the budget).
+/// its kind, then larger chunks first, then position. Levels come first so
+/// that every kind of edit gets its coarse tries before any kind spends the
+/// budget on fine ones (a row of 11 009 classes has 22 000 chunks, more than
+/// the budget).
 type Order = (u32, u8, usize, Reverse<usize>, usize);
 
 fn order(edit: &Edit, case: &Case) -> Order {
@@ -335,7 +336,8 @@ fn edits(case: &Case) -> Vec<Edit> {
     if probabilities || !case.target.dtype.is_float() {
         out.extend(fills(case, Part::Target));
     }
-    if probabilities && !is_normalised(&case.target, class_axis(case), |s| s > 0.0) {
+    let unnormalised = |t: &Tensor| to_normalise(t, class_axis(case)).is_some_and(|s| s.iter().any(Option::is_some));
+    if probabilities && unnormalised(&case.target) {
         out.push(Edit::NormaliseTargets);
     }
     out.extend(fills(case, Part::Weight));
@@ -466,16 +468,6 @@ fn position_sums(t: &Tensor, axis: usize) -> Option<Vec<f64>> {
         sums[o * inner + s] += v;
     }
     Some(sums)
-}
-
-/// Whether every position whose sum passes `counted` sums to 1.
-fn is_normalised(t: &Tensor, axis: usize, counted: impl Fn(f64) -> bool) -> bool {
-    let tolerance = sum_tolerance(t.dtype);
-    position_sums(t, axis).is_none_or(|sums| {
-        sums.iter()
-            .filter(|&&s| s.is_finite() && counted(s))
-            .all(|s| (s - 1.0).abs() <= tolerance)
-    })
 }
 
 /// Divides the probabilities of each position with `Some(sum)` by it,
