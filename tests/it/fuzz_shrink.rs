@@ -140,29 +140,24 @@ fn the_seed_31_case_with_a_lane_bug_shrinks_to_one_vector() {
     assert_eq!(judge(&run_rust(case)), Status::Passed);
 }
 
-/// Wrong wherever a logit is exactly 0: a fault the random cases never
-/// meet, but that the shrinker's value edits (logits set to 0) would.
+/// Wrong wherever a logit is exactly 0 (its gradient 1 too large): a fault
+/// the random cases never meet, but that the shrinker's value edits (logits
+/// set to 0) would.
 fn wrong_at_zero_logits(case: &Case) -> Outcome {
-    if !case.input.to_f64().contains(&0.0) {
-        return run_rust(case);
-    }
-    match run_rust(case) {
-        Outcome::Values {
-            loss,
-            grad_input,
-            grad_target,
-            named_grads,
-        } => {
-            let values = loss.to_f64().iter().map(|v| v + 1.0).collect();
-            Outcome::Values {
-                loss: ce_parity::tensor::Tensor::float(loss.dtype, loss.shape.clone(), values),
-                grad_input,
-                grad_target,
-                named_grads,
+    let mut outcome = run_rust(case);
+    if let Outcome::Values {
+        grad_input: Some(grad), ..
+    } = &mut outcome
+    {
+        if let Data::Float(values) = &mut grad.data {
+            for (g, x) in values.iter_mut().zip(case.input.to_f64()) {
+                if x == 0.0 {
+                    *g += 1.0;
+                }
             }
         }
-        other => other,
     }
+    outcome
 }
 
 #[test]
@@ -192,4 +187,45 @@ fn a_passing_case_is_never_shrunk_into_a_failing_one() {
     assert!(saved.unwrap().is_none());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     eprintln!("two refusals to shrink a passing case: {:?}", start.elapsed());
+}
+
+/// The lane bug, and a second bug in the input gradient at a logit of exactly 0.
+fn lane_bug_and_wrong_at_zero_logits(case: &Case) -> Outcome {
+    let lane = upper_lanes_mask_minus_inf(case);
+    let zero_bug = wrong_at_zero_logits(case);
+    match (lane, zero_bug) {
+        (
+            Outcome::Values { grad_target, .. },
+            Outcome::Values {
+                loss,
+                grad_input,
+                named_grads,
+                ..
+            },
+        ) => Outcome::Values {
+            loss,
+            grad_input,
+            grad_target,
+            named_grads,
+        },
+        (other, _) => other,
+    }
+}
+
+/// Setting logits to 0 would show the second bug; shrinking keeps to the
+/// disagreement it started from (the target gradient alone), so it never
+/// slips into the other one.
+#[test]
+fn shrinking_keeps_the_kind_of_disagreement() {
+    let found = fuzz::case(SEED, INDEX, &Surface::default());
+    let under_test: Implementation = &lane_bug_and_wrong_at_zero_logits;
+    let (status, original) = kind(&found, under_test);
+    assert_eq!(
+        (status, &original),
+        (Status::Failed, &Kind::Values(vec!["grad_target"]))
+    );
+    let shrunk = fuzz::minimise(&found, under_test, REFERENCE, BUDGET, Default::default()).unwrap();
+    assert_eq!(kind(&shrunk.case, under_test), (Status::Failed, original));
+    assert!(!shrunk.case.input.to_f64().contains(&0.0), "{:?}", shrunk.case.input);
+    assert_eq!(shrunk.case.input.shape, vec![1, LANES], "removing classes still works");
 }
