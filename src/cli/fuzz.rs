@@ -95,30 +95,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         outln!("… and {} more failures", summary.failures.len() - args.show)?;
     }
     for failure in summary.failures.iter().take(args.max_shrink) {
-        let case = fuzz::case(seed, failure.index, &config.surface);
-        let shrunk = fuzz::minimise(&case, under_test, reference, SHRINK_BUDGET, tolerance);
-        let note = fuzz::judge_case(&shrunk.case, under_test, reference, tolerance).note;
-        let description = format!(
-            "Found by `ce-parity fuzz --seed {seed} --surface {}` (case {}), shrunk in {} steps: {note}",
-            config.surface, failure.index, shrunk.steps
-        );
-        let path = fuzz::save_shrunk(
+        let index = failure.index;
+        let saved = fuzz::shrink_and_save(
+            &config,
+            index,
+            under_test,
+            reference,
+            SHRINK_BUDGET,
             &args.out,
-            seed,
-            failure.index,
-            &shrunk.case,
-            &reference(&shrunk.case),
             &producer(),
-            &description,
         );
-        match path {
-            Ok(path) => outln!(
-                "case {} shrunk to input {:?}: {}",
-                failure.index,
-                shrunk.case.input.shape,
-                path.display()
+        match saved {
+            Ok(Some(saved)) => outln!(
+                "case {index} shrunk to input {:?} ({} candidates tried): {}",
+                saved.shrunk.case.input.shape,
+                saved.shrunk.evaluations,
+                saved.path.display()
             )?,
-            Err(e) => outln!("case {}: cannot save the shrunk case: {e}", failure.index)?,
+            Ok(None) => outln!("case {index}: passes when run again; nothing saved")?,
+            Err(e) => outln!("case {index}: cannot save the shrunk case: {e}")?,
         }
     }
     if summary.run < cases && time_limit.is_some() {

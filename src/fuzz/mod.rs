@@ -25,9 +25,13 @@
 //! // Only cases with smoothing fail; shrinking keeps that and makes the case smaller.
 //! let first = fuzz::case(config.seed, summary.failures[0].index, &config.surface);
 //! assert!(first.label_smoothing > 0.0);
-//! let shrunk = fuzz::minimise(&first, under_test, reference, 500, config.tolerance).case;
+//! let shrunk = fuzz::minimise(&first, under_test, reference, 500, config.tolerance).unwrap().case;
 //! assert!(shrunk.label_smoothing > 0.0 && shrunk.input.numel() <= first.input.numel());
 //! assert_eq!(fuzz::judge_case(&shrunk, under_test, reference, config.tolerance).status, Status::Failed);
+//!
+//! // A case that passes has nothing to shrink.
+//! let passing = fuzz::case(config.seed, 0, &config.surface);
+//! assert!(fuzz::minimise(&passing, &run_rust, &run_rust, 500, config.tolerance).is_none());
 //! ```
 
 mod generate;
@@ -42,7 +46,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use generate::{case, case_rng};
-pub use save::save_shrunk;
+pub use save::{save_shrunk, shrink_and_save, SavedFailure};
 pub use shrink::{shrink, Shrunk};
 pub use surface::{Surface, SurfaceFeature, UnknownSurfaceFeature};
 
@@ -196,11 +200,12 @@ pub fn run(
 }
 
 /// The kind of a disagreement. Shrinking keeps it, so that one bug does not
-/// slip into another on the way (e.g. one rejection message into another).
+/// slip into another on the way (e.g. one rejection message into another, or
+/// a wrong gradient into a wrong loss).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Both compute; the numbers differ.
-    Values,
+    /// Both compute; these outputs (`"loss"`, `"grad_input"`, …) differ.
+    Values(Vec<&'static str>),
     /// Both reject; the messages differ. Holds the reference's message with
     /// digits removed, so sizes may shrink but the message may not change.
     Messages(String),
@@ -213,11 +218,23 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The kind of disagreement between two outcomes of one case.
-    pub fn of(under_test: &Outcome, reference: &Outcome) -> Kind {
+    /// The kind of disagreement between two outcomes of one case, whose
+    /// judgement is `report`.
+    pub fn of(under_test: &Outcome, reference: &Outcome, report: &CaseReport) -> Kind {
         let shape = |m: &str| m.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
         match (under_test, reference) {
-            (Outcome::Values { .. }, Outcome::Values { .. }) => Kind::Values,
+            (Outcome::Values { .. }, Outcome::Values { .. }) => {
+                let mut outputs: Vec<&'static str> = report
+                    .comparisons
+                    .iter()
+                    .flat_map(|c| &c.outputs)
+                    .filter(|o| !o.passed())
+                    .map(|o| o.output)
+                    .collect();
+                outputs.sort_unstable();
+                outputs.dedup();
+                Kind::Values(outputs)
+            }
             (Outcome::Error(_), Outcome::Error(r)) => Kind::Messages(shape(r)),
             (Outcome::Error(_), Outcome::Values { .. }) => Kind::UnderTestRejects,
             (Outcome::Values { .. }, Outcome::Error(r)) => Kind::ReferenceRejects(shape(r)),
@@ -226,20 +243,29 @@ impl Kind {
     }
 }
 
-/// Shrinks a failing case while the two sides still disagree in the same way.
+/// Shrinks a failing case while the two sides still disagree in the same
+/// way ([`Kind`]), trying at most `budget` candidates; None when the case
+/// does not fail (there is nothing to shrink, and no edit may turn a passing
+/// case into a failing one).
 pub fn minimise(
     case: &Case,
     under_test: Implementation,
     reference: Implementation,
     budget: usize,
     overrides: Overrides,
-) -> Shrunk {
-    let kind = |c: &Case| -> (Status, Kind) {
+) -> Option<Shrunk> {
+    let judged = |c: &Case| -> (Status, Kind) {
         let (actual, expected) = (run_guarded(under_test, c), run_guarded(reference, c));
-        let status = verdict(c, &actual, &expected, reference, runner::tolerance(c, overrides)).status;
-        (status, Kind::of(&actual, &expected))
+        let report = verdict(c, &actual, &expected, reference, runner::tolerance(c, overrides));
+        let kind = Kind::of(&actual, &expected, &report);
+        (report.status, kind)
     };
-    let original = kind(case).1;
-    let fails = |c: &Case| kind(c) == (Status::Failed, original.clone());
-    shrink(case, &fails, budget)
+    let (status, original) = judged(case);
+    if status != Status::Failed {
+        return None;
+    }
+    let fails = |c: &Case| judged(c) == (Status::Failed, original.clone());
+    let mut shrunk = shrink::search(case, &fails, budget.saturating_sub(1));
+    shrunk.evaluations += 1; // the case itself
+    Some(shrunk)
 }

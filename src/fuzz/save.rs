@@ -4,8 +4,57 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::{case, judge_case, minimise, Config, Shrunk};
 use crate::fixtures::{self, Case, Expected, Fixture};
-use crate::runner::Outcome;
+use crate::runner::{Implementation, Outcome};
+
+/// A failure of a run, shrunk and saved.
+#[derive(Clone, Debug)]
+pub struct SavedFailure {
+    /// The shrinking, with the shrunk case.
+    pub shrunk: Shrunk,
+    /// How the shrunk case fails, as `check` words it.
+    pub note: String,
+    /// The fixture written.
+    pub path: PathBuf,
+}
+
+/// What `ce-parity fuzz` does with a failure: regenerates case `index` of
+/// the run, shrinks it ([`minimise`], at most `budget` candidates) and saves
+/// it into `dir` with the reference's values ([`save_shrunk`]). None when the
+/// case does not fail (nothing is written).
+///
+/// # Errors
+/// As [`save_shrunk`].
+pub fn shrink_and_save(
+    config: &Config,
+    index: u64,
+    under_test: Implementation,
+    reference: Implementation,
+    budget: usize,
+    dir: &Path,
+    producer: &str,
+) -> io::Result<Option<SavedFailure>> {
+    let found = case(config.seed, index, &config.surface);
+    let Some(shrunk) = minimise(&found, under_test, reference, budget, config.tolerance) else {
+        return Ok(None);
+    };
+    let note = judge_case(&shrunk.case, under_test, reference, config.tolerance).note;
+    let description = format!(
+        "Found by `ce-parity fuzz --seed {} --surface {}` (case {index}), shrunk in {} steps: {note}",
+        config.seed, config.surface, shrunk.steps
+    );
+    let path = save_shrunk(
+        dir,
+        config.seed,
+        index,
+        &shrunk.case,
+        &reference(&shrunk.case),
+        producer,
+        &description,
+    )?;
+    Ok(Some(SavedFailure { shrunk, note, path }))
+}
 
 /// Writes `case` into a new file `seed{seed}-case{index}[-k].json` in `dir`
 /// (created if needed) with `reference` recorded as `expected`, and returns

@@ -57,7 +57,8 @@ fn catches_and_shrinks(reference: Implementation) -> Case {
         assert!(case.label_smoothing > 0.0, "case {}: {}", f.index, f.note);
     }
     let first = fuzz::case(42, summary.failures[0].index, &Surface::default());
-    let shrunk = fuzz::minimise(&first, under_test, reference, 2000, Default::default());
+    let shrunk =
+        fuzz::minimise(&first, under_test, reference, 2000, Default::default()).expect("the first failure fails");
     let (rows, classes) = rows_and_classes(&shrunk.case);
     assert!(
         rows <= 2 && (2..=3).contains(&classes),

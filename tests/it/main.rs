@@ -15,6 +15,7 @@ mod errors;
 mod explain;
 mod fixtures;
 mod fuzz;
+mod fuzz_shrink;
 mod hostile;
 mod kit;
 #[cfg(feature = "torch")]
