@@ -11,11 +11,11 @@ use ce_parity::tensor::Tensor;
 
 const ARTICLE: &str = "fixtures/article.json";
 
-fn suite(path: &str) -> Vec<(String, Fixture)> {
+pub fn suite(path: &str) -> Vec<(String, Fixture)> {
     vec![(path.to_string(), fixtures::bundled_file(path).unwrap().unwrap())]
 }
 
-fn tensor(floats: Floats) -> Tensor {
+pub fn tensor(floats: Floats) -> Tensor {
     let shape = floats.shape.to_vec();
     if floats.dtype.is_float() {
         Tensor::float(floats.dtype, shape, floats.values.to_vec())
@@ -26,7 +26,7 @@ fn tensor(floats: Floats) -> Tensor {
 }
 
 /// The view turned back into a case, as a user would build their own tensors from it.
-fn case_of(view: &CaseView) -> Case {
+pub fn case_of(view: &CaseView) -> Case {
     let target = match view.target {
         Targets::Classes { dtype, shape, classes } => Tensor::int(dtype, shape.to_vec(), classes.to_vec()),
         Targets::Probabilities(p) => tensor(p),
@@ -41,7 +41,7 @@ fn case_of(view: &CaseView) -> Case {
     }
 }
 
-fn answer_of(outcome: Outcome) -> Answer {
+pub fn answer_of(outcome: Outcome) -> Answer {
     match outcome {
         Outcome::Values {
             loss,
@@ -60,7 +60,7 @@ fn answer_of(outcome: Outcome) -> Answer {
 }
 
 /// This crate's own loss, wrapped as a user's implementation.
-fn crate_loss(view: &CaseView) -> Answer {
+pub fn crate_loss(view: &CaseView) -> Answer {
     answer_of(run_rust(&case_of(view)))
 }
 

@@ -16,6 +16,7 @@ mod fixtures;
 mod fuzz;
 mod hostile;
 mod kit;
+mod kit_report;
 #[cfg(feature = "torch")]
 mod libtorch;
 mod manners;
