@@ -128,10 +128,11 @@ where
         label_smoothing: case.label_smoothing,
         grad_output: case.grad_output.as_ref().and_then(|g| g.to_f64().first().copied()),
     };
-    let answer = match call(options, || implementation(&view)) {
-        Ok(answer) => answer,
-        Err(made) => return made,
-    };
+    call(options, || implementation(&view), |answer| made_of_answer(answer, case))
+}
+
+/// Your step's answer as the runner's outcome, in the embeddings' dtype.
+fn made_of_answer(answer: ClipStepAnswer, case: &Case) -> Made {
     let dtype: DType = case.input.dtype;
     match answer {
         ClipStepAnswer::Unsupported(why) => Made::Skipped(why),

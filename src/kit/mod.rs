@@ -137,10 +137,7 @@ where
             if let Some(why) = options.supports.reason_to_skip_view(case, &view) {
                 return Made::Skipped(why);
             }
-            match call(options, || implementation(&view)) {
-                Ok(answer) => made_of(answer, case),
-                Err(made) => made,
-            }
+            call(options, || implementation(&view), |answer| made_of(answer, case))
         },
     )
 }
@@ -183,8 +180,7 @@ fn made_of(answer: Answer, case: &Case) -> Made {
     let tensor = |what: &str, i: usize, values: Vec<f64>, shape: &[usize]| {
         let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if numel != Some(values.len()) {
-            let note = format!("your {what} has {} value(s) for shape {shape:?}", values.len());
-            return Err(Made::Failed(Kind::Malformed, note));
+            return Err(format!("your {what} has {} value(s) for shape {shape:?}", values.len()));
         }
         Ok(Tensor::float(dtype(i), shape.to_vec(), values))
     };
@@ -203,6 +199,6 @@ fn made_of(answer: Answer, case: &Case) -> Made {
     })();
     match outcome {
         Ok(outcome) => Made::Outcome(outcome),
-        Err(made) => made,
+        Err(note) => Made::Failed(Kind::Malformed, note),
     }
 }

@@ -46,18 +46,16 @@ pub(super) fn run_cases(
     Report { cases }
 }
 
-/// Calls the implementation; a panic fails the case, or is its rejection
-/// under [`Options::panics_as_rejections`].
-pub(super) fn call<A>(options: &Options, implementation: impl FnOnce() -> A) -> Result<A, Made> {
+/// Calls the implementation and makes its answer into `Made` with `then`;
+/// a panic fails the case, or is its rejection under
+/// [`Options::panics_as_rejections`].
+pub(super) fn call<A>(options: &Options, implementation: impl FnOnce() -> A, then: impl FnOnce(A) -> Made) -> Made {
     let quiet = options.panics_as_rejections;
-    guarded(quiet, implementation).map_err(|message| {
-        let message = format!("panicked: {message}");
-        if quiet {
-            Made::Outcome(Outcome::Error(message))
-        } else {
-            Made::Failed(Kind::Panicked, format!("the implementation {message}"))
-        }
-    })
+    match guarded(quiet, implementation) {
+        Ok(answer) => then(answer),
+        Err(message) if quiet => Made::Outcome(Outcome::Error(format!("panicked: {message}"))),
+        Err(message) => Made::Failed(Kind::Panicked, format!("the implementation panicked: {message}")),
+    }
 }
 
 /// The tolerance a case is judged with: the option's, else assert_close's
