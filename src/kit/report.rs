@@ -124,6 +124,10 @@ pub struct CaseResult {
     pub yours_error: Option<String>,
     /// The first line of libtorch's recorded error, when it rejects the case.
     pub libtorch_error: Option<String>,
+    /// Your loss, when you computed one (also where libtorch rejects).
+    pub yours_loss: Option<Tensor>,
+    /// libtorch's recorded loss, when it computed one (also where you reject).
+    pub libtorch_loss: Option<Tensor>,
     /// `check`'s report: the case's name, status, comparisons and note.
     /// `yours` names the implementation under test and `expected`
     /// libtorch's recorded result (e.g. `yours vs expected: loss: …`).
@@ -308,8 +312,18 @@ fn example(f: &mut fmt::Formatter<'_>, case: &CaseResult) -> fmt::Result {
             }
             Ok(())
         }
-        Kind::YouReject => writeln!(f, "      yours: {:?}", case.yours_error.as_deref().unwrap_or("")),
-        Kind::YouCompute => writeln!(f, "      libtorch: {:?}", case.libtorch_error.as_deref().unwrap_or("")),
+        Kind::YouReject => writeln!(
+            f,
+            "      yours: {:?}; libtorch's loss: {}",
+            case.yours_error.as_deref().unwrap_or(""),
+            values(case.libtorch_loss.as_ref())
+        ),
+        Kind::YouCompute => writeln!(
+            f,
+            "      your loss: {}; libtorch: {:?}",
+            values(case.yours_loss.as_ref()),
+            case.libtorch_error.as_deref().unwrap_or("")
+        ),
         Kind::RejectionDiffers => writeln!(
             f,
             "      yours: {:?}, libtorch: {:?}",
@@ -317,6 +331,24 @@ fn example(f: &mut fmt::Formatter<'_>, case: &CaseResult) -> fmt::Result {
             case.libtorch_error.as_deref().unwrap_or("")
         ),
         _ => writeln!(f, "      {}", case.report.note),
+    }
+}
+
+/// A tensor's first values, for a line of text.
+pub(crate) fn values(tensor: Option<&Tensor>) -> String {
+    let Some(tensor) = tensor else {
+        return "none".into();
+    };
+    let shown: Vec<String> = tensor
+        .to_f64()
+        .iter()
+        .take(4)
+        .map(|&v| shortest(v, tensor.dtype))
+        .collect();
+    let more = if tensor.numel() > 4 { ", …" } else { "" };
+    match tensor.shape.as_slice() {
+        [] => shown.join(""),
+        shape => format!("[{}{more}] (shape {shape:?})", shown.join(", ")),
     }
 }
 

@@ -83,6 +83,11 @@ fn judge(file: &str, case: &Case, made: Made, options: &Options) -> CaseResult {
         outputs: Vec::new(),
         yours_error: None,
         libtorch_error,
+        yours_loss: None,
+        libtorch_loss: match recorded {
+            Some(Recorded::Values { loss, .. }) => Some(loss.clone()),
+            _ => None,
+        },
         report: unjudged(case, Status::Skipped, String::new()),
         gradient_checked: false,
     };
@@ -98,6 +103,9 @@ fn judge(file: &str, case: &Case, made: Made, options: &Options) -> CaseResult {
             return result;
         }
     };
+    if let Outcome::Values { loss, .. } = &outcome {
+        result.yours_loss = Some(loss.clone());
+    }
     // A rejection of a case libtorch rejects is judged as libtorch's own
     // when the options take it as the same one.
     let mut reworded = false;

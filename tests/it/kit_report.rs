@@ -37,6 +37,13 @@ fn recorded(case: &Case) -> (Tensor, Tensor) {
     }
 }
 
+fn recorded_loss(case: &Case) -> Option<Tensor> {
+    match &case.expected.as_ref()?.result {
+        Recorded::Values { loss, .. } => Some(loss.clone()),
+        Recorded::Error(_) => None,
+    }
+}
+
 fn rejected_by_libtorch(case: &Case) -> bool {
     matches!(&case.expected, Some(e) if matches!(e.result, Recorded::Error(_)))
 }
@@ -244,11 +251,23 @@ fn kit_groups_failures_by_kind_dtype_and_features_and_counts_passes_by_rejection
     for group in &groups {
         let first = group.cases[0];
         let example = match group.kind {
-            Kind::YouReject => "      yours: \"weights are not supported\"".to_string(),
-            Kind::YouCompute => format!("      libtorch: {:?}", first.libtorch_error.as_deref().unwrap()),
+            Kind::YouReject => {
+                let loss = first.libtorch_loss.as_ref().unwrap();
+                assert_eq!(Some(loss), recorded_loss(case(&fixtures, first.name())).as_ref());
+                assert!(first.yours_loss.is_none());
+                "      yours: \"weights are not supported\"; libtorch's loss: ".to_string()
+            }
+            Kind::YouCompute => {
+                assert_eq!(first.yours_loss.as_ref().unwrap().to_f64(), [0.0]);
+                assert!(first.libtorch_loss.is_none());
+                format!(
+                    "      your loss: 0; libtorch: {:?}",
+                    first.libtorch_error.as_deref().unwrap()
+                )
+            }
             other => panic!("unexpected {other}"),
         };
-        let expected = format!("  {group}\n    e.g. {}: {}\n{example}\n", first.file, first.name());
+        let expected = format!("  {group}\n    e.g. {}: {}\n{example}", first.file, first.name());
         assert!(listing.contains(&expected), "{expected}\n{listing}");
     }
     assert!(
