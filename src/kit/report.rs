@@ -147,6 +147,39 @@ impl CaseResult {
         self.report.status.clone()
     }
 
+    /// What you answered and what libtorch recorded, each in a few words,
+    /// where they differ most: for differing values, the worst element of
+    /// the first output that fails (with the float64 answer there, when
+    /// there is one); for a one-sided rejection, the message and the other
+    /// side's loss. `None` for a case that did not fail.
+    pub fn sides(&self) -> Option<(String, String)> {
+        let message = |m: &Option<String>| format!("{:?}", m.as_deref().unwrap_or(""));
+        Some(match self.kind {
+            Kind::ValuesDiffer => {
+                let output = self.outputs.iter().find(|o| !o.passed())?;
+                let Some(worst) = output.worst() else {
+                    let (a, b) = &output.difference.difference.shape_mismatch.as_ref()?;
+                    return Some((format!("{} shaped {a:?}", output.output), format!("shaped {b:?}")));
+                };
+                let index: Vec<String> = worst.index.iter().map(usize::to_string).collect();
+                let dtype = output.recorded.dtype;
+                let float64 = output
+                    .float64_at(&worst.index)
+                    .map(|e| format!(" (float64 {e:.9})"))
+                    .unwrap_or_default();
+                (
+                    format!("{}[{}] = {}", output.output, index.join(", "), shortest(worst.actual, dtype)),
+                    format!("{}{float64}", shortest(worst.expected, dtype)),
+                )
+            }
+            Kind::YouReject => (message(&self.yours_error), values(self.libtorch_loss.as_ref())),
+            Kind::YouCompute => (values(self.yours_loss.as_ref()), message(&self.libtorch_error)),
+            Kind::RejectionDiffers => (message(&self.yours_error), message(&self.libtorch_error)),
+            Kind::Panicked | Kind::Malformed => (self.report.note.clone(), values(self.libtorch_loss.as_ref())),
+            Kind::Agrees | Kind::BothReject | Kind::Skipped => return None,
+        })
+    }
+
     /// The output named `output`, if both sides computed it.
     pub fn output(&self, output: &str) -> Option<&OutputResult> {
         self.outputs.iter().find(|o| o.output == output)
@@ -335,7 +368,7 @@ fn example(f: &mut fmt::Formatter<'_>, case: &CaseResult) -> fmt::Result {
 }
 
 /// A tensor's first values, for a line of text.
-pub(crate) fn values(tensor: Option<&Tensor>) -> String {
+fn values(tensor: Option<&Tensor>) -> String {
     let Some(tensor) = tensor else {
         return "none".into();
     };
