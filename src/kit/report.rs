@@ -168,7 +168,12 @@ impl CaseResult {
                     .map(|e| format!(" (float64 {e:.9})"))
                     .unwrap_or_default();
                 (
-                    format!("{}[{}] = {}", output.output, index.join(", "), shortest(worst.actual, dtype)),
+                    format!(
+                        "{}[{}] = {}",
+                        output.output,
+                        index.join(", "),
+                        shortest(worst.actual, dtype)
+                    ),
                     format!("{}{float64}", shortest(worst.expected, dtype)),
                 )
             }

@@ -164,6 +164,13 @@ fn kit_report_names_the_wrong_gradient_element_with_both_values_and_the_float64_
     );
     assert!(listing.contains(&line), "{line}\n{listing}");
     assert!(!listing.contains("loss at"), "{listing}");
+    let (yours, libtorch) = result.sides().unwrap();
+    assert_eq!(yours, format!("grad_input[1, 1] = {}", worst.actual as f32));
+    assert_eq!(
+        libtorch,
+        format!("{} (float64 {:.9})", worst.expected as f32, exact.to_f64()[4])
+    );
+    assert_eq!(report.case(name).unwrap().sides(), Some((yours, libtorch)));
 }
 
 #[test]
@@ -255,6 +262,11 @@ fn kit_groups_failures_by_kind_dtype_and_features_and_counts_passes_by_rejection
                 let loss = first.libtorch_loss.as_ref().unwrap();
                 assert_eq!(Some(loss), recorded_loss(case(&fixtures, first.name())).as_ref());
                 assert!(first.yours_loss.is_none());
+                let (yours, theirs) = first.sides().unwrap();
+                assert_eq!(yours, "\"weights are not supported\"");
+                // libtorch's 0-d loss, in the fewest digits that give it back in its dtype.
+                let shown: f64 = theirs.parse().unwrap();
+                assert_eq!(loss.dtype.round(shown), loss.to_f64()[0], "{theirs}");
                 "      yours: \"weights are not supported\"; libtorch's loss: ".to_string()
             }
             Kind::YouCompute => {
