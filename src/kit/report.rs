@@ -150,10 +150,10 @@ impl CaseResult {
     /// What you answered and what libtorch recorded, each in a few words,
     /// where they differ most: for differing values, the worst element of
     /// the first output that fails (with the float64 answer there, when
-    /// there is one); for a one-sided rejection, the message and the other
-    /// side's loss. `None` for a case that did not fail.
+    /// there is one); for a rejection, the message's first line (quoted),
+    /// and the other side's loss. `None` for a case that did not fail.
     pub fn sides(&self) -> Option<(String, String)> {
-        let message = |m: &Option<String>| format!("{:?}", m.as_deref().unwrap_or(""));
+        let message = |m: &Option<String>| format!("{:?}", m.as_deref().unwrap_or("").lines().next().unwrap_or(""));
         Some(match self.kind {
             Kind::ValuesDiffer => {
                 let output = self.outputs.iter().find(|o| !o.passed())?;
@@ -167,13 +167,13 @@ impl CaseResult {
                     .float64_at(&worst.index)
                     .map(|e| format!(" (float64 {e:.9})"))
                     .unwrap_or_default();
+                let at = if index.is_empty() {
+                    String::new()
+                } else {
+                    format!("[{}]", index.join(", "))
+                };
                 (
-                    format!(
-                        "{}[{}] = {}",
-                        output.output,
-                        index.join(", "),
-                        shortest(worst.actual, dtype)
-                    ),
+                    format!("{}{at} = {}", output.output, shortest(worst.actual, dtype)),
                     format!("{}{float64}", shortest(worst.expected, dtype)),
                 )
             }
@@ -306,7 +306,8 @@ impl Report {
     }
 }
 
-/// Failed cases of one kind, input dtype and feature set.
+/// Failed cases of one kind, input dtype and feature set; displayed as
+/// `kind — dtype; features`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailureGroup<'a> {
     /// How they failed.
@@ -330,13 +331,7 @@ impl fmt::Display for FailureGroup<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        write!(
-            f,
-            "{} — {}; {features}: {} case(s)",
-            self.kind,
-            self.dtype,
-            self.cases.len()
-        )
+        write!(f, "{} — {}; {features}", self.kind, self.dtype)
     }
 }
 
@@ -350,24 +345,15 @@ fn example(f: &mut fmt::Formatter<'_>, case: &CaseResult) -> fmt::Result {
             }
             Ok(())
         }
-        Kind::YouReject => writeln!(
-            f,
-            "      yours: {:?}; libtorch's loss: {}",
-            case.yours_error.as_deref().unwrap_or(""),
-            values(case.libtorch_loss.as_ref())
-        ),
-        Kind::YouCompute => writeln!(
-            f,
-            "      your loss: {}; libtorch: {:?}",
-            values(case.yours_loss.as_ref()),
-            case.libtorch_error.as_deref().unwrap_or("")
-        ),
-        Kind::RejectionDiffers => writeln!(
-            f,
-            "      yours: {:?}, libtorch: {:?}",
-            case.yours_error.as_deref().unwrap_or(""),
-            case.libtorch_error.as_deref().unwrap_or("")
-        ),
+        Kind::YouReject | Kind::YouCompute | Kind::RejectionDiffers => {
+            let (yours, libtorch) = case.sides().unwrap_or_default();
+            let (yours_are, libtorch_is) = match case.kind {
+                Kind::YouReject => ("yours", "libtorch's loss"),
+                Kind::YouCompute => ("your loss", "libtorch"),
+                _ => ("yours", "libtorch"),
+            };
+            writeln!(f, "      {yours_are}: {yours}; {libtorch_is}: {libtorch}")
+        }
         _ => writeln!(f, "      {}", case.report.note),
     }
 }
@@ -449,7 +435,7 @@ impl fmt::Display for Report {
             writeln!(f, "failures, by kind, dtype and features:")?;
         }
         for group in groups.iter().take(LISTED) {
-            writeln!(f, "  {group}")?;
+            writeln!(f, "  {group}: {} case(s)", group.cases.len())?;
             example(f, group.cases[0])?;
         }
         if groups.len() > LISTED {

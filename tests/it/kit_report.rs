@@ -215,7 +215,8 @@ fn kit_groups_failures_by_kind_dtype_and_features_and_counts_passes_by_rejection
     // A library that mistakenly rejects weights and computes any smoothing ε.
     let adapter = |view: &CaseView| {
         if view.weight.is_some() {
-            Answer::rejected("weights are not supported")
+            // A message with a backtrace after it, as candle's errors carry.
+            Answer::rejected("weights are not supported\n   0: mylib::loss")
         } else if view.label_smoothing > 1.0 {
             Answer::scalar(0.0)
         } else {
@@ -255,6 +256,7 @@ fn kit_groups_failures_by_kind_dtype_and_features_and_counts_passes_by_rejection
         }
     }
     let listing = report.to_string();
+    assert!(!listing.contains("mylib::loss"), "{listing}");
     for group in &groups {
         let first = group.cases[0];
         let example = match group.kind {
@@ -264,6 +266,10 @@ fn kit_groups_failures_by_kind_dtype_and_features_and_counts_passes_by_rejection
                 assert!(first.yours_loss.is_none());
                 let (yours, theirs) = first.sides().unwrap();
                 assert_eq!(yours, "\"weights are not supported\"");
+                assert_eq!(
+                    first.yours_error.as_deref(),
+                    Some("weights are not supported\n   0: mylib::loss")
+                );
                 // libtorch's 0-d loss, in the fewest digits that give it back in its dtype.
                 let shown: f64 = theirs.parse().unwrap();
                 assert_eq!(loss.dtype.round(shown), loss.to_f64()[0], "{theirs}");
@@ -279,7 +285,12 @@ fn kit_groups_failures_by_kind_dtype_and_features_and_counts_passes_by_rejection
             }
             other => panic!("unexpected {other}"),
         };
-        let expected = format!("  {group}\n    e.g. {}: {}\n{example}", first.file, first.name());
+        let n = group.cases.len();
+        let expected = format!(
+            "  {group}: {n} case(s)\n    e.g. {}: {}\n{example}",
+            first.file,
+            first.name()
+        );
         assert!(listing.contains(&expected), "{expected}\n{listing}");
     }
     assert!(
