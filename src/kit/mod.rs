@@ -23,6 +23,12 @@
 //! `Display` groups the failures by [`Kind`], dtype and features with one
 //! example each.
 //!
+//! [`Options`] narrow the run ([`Options::case`], [`Options::file`]), ask
+//! for matching rejection messages ([`Options::same_error_messages`],
+//! [`Options::rejections_match`]), and turn panics into rejections
+//! ([`Options::panics_as_rejections`]). [`Supports::skip_when`] skips cases
+//! by any condition on the [`CaseView`].
+//!
 //! A CLIP-step implementation (OpenCLIP's loss from embeddings with a
 //! learnable logit_scale) is checked the same way with
 //! [`check_bundled_clip_steps`]: a [`ClipStepView`] in, a [`ClipStepAnswer`]
