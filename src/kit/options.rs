@@ -58,7 +58,8 @@ impl Options {
 
     /// When on, a rejection passes only if its first line is libtorch's.
     /// Off by default: rejecting what libtorch rejects is enough, since
-    /// libraries word their errors differently.
+    /// libraries word their errors differently. Off also drops a rule given
+    /// to [`rejections_match`](Self::rejections_match).
     pub fn same_error_messages(self, on: bool) -> Options {
         if on {
             self.rejections_match(|libtorch, yours| yours.lines().next().unwrap_or("").trim_end() == libtorch)
