@@ -512,3 +512,62 @@ fn kit_runs_integer_input_cases_and_fails_a_reduced_loss_shaped_one() {
     assert_eq!(report.case("article/smoothing_0.1/none").unwrap().kind, Kind::Agrees);
     assert!(report.to_string().contains("use Answer::scalar") || report.to_string().contains("answer Answer::scalar"));
 }
+
+/// The CLIP-step kit runs through the same loop: its named gradients are
+/// outputs of the report, each with its own worst element.
+#[test]
+fn kit_reports_a_clip_steps_named_gradients_output_by_output() {
+    use ce_parity::kit::{ClipStepAnswer, ClipStepView};
+    use ce_parity::loss::{clip_step, View};
+    // The crate's step with the image gradient's second element off by 0.5.
+    let nudged = |case: &ClipStepView| {
+        let (i, t) = (case.image_embeds, case.text_embeds);
+        match clip_step(
+            View::new(i.values, i.shape),
+            View::new(t.values, t.shape),
+            case.logit_scale,
+            case.label_smoothing,
+            case.grad_output,
+        ) {
+            Ok(s) => {
+                let mut grad_image_embeds = s.grad_image_embeds;
+                if grad_image_embeds.len() > 1 {
+                    grad_image_embeds[1] += 0.5;
+                }
+                ClipStepAnswer::Computed {
+                    loss: s.loss,
+                    grad_image_embeds,
+                    grad_text_embeds: s.grad_text_embeds,
+                    grad_logit_scale: s.grad_logit_scale,
+                }
+            }
+            Err(e) => ClipStepAnswer::Rejected(e.to_string()),
+        }
+    };
+    let fixtures = suite("fixtures/clip_step.json");
+    let report = kit::check_clip_steps(nudged, &fixtures, None);
+    let failed: Vec<_> = report.of_kind(Kind::ValuesDiffer).collect();
+    assert!(failed.len() >= 20, "{report}");
+    for result in failed {
+        let image = result.output("grad_image_embeds").unwrap();
+        assert!(!image.passed());
+        let worst = image.worst().unwrap();
+        let d = image.recorded.shape[1];
+        assert_eq!(worst.index, [1 / d, 1 % d], "{}", result.name());
+        let recorded = match &case(&fixtures, result.name()).expected.as_ref().unwrap().result {
+            Recorded::Values { named_grads, .. } => named_grads
+                .iter()
+                .find(|(n, _)| *n == "grad_image_embeds")
+                .unwrap()
+                .1
+                .clone(),
+            Recorded::Error(e) => panic!("{e}"),
+        };
+        assert_eq!(image.recorded, recorded);
+        assert_eq!(worst.expected, recorded.to_f64()[1]);
+        assert!((worst.actual - worst.expected - 0.5).abs() < 1e-2, "{worst:?}");
+        for other in ["loss", "grad_text_embeds", "grad_logit_scale"] {
+            assert!(result.output(other).unwrap().passed(), "{}: {other}", result.name());
+        }
+    }
+}
