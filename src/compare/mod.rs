@@ -66,15 +66,32 @@ pub struct Float64Answer<'a> {
 }
 
 impl Float64Answer<'_> {
-    /// Whether `x` is an acceptable rounding of element `i` of the exact answer:
-    /// within `atol + rtol·(|e| + b) + b`, with b the allowance. Non-finite
-    /// values must match exactly.
-    pub fn accepts(&self, i: usize, x: f64, tolerance: Tolerance) -> bool {
+    /// How far from element `i` of the exact answer an acceptable rounding
+    /// may land: `atol + rtol·(|e| + b) + b`, with e the exact value and b
+    /// libtorch's rounding allowance there.
+    ///
+    /// ```
+    /// use ce_parity::compare::{Float64Answer, Tolerance};
+    ///
+    /// let answer = Float64Answer { exact: &[-2.0], allowance: &[1e-6] };
+    /// let tolerance = Tolerance { rtol: 1e-3, atol: 1e-5 };
+    /// let allowed = answer.allowed(0, tolerance);
+    /// assert!((allowed - (1e-5 + 1e-3 * (2.0 + 1e-6) + 1e-6)).abs() < 1e-18);
+    /// ```
+    pub fn allowed(&self, i: usize, tolerance: Tolerance) -> f64 {
         let (e, b) = (self.exact[i], self.allowance[i]);
+        tolerance.atol + tolerance.rtol * (e.abs() + b) + b
+    }
+
+    /// Whether `x` is an acceptable rounding of element `i` of the exact
+    /// answer: within [`allowed`](Self::allowed) of it. Non-finite values
+    /// must match exactly.
+    pub fn accepts(&self, i: usize, x: f64, tolerance: Tolerance) -> bool {
+        let e = self.exact[i];
         if x.is_nan() || e.is_nan() || x.is_infinite() || e.is_infinite() {
             return tolerance.close(x, e);
         }
-        (x - e).abs() <= tolerance.atol + tolerance.rtol * (e.abs() + b) + b
+        (x - e).abs() <= self.allowed(i, tolerance)
     }
 }
 

@@ -2,12 +2,11 @@
 //! (OpenCLIP's loss from embeddings with a learnable logit_scale) run through
 //! your function and judged against libtorch's recorded loss and gradients.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use super::{panic_note, unjudged, CaseResult, Floats, Report};
+use super::run::{call, run_cases, Made};
+use super::{Floats, Kind, Options, Report};
 use crate::compare::Tolerance;
-use crate::fixtures::{self, Case, Fixture, FixtureError, LossKind, Recorded, CLIP_STEP_GRADS};
-use crate::runner::{first_line, run_rust, verdict, Outcome, Status};
+use crate::fixtures::{self, Case, Fixture, FixtureError, LossKind, CLIP_STEP_GRADS};
+use crate::runner::Outcome;
 use crate::tensor::{DType, Tensor};
 
 /// One CLIP step, as plain `f64` values (exact in the case's dtype):
@@ -92,70 +91,52 @@ pub fn check_clip_steps<F>(implementation: F, fixtures: &[(String, Fixture)], to
 where
     F: Fn(&ClipStepView<'_>) -> ClipStepAnswer,
 {
-    let cases = fixtures
-        .iter()
-        .flat_map(|(file, fixture)| fixture.cases.iter().map(move |case| (file, case)))
-        .filter_map(|(file, case)| match case.loss {
-            LossKind::ClipStep { logit_scale } => Some((file, case, logit_scale)),
-            _ => None,
-        })
-        .map(|(file, case, logit_scale)| {
-            let report = judge(&implementation, case, logit_scale, tolerance);
-            let gradient_checked = report
-                .comparisons
-                .iter()
-                .any(|c| c.outputs.iter().any(|o| o.output != "loss"));
-            CaseResult {
-                file: file.clone(),
-                report,
-                gradient_checked,
-            }
-        })
-        .collect();
-    Report { cases }
+    let options = match tolerance {
+        Some(tolerance) => Options::new().tolerance(tolerance),
+        None => Options::new(),
+    };
+    let is_step = |case: &Case| matches!(case.loss, LossKind::ClipStep { .. });
+    run_cases(fixtures, &options, is_step, |case| {
+        let LossKind::ClipStep { logit_scale } = case.loss else {
+            return Made::Skipped("not a clip_step case".into());
+        };
+        made_of(&implementation, case, logit_scale, &options)
+    })
 }
 
-fn judge<F>(
-    implementation: &F,
-    case: &Case,
-    logit_scale: f64,
-    tolerance: Option<Tolerance>,
-) -> crate::runner::CaseReport
+/// What `implementation` made of one CLIP step.
+fn made_of<F>(implementation: &F, case: &Case, logit_scale: f64, options: &Options) -> Made
 where
     F: Fn(&ClipStepView<'_>) -> ClipStepAnswer,
 {
-    let floats = |t: &'_ Tensor| -> Option<Vec<f64>> { t.as_f64().map(<[f64]>::to_vec) };
-    let (Some(image), Some(text)) = (floats(&case.input), floats(&case.target)) else {
-        return unjudged(case, Status::Skipped, "embeddings are not floating".into());
+    let (Some(image), Some(text)) = (case.input.as_f64(), case.target.as_f64()) else {
+        return Made::Skipped("embeddings are not floating".into());
     };
     let view = ClipStepView {
         name: &case.name,
         image_embeds: Floats {
             dtype: case.input.dtype,
             shape: &case.input.shape,
-            values: &image,
+            values: image,
         },
         text_embeds: Floats {
             dtype: case.target.dtype,
             shape: &case.target.shape,
-            values: &text,
+            values: text,
         },
         logit_scale,
         label_smoothing: case.label_smoothing,
         grad_output: case.grad_output.as_ref().and_then(|g| g.to_f64().first().copied()),
     };
-    let answer = match catch_unwind(AssertUnwindSafe(|| implementation(&view))) {
-        Ok(answer) => answer,
-        Err(payload) => return unjudged(case, Status::Failed, panic_note(&*payload)),
-    };
+    call(options, || implementation(&view), |answer| made_of_answer(answer, case))
+}
+
+/// Your step's answer as the runner's outcome, in the embeddings' dtype.
+fn made_of_answer(answer: ClipStepAnswer, case: &Case) -> Made {
     let dtype: DType = case.input.dtype;
-    let outcome = match answer {
-        ClipStepAnswer::Unsupported(why) => return unjudged(case, Status::Skipped, why),
-        // Any rejection of a case libtorch rejects counts as the same one.
-        ClipStepAnswer::Rejected(yours) => match case.expected.as_ref().map(|e| &e.result) {
-            Some(Recorded::Error(theirs)) => Outcome::Error(theirs.clone()),
-            _ => Outcome::Error(first_line(&yours)),
-        },
+    match answer {
+        ClipStepAnswer::Unsupported(why) => Made::Skipped(why),
+        ClipStepAnswer::Rejected(yours) => Made::Outcome(Outcome::Error(yours)),
         ClipStepAnswer::Computed {
             loss,
             grad_image_embeds,
@@ -168,11 +149,11 @@ where
             ] {
                 if values.len() != shape.iter().product::<usize>() {
                     let note = format!("your {what} has {} value(s) for shape {shape:?}", values.len());
-                    return unjudged(case, Status::Failed, note);
+                    return Made::Failed(Kind::Malformed, note);
                 }
             }
             let [image_name, text_name, scale_name] = CLIP_STEP_GRADS;
-            Outcome::Values {
+            Made::Outcome(Outcome::Values {
                 loss: Tensor::float(dtype, vec![], vec![loss]),
                 grad_input: None,
                 grad_target: None,
@@ -187,11 +168,7 @@ where
                     ),
                     (scale_name, Tensor::float(dtype, vec![], vec![grad_logit_scale])),
                 ],
-            }
+            })
         }
-    };
-    let tolerance = tolerance.unwrap_or_else(|| Tolerance::default_for(dtype));
-    let mut report = verdict(case, &outcome, None, run_rust, tolerance);
-    report.claims.clear();
-    report
+    }
 }

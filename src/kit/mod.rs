@@ -12,9 +12,22 @@
 //! Each case is compared with the values libtorch recorded for it, with
 //! `torch.testing.assert_close`'s tolerance for the case's dtype
 //! ([`Tolerance::default_for`]) unless [`Options::tolerance`] overrides it.
-//! As in `check`, a float32 disagreement is settled against the case's
-//! float64 answer (computed by this crate's loss, itself checked against
-//! libtorch): a result more accurate than libtorch's float32 rounding passes.
+//! As in `check`, a float32, float16 or bfloat16 disagreement is settled
+//! against the case's float64 answer (computed by this crate's loss, itself
+//! checked against libtorch): a value within libtorch's own rounding
+//! allowance of the exact answer passes (docs/verdicts.md).
+//!
+//! The [`Report`] holds, per case and per output (loss, grad_input,
+//! grad_target), your values, libtorch's recorded ones, the float64 answer
+//! when it was asked, and the worst element ([`OutputResult`]); its
+//! `Display` groups the failures by [`Kind`], dtype and features with one
+//! example each.
+//!
+//! [`Options`] narrow the run ([`Options::case`], [`Options::file`]), ask
+//! for matching rejection messages ([`Options::same_error_messages`],
+//! [`Options::rejections_match`]), and turn panics into rejections
+//! ([`Options::panics_as_rejections`]). [`Supports::skip_when`] skips cases
+//! by any condition on the [`CaseView`].
 //!
 //! A CLIP-step implementation (OpenCLIP's loss from embeddings with a
 //! learnable logit_scale) is checked the same way with
@@ -23,15 +36,17 @@
 
 mod answer;
 mod clip_step;
+mod options;
+mod panics;
 mod report;
+mod run;
 mod supports;
 mod view;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 pub use answer::Answer;
 pub use clip_step::{check_bundled_clip_steps, check_clip_steps, ClipStepAnswer, ClipStepView};
-pub use report::{CaseResult, Report, Totals};
+pub use options::Options;
+pub use report::{CaseResult, FailureGroup, Kind, OutputResult, Report, Totals};
 pub use supports::{Feature, Supports};
 pub use view::{CaseView, Floats, Targets};
 
@@ -40,48 +55,11 @@ pub use crate::compare::Tolerance;
 pub use crate::loss::Reduction;
 pub use crate::tensor::DType;
 
-use crate::compare::Difference;
 use crate::fixtures::{self, Case, Fixture, FixtureError, Recorded};
-use crate::runner::{first_line, run_rust, verdict, CaseReport, Outcome, Status};
+use crate::runner::Outcome;
 use crate::tensor::Tensor;
-
-/// How [`check`] judges: which cases run, the tolerance, error wording.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Options {
-    supports: Supports,
-    tolerance: Option<Tolerance>,
-    same_error_messages: bool,
-}
-
-impl Options {
-    /// Every cross-entropy case, `check`'s tolerances, any error wording.
-    pub fn new() -> Options {
-        Options::default()
-    }
-
-    /// Runs only the cases `supports` lets through; the rest are skipped with the reason.
-    pub fn supports(self, supports: Supports) -> Options {
-        Options { supports, ..self }
-    }
-
-    /// One tolerance for every dtype instead of assert_close's per-dtype defaults.
-    pub fn tolerance(self, tolerance: Tolerance) -> Options {
-        Options {
-            tolerance: Some(tolerance),
-            ..self
-        }
-    }
-
-    /// When on, a rejection passes only if its first line is libtorch's.
-    /// Off by default: rejecting what libtorch rejects is enough, since
-    /// libraries word their errors differently.
-    pub fn same_error_messages(self, on: bool) -> Options {
-        Options {
-            same_error_messages: on,
-            ..self
-        }
-    }
-}
+use run::{call, run_cases, Made};
+use view::Widened;
 
 /// Runs `implementation` over every case of the bundled fixtures (`fixtures/**/*.json`
 /// of this crate, compiled in) and judges each against libtorch's recorded result.
@@ -146,98 +124,32 @@ where
 }
 
 /// Runs `implementation` over every case of `fixtures` (file name, fixture)
-/// and judges each against its recorded result; a case with nothing recorded
-/// is skipped. A panic in `implementation` fails that case, with its message,
-/// and the other cases still run (the panic hook prints it as usual; under
-/// `panic = "abort"` it ends the process instead).
+/// that the options select, and judges each against its recorded result; a
+/// case with nothing recorded is skipped. A panic in `implementation` fails
+/// that case, with its message, and the other cases still run (or, under
+/// [`Options::panics_as_rejections`], is its rejection).
 pub fn check<F>(implementation: F, fixtures: &[(String, Fixture)], options: &Options) -> Report
 where
     F: Fn(&CaseView<'_>) -> Answer,
 {
-    let cases = fixtures
-        .iter()
-        .flat_map(|(file, fixture)| fixture.cases.iter().map(move |case| (file, case)))
-        .map(|(file, case)| {
-            let (report, gradient_checked) = check_case(&implementation, case, options);
-            CaseResult {
-                file: file.clone(),
-                report,
-                gradient_checked,
+    // Other losses are listed as skipped, with the reason.
+    run_cases(
+        fixtures,
+        options,
+        |_| true,
+        |case| {
+            let widened = Widened::of(case);
+            let view = CaseView::of(case, &widened);
+            if let Some(why) = options.supports.reason_to_skip_view(case, &view) {
+                return Made::Skipped(why);
             }
-        })
-        .collect();
-    Report { cases }
+            call(options, || implementation(&view), |answer| made_of(answer, case))
+        },
+    )
 }
 
-/// One case's report, and whether a gradient was compared.
-fn check_case<F>(implementation: &F, case: &Case, options: &Options) -> (CaseReport, bool)
-where
-    F: Fn(&CaseView<'_>) -> Answer,
-{
-    if let Some(why) = options.supports.reason_to_skip(case) {
-        return (unjudged(case, Status::Skipped, why), false);
-    }
-    let view = match CaseView::of(case) {
-        Ok(view) => view,
-        Err(why) => return (unjudged(case, Status::Skipped, why), false),
-    };
-    let answer = match catch_unwind(AssertUnwindSafe(|| implementation(&view))) {
-        Ok(answer) => answer,
-        Err(payload) => return (unjudged(case, Status::Failed, panic_note(&*payload)), false),
-    };
-    let outcome = match outcome_of(answer, case) {
-        Ok(Outcome::Skipped(why)) => return (unjudged(case, Status::Skipped, why), false),
-        Ok(outcome) => outcome,
-        Err(note) => return (unjudged(case, Status::Failed, note), false),
-    };
-    let recorded = case.expected.as_ref().map(|e| &e.result);
-    // judge compares rejections by their first line; unless asked to, any
-    // rejection of a case libtorch rejects counts as the same one.
-    let (outcome, reworded) = match (&outcome, recorded) {
-        (Outcome::Error(yours), Some(Recorded::Error(theirs))) if !options.same_error_messages => {
-            (Outcome::Error(theirs.clone()), Some((yours.clone(), theirs.clone())))
-        }
-        _ => (outcome, None),
-    };
-    let tolerance = options
-        .tolerance
-        .unwrap_or_else(|| Tolerance::default_for(case.input.dtype));
-    let mut report = verdict(case, &outcome, None, run_rust, tolerance);
-    // Claims audit a document's numbers, not the implementation under test.
-    report.claims.clear();
-    if let Some((yours, theirs)) = reworded {
-        report.note = format!("rejected as libtorch does; yours: {yours:?}, libtorch: {theirs:?}");
-    }
-    let gradient_checked = report.status != Status::Skipped && compares_gradient(&outcome, recorded);
-    (report, gradient_checked)
-}
-
-/// A report made without comparing anything: a skip, or a failure the kit saw first.
-fn unjudged(case: &Case, status: Status, note: String) -> CaseReport {
-    CaseReport {
-        name: case.name.clone(),
-        status,
-        comparisons: Vec::new(),
-        difference: Difference::default(),
-        note,
-        float64: None,
-        claims: Vec::new(),
-        loss: None,
-    }
-}
-
-fn panic_note(payload: &(dyn std::any::Any + Send)) -> String {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into());
-    format!("the implementation panicked: {message}")
-}
-
-/// The answer as the runner's outcome, its tensors in the recorded dtypes;
-/// `Err` with a note when its sizes do not fit their shapes.
-fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
+/// The answer as the runner's outcome, its tensors in the recorded dtypes.
+fn made_of(answer: Answer, case: &Case) -> Made {
     let (loss, shape, grad_input, grad_target) = match answer {
         Answer::Computed {
             loss,
@@ -245,9 +157,13 @@ fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
             grad_input,
             grad_target,
         } => (loss, shape, grad_input, grad_target),
-        Answer::Rejected(message) => return Ok(Outcome::Error(first_line(&message))),
-        Answer::Unsupported(why) => return Ok(Outcome::Skipped(why)),
+        Answer::Rejected(message) => return Made::Outcome(Outcome::Error(message)),
+        Answer::Unsupported(why) => return Made::Skipped(why),
     };
+    if case.reduction != Reduction::None && shape == [1] {
+        let note = "your loss is shaped [1]; a reduced loss is 0-d ([]) in PyTorch: answer Answer::scalar";
+        return Made::Failed(Kind::Malformed, note.into());
+    }
     let recorded = match case.expected.as_ref().map(|e| &e.result) {
         Some(Recorded::Values {
             loss,
@@ -257,7 +173,16 @@ fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
         }) => [Some(loss), grad_input.as_ref(), grad_target.as_ref()],
         _ => [None, None, None],
     };
-    let dtype = |i: usize| recorded[i].map_or(case.input.dtype, |t: &Tensor| t.dtype);
+    // Yours are rounded to libtorch's dtype for each output; with nothing
+    // recorded (a rejection), an integer input's values are kept in float64.
+    let dtype = |i: usize| {
+        let dtype = recorded[i].map_or(case.input.dtype, |t: &Tensor| t.dtype);
+        if dtype.is_float() {
+            dtype
+        } else {
+            DType::Float64
+        }
+    };
     let tensor = |what: &str, i: usize, values: Vec<f64>, shape: &[usize]| {
         let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if numel != Some(values.len()) {
@@ -266,33 +191,20 @@ fn outcome_of(answer: Answer, case: &Case) -> Result<Outcome, String> {
         Ok(Tensor::float(dtype(i), shape.to_vec(), values))
     };
     let input_shape = &case.input.shape;
-    Ok(Outcome::Values {
-        loss: tensor("loss", 0, loss, &shape)?,
-        grad_input: grad_input
-            .map(|g| tensor("grad_input", 1, g, input_shape))
-            .transpose()?,
-        grad_target: grad_target
-            .map(|g| tensor("grad_target", 2, g, input_shape))
-            .transpose()?,
-        named_grads: Vec::new(),
-    })
-}
-
-/// Whether the outcome and the recorded values both hold some gradient.
-fn compares_gradient(outcome: &Outcome, recorded: Option<&Recorded>) -> bool {
-    match (outcome, recorded) {
-        (
-            Outcome::Values {
-                grad_input: a,
-                grad_target: b,
-                ..
-            },
-            Some(Recorded::Values {
-                grad_input: x,
-                grad_target: y,
-                ..
-            }),
-        ) => (a.is_some() && x.is_some()) || (b.is_some() && y.is_some()),
-        _ => false,
+    let outcome = (|| {
+        Ok(Outcome::Values {
+            loss: tensor("loss", 0, loss, &shape)?,
+            grad_input: grad_input
+                .map(|g| tensor("grad_input", 1, g, input_shape))
+                .transpose()?,
+            grad_target: grad_target
+                .map(|g| tensor("grad_target", 2, g, input_shape))
+                .transpose()?,
+            named_grads: Vec::new(),
+        })
+    })();
+    match outcome {
+        Ok(outcome) => Made::Outcome(outcome),
+        Err(note) => Made::Failed(Kind::Malformed, note),
     }
 }

@@ -2,6 +2,9 @@
 //! filter over them, so a partial implementation is checked on what it does.
 
 use std::fmt;
+use std::sync::Arc;
+
+use super::view::{CaseView, Widened};
 
 use crate::fixtures::{Case, LossKind, Recorded};
 use crate::loss::Reduction;
@@ -102,23 +105,34 @@ impl fmt::Display for Feature {
     }
 }
 
-/// The cases an implementation supports: by input dtype, reduction and
-/// [`Feature`]. The default, [`Supports::all`], is every cross-entropy case.
+/// Why an implementation does not run a case, or `None` when it does.
+type Condition = Arc<dyn Fn(&CaseView<'_>) -> Option<String> + Send + Sync>;
+
+/// The cases an implementation supports: by input dtype, reduction,
+/// [`Feature`], and any condition of yours on the case
+/// ([`skip_when`](Self::skip_when)). The default, [`Supports::all`], is every
+/// cross-entropy case.
 ///
 /// ```
-/// use ce_parity::kit::{DType, Feature, Supports};
+/// use ce_parity::kit::{DType, Feature, Supports, Targets};
 ///
 /// let plain = Supports::all()
 ///     .dtypes([DType::Float32, DType::Float64])
 ///     .without(Feature::KDim)
-///     .without(Feature::ProbabilityTargets);
+///     .without(Feature::ProbabilityTargets)
+///     .skip_when(|case| match case.target {
+///         Targets::Classes { dtype: DType::UInt8, .. } => Some("uint8 targets".into()),
+///         _ => None,
+///     })
+///     .skip_when(|case| (case.ignore_index < 0).then(|| "negative ignore_index".into()));
 /// # let _ = plain;
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct Supports {
     dtypes: Vec<DType>,
     reductions: Vec<Reduction>,
     without: Vec<Feature>,
+    conditions: Vec<Condition>,
 }
 
 impl Default for Supports {
@@ -127,19 +141,30 @@ impl Default for Supports {
     }
 }
 
+impl fmt::Debug for Supports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supports")
+            .field("dtypes", &self.dtypes)
+            .field("reductions", &self.reductions)
+            .field("without", &self.without)
+            .field("conditions", &self.conditions.len())
+            .finish()
+    }
+}
+
 impl Supports {
-    /// Every cross-entropy case, of every floating input dtype.
+    /// Every cross-entropy case, of every input dtype (integer inputs, which
+    /// libtorch rejects, included).
     pub fn all() -> Supports {
         Supports {
-            dtypes: DType::ALL.into_iter().filter(|d| d.is_float()).collect(),
+            dtypes: DType::ALL.to_vec(),
             reductions: Reduction::ALL.to_vec(),
             without: Vec::new(),
+            conditions: Vec::new(),
         }
     }
 
-    /// Only cases whose input has one of these floating dtypes. (Cases with
-    /// an integer input, which libtorch rejects, are always skipped: the
-    /// view gives values as `f64`.)
+    /// Only cases whose input has one of these dtypes.
     pub fn dtypes(self, dtypes: impl IntoIterator<Item = DType>) -> Supports {
         Supports {
             dtypes: dtypes.into_iter().collect(),
@@ -163,8 +188,25 @@ impl Supports {
         self
     }
 
+    /// No case for which `condition` gives a reason; the case is skipped
+    /// with `unsupported: <reason>`. Conditions are asked in the order added,
+    /// after the dtype, reduction and feature switches.
+    pub fn skip_when<F>(mut self, condition: F) -> Supports
+    where
+        F: Fn(&CaseView<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        self.conditions.push(Arc::new(condition));
+        self
+    }
+
     /// Why `case` is not supported, or `None` when it is.
     pub fn reason_to_skip(&self, case: &Case) -> Option<String> {
+        let widened = Widened::of(case);
+        self.reason_to_skip_view(case, &CaseView::of(case, &widened))
+    }
+
+    /// [`reason_to_skip`](Self::reason_to_skip) with the case's view at hand.
+    pub(crate) fn reason_to_skip_view(&self, case: &Case, view: &CaseView<'_>) -> Option<String> {
         match case.loss {
             LossKind::Clip { .. } => return Some("not cross-entropy: clip loss".into()),
             LossKind::ClipStep { .. } => {
@@ -172,16 +214,19 @@ impl Supports {
             }
             LossKind::CrossEntropy => {}
         }
-        // A non-floating input is left to the view, which says why it cannot carry it.
-        if case.input.dtype.is_float() && !self.dtypes.contains(&case.input.dtype) {
+        if !self.dtypes.contains(&case.input.dtype) {
             return Some(format!("unsupported: input dtype {}", case.input.dtype));
         }
         if !self.reductions.contains(&case.reduction) {
             return Some(format!("unsupported: reduction {}", case.reduction));
         }
-        let feature = Feature::ALL
+        if let Some(feature) = Feature::ALL
             .into_iter()
-            .find(|f| self.without.contains(f) && f.of(case))?;
-        Some(format!("unsupported: {feature}"))
+            .find(|f| self.without.contains(f) && f.of(case))
+        {
+            return Some(format!("unsupported: {feature}"));
+        }
+        let reason = self.conditions.iter().find_map(|condition| condition(view))?;
+        Some(format!("unsupported: {reason}"))
     }
 }

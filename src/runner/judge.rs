@@ -452,12 +452,12 @@ fn side_error(
             continue;
         }
         for (i, v) in values.into_iter().enumerate() {
-            let (e, b) = (answer.exact[i], answer.allowance[i]);
+            let e = answer.exact[i];
             if (v.is_nan() && e.is_nan()) || v == e {
                 continue;
             }
             let err = (v - e).abs();
-            let allowed = tolerance.atol + tolerance.rtol * (e.abs() + b) + b;
+            let allowed = answer.allowed(i, tolerance);
             max_abs = max_abs.max(if err.is_nan() { f64::INFINITY } else { err });
             worst_share = worst_share.max(if err.is_finite() { err / allowed } else { f64::INFINITY });
         }

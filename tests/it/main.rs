@@ -18,6 +18,7 @@ mod fuzz;
 mod fuzz_shrink;
 mod hostile;
 mod kit;
+mod kit_report;
 #[cfg(feature = "torch")]
 mod libtorch;
 mod manners;
