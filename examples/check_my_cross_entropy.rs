@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use ce_parity::kit::{self, Answer, CaseView, DType, Feature, Options, Reduction, Supports, Targets};
+use ce_parity::kit::{self, Answer, CaseView, CheckOptions, DType, Feature, Reduction, Supports, Targets};
 
 /// The options of the hand-written loss.
 struct Settings<'a> {
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
         .without(Feature::KDim)
         .without(Feature::ProbabilityTargets)
         .without(Feature::MixedDtypes);
-    let report = match kit::check_bundled(answer, &Options::new().supports(supports)) {
+    let report = match kit::check_bundled(answer, &CheckOptions::new().supports(supports)) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("cannot read the bundled fixtures: {e}");

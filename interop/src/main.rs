@@ -10,7 +10,7 @@ mod candle;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use ce_parity::kit::{self, Answer, CaseView, Feature, Options, Report, Supports};
+use ce_parity::kit::{self, Answer, CaseView, CheckOptions, Feature, Report, Supports};
 use ce_parity::runner::Status;
 
 struct Library {
@@ -49,7 +49,9 @@ fn main() -> ExitCode {
     let mut doc = String::from(HEADER);
     for library in &LIBRARIES {
         // Libraries that assert instead of returning errors reject by panicking.
-        let options = Options::new().supports((library.supports)()).panics_as_rejections(true);
+        let options = CheckOptions::new()
+            .supports((library.supports)())
+            .panics_as_rejections(true);
         let report = match kit::check_bundled(library.answer, &options) {
             Ok(report) => report,
             Err(e) => {

@@ -18,7 +18,7 @@ pub enum Answer {
         grad_target: Option<Vec<f64>>,
     },
     /// The implementation rejects the input; the message's first line is
-    /// compared with libtorch's only under [`Options::same_error_messages`](super::Options::same_error_messages).
+    /// compared with libtorch's only under [`CheckOptions::same_error_messages`](super::CheckOptions::same_error_messages).
     Rejected(String),
     /// The implementation cannot run this case; it is skipped with this reason.
     Unsupported(String),

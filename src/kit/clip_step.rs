@@ -3,7 +3,7 @@
 //! your function and judged against libtorch's recorded loss and gradients.
 
 use super::run::{call, run_cases, Made};
-use super::{Floats, Kind, Options, Report};
+use super::{CheckOptions, Floats, Kind, Report};
 use crate::compare::Tolerance;
 use crate::fixtures::{self, Case, Fixture, FixtureError, LossKind, CLIP_STEP_GRADS};
 use crate::runner::Outcome;
@@ -92,8 +92,8 @@ where
     F: Fn(&ClipStepView<'_>) -> ClipStepAnswer,
 {
     let options = match tolerance {
-        Some(tolerance) => Options::new().tolerance(tolerance),
-        None => Options::new(),
+        Some(tolerance) => CheckOptions::new().tolerance(tolerance),
+        None => CheckOptions::new(),
     };
     let is_step = |case: &Case| matches!(case.loss, LossKind::ClipStep { .. });
     run_cases(fixtures, &options, is_step, |case| {
@@ -105,7 +105,7 @@ where
 }
 
 /// What `implementation` made of one CLIP step.
-fn made_of<F>(implementation: &F, case: &Case, logit_scale: f64, options: &Options) -> Made
+fn made_of<F>(implementation: &F, case: &Case, logit_scale: f64, options: &CheckOptions) -> Made
 where
     F: Fn(&ClipStepView<'_>) -> ClipStepAnswer,
 {

@@ -11,7 +11,7 @@
 //!
 //! Each case is compared with the values libtorch recorded for it, with
 //! `torch.testing.assert_close`'s tolerance for the case's dtype
-//! ([`Tolerance::default_for`]) unless [`Options::tolerance`] overrides it.
+//! ([`Tolerance::default_for`]) unless [`CheckOptions::tolerance`] overrides it.
 //! As in `check`, a float32, float16 or bfloat16 disagreement is settled
 //! against the case's float64 answer (computed by this crate's loss, itself
 //! checked against libtorch): a value within libtorch's own rounding
@@ -23,10 +23,10 @@
 //! `Display` groups the failures by [`Kind`], dtype and features with one
 //! example each.
 //!
-//! [`Options`] narrow the run ([`Options::case`], [`Options::file`]), ask
-//! for matching rejection messages ([`Options::same_error_messages`],
-//! [`Options::rejections_match`]), and turn panics into rejections
-//! ([`Options::panics_as_rejections`]). [`Supports::skip_when`] skips cases
+//! [`CheckOptions`] narrow the run ([`CheckOptions::case`], [`CheckOptions::file`]), ask
+//! for matching rejection messages ([`CheckOptions::same_error_messages`],
+//! [`CheckOptions::rejections_match`]), and turn panics into rejections
+//! ([`CheckOptions::panics_as_rejections`]). [`Supports::skip_when`] skips cases
 //! by any condition on the [`CaseView`].
 //!
 //! A CLIP-step implementation (OpenCLIP's loss from embeddings with a
@@ -45,7 +45,7 @@ mod view;
 
 pub use answer::Answer;
 pub use clip_step::{check_bundled_clip_steps, check_clip_steps, ClipStepAnswer, ClipStepView};
-pub use options::Options;
+pub use options::CheckOptions;
 pub use report::{CaseResult, FailureGroup, Kind, OutputResult, Report, Totals};
 pub use supports::{Feature, Supports};
 pub use view::{CaseView, Floats, Targets};
@@ -71,7 +71,7 @@ use view::Widened;
 /// A small cross-entropy for `(N, C)` input and class targets, without class
 /// weights, checked on the article's cases (the weighted one is skipped):
 /// ```
-/// use ce_parity::kit::{self, Answer, CaseView, DType, Feature, Options, Reduction, Supports, Targets};
+/// use ce_parity::kit::{self, Answer, CaseView, DType, Feature, CheckOptions, Reduction, Supports, Targets};
 ///
 /// fn my_cross_entropy(case: &CaseView) -> Answer {
 ///     let Targets::Classes { classes, .. } = case.target else {
@@ -108,15 +108,15 @@ use view::Widened;
 ///     .without(Feature::Rejection);
 /// let article = ce_parity::fixtures::bundled_file("fixtures/article.json")?.unwrap();
 /// let suites = [("fixtures/article.json".to_string(), article)];
-/// let report = kit::check(my_cross_entropy, &suites, &Options::new().supports(supports.clone()));
+/// let report = kit::check(my_cross_entropy, &suites, &CheckOptions::new().supports(supports.clone()));
 /// assert_eq!(report.summary(), "5 passed, 0 failed, 1 skipped");
 /// report.assert_passed();
 ///
 /// // Or every bundled suite at once:
-/// kit::check_bundled(my_cross_entropy, &Options::new().supports(supports))?.assert_passed();
+/// kit::check_bundled(my_cross_entropy, &CheckOptions::new().supports(supports))?.assert_passed();
 /// # Ok::<(), ce_parity::fixtures::FixtureError>(())
 /// ```
-pub fn check_bundled<F>(implementation: F, options: &Options) -> Result<Report, FixtureError>
+pub fn check_bundled<F>(implementation: F, options: &CheckOptions) -> Result<Report, FixtureError>
 where
     F: Fn(&CaseView<'_>) -> Answer,
 {
@@ -127,8 +127,8 @@ where
 /// that the options select, and judges each against its recorded result; a
 /// case with nothing recorded is skipped. A panic in `implementation` fails
 /// that case, with its message, and the other cases still run (or, under
-/// [`Options::panics_as_rejections`], is its rejection).
-pub fn check<F>(implementation: F, fixtures: &[(String, Fixture)], options: &Options) -> Report
+/// [`CheckOptions::panics_as_rejections`], is its rejection).
+pub fn check<F>(implementation: F, fixtures: &[(String, Fixture)], options: &CheckOptions) -> Report
 where
     F: Fn(&CaseView<'_>) -> Answer,
 {

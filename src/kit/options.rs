@@ -14,7 +14,7 @@ type RejectionMatch = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 /// How [`check`](super::check) judges: which cases run, the tolerance,
 /// rejections and panics.
 #[derive(Clone, Default)]
-pub struct Options {
+pub struct CheckOptions {
     pub(super) supports: Supports,
     pub(super) tolerance: Option<Tolerance>,
     pub(super) rejection_match: Option<RejectionMatch>,
@@ -23,9 +23,9 @@ pub struct Options {
     pub(super) files: Vec<String>,
 }
 
-impl fmt::Debug for Options {
+impl fmt::Debug for CheckOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Options")
+        f.debug_struct("CheckOptions")
             .field("supports", &self.supports)
             .field("tolerance", &self.tolerance)
             .field("rejection_match", &self.rejection_match.is_some())
@@ -36,21 +36,21 @@ impl fmt::Debug for Options {
     }
 }
 
-impl Options {
+impl CheckOptions {
     /// Every cross-entropy case, `check`'s tolerances, any error wording,
     /// a panic fails its case.
-    pub fn new() -> Options {
-        Options::default()
+    pub fn new() -> CheckOptions {
+        CheckOptions::default()
     }
 
     /// Runs only the cases `supports` lets through; the rest are skipped with the reason.
-    pub fn supports(self, supports: Supports) -> Options {
-        Options { supports, ..self }
+    pub fn supports(self, supports: Supports) -> CheckOptions {
+        CheckOptions { supports, ..self }
     }
 
     /// One tolerance for every dtype instead of assert_close's per-dtype defaults.
-    pub fn tolerance(self, tolerance: Tolerance) -> Options {
-        Options {
+    pub fn tolerance(self, tolerance: Tolerance) -> CheckOptions {
+        CheckOptions {
             tolerance: Some(tolerance),
             ..self
         }
@@ -60,11 +60,11 @@ impl Options {
     /// Off by default: rejecting what libtorch rejects is enough, since
     /// libraries word their errors differently. Off also drops a rule given
     /// to [`rejections_match`](Self::rejections_match).
-    pub fn same_error_messages(self, on: bool) -> Options {
+    pub fn same_error_messages(self, on: bool) -> CheckOptions {
         if on {
             self.rejections_match(|libtorch, yours| yours.lines().next().unwrap_or("").trim_end() == libtorch)
         } else {
-            Options {
+            CheckOptions {
                 rejection_match: None,
                 ..self
             }
@@ -77,19 +77,19 @@ impl Options {
     /// fails as "rejection differs".
     ///
     /// ```
-    /// use ce_parity::kit::Options;
+    /// use ce_parity::kit::CheckOptions;
     ///
     /// // An out-of-range class must be rejected as one, whatever the wording.
-    /// let options = Options::new().rejections_match(|libtorch, yours| {
+    /// let options = CheckOptions::new().rejections_match(|libtorch, yours| {
     ///     !libtorch.contains("out of bounds") || yours.contains("out of range")
     /// });
     /// # let _ = options;
     /// ```
-    pub fn rejections_match<F>(self, matches: F) -> Options
+    pub fn rejections_match<F>(self, matches: F) -> CheckOptions
     where
         F: Fn(&str, &str) -> bool + Send + Sync + 'static,
     {
-        Options {
+        CheckOptions {
             rejection_match: Some(Arc::new(matches)),
             ..self
         }
@@ -100,8 +100,8 @@ impl Options {
     /// silent for it; for libraries that assert instead of returning errors.
     /// Off by default: a panic fails its case and is printed as usual.
     /// (Under `panic = "abort"` a panic still ends the process.)
-    pub fn panics_as_rejections(self, on: bool) -> Options {
-        Options {
+    pub fn panics_as_rejections(self, on: bool) -> CheckOptions {
+        CheckOptions {
             panics_as_rejections: on,
             ..self
         }
@@ -110,14 +110,14 @@ impl Options {
     /// Runs only the case named `name` (added to any named before); the
     /// report holds nothing else. Names are unique within a file, e.g.
     /// `surface/float16/4d__mean`.
-    pub fn case(mut self, name: impl Into<String>) -> Options {
+    pub fn case(mut self, name: impl Into<String>) -> CheckOptions {
         self.cases.push(name.into());
         self
     }
 
     /// Runs only the cases of the fixture file `file` (added to any named
     /// before), as the report names it, e.g. `fixtures/surface.json`.
-    pub fn file(mut self, file: impl Into<String>) -> Options {
+    pub fn file(mut self, file: impl Into<String>) -> CheckOptions {
         self.files.push(file.into());
         self
     }

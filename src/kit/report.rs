@@ -21,13 +21,13 @@ pub enum Kind {
     /// You and libtorch computed, and some output differs.
     ValuesDiffer,
     /// You rejected (or panicked, under
-    /// [`Options::panics_as_rejections`](super::Options::panics_as_rejections))
+    /// [`CheckOptions::panics_as_rejections`](super::CheckOptions::panics_as_rejections))
     /// where libtorch computes.
     YouReject,
     /// You computed where libtorch rejects.
     YouCompute,
     /// Both rejected, but your message does not match libtorch's under
-    /// [`Options::rejections_match`](super::Options::rejections_match).
+    /// [`CheckOptions::rejections_match`](super::CheckOptions::rejections_match).
     RejectionDiffers,
     /// Your implementation panicked.
     Panicked,

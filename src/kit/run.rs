@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use super::panics::guarded;
 use super::report::{CaseResult, Kind, OutputResult, Report};
-use super::{Feature, Options};
+use super::{CheckOptions, Feature};
 use crate::compare::{Difference, Tolerance};
 use crate::fixtures::{Case, Fixture, Recorded};
 use crate::runner::{
@@ -33,7 +33,7 @@ pub(super) enum Made {
 /// filters select, and judges what it made of each.
 pub(super) fn run_cases(
     fixtures: &[(String, Fixture)],
-    options: &Options,
+    options: &CheckOptions,
     include: impl Fn(&Case) -> bool,
     make: impl Fn(&Case) -> Made,
 ) -> Report {
@@ -48,8 +48,12 @@ pub(super) fn run_cases(
 
 /// Calls the implementation and makes its answer into `Made` with `then`;
 /// a panic fails the case, or is its rejection under
-/// [`Options::panics_as_rejections`].
-pub(super) fn call<A>(options: &Options, implementation: impl FnOnce() -> A, then: impl FnOnce(A) -> Made) -> Made {
+/// [`CheckOptions::panics_as_rejections`].
+pub(super) fn call<A>(
+    options: &CheckOptions,
+    implementation: impl FnOnce() -> A,
+    then: impl FnOnce(A) -> Made,
+) -> Made {
     let quiet = options.panics_as_rejections;
     match guarded(quiet, implementation) {
         Ok(answer) => then(answer),
@@ -60,7 +64,7 @@ pub(super) fn call<A>(options: &Options, implementation: impl FnOnce() -> A, the
 
 /// The tolerance a case is judged with: the option's, else assert_close's
 /// for the input's dtype (float32's for an integer input, which libtorch rejects).
-pub(super) fn tolerance(case: &Case, options: &Options) -> Tolerance {
+pub(super) fn tolerance(case: &Case, options: &CheckOptions) -> Tolerance {
     let dtype = if case.input.dtype.is_float() {
         case.input.dtype
     } else {
@@ -69,7 +73,7 @@ pub(super) fn tolerance(case: &Case, options: &Options) -> Tolerance {
     options.tolerance.unwrap_or_else(|| Tolerance::default_for(dtype))
 }
 
-fn judge(file: &str, case: &Case, made: Made, options: &Options) -> CaseResult {
+fn judge(file: &str, case: &Case, made: Made, options: &CheckOptions) -> CaseResult {
     let recorded = case.expected.as_ref().map(|e| &e.result);
     let libtorch_error = match recorded {
         Some(Recorded::Error(message)) => Some(first_line(message)),

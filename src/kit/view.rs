@@ -101,7 +101,7 @@ impl<'a> CaseView<'a> {
     /// The features this case asks for, in [`Feature::ALL`]'s order.
     ///
     /// ```
-    /// use ce_parity::kit::{self, Answer, CaseView, Feature, Options};
+    /// use ce_parity::kit::{self, Answer, CaseView, Feature, CheckOptions};
     ///
     /// let article = ce_parity::fixtures::bundled_file("fixtures/article.json")?.unwrap();
     /// let seen = std::sync::Mutex::new(Vec::new());
@@ -109,7 +109,7 @@ impl<'a> CaseView<'a> {
     ///     seen.lock().unwrap().push((case.name.to_string(), case.features()));
     ///     Answer::unsupported("only looking")
     /// };
-    /// kit::check(spy, &[("fixtures/article.json".into(), article)], &Options::new());
+    /// kit::check(spy, &[("fixtures/article.json".into(), article)], &CheckOptions::new());
     /// let seen = seen.into_inner().unwrap();
     /// let weighted = seen.iter().find(|(name, _)| name == "article/weighted/mean").unwrap();
     /// assert_eq!(weighted.1, [Feature::ClassWeights, Feature::LabelSmoothing]);

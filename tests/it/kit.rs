@@ -5,7 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ce_parity::fixtures::{self, Case, Fixture};
-use ce_parity::kit::{self, Answer, CaseView, DType, Feature, Floats, Options, Supports, Targets, Tolerance};
+use ce_parity::kit::{self, Answer, CaseView, CheckOptions, DType, Feature, Floats, Supports, Targets, Tolerance};
 use ce_parity::runner::{run_rust, Outcome, Status};
 use ce_parity::tensor::Tensor;
 
@@ -73,7 +73,7 @@ fn failed_names(report: &kit::Report) -> Vec<&str> {
 
 #[test]
 fn kit_passes_the_crates_own_loss_on_every_bundled_case() {
-    let options = Options::new().same_error_messages(true);
+    let options = CheckOptions::new().same_error_messages(true);
     let report = kit::check_bundled(crate_loss, &options).unwrap();
     report.assert_passed();
     let totals = report.totals();
@@ -100,7 +100,7 @@ fn kit_catches_smoothing_spread_over_the_other_classes() {
         case.label_smoothing *= classes / (classes - 1.0);
         answer_of(run_rust(&case))
     };
-    let report = kit::check(buggy, &suite(ARTICLE), &Options::new());
+    let report = kit::check(buggy, &suite(ARTICLE), &CheckOptions::new());
     let smoothed = [
         "article/smoothing_0.1/mean",
         "article/smoothing_0.1/sum",
@@ -138,7 +138,7 @@ fn kit_catches_smoothing_spread_over_the_other_classes() {
     assert!(message.contains("article/weighted/mean"), "{message}");
 
     // A tolerance override wide enough hides the bug, as it would in `check`.
-    let loose = Options::new().tolerance(Tolerance { rtol: 1.0, atol: 1.0 });
+    let loose = CheckOptions::new().tolerance(Tolerance { rtol: 1.0, atol: 1.0 });
     kit::check(buggy, &suite(ARTICLE), &loose).assert_passed();
 }
 
@@ -153,7 +153,7 @@ fn kit_catches_a_sign_error_in_the_gradient_and_compares_only_what_is_given() {
         } => Answer::loss(loss, shape).with_grad_input(grad.iter().map(|g| -g).collect()),
         other => other,
     };
-    let report = kit::check(negated, &suite(ARTICLE), &Options::new());
+    let report = kit::check(negated, &suite(ARTICLE), &CheckOptions::new());
     assert_eq!(report.totals().failed, 6, "{report}");
     for case in &report.cases {
         assert!(case.gradient_checked);
@@ -166,7 +166,7 @@ fn kit_catches_a_sign_error_in_the_gradient_and_compares_only_what_is_given() {
         Answer::Computed { loss, shape, .. } => Answer::loss(loss, shape),
         other => other,
     };
-    let report = kit::check(loss_only, &suite(ARTICLE), &Options::new());
+    let report = kit::check(loss_only, &suite(ARTICLE), &CheckOptions::new());
     report.assert_passed();
     assert!(report.cases.iter().all(|c| !c.gradient_checked));
     assert!(report.to_string().contains("gradients compared in 0"));
@@ -174,7 +174,7 @@ fn kit_catches_a_sign_error_in_the_gradient_and_compares_only_what_is_given() {
 
 #[test]
 fn kit_does_not_pass_an_implementation_that_supports_nothing() {
-    let report = kit::check_bundled(|_: &CaseView| Answer::unsupported("not yet"), &Options::new()).unwrap();
+    let report = kit::check_bundled(|_: &CaseView| Answer::unsupported("not yet"), &CheckOptions::new()).unwrap();
     let totals = report.totals();
     assert_eq!((totals.passed, totals.failed), (0, 0));
     assert_eq!(totals.skipped, report.cases.len());
@@ -185,7 +185,7 @@ fn kit_does_not_pass_an_implementation_that_supports_nothing() {
     assert!(catch_unwind(AssertUnwindSafe(|| report.assert_passed())).is_err());
 
     // The same through the filter, and with no fixtures at all.
-    let none = Options::new().supports(Supports::all().dtypes([]));
+    let none = CheckOptions::new().supports(Supports::all().dtypes([]));
     let report = kit::check(crate_loss, &suite(ARTICLE), &none);
     assert_eq!(report.totals().skipped, 6);
     assert!(report
@@ -193,7 +193,7 @@ fn kit_does_not_pass_an_implementation_that_supports_nothing() {
         .iter()
         .all(|c| c.report.note == "unsupported: input dtype float32"
             || c.report.note == "unsupported: input dtype float64"));
-    assert!(!kit::check(crate_loss, &[], &Options::new()).all_passed());
+    assert!(!kit::check(crate_loss, &[], &CheckOptions::new()).all_passed());
 }
 
 #[test]
@@ -210,7 +210,11 @@ fn kit_filters_cases_by_feature() {
             .push((view.input.dtype, view.input.shape.len(), probabilities));
         crate_loss(view)
     };
-    let report = kit::check(spy, &suite("fixtures/surface.json"), &Options::new().supports(supports));
+    let report = kit::check(
+        spy,
+        &suite("fixtures/surface.json"),
+        &CheckOptions::new().supports(supports),
+    );
     report.assert_passed();
     let seen = seen.into_inner().unwrap();
     assert_eq!(seen.len(), report.totals().passed);
@@ -232,7 +236,7 @@ fn kit_fails_a_value_where_libtorch_rejects_and_accepts_any_wording_unless_asked
         Feature::Rejection.of(case)
     };
 
-    let report = kit::check(|_: &CaseView| Answer::scalar(0.0), &rejections, &Options::new());
+    let report = kit::check(|_: &CaseView| Answer::scalar(0.0), &rejections, &CheckOptions::new());
     let rejected: Vec<_> = report.cases.iter().filter(|c| is_rejection(&c.report.name)).collect();
     assert!(rejected.len() > 50);
     for case in rejected {
@@ -248,7 +252,7 @@ fn kit_fails_a_value_where_libtorch_rejects_and_accepts_any_wording_unless_asked
     }
 
     let refuse = |_: &CaseView| Answer::rejected("my library says no\nsecond line");
-    let report = kit::check(refuse, &rejections, &Options::new());
+    let report = kit::check(refuse, &rejections, &CheckOptions::new());
     for case in &report.cases {
         let expected = if case.report.status == Status::Skipped {
             Status::Skipped
@@ -270,14 +274,14 @@ fn kit_fails_a_value_where_libtorch_rejects_and_accepts_any_wording_unless_asked
         passed.report.note
     );
 
-    let strict = kit::check(refuse, &rejections, &Options::new().same_error_messages(true));
+    let strict = kit::check(refuse, &rejections, &CheckOptions::new().same_error_messages(true));
     assert_eq!(strict.totals().passed, 0, "{strict}");
 }
 
 #[test]
 fn kit_reports_malformed_answers_and_panics_as_failures() {
     let wrong_size = |_: &CaseView| Answer::loss(vec![1.0, 2.0], vec![3]);
-    let report = kit::check(wrong_size, &suite(ARTICLE), &Options::new());
+    let report = kit::check(wrong_size, &suite(ARTICLE), &CheckOptions::new());
     assert_eq!(report.totals().failed, 6);
     assert!(report.cases[0]
         .report
@@ -285,7 +289,7 @@ fn kit_reports_malformed_answers_and_panics_as_failures() {
         .contains("your loss has 2 value(s) for shape [3]"));
 
     let short_grad = |view: &CaseView| crate_loss(view).with_grad_input(vec![0.0]);
-    let report = kit::check(short_grad, &suite(ARTICLE), &Options::new());
+    let report = kit::check(short_grad, &suite(ARTICLE), &CheckOptions::new());
     assert!(report.cases[0]
         .report
         .note
@@ -297,7 +301,7 @@ fn kit_reports_malformed_answers_and_panics_as_failures() {
         }
         crate_loss(view)
     };
-    let report = kit::check(panicky, &suite(ARTICLE), &Options::new());
+    let report = kit::check(panicky, &suite(ARTICLE), &CheckOptions::new());
     assert_eq!(failed_names(&report), ["article/smoothing_0.1/sum"]);
     assert_eq!(report.totals().passed, 5);
     assert!(report.to_string().contains("the implementation panicked: boom"));

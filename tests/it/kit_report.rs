@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ce_parity::fixtures::{self, Case, Fixture, Recorded};
-use ce_parity::kit::{self, Answer, CaseView, DType, Feature, Kind, Options, Supports, Targets, Tolerance};
+use ce_parity::kit::{self, Answer, CaseView, CheckOptions, DType, Feature, Kind, Supports, Targets, Tolerance};
 use ce_parity::runner::Status;
 use ce_parity::tensor::{Data, Tensor};
 
@@ -91,7 +91,7 @@ fn with_loss(value: f64) -> impl Fn(&CaseView) -> Answer {
 fn kit_report_names_the_wrong_gradient_element_with_both_values_and_the_float64_answer() {
     let fixtures = suite(ARTICLE);
     let name = "article/smoothing_0.1/mean";
-    let options = Options::new().case(name);
+    let options = CheckOptions::new().case(name);
     let report = kit::check(nudged_gradient(4, 0.01), &fixtures, &options);
     assert_eq!(report.cases.len(), 1, "{report}");
     let result = &report.cases[0];
@@ -178,7 +178,7 @@ fn kit_settles_a_float16_loss_closer_to_the_exact_answer_than_libtorchs() {
     // candle's value for this case; libtorch recorded 3.8027344; PyTorch
     // 2.13 in float64, on the float16 inputs widened, gives 3.806971262859507.
     let fixtures = suite(MODULES);
-    let options = Options::new().file(MODULES).case("float16/4d__mean");
+    let options = CheckOptions::new().file(MODULES).case("float16/4d__mean");
     assert!(!Tolerance::default_for(DType::Float16).close(3.8066406, 3.8027344));
     let report = kit::check(with_loss(3.8066406), &fixtures, &options);
     let result = &report.cases[0];
@@ -202,7 +202,7 @@ fn kit_settles_a_float16_loss_closer_to_the_exact_answer_than_libtorchs() {
 
     // The same rule for bfloat16.
     let bfloat16 = "fixtures/pytorch-suite/sample_inputs.json";
-    let options = Options::new().file(bfloat16).case("bfloat16/4d/index");
+    let options = CheckOptions::new().file(bfloat16).case("bfloat16/4d/index");
     let report = kit::check(crate_loss, &suite(bfloat16), &options);
     assert_eq!(report.cases[0].kind, Kind::Agrees, "{report}");
     let report = kit::check(with_loss(3.9), &suite(bfloat16), &options);
@@ -223,7 +223,7 @@ fn kit_groups_failures_by_kind_dtype_and_features_and_counts_passes_by_rejection
             crate_loss(view)
         }
     };
-    let report = kit::check(adapter, &fixtures, &Options::new());
+    let report = kit::check(adapter, &fixtures, &CheckOptions::new());
     let cases: Vec<&Case> = fixtures.iter().flat_map(|(_, f)| &f.cases).collect();
     let count = |f: &dyn Fn(&Case) -> bool| cases.iter().filter(|c| f(c)).count();
     let you_reject = count(&|c| c.weight.is_some() && !rejected_by_libtorch(c));
@@ -329,7 +329,7 @@ fn kit_skips_what_a_predicate_on_the_case_view_excludes() {
         );
         crate_loss(view)
     };
-    let report = kit::check(spy, &fixtures, &Options::new().supports(supports));
+    let report = kit::check(spy, &fixtures, &CheckOptions::new().supports(supports));
     report.assert_passed();
     let uint8 = |c: &Case| c.target.dtype == DType::UInt8;
     let bad_weight =
@@ -358,17 +358,17 @@ fn kit_skips_what_a_predicate_on_the_case_view_excludes() {
 
 #[test]
 fn kit_runs_one_case_or_one_file_by_name() {
-    let one = kit::check_bundled(crate_loss, &Options::new().case("article/weighted/mean")).unwrap();
+    let one = kit::check_bundled(crate_loss, &CheckOptions::new().case("article/weighted/mean")).unwrap();
     assert_eq!(one.cases.len(), 1);
     assert_eq!((one.cases[0].file.as_str(), one.cases[0].kind), (ARTICLE, Kind::Agrees));
 
-    let file = kit::check_bundled(crate_loss, &Options::new().file(ARTICLE)).unwrap();
+    let file = kit::check_bundled(crate_loss, &CheckOptions::new().file(ARTICLE)).unwrap();
     let names: Vec<&str> = file.cases.iter().map(|c| c.name()).collect();
     let recorded: Vec<String> = suite(ARTICLE)[0].1.cases.iter().map(|c| c.name.clone()).collect();
     assert_eq!(names, recorded);
     file.assert_passed();
 
-    let two = Options::new()
+    let two = CheckOptions::new()
         .file(ARTICLE)
         .file(SURFACE)
         .case("article/no_smoothing/mean")
@@ -378,7 +378,11 @@ fn kit_runs_one_case_or_one_file_by_name() {
     assert_eq!(names, ["article/no_smoothing/mean", "article/float64/mean"]);
 
     // A name from another file than the one selected: nothing runs, nothing passes.
-    let none = kit::check_bundled(crate_loss, &Options::new().file(SURFACE).case("article/weighted/mean")).unwrap();
+    let none = kit::check_bundled(
+        crate_loss,
+        &CheckOptions::new().file(SURFACE).case("article/weighted/mean"),
+    )
+    .unwrap();
     assert!(none.cases.is_empty() && !none.all_passed());
     let bundled = fixtures::bundled().unwrap();
     assert!(bundled.iter().any(|(f, _)| f == MODULES));
@@ -400,12 +404,12 @@ fn kit_counts_a_rejection_only_when_it_matches_libtorchs() {
     assert!(out_of_bounds >= 3);
 
     // Any wording passes by default.
-    let report = kit::check(reworded, &fixtures, &Options::new());
+    let report = kit::check(reworded, &fixtures, &CheckOptions::new());
     report.assert_passed();
     assert_eq!(report.totals().passed_by_rejection, errors.len());
 
     // The first line itself: none of the reworded rejections passes.
-    let report = kit::check(reworded, &fixtures, &Options::new().same_error_messages(true));
+    let report = kit::check(reworded, &fixtures, &CheckOptions::new().same_error_messages(true));
     assert_eq!(report.of_kind(Kind::RejectionDiffers).count(), errors.len(), "{report}");
     let result = report.of_kind(Kind::RejectionDiffers).next().unwrap();
     let libtorch = match &case(&fixtures, result.name()).expected.as_ref().unwrap().result {
@@ -416,7 +420,7 @@ fn kit_counts_a_rejection_only_when_it_matches_libtorchs() {
     assert!(result.yours_error.as_deref().unwrap().starts_with("mylib: "));
 
     // A rule of theirs: an out-of-bounds class must be rejected as one.
-    let options = Options::new()
+    let options = CheckOptions::new()
         .rejections_match(|libtorch, yours| !libtorch.contains("out of bounds") || yours.contains("out of bounds"));
     let report = kit::check(reworded, &fixtures, &options);
     assert_eq!(
@@ -458,7 +462,7 @@ fn kit_turns_panics_into_rejections_without_printing_them_when_asked() {
     let computed_by_libtorch = cases.iter().filter(|c| outside(c) && !rejected_by_libtorch(c)).count();
     assert!(panicking > 10 && computed_by_libtorch >= 3);
 
-    let quiet = kit::check(asserting, &fixtures, &Options::new().panics_as_rejections(true));
+    let quiet = kit::check(asserting, &fixtures, &CheckOptions::new().panics_as_rejections(true));
     assert_eq!(printed.load(Ordering::SeqCst), 0, "a quiet panic reached the hook");
     assert_eq!(quiet.of_kind(Kind::Panicked).count(), 0);
     // A negative ε, which libtorch takes as 0: the panic is a wrong rejection.
@@ -474,7 +478,7 @@ fn kit_turns_panics_into_rejections_without_printing_them_when_asked() {
     assert_eq!(quiet.totals().failed, computed_by_libtorch);
 
     // Without the option a panic fails its case, and the hook sees it.
-    let loud = kit::check(asserting, &fixtures, &Options::new());
+    let loud = kit::check(asserting, &fixtures, &CheckOptions::new());
     assert_eq!(loud.of_kind(Kind::Panicked).count(), panicking);
     assert_eq!(printed.load(Ordering::SeqCst), panicking);
     assert!(loud
@@ -488,7 +492,7 @@ fn kit_runs_integer_input_cases_and_fails_a_reduced_loss_shaped_one() {
     let integer_input = |c: &Case| !c.input.dtype.is_float();
     let count = fixtures[0].1.cases.iter().filter(|c| integer_input(c)).count();
     assert!(count >= 10);
-    let report = kit::check(crate_loss, &fixtures, &Options::new());
+    let report = kit::check(crate_loss, &fixtures, &CheckOptions::new());
     let ran = report
         .cases
         .iter()
@@ -497,7 +501,7 @@ fn kit_runs_integer_input_cases_and_fails_a_reduced_loss_shaped_one() {
         .count();
     assert_eq!(ran, count, "{report}");
     // Computing one is computing where libtorch rejects.
-    let report = kit::check(|_: &CaseView| Answer::scalar(1.0), &fixtures, &Options::new());
+    let report = kit::check(|_: &CaseView| Answer::scalar(1.0), &fixtures, &CheckOptions::new());
     for result in report.cases.iter().filter(|r| integer_input(case(&fixtures, r.name()))) {
         assert_eq!(result.kind, Kind::YouCompute, "{}", result.name());
     }
@@ -507,7 +511,7 @@ fn kit_runs_integer_input_cases_and_fails_a_reduced_loss_shaped_one() {
         Answer::Computed { loss, shape, .. } if shape.is_empty() => Answer::loss(loss, vec![1]),
         other => other,
     };
-    let report = kit::check(shaped_one, &suite(ARTICLE), &Options::new());
+    let report = kit::check(shaped_one, &suite(ARTICLE), &CheckOptions::new());
     assert_eq!(report.of_kind(Kind::Malformed).count(), 5, "{report}");
     assert_eq!(report.case("article/smoothing_0.1/none").unwrap().kind, Kind::Agrees);
     assert!(report.to_string().contains("use Answer::scalar") || report.to_string().contains("answer Answer::scalar"));
