@@ -25,7 +25,7 @@
 //!
 //! // A header promising more bytes than the file has is refused.
 //! assert!(ce_parity::safetensors_file::parse(&bytes[..bytes.len() - 1]).is_err());
-//! # Ok::<(), String>(())
+//! # Ok::<(), ce_parity::safetensors_file::MalformedTensorFile>(())
 //! ```
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! `ce-parity record --input x.npy --target t.npy … --out FILE` (or
 //! `--tensors CASE.safetensors`): a fixture from your own tensors, with libtorch's loss and gradients as `expected`.
 
+use ce_parity::fixtures::Values;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -39,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // to be computed, so a rejection is the user's error, as in `check`.
     rejection::ensure_accepted(&case, true)?;
     let outcome = run_libtorch(&case);
-    let Outcome::Values { loss, .. } = &outcome else {
+    let Outcome::Values(Values { loss, .. }) = &outcome else {
         anyhow::bail!("libtorch cannot run this case: {outcome:?}");
     };
     let loss = loss.to_f64();

@@ -5,6 +5,7 @@
 //! `explain` say it the same way.
 
 use ce_parity::fixtures::Case;
+use ce_parity::fixtures::Values;
 use ce_parity::runner::{first_line, run_rust, Outcome};
 
 use super::live::run_libtorch;
@@ -31,7 +32,9 @@ fn message(rust: &Outcome, libtorch: Option<&Outcome>) -> Option<String> {
             let how = match ours {
                 Outcome::Error(e) if first_line(e) == theirs => "rejects them the same way".to_string(),
                 Outcome::Error(e) => format!("rejects them differently: {}", first_line(e)),
-                Outcome::Values { .. } => "computes a loss instead (a parity gap: please report it)".to_string(),
+                Outcome::Values(Values { .. }) => {
+                    "computes a loss instead (a parity gap: please report it)".to_string()
+                }
                 Outcome::Skipped(why) => format!("cannot run them: {why}"),
             };
             Some(format!(
@@ -64,12 +67,12 @@ mod tests {
         );
         let skipped = message(&Outcome::Skipped("mixed dtypes".into()), Some(&libtorch));
         assert_eq!(skipped.unwrap(), format!("{theirs} cannot run them: mixed dtypes"));
-        let values = Outcome::Values {
+        let values = Outcome::Values(Values {
             loss: Tensor::float(DType::Float32, vec![], vec![0.5]),
             grad_input: None,
             grad_target: None,
             named_grads: Vec::new(),
-        };
+        });
         let computes = message(&values, Some(&libtorch));
         assert!(computes
             .unwrap()

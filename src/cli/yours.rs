@@ -4,6 +4,7 @@
 //! rounded to the case's dtype (the side named "float64") — by `check`'s
 //! verdict rule, with "yours" in the place of ce-parity's Rust.
 
+use ce_parity::fixtures::Values;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -163,23 +164,23 @@ pub fn judge(case: &Case, yours: &Yours, overrides: Overrides, live: bool) -> an
     };
     // Without your loss, the reference's stands in for it (an exact match,
     // so it cannot sway the verdict) and is dropped from the report.
-    let Outcome::Values {
+    let Outcome::Values(Values {
         loss: reference_loss, ..
-    } = &reference
+    }) = &reference
     else {
         anyhow::bail!("{reference_name} cannot compute these tensors: {reference:?}");
     };
     let stand_in = yours.loss.is_none();
-    let tested = Outcome::Values {
+    let tested = Outcome::Values(Values {
         loss: yours.loss.clone().unwrap_or_else(|| reference_loss.clone()),
         grad_input: yours.grad_input.clone(),
         grad_target: None,
         named_grads: yours.grads.clone(),
-    };
+    });
     let float64 = |c: &Case| {
         let mut exact = most_trusted(c, live);
         // The stand-in loss is judged against itself, not the exact answer.
-        if let (true, Outcome::Values { loss, .. }) = (stand_in, &mut exact) {
+        if let (true, Outcome::Values(Values { loss, .. })) = (stand_in, &mut exact) {
             *loss = reference_loss.clone();
         }
         exact
@@ -203,17 +204,17 @@ pub fn judge(case: &Case, yours: &Yours, overrides: Overrides, live: bool) -> an
 fn rounded(outcome: Outcome, dtype: DType) -> Outcome {
     let round = |t: Tensor| Tensor::float(dtype, t.shape.clone(), t.to_f64());
     match outcome {
-        Outcome::Values {
+        Outcome::Values(Values {
             loss,
             grad_input,
             grad_target,
             named_grads,
-        } => Outcome::Values {
+        }) => Outcome::Values(Values {
             loss: round(loss),
             grad_input: grad_input.map(round),
             grad_target: grad_target.map(round),
             named_grads: named_grads.into_iter().map(|(name, g)| (name, round(g))).collect(),
-        },
+        }),
         other => other,
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{Against, Check, Verdict};
 use crate::compare::{compare, Difference, Tolerance};
+use crate::fixtures::Values;
 use crate::fixtures::{Case, Quantity};
 use crate::runner::{run_rust, verdict, Outcome, Status};
 use crate::tensor::Tensor;
@@ -107,12 +108,12 @@ impl<'a> Reference<'a> {
             Quantity::LossPerSample => loss_only(&live.per_sample),
             _ => loss_only(&live.loss),
         });
-        let rust = Outcome::Values {
+        let rust = Outcome::Values(Values {
             loss: rust.clone(),
             grad_input: None,
             grad_target: None,
             named_grads: Vec::new(),
-        };
+        });
         let float64 = |c: &Case| self.float64(c);
         let report = verdict(step_case, &rust, libtorch.as_ref(), float64, tolerance);
         let recorded = step_case
@@ -179,19 +180,19 @@ fn describe(d: &Difference) -> String {
 /// The outcome with its loss only, so that only the loss is compared.
 fn loss_only(outcome: &Outcome) -> Outcome {
     match outcome {
-        Outcome::Values { loss, .. } => Outcome::Values {
+        Outcome::Values(Values { loss, .. }) => Outcome::Values(Values {
             loss: loss.clone(),
             grad_input: None,
             grad_target: None,
             named_grads: Vec::new(),
-        },
+        }),
         other => other.clone(),
     }
 }
 
 fn outcome_loss(outcome: &Outcome) -> Option<Tensor> {
     match outcome {
-        Outcome::Values { loss, .. } => Some(loss.clone()),
+        Outcome::Values(Values { loss, .. }) => Some(loss.clone()),
         _ => None,
     }
 }

@@ -10,6 +10,7 @@
 //! the case's recorded values; the intermediate steps, which a fixture does
 //! not record, are unchecked.
 
+use crate::fixtures::Values;
 use half::{bf16, f16};
 
 use super::{Against, Check, ExplainError, Verdict};
@@ -133,7 +134,7 @@ pub fn explain_clip_step(case: &Case, against: Against) -> Result<ClipStepExplan
         Against::Recorded => None,
     };
     let recorded = match case.expected.as_ref().map(|e| &e.result) {
-        Some(Recorded::Values { loss, named_grads, .. }) => {
+        Some(Recorded::Values(Values { loss, named_grads, .. })) => {
             let mut r: Vec<(&'static str, Tensor)> = named_grads.clone();
             r.push(("loss", loss.clone()));
             r

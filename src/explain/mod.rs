@@ -31,6 +31,7 @@ pub use clip_step::{explain_clip_step, ClipStage, ClipStepExplanation, CLIP_STAG
 pub use formula::plain_number;
 pub use view::{Geometry, Layout, Window, SHOWN};
 
+use crate::fixtures::Values;
 use std::fmt;
 
 use crate::compare::{Difference, Tolerance};
@@ -324,7 +325,7 @@ fn per_sample(case: &Case) -> Case {
 /// The loss tensor of an outcome of the Rust loss, or why there is none.
 fn loss_values(case: &Case, outcome: Outcome) -> Result<Tensor, ExplainError> {
     match outcome {
-        Outcome::Values { loss, .. } => Ok(loss),
+        Outcome::Values(Values { loss, .. }) => Ok(loss),
         Outcome::Error(message) => Err(ExplainError::Rejected {
             case: case.name.clone(),
             message,

@@ -40,6 +40,7 @@ mod shrink;
 mod slice;
 mod surface;
 
+use crate::fixtures::Values;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -223,7 +224,7 @@ impl Kind {
     pub fn of(under_test: &Outcome, reference: &Outcome, report: &CaseReport) -> Kind {
         let shape = |m: &str| m.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
         match (under_test, reference) {
-            (Outcome::Values { .. }, Outcome::Values { .. }) => {
+            (Outcome::Values(Values { .. }), Outcome::Values(Values { .. })) => {
                 let mut outputs: Vec<&'static str> = report
                     .comparisons
                     .iter()
@@ -236,8 +237,8 @@ impl Kind {
                 Kind::Values(outputs)
             }
             (Outcome::Error(_), Outcome::Error(r)) => Kind::Messages(shape(r)),
-            (Outcome::Error(_), Outcome::Values { .. }) => Kind::UnderTestRejects,
-            (Outcome::Values { .. }, Outcome::Error(r)) => Kind::ReferenceRejects(shape(r)),
+            (Outcome::Error(_), Outcome::Values(Values { .. })) => Kind::UnderTestRejects,
+            (Outcome::Values(Values { .. }), Outcome::Error(r)) => Kind::ReferenceRejects(shape(r)),
             _ => Kind::Other,
         }
     }

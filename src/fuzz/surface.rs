@@ -75,14 +75,14 @@ impl SurfaceFeature {
 /// A set of features.
 ///
 /// ```
-/// use ce_parity::fuzz::{SurfaceFeature, Surface};
+/// use ce_parity::fuzz::{Surface, SurfaceFeature};
 ///
 /// let surface = Surface::parse("core,half,kdim")?;
 /// assert!(surface.has(SurfaceFeature::Half) && !surface.has(SurfaceFeature::Invalid));
 /// assert_eq!(surface.to_string(), "kdim,half");
 /// let valid_only = Surface::parse("all,-invalid")?;
 /// assert!(valid_only.has(SurfaceFeature::NonFinite) && !valid_only.has(SurfaceFeature::Invalid));
-/// # Ok::<(), String>(())
+/// # Ok::<(), ce_parity::fuzz::UnknownSurfaceFeature>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Surface {

@@ -5,6 +5,7 @@
 use super::run::{call, run_cases, Made};
 use super::{CheckOptions, Floats, Kind, Report};
 use crate::compare::Tolerance;
+use crate::fixtures::Values;
 use crate::fixtures::{self, Case, Fixture, FixtureError, LossKind, CLIP_STEP_GRADS};
 use crate::runner::Outcome;
 use crate::tensor::{DType, Tensor};
@@ -153,7 +154,7 @@ fn made_of_answer(answer: ClipStepAnswer, case: &Case) -> Made {
                 }
             }
             let [image_name, text_name, scale_name] = CLIP_STEP_GRADS;
-            Made::Outcome(Outcome::Values {
+            Made::Outcome(Outcome::Values(Values {
                 loss: Tensor::float(dtype, vec![], vec![loss]),
                 grad_input: None,
                 grad_target: None,
@@ -168,7 +169,7 @@ fn made_of_answer(answer: ClipStepAnswer, case: &Case) -> Made {
                     ),
                     (scale_name, Tensor::float(dtype, vec![], vec![grad_logit_scale])),
                 ],
-            })
+            }))
         }
     }
 }

@@ -55,6 +55,7 @@ pub use crate::compare::Tolerance;
 pub use crate::loss::Reduction;
 pub use crate::tensor::DType;
 
+use crate::fixtures::Values;
 use crate::fixtures::{self, Case, Fixture, FixtureError, Recorded};
 use crate::runner::Outcome;
 use crate::tensor::Tensor;
@@ -165,12 +166,12 @@ fn made_of(answer: Answer, case: &Case) -> Made {
         return Made::Failed(Kind::Malformed, note.into());
     }
     let recorded = match case.expected.as_ref().map(|e| &e.result) {
-        Some(Recorded::Values {
+        Some(Recorded::Values(Values {
             loss,
             grad_input,
             grad_target,
             ..
-        }) => [Some(loss), grad_input.as_ref(), grad_target.as_ref()],
+        })) => [Some(loss), grad_input.as_ref(), grad_target.as_ref()],
         _ => [None, None, None],
     };
     // Yours are rounded to libtorch's dtype for each output; with nothing
@@ -192,7 +193,7 @@ fn made_of(answer: Answer, case: &Case) -> Made {
     };
     let input_shape = &case.input.shape;
     let outcome = (|| {
-        Ok(Outcome::Values {
+        Ok(Outcome::Values(Values {
             loss: tensor("loss", 0, loss, &shape)?,
             grad_input: grad_input
                 .map(|g| tensor("grad_input", 1, g, input_shape))
@@ -201,7 +202,7 @@ fn made_of(answer: Answer, case: &Case) -> Made {
                 .map(|g| tensor("grad_target", 2, g, input_shape))
                 .transpose()?,
             named_grads: Vec::new(),
-        })
+        }))
     })();
     match outcome {
         Ok(outcome) => Made::Outcome(outcome),

@@ -2,6 +2,7 @@
 //! something of each, and judge it against libtorch's recorded result by
 //! `check`'s rule, output by output.
 
+use crate::fixtures::Values;
 use std::cell::RefCell;
 
 use super::panics::guarded;
@@ -89,7 +90,7 @@ fn judge(file: &str, case: &Case, made: Made, options: &CheckOptions) -> CaseRes
         libtorch_error,
         yours_loss: None,
         libtorch_loss: match recorded {
-            Some(Recorded::Values { loss, .. }) => Some(loss.clone()),
+            Some(Recorded::Values(Values { loss, .. })) => Some(loss.clone()),
             _ => None,
         },
         report: unjudged(case, Status::Skipped, String::new()),
@@ -107,7 +108,7 @@ fn judge(file: &str, case: &Case, made: Made, options: &CheckOptions) -> CaseRes
             return result;
         }
     };
-    if let Outcome::Values { loss, .. } = &outcome {
+    if let Outcome::Values(Values { loss, .. }) = &outcome {
         result.yours_loss = Some(loss.clone());
     }
     // A rejection of a case libtorch rejects is judged as libtorch's own

@@ -8,6 +8,7 @@
 //! ```
 //! with the gradient w.r.t. S from autograd on `loss * grad_output`.
 
+use crate::fixtures::Values;
 use tch::{Device, Kind, Tensor as TchTensor};
 
 use super::{backward, from_torch, leaf, ReferenceError};
@@ -32,10 +33,10 @@ pub(super) fn run(case: &Case, temperature: f64) -> Result<Outcome, ReferenceErr
     let texts = cross_entropy(&x.f_narrow(1, 0, n)?.f_tr()?)?;
     let loss = images.f_add(&texts)?.f_mul_scalar(0.5)?;
     let grads = backward(&loss, case.grad_output.as_ref(), &[&similarity])?;
-    Ok(Outcome::Values {
+    Ok(Outcome::Values(Values {
         loss: from_torch(&loss.detach())?,
         grad_input: Some(from_torch(&grads[0])?),
         grad_target: None,
         named_grads: Vec::new(),
-    })
+    }))
 }

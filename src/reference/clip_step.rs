@@ -13,6 +13,7 @@
 //! `x / x.norm(2, -1, keepdim=True).clamp_min(1e-12).expand_as(x)`.
 //! [`steps`] keeps every intermediate for `explain --clip-step`.
 
+use crate::fixtures::Values;
 use tch::{Device, Kind, Tensor as TchTensor};
 
 use super::{backward, from_torch, leaf, to_torch, ReferenceError};
@@ -86,7 +87,7 @@ pub(super) fn run(case: &Case, logit_scale: f64) -> Result<Outcome, ReferenceErr
     let g = build(case, logit_scale)?;
     let grads = backward(&g.loss, case.grad_output.as_ref(), &[&g.image, &g.text, &g.logit_scale])?;
     let [image_name, text_name, scale_name] = CLIP_STEP_GRADS;
-    Ok(Outcome::Values {
+    Ok(Outcome::Values(Values {
         loss: from_torch(&g.loss.detach())?,
         grad_input: None,
         grad_target: None,
@@ -95,7 +96,7 @@ pub(super) fn run(case: &Case, logit_scale: f64) -> Result<Outcome, ReferenceErr
             (text_name, from_torch(&grads[1])?),
             (scale_name, from_torch(&grads[2])?),
         ],
-    })
+    }))
 }
 
 /// libtorch's value at every step of a CLIP step, in the case's dtype.

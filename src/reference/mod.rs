@@ -11,6 +11,7 @@ mod error;
 
 pub use error::ReferenceError;
 
+use crate::fixtures::Values;
 use tch::{Kind, Tensor as TchTensor};
 
 use crate::fixtures::{Case, LossKind};
@@ -131,12 +132,12 @@ fn run(case: &Case) -> Result<Outcome, ReferenceError> {
     } else {
         None
     };
-    Ok(Outcome::Values {
+    Ok(Outcome::Values(Values {
         loss,
         grad_input: Some(grad_input),
         grad_target,
         named_grads: Vec::new(),
-    })
+    }))
 }
 
 /// A libtorch copy of `t` that records gradients when it is floating. Only

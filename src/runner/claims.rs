@@ -4,6 +4,7 @@
 use super::outcome::Outcome;
 use super::rust::run_rust;
 use crate::compare::Tolerance;
+use crate::fixtures::Values;
 use crate::fixtures::{Case, Claim, Quantity};
 use crate::loss;
 use crate::tensor::{Data, Tensor};
@@ -31,7 +32,7 @@ pub fn audit_claim(case: &Case, claim: &Claim, loss: Option<&Tensor>) -> ClaimRe
             let mut per_sample = case.clone();
             per_sample.reduction = loss::Reduction::None;
             match run_rust(&per_sample) {
-                Outcome::Values { loss, .. } => Some(loss.to_f64()),
+                Outcome::Values(Values { loss, .. }) => Some(loss.to_f64()),
                 _ => None,
             }
         }

@@ -271,7 +271,7 @@ impl Direction {
 #[cfg(test)]
 mod tests {
     use super::super::allowance::allowance;
-    use crate::fixtures::{bundled_file, Case, Recorded};
+    use crate::fixtures::{bundled_file, Case, Recorded, Values};
     use crate::runner::{in_float64, run_rust, Outcome};
 
     fn article() -> Case {
@@ -288,14 +288,14 @@ mod tests {
     fn covers_libtorchs_rounding_and_not_a_wrong_gradient() {
         let case = article();
         let a = allowance(&case).unwrap();
-        let Outcome::Values { loss, named_grads, .. } = run_rust(&in_float64(&case)) else {
+        let Outcome::Values(Values { loss, named_grads, .. }) = run_rust(&in_float64(&case)) else {
             panic!("the float64 step computes")
         };
-        let Some(Recorded::Values {
+        let Some(Recorded::Values(Values {
             loss: recorded_loss,
             named_grads: recorded,
             ..
-        }) = case.expected.as_ref().map(|e| &e.result)
+        })) = case.expected.as_ref().map(|e| &e.result)
         else {
             panic!("values were recorded")
         };

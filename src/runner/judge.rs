@@ -10,6 +10,7 @@
 //! another differ by their roundings, and both are judged against the same
 //! float64 answer and the same bound.
 
+use crate::fixtures::Values;
 use std::fmt;
 
 use super::allowance::{allowance, Allowance};
@@ -187,12 +188,12 @@ struct Arbiter<'a> {
 
 impl Arbiter<'_> {
     fn answer(&self, output: &'static str) -> Option<Float64Answer<'_>> {
-        let Outcome::Values {
+        let Outcome::Values(Values {
             loss,
             grad_input,
             grad_target,
             named_grads,
-        } = self.exact
+        }) = self.exact
         else {
             return None;
         };
@@ -254,7 +255,7 @@ pub fn verdict_named(
         return report;
     };
     let exact = run_float64(&in_float64(case));
-    if !matches!(exact, Outcome::Values { .. }) {
+    if !matches!(exact, Outcome::Values(Values { .. })) {
         return report;
     }
     let arbiter = Arbiter {
@@ -352,7 +353,7 @@ fn judge_with(
     };
     // The loss from the most trusted source: libtorch, else recorded, else Rust.
     let loss_of = |o: &Outcome| match o {
-        Outcome::Values { loss, .. } => Some(loss.clone()),
+        Outcome::Values(Values { loss, .. }) => Some(loss.clone()),
         _ => None,
     };
     let best = sides
@@ -391,9 +392,9 @@ fn compare_outcomes(
         (Outcome::Error(x), Outcome::Error(y)) => {
             (first_line(x) != first_line(y)).then(|| Disagreement::Errors(first_line(x), first_line(y)))
         }
-        (Outcome::Error(x), Outcome::Values { .. }) => Some(Disagreement::FirstRejects(first_line(x))),
-        (Outcome::Values { .. }, Outcome::Error(y)) => Some(Disagreement::SecondRejects(first_line(y))),
-        (Outcome::Values { .. }, Outcome::Values { .. }) => {
+        (Outcome::Error(x), Outcome::Values(Values { .. })) => Some(Disagreement::FirstRejects(first_line(x))),
+        (Outcome::Values(Values { .. }), Outcome::Error(y)) => Some(Disagreement::SecondRejects(first_line(y))),
+        (Outcome::Values(Values { .. }), Outcome::Values(Values { .. })) => {
             for (output, x, y) in paired_tensors(a.1, b.1) {
                 let answer = arbiter.and_then(|arb| arb.answer(output));
                 outputs.push(OutputDifference {
@@ -439,7 +440,7 @@ fn side_error(
     tolerance: Tolerance,
 ) -> Option<SideError> {
     let outcome = outcome.as_ref();
-    if !matches!(outcome, Outcome::Values { .. }) {
+    if !matches!(outcome, Outcome::Values(Values { .. })) {
         return None;
     }
     let (mut max_abs, mut worst_share) = (0.0f64, 0.0f64);

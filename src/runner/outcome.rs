@@ -1,24 +1,13 @@
 //! What an implementation made of a case: values, a rejection, or a skip.
 
-use crate::fixtures::{Case, Recorded};
+use crate::fixtures::{Case, Recorded, Values};
 use crate::tensor::Tensor;
 
 /// What one implementation made of a case.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// The implementation computed the case.
-    Values {
-        /// The loss, shaped as the case's reduction makes it.
-        loss: Tensor,
-        /// d(loss·grad_output)/d input; None when not computed.
-        grad_input: Option<Tensor>,
-        /// The same w.r.t. a probability target; None for class targets.
-        grad_target: Option<Tensor>,
-        /// Gradients w.r.t. other inputs, by name (a CLIP step's
-        /// grad_image_embeds, grad_text_embeds, grad_logit_scale); empty for
-        /// cross-entropy.
-        named_grads: Vec<(&'static str, Tensor)>,
-    },
+    Values(Values),
     /// The first line of the error message.
     Error(String),
     /// This implementation cannot run the case (e.g. an unsupported dtype mix).
@@ -29,17 +18,7 @@ impl Outcome {
     /// The outcome a fixture's `expected` records.
     pub fn from_recorded(recorded: &Recorded) -> Outcome {
         match recorded {
-            Recorded::Values {
-                loss,
-                grad_input,
-                grad_target,
-                named_grads,
-            } => Outcome::Values {
-                loss: loss.clone(),
-                grad_input: grad_input.clone(),
-                grad_target: grad_target.clone(),
-                named_grads: named_grads.clone(),
-            },
+            Recorded::Values(values) => Outcome::Values(values.clone()),
             Recorded::Error(e) => Outcome::Error(e.clone()),
         }
     }
@@ -47,17 +26,7 @@ impl Outcome {
     /// The outcome as a fixture's `expected` result; None for a skip.
     pub fn to_recorded(&self) -> Option<Recorded> {
         match self {
-            Outcome::Values {
-                loss,
-                grad_input,
-                grad_target,
-                named_grads,
-            } => Some(Recorded::Values {
-                loss: loss.clone(),
-                grad_input: grad_input.clone(),
-                grad_target: grad_target.clone(),
-                named_grads: named_grads.clone(),
-            }),
+            Outcome::Values(values) => Some(Recorded::Values(values.clone())),
             Outcome::Error(e) => Some(Recorded::Error(e.clone())),
             Outcome::Skipped(_) => None,
         }
@@ -77,12 +46,12 @@ pub fn first_line(message: &str) -> String {
 /// for an error or a skip.
 pub fn paired_tensors<'a>(a: &'a Outcome, b: &'a Outcome) -> Vec<(&'static str, &'a Tensor, &'a Tensor)> {
     let tensors = |o: &'a Outcome| -> Vec<(&'static str, &'a Tensor)> {
-        let Outcome::Values {
+        let Outcome::Values(Values {
             loss,
             grad_input,
             grad_target,
             named_grads,
-        } = o
+        }) = o
         else {
             return Vec::new();
         };

@@ -1,5 +1,6 @@
 //! The pure-Rust loss as an implementation: a case in, an [`Outcome`] out.
 
+use crate::fixtures::Values;
 use half::{bf16, f16};
 
 use super::outcome::{first_line, Outcome};
@@ -71,7 +72,7 @@ pub fn run_rust(case: &Case) -> Outcome {
     };
     // A weight that is not 1-D passes nll_loss2d's numel check, but libtorch's
     // smoothing term cannot use it; the typed call saw it flattened.
-    if case.weight.as_ref().is_some_and(|w| w.shape.len() != 1) && matches!(outcome, Outcome::Values { .. }) {
+    if case.weight.as_ref().is_some_and(|w| w.shape.len() != 1) && matches!(outcome, Outcome::Values(Values { .. })) {
         if let Err(e) = check_smoothing_shapes(&sig, true) {
             return Outcome::Error(first_line(&e.to_string()));
         }
@@ -114,7 +115,7 @@ fn run_clip_step<T: Element>(case: &Case, logit_scale: f64) -> Outcome {
     match step {
         Ok(step) => {
             let [image_name, text_name, scale_name] = CLIP_STEP_GRADS;
-            Outcome::Values {
+            Outcome::Values(Values {
                 loss: to_tensor(&[step.loss], &[]),
                 grad_input: None,
                 grad_target: None,
@@ -123,7 +124,7 @@ fn run_clip_step<T: Element>(case: &Case, logit_scale: f64) -> Outcome {
                     (text_name, to_tensor(&step.grad_text_embeds, &case.target.shape)),
                     (scale_name, to_tensor(&[step.grad_logit_scale], &[])),
                 ],
-            }
+            })
         }
         Err(e) => Outcome::Error(first_line(&e.to_string())),
     }
@@ -139,12 +140,12 @@ fn run_clip<T: Element>(case: &Case, temperature: f64) -> Outcome {
     };
     let view = View::new(&similarity, &case.input.shape);
     match loss::clip_loss_with_grad(view, temperature, case.label_smoothing, grad_output) {
-        Ok((loss, grad)) => Outcome::Values {
+        Ok((loss, grad)) => Outcome::Values(Values {
             loss: to_tensor(&[loss], &[]),
             grad_input: Some(to_tensor(&grad, &case.input.shape)),
             grad_target: None,
             named_grads: Vec::new(),
-        },
+        }),
         Err(e) => Outcome::Error(first_line(&e.to_string())),
     }
 }
@@ -184,12 +185,12 @@ fn run_cross_entropy<T: Element>(case: &Case) -> Outcome {
         let go_shape = case.grad_output.as_ref().map(|g| g.shape.clone()).unwrap_or_default();
         let grad_view = grad_output.as_deref().map(|g| View::new(g, &go_shape));
         let grads = loss::cross_entropy_backward(view, target, &options, grad_view)?;
-        Ok(Outcome::Values {
+        Ok(Outcome::Values(Values {
             loss: to_tensor(&loss.values, &loss.shape),
             grad_input: Some(to_tensor(&grads.input, &case.input.shape)),
             grad_target: grads.target.map(|g| to_tensor(&g, &case.input.shape)),
             named_grads: Vec::new(),
-        })
+        }))
     })();
     result.unwrap_or_else(|e| Outcome::Error(first_line(&e.to_string())))
 }

@@ -3,6 +3,7 @@
 //! is no larger than libtorch's own float32 error against it.
 
 use ce_parity::fixtures::Case;
+use ce_parity::fixtures::Values;
 use ce_parity::loss::{cross_entropy_with_grad, Options, Reduction, Target, View};
 use ce_parity::reference::run_libtorch;
 use ce_parity::runner::Outcome;
@@ -13,11 +14,11 @@ use crate::rng::Rng;
 /// (loss, gradient w.r.t. the input) from libtorch, as f64.
 fn libtorch(case: &Case) -> (Vec<f64>, Vec<f64>) {
     match run_libtorch(case) {
-        Outcome::Values {
+        Outcome::Values(Values {
             loss,
             grad_input: Some(grad),
             ..
-        } => (loss.as_f64().unwrap().to_vec(), grad.as_f64().unwrap().to_vec()),
+        }) => (loss.as_f64().unwrap().to_vec(), grad.as_f64().unwrap().to_vec()),
         other => panic!("{}: libtorch gave {other:?}", case.name),
     }
 }

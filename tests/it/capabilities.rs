@@ -4,6 +4,7 @@
 //! fuzzer's ill-conditioned regressions), and a tampered copy that must fail
 //! under each. Capabilities the CPU lacks are skipped, and say so.
 
+use ce_parity::fixtures::Values;
 use std::path::Path;
 use std::process::Command;
 
@@ -62,7 +63,7 @@ fn a_tampered_expectation_fails_under_every_kernel() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut fixture = fixtures::load(&root.join("fixtures/portability/recorded-with-avx512-kernels.json")).unwrap();
     for case in &mut fixture.cases {
-        if let Some(Recorded::Values { loss, .. }) = case.expected.as_mut().map(|e| &mut e.result) {
+        if let Some(Recorded::Values(Values { loss, .. })) = case.expected.as_mut().map(|e| &mut e.result) {
             // 1e-4 relative: ~100× float32's assert_close rtol, and far
             // beyond any kernel's rounding of these losses.
             let values = loss.to_f64().into_iter().map(|v| v * (1.0 + 1e-4)).collect();

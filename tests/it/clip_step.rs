@@ -3,6 +3,7 @@
 //! libtorch and through the binary, a perturbed grad_logit_scale caught and
 //! named, and the fuzz surface catching a wrong logit_scale gradient.
 
+use ce_parity::fixtures::Values;
 use std::path::Path;
 
 use ce_parity::fixtures::{self, Case, LossKind, Recorded};
@@ -177,7 +178,7 @@ fn a_perturbed_grad_logit_scale_fails_and_is_named() {
         .into_iter()
         .find(|c| c.name == "clip_step/float32/scale_init/n16/eps0.1")
         .unwrap();
-    let Some(Recorded::Values { named_grads, .. }) = case.expected.as_mut().map(|e| &mut e.result) else {
+    let Some(Recorded::Values(Values { named_grads, .. })) = case.expected.as_mut().map(|e| &mut e.result) else {
         panic!("values were recorded")
     };
     let (name, grad) = named_grads.iter_mut().find(|(n, _)| *n == "grad_logit_scale").unwrap();
@@ -290,7 +291,8 @@ fn fixture_kind_round_trips_and_refuses_foreign_fields() {
 /// (the chain rule's exp(logit_scale) factor forgotten).
 fn forgets_the_exp(case: &Case) -> Outcome {
     let mut outcome = run_rust(case);
-    if let (LossKind::ClipStep { logit_scale }, Outcome::Values { named_grads, .. }) = (case.loss, &mut outcome) {
+    if let (LossKind::ClipStep { logit_scale }, Outcome::Values(Values { named_grads, .. })) = (case.loss, &mut outcome)
+    {
         for (name, g) in named_grads.iter_mut() {
             if *name == "grad_logit_scale" {
                 *g = Tensor::float(g.dtype, vec![], vec![g.to_f64()[0] / logit_scale.exp()]);

@@ -4,6 +4,7 @@
 //! perturbed grad_logit_scale failing by name, and bad files refused with
 //! the field named.
 
+use ce_parity::fixtures::Values;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -436,7 +437,7 @@ fn explain_clip_step_names_the_step_that_disagrees() {
         .unwrap()
         .unwrap();
     fixture.cases.retain(|c| c.name == "clip_step/article/float32");
-    let Some(ce_parity::fixtures::Recorded::Values { named_grads, .. }) =
+    let Some(ce_parity::fixtures::Recorded::Values(Values { named_grads, .. })) =
         fixture.cases[0].expected.as_mut().map(|e| &mut e.result)
     else {
         panic!("values were recorded")

@@ -5,6 +5,7 @@
 //! smoothed targets in closed form here, losses as recorded by libtorch in
 //! fixtures/article.json.
 
+use ce_parity::fixtures::Values;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -402,7 +403,7 @@ fn kdim_weighted_steps_match_live_libtorch() {
     // Per-sample losses straight from libtorch's cross_entropy(reduction="none").
     let mut none = case.clone();
     none.reduction = Reduction::None;
-    let Outcome::Values { loss, .. } = ce_parity::reference::run_libtorch(&none) else {
+    let Outcome::Values(Values { loss, .. }) = ce_parity::reference::run_libtorch(&none) else {
         panic!("libtorch rejects the case");
     };
     let per_sample = explained
@@ -427,7 +428,7 @@ fn every_bundled_case_explains_without_disagreement() {
     for (file, fixture) in ce_parity::fixtures::bundled().unwrap() {
         // Contrastive cases are refused by design (tested above).
         for case in fixture.cases.iter().filter(|c| c.loss == LossKind::CrossEntropy) {
-            let computes = matches!(ce_parity::runner::run_rust(case), Outcome::Values { .. });
+            let computes = matches!(ce_parity::runner::run_rust(case), Outcome::Values(Values { .. }));
             let e = match explain(case, Against::Libtorch) {
                 Ok(e) => e,
                 // Only what the loss itself rejects (or cannot run) has no steps.

@@ -1,5 +1,6 @@
 //! The fixture format: round trips, defaults, and errors that name the field.
 
+use ce_parity::fixtures::Values;
 use std::path::Path;
 
 use ce_parity::fixtures::{self, Case, Expected, Fixture, Recorded};
@@ -38,12 +39,12 @@ fn save_then_load_is_identity() {
     case.ignore_index = -7;
     case.expected = Some(Expected {
         producer: "test".into(),
-        result: Recorded::Values {
+        result: Recorded::Values(Values {
             loss: Tensor::float(DType::Float32, vec![], vec![f64::INFINITY]),
             grad_input: None,
             grad_target: None,
             named_grads: Vec::new(),
-        },
+        }),
     });
     let mut other = Case::new(
         "error",

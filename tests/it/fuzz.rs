@@ -2,6 +2,7 @@
 //! depend on the seed alone, and its fixtures hold the reference's values.
 //! Without libtorch the reference is the Rust loss; with it, libtorch.
 
+use ce_parity::fixtures::Values;
 use std::time::Duration;
 
 use ce_parity::fixtures::{self, Case};
@@ -111,22 +112,22 @@ fn results_depend_on_the_seed_not_the_thread_count() {
 /// tolerance (rtol 1.3e-6), inside `--rtol 1e-3`.
 fn slightly_off(case: &Case) -> Outcome {
     match run_rust(case) {
-        Outcome::Values {
+        Outcome::Values(Values {
             loss,
             grad_input,
             grad_target,
             named_grads,
-        } => {
+        }) => {
             let scale = |t: ce_parity::tensor::Tensor| {
                 let values = t.to_f64().iter().map(|v| v * (1.0 + 1e-4)).collect();
                 ce_parity::tensor::Tensor::float(t.dtype, t.shape.clone(), values)
             };
-            Outcome::Values {
+            Outcome::Values(Values {
                 loss: scale(loss),
                 grad_input: grad_input.map(scale),
                 grad_target: grad_target.map(scale),
                 named_grads: named_grads.into_iter().map(|(name, g)| (name, scale(g))).collect(),
-            }
+            })
         }
         other => other,
     }

@@ -7,6 +7,7 @@
 //! tries.) The reference is live libtorch when the crate is built with it,
 //! else the Rust loss.
 
+use ce_parity::fixtures::Values;
 use std::time::Instant;
 
 use ce_parity::fixtures::{self, Case};
@@ -37,10 +38,10 @@ fn upper_lanes_mask_minus_inf(case: &Case) -> Outcome {
     let mut outcome = run_rust(case);
     let classes = case.input.shape.last().copied().unwrap_or(0).max(1);
     let full = classes / LANES * LANES;
-    if let Outcome::Values {
+    if let Outcome::Values(Values {
         grad_target: Some(grad),
         ..
-    } = &mut outcome
+    }) = &mut outcome
     {
         let input = case.input.to_f64();
         if let (Data::Float(values), true) = (&mut grad.data, grad.shape == case.input.shape) {
@@ -151,9 +152,9 @@ fn the_seed_31_case_with_a_lane_bug_shrinks_to_one_vector() {
 /// set to 0) would.
 fn wrong_at_zero_logits(case: &Case) -> Outcome {
     let mut outcome = run_rust(case);
-    if let Outcome::Values {
+    if let Outcome::Values(Values {
         grad_input: Some(grad), ..
-    } = &mut outcome
+    }) = &mut outcome
     {
         if let Data::Float(values) = &mut grad.data {
             for (g, x) in values.iter_mut().zip(case.input.to_f64()) {
@@ -201,19 +202,19 @@ fn lane_bug_and_wrong_at_zero_logits(case: &Case) -> Outcome {
     let zero_bug = wrong_at_zero_logits(case);
     match (lane, zero_bug) {
         (
-            Outcome::Values { grad_target, .. },
-            Outcome::Values {
+            Outcome::Values(Values { grad_target, .. }),
+            Outcome::Values(Values {
                 loss,
                 grad_input,
                 named_grads,
                 ..
-            },
-        ) => Outcome::Values {
+            }),
+        ) => Outcome::Values(Values {
             loss,
             grad_input,
             grad_target,
             named_grads,
-        },
+        }),
         (other, _) => other,
     }
 }

@@ -2,6 +2,7 @@
 //! are closures over `kit::CaseView`, judged against libtorch's recorded
 //! values (runs without libtorch).
 
+use ce_parity::fixtures::Values;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ce_parity::fixtures::{self, Case, Fixture};
@@ -43,12 +44,12 @@ pub fn case_of(view: &CaseView) -> Case {
 
 pub fn answer_of(outcome: Outcome) -> Answer {
     match outcome {
-        Outcome::Values {
+        Outcome::Values(Values {
             loss,
             grad_input,
             grad_target,
             ..
-        } => Answer::Computed {
+        }) => Answer::Computed {
             loss: loss.to_f64(),
             shape: loss.shape.clone(),
             grad_input: grad_input.map(|g| g.to_f64()),

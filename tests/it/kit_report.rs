@@ -2,6 +2,7 @@
 //! recorded values: deliberately wrong implementations fail where they are
 //! wrong, at the element and with the values the fixtures hold.
 
+use ce_parity::fixtures::Values;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -32,14 +33,14 @@ fn case<'a>(fixtures: &'a [(String, Fixture)], name: &str) -> &'a Case {
 /// libtorch's recorded loss and grad_input for a case.
 fn recorded(case: &Case) -> (Tensor, Tensor) {
     match &case.expected.as_ref().unwrap().result {
-        Recorded::Values { loss, grad_input, .. } => (loss.clone(), grad_input.clone().unwrap()),
+        Recorded::Values(Values { loss, grad_input, .. }) => (loss.clone(), grad_input.clone().unwrap()),
         Recorded::Error(e) => panic!("{}: libtorch rejected it: {e}", case.name),
     }
 }
 
 fn recorded_loss(case: &Case) -> Option<Tensor> {
     match &case.expected.as_ref()?.result {
-        Recorded::Values { loss, .. } => Some(loss.clone()),
+        Recorded::Values(Values { loss, .. }) => Some(loss.clone()),
         Recorded::Error(_) => None,
     }
 }
@@ -143,7 +144,8 @@ fn kit_report_names_the_wrong_gradient_element_with_both_values_and_the_float64_
     {
         // And as live libtorch computes them.
         use ce_parity::runner::{in_float64, Outcome};
-        let Outcome::Values { grad_input, .. } = ce_parity::reference::run_libtorch(&in_float64(case(&fixtures, name)))
+        let Outcome::Values(Values { grad_input, .. }) =
+            ce_parity::reference::run_libtorch(&in_float64(case(&fixtures, name)))
         else {
             panic!("libtorch rejected the case");
         };
@@ -559,7 +561,7 @@ fn kit_reports_a_clip_steps_named_gradients_output_by_output() {
         let d = image.recorded.shape[1];
         assert_eq!(worst.index, [1 / d, 1 % d], "{}", result.name());
         let recorded = match &case(&fixtures, result.name()).expected.as_ref().unwrap().result {
-            Recorded::Values { named_grads, .. } => named_grads
+            Recorded::Values(Values { named_grads, .. }) => named_grads
                 .iter()
                 .find(|(n, _)| *n == "grad_image_embeds")
                 .unwrap()

@@ -2,6 +2,7 @@
 //! with the summary, `-k`, `--quiet`, failing ids after the summary, and the
 //! run's facts in the JSON report. Runs without libtorch (recorded values).
 
+use ce_parity::fixtures::Values;
 use std::path::Path;
 
 use crate::binary::ce_parity;
@@ -24,7 +25,9 @@ fn tampered_article(dir: &Path) -> String {
         .iter_mut()
         .find(|c| c.name == "article/smoothing_0.1/mean")
         .unwrap();
-    if let Some(ce_parity::fixtures::Recorded::Values { loss, .. }) = case.expected.as_mut().map(|e| &mut e.result) {
+    if let Some(ce_parity::fixtures::Recorded::Values(Values { loss, .. })) =
+        case.expected.as_mut().map(|e| &mut e.result)
+    {
         *loss = ce_parity::tensor::Tensor::scalar(loss.dtype, 0.4122);
     }
     let out = dir.join("article-printed.json");

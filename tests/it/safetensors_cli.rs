@@ -322,7 +322,9 @@ fn record_takes_the_safetensors_file() {
     assert_eq!((case.ignore_index, case.label_smoothing), (3, 0.1));
     assert!(case.weight.is_some());
     // The recorded loss is libtorch's, which PyTorch wrote into the file.
-    let Some(ce_parity::fixtures::Recorded::Values { loss, .. }) = case.expected.as_ref().map(|e| &e.result) else {
+    let Some(ce_parity::fixtures::Recorded::Values(ce_parity::fixtures::Values { loss, .. })) =
+        case.expected.as_ref().map(|e| &e.result)
+    else {
         panic!("values recorded");
     };
     let pytorch = &load("f32_weight_ignore.safetensors").tensors["loss"];

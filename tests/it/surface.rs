@@ -2,6 +2,7 @@
 //! recorded values: K-dim, unbatched, probability targets, half types and
 //! non-finite values.
 
+use ce_parity::fixtures::Values;
 use std::path::Path;
 
 use ce_parity::fixtures::{self, Case, Recorded};
@@ -21,19 +22,19 @@ fn recorded_case(file: &str, name: &str) -> Case {
 
 fn recorded_values(case: &Case) -> (Vec<f64>, Vec<f64>) {
     match &case.expected.as_ref().unwrap().result {
-        Recorded::Values { loss, grad_input, .. } => (loss.to_f64(), grad_input.as_ref().unwrap().to_f64()),
+        Recorded::Values(Values { loss, grad_input, .. }) => (loss.to_f64(), grad_input.as_ref().unwrap().to_f64()),
         Recorded::Error(e) => panic!("{e}"),
     }
 }
 
 fn rust_values(case: &Case) -> (Vec<f64>, Vec<f64>, Option<Vec<f64>>) {
     match run_rust(case) {
-        Outcome::Values {
+        Outcome::Values(Values {
             loss,
             grad_input,
             grad_target,
             ..
-        } => (
+        }) => (
             loss.to_f64(),
             grad_input.unwrap().to_f64(),
             grad_target.map(|g| g.to_f64()),
@@ -167,10 +168,10 @@ fn probability_targets_closed_form_and_target_gradient() {
     }
     // libtorch's recorded target gradient, for a K-dim case.
     let case = recorded_case("surface.json", "probabilities_kdim/float64/mean/eps0.2");
-    let Some(Recorded::Values {
+    let Some(Recorded::Values(Values {
         grad_target: Some(recorded),
         ..
-    }) = case.expected.as_ref().map(|e| e.result.clone())
+    })) = case.expected.as_ref().map(|e| e.result.clone())
     else {
         panic!("grad_target not recorded")
     };

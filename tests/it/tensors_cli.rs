@@ -2,6 +2,7 @@
 //! check in one command, record libtorch's values, and bad input exits 2
 //! naming the flag and the file.
 
+use ce_parity::fixtures::Values;
 use std::path::{Path, PathBuf};
 
 use ce_parity::fixtures::{self, Recorded};
@@ -78,7 +79,7 @@ fn record_writes_libtorchs_values_and_never_overwrites() {
     assert_eq!(case.weight.as_ref().unwrap().to_f64(), vec![1.0, 2.0, 0.5]);
     let expected = case.expected.as_ref().unwrap();
     assert!(expected.producer.starts_with("libtorch 2.13.0"));
-    let Recorded::Values { loss, grad_input, .. } = &expected.result else {
+    let Recorded::Values(Values { loss, grad_input, .. }) = &expected.result else {
         panic!("an error was recorded")
     };
     // Closed form: rows lose (1−ε)·w_y·nll + ε/C·Σ w_c·(−lp_c), over W = w_0 + w_1 = 3.

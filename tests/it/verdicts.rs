@@ -3,6 +3,7 @@
 //! fail; values recorded by another CPU's kernels pass. Runs without libtorch
 //! (recorded values, and the Rust loss's float64 path as the exact answer).
 
+use ce_parity::fixtures::Values;
 use ce_parity::fixtures::{self, Case, Recorded};
 use ce_parity::runner::{run_rust, tolerance, verdict, Outcome, Status};
 use ce_parity::tensor::{DType, Tensor};
@@ -36,12 +37,12 @@ fn shifted(t: &Tensor, k: u32) -> Tensor {
 
 fn recorded_values(case: &Case) -> Option<(Tensor, Option<Tensor>, Option<Tensor>)> {
     match &case.expected.as_ref()?.result {
-        Recorded::Values {
+        Recorded::Values(Values {
             loss,
             grad_input,
             grad_target,
             ..
-        } => Some((loss.clone(), grad_input.clone(), grad_target.clone())),
+        }) => Some((loss.clone(), grad_input.clone(), grad_target.clone())),
         Recorded::Error(_) => None,
     }
 }
@@ -63,9 +64,9 @@ fn a_tampered_recorded_gradient_fails_and_is_named() {
     ];
     for file in files {
         for mut case in bundled(file) {
-            let Some(Recorded::Values {
+            let Some(Recorded::Values(Values {
                 grad_input: Some(grad), ..
-            }) = case.expected.as_mut().map(|e| &mut e.result)
+            })) = case.expected.as_mut().map(|e| &mut e.result)
             else {
                 continue;
             };
@@ -105,12 +106,12 @@ fn a_systematic_error_of_a_few_ulps_fails() {
         if !nonzero(&loss) {
             continue;
         }
-        let off = Outcome::Values {
+        let off = Outcome::Values(Values {
             loss: shifted(&loss, k),
             grad_input: grad_input.as_ref().map(|g| shifted(g, k)),
             grad_target: grad_target.as_ref().map(|g| shifted(g, k)),
             named_grads: Vec::new(),
-        };
+        });
         let report = judged(&case, &off);
         assert_eq!(
             report.status,
