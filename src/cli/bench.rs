@@ -301,7 +301,7 @@ impl Machine {
             .find_map(|l| l.strip_prefix("model name"))
             .and_then(|v| v.split_once(':'))
             .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
-        let simd = match simd::current() {
+        let simd = match simd::current().level() {
             SimdLevel::Scalar => "scalar",
             SimdLevel::Avx2 => "avx2",
             SimdLevel::Avx512 => "avx512",

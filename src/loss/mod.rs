@@ -70,5 +70,5 @@ pub use options::{Options, Reduction, DEFAULT_IGNORE_INDEX};
 pub use outputs::{Gradients, Loss};
 pub(crate) use problem::check_smoothing_shapes;
 pub use problem::{check_signature, Accepted, Signature};
-pub use simd::{set_simd_level, SimdLevel};
+pub use simd::{set_simd_level, Simd, SimdLevel};
 pub use with_grad::{cross_entropy_with_grad, cross_entropy_with_grad_in_place, cross_entropy_with_grad_into};

@@ -30,7 +30,7 @@ use super::fused::half;
 use super::input::{Target, View};
 use super::options::Reduction;
 use super::problem::{Problem, Targets};
-use super::simd::{self, SimdLevel};
+use super::simd::{self, Simd};
 
 /// Rounding to the half type, and the few scalars every step needs.
 struct Half<'p, T> {
@@ -39,7 +39,7 @@ struct Half<'p, T> {
     weight: Option<Vec<f32>>,
     /// log_softmax runs over the last dim (1-D and 2-D input).
     last_dim: bool,
-    level: SimdLevel,
+    level: Simd,
     _type: std::marker::PhantomData<T>,
 }
 

@@ -17,6 +17,39 @@ pub enum SimdLevel {
     Avx512,
 }
 
+/// A level this CPU can run, as a value only [`current`] makes: it caps any
+/// forced level at what feature detection found. The kernels' `unsafe`
+/// dispatch takes a `Simd`, never a bare [`SimdLevel`], so safe code cannot
+/// reach an instruction set the CPU lacks.
+///
+/// ```
+/// use ce_parity::loss::{set_simd_level, simd, SimdLevel};
+/// set_simd_level(Some(SimdLevel::Avx512));
+/// assert!(simd::current().level() <= simd::detected()); // capped, whatever was asked
+/// set_simd_level(None);
+/// ```
+///
+/// Outside this module a `Simd` cannot be made up:
+///
+/// ```compile_fail
+/// let forced = ce_parity::loss::Simd(ce_parity::loss::SimdLevel::Avx512);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Simd(SimdLevel);
+
+impl Simd {
+    /// The level the kernels run at; the CPU has every instruction it needs.
+    pub fn level(self) -> SimdLevel {
+        self.0
+    }
+
+    /// This level or `cap`, whichever is lower (a kernel that is faster
+    /// built for a lower level asks for it). Lower never loses soundness.
+    pub(crate) fn at_most(self, cap: SimdLevel) -> Simd {
+        Simd(self.0.min(cap))
+    }
+}
+
 const AUTO: u8 = 0;
 
 static FORCED: AtomicU8 = AtomicU8::new(AUTO);
@@ -41,14 +74,14 @@ pub fn detected() -> SimdLevel {
 
 /// The level the kernel uses now: the forced one, capped at the detected one
 /// (a level the CPU lacks is never run).
-pub fn current() -> SimdLevel {
+pub fn current() -> Simd {
     let forced = match FORCED.load(Ordering::Relaxed) {
         1 => SimdLevel::Scalar,
         2 => SimdLevel::Avx2,
         3 => SimdLevel::Avx512,
-        _ => return detected(),
+        _ => return Simd(detected()),
     };
-    forced.min(detected())
+    Simd(forced.min(detected()))
 }
 
 /// Forces a level for the whole process (`None`: back to detection), for
@@ -69,9 +102,9 @@ pub fn current() -> SimdLevel {
 ///         .unwrap()
 /// };
 /// let portable = loss_at(Some(SimdLevel::Scalar));
-/// assert_eq!(simd::current(), SimdLevel::Scalar);
+/// assert_eq!(simd::current().level(), SimdLevel::Scalar);
 /// let best = loss_at(None);
-/// assert_eq!(simd::current(), simd::detected());
+/// assert_eq!(simd::current().level(), simd::detected());
 /// assert_eq!(portable.to_bits(), best.to_bits());
 /// ```
 pub fn set_simd_level(level: Option<SimdLevel>) {

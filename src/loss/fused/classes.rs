@@ -7,7 +7,7 @@
 use super::super::class_targets::ClassTargets;
 use super::super::formulas::Formulas;
 use super::super::problem::Problem;
-use super::super::simd::{self, SimdLevel};
+use super::super::simd::{self, Simd};
 use super::fallback;
 use super::lanes::{
     apply_row, apply_tile, exp_tile, ln_tile, pack_tile, stats_row, sweep_tile, Ahead, Coef, Lane, Stats, TILE,
@@ -21,7 +21,7 @@ pub(super) struct Classes<'p, T> {
     weight: Option<Vec<T>>,
     weight_sum: f64,
     formulas: Formulas,
-    level: SimdLevel,
+    level: Simd,
 }
 
 impl<'p, T: Lane> Classes<'p, T> {

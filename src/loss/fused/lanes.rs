@@ -17,7 +17,7 @@ use super::super::element::Element;
 use super::super::fast_exp::exp_nonpositive_f32;
 use super::super::fast_exp::exp_nonpositive_into;
 use super::super::fast_ln::ln_into;
-use super::super::simd::SimdLevel;
+use super::super::simd::{Simd, SimdLevel};
 
 /// Element types the fused kernel runs on: f32 and f64.
 pub(crate) trait Lane:
@@ -535,7 +535,7 @@ macro_rules! dispatched {
         $(#[$doc])*
         #[inline]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: SimdLevel, $($arg: $ty),*) -> $ret {
+        pub(crate) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: Simd, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
@@ -548,9 +548,9 @@ macro_rules! dispatched {
             fn avx512<$($gen $(: $bound)?),* $(, const $c: $ct)*>($($arg: $ty),*) -> $ret {
                 $body::<$($gen),* $(, $c)*>($($arg),*)
             }
-            match level {
+            match level.level() {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `level` comes from `simd::current()`, which returns
+                // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and it holds
                 // Avx2 only when the CPU reports AVX2 and FMA.
                 SimdLevel::Avx2 => unsafe { avx2::<$($gen),* $(, $c)*>($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
@@ -572,23 +572,23 @@ dispatched! {
 /// f32 rows on AVX2 (and AVX-512) CPUs take the hand-written sweep.
 #[inline]
 pub(super) fn stats_row<T: Lane, const COEF: bool, const WRITE: bool>(
-    level: SimdLevel,
+    level: Simd,
     x: &[T],
     a: &[T],
     out: &mut [T],
     next: &[T],
 ) -> Stats {
     #[cfg(target_arch = "x86_64")]
-    if level >= SimdLevel::Avx2 {
+    if level.level() >= SimdLevel::Avx2 {
         if let (Some(x), Some(a), Some(out), Some(next)) =
             (f32::cast(x), f32::cast(a), f32::cast_mut(out), f32::cast(next))
         {
-            if level == SimdLevel::Avx512 {
-                // SAFETY: `level` comes from `simd::current()`, which returns
+            if level.level() == SimdLevel::Avx512 {
+                // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and it holds
                 // Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
                 return unsafe { row_stats_avx512::<COEF, WRITE>(x, a, out, next) };
             }
-            // SAFETY: `level` comes from `simd::current()`, which returns
+            // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and it holds
             // Avx2 or above only when the CPU reports AVX2 and FMA.
             return unsafe { row_stats_avx2::<COEF, WRITE>(x, a, out, next) };
         }
@@ -648,12 +648,12 @@ dispatched! {
 /// e·scale_p + a·scale_a over a contiguous row of exponentials; f32 rows on
 /// AVX-512 CPUs take the 16-lane loop of `avx512.rs`.
 #[inline]
-pub(super) fn apply_row<T: Lane, const COEF: bool>(level: SimdLevel, row: &mut [T], a: &[T], scale_p: T, scale_a: T) {
+pub(super) fn apply_row<T: Lane, const COEF: bool>(level: Simd, row: &mut [T], a: &[T], scale_p: T, scale_a: T) {
     #[cfg(target_arch = "x86_64")]
-    if level == SimdLevel::Avx512 {
+    if level.level() == SimdLevel::Avx512 {
         if let (Some(row), Some(a)) = (f32::cast_mut(row), f32::cast(a)) {
             let (scale_p, scale_a) = (scale_p.to_f64() as f32, scale_a.to_f64() as f32);
-            // SAFETY: `level` comes from `simd::current()`, which returns
+            // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and it holds
             // Avx512 only when the CPU reports AVX-512 F.
             return unsafe { super::avx512::row_apply::<COEF>(row, a, scale_p, scale_a) };
         }
@@ -670,14 +670,14 @@ dispatched! {
 /// times slower than the AVX2 build (the same operations, so the same bits).
 #[inline]
 pub(super) fn pack_tile<T: Lane>(
-    level: SimdLevel,
+    level: Simd,
     block: &[T],
     inner: usize,
     s0: usize,
     width: usize,
     tile: &mut PackedTile<T>,
 ) {
-    pack_tile_at(level.min(SimdLevel::Avx2), block, inner, s0, width, tile)
+    pack_tile_at(level.at_most(SimdLevel::Avx2), block, inner, s0, width, tile)
 }
 dispatched! {
     /// A packed tile's statistics; with `WRITE` its exponentials stay in the tile (see [`tile_sweep`]).

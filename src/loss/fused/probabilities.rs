@@ -5,7 +5,7 @@
 
 use super::super::formulas::Formulas;
 use super::super::problem::Problem;
-use super::super::simd::{self, SimdLevel};
+use super::super::simd::{self, Simd};
 use super::fallback;
 use super::lanes::{apply_row, apply_tile, pack_tile, stats_row, sweep_tile, Ahead, Coef, Lane, Stats, TILE};
 use super::{Kernel, Scratch, Upstream};
@@ -15,7 +15,7 @@ pub(super) struct Probabilities<'p, T> {
     /// The targets, shaped like the input.
     targets: &'p [T],
     formulas: Formulas,
-    level: SimdLevel,
+    level: Simd,
 }
 
 impl<'p, T: Lane> Probabilities<'p, T> {
