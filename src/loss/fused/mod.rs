@@ -23,6 +23,7 @@ mod avx512;
 mod classes;
 mod fallback;
 pub(super) mod half;
+mod kdim;
 mod lanes;
 mod probabilities;
 #[cfg(test)]
@@ -36,7 +37,7 @@ use super::input::Target;
 use super::options::Reduction;
 use super::problem::{Problem, Targets};
 use crate::tensor::DType;
-use classes::{Classes, TileColumns};
+use classes::Classes;
 pub(crate) use lanes::Lane;
 use lanes::{PackedTile, TileStats, TILE};
 use probabilities::Probabilities;
@@ -66,8 +67,6 @@ pub(super) struct Scratch<T> {
     tile: PackedTile<T>,
     /// A K-dim tile's statistics.
     stats: TileStats,
-    /// A K-dim tile's per-position values (class targets).
-    columns: TileColumns<T>,
 }
 
 impl<T: Lane> Default for Scratch<T> {
@@ -76,7 +75,6 @@ impl<T: Lane> Default for Scratch<T> {
             coef: Vec::new(),
             tile: PackedTile::new(),
             stats: TileStats::new(),
-            columns: TileColumns::default(),
         }
     }
 }
