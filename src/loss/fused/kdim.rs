@@ -200,32 +200,89 @@ fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<
     let stride = padded(width);
     let classes = tile.values.len() / stride;
     let a = t.class_weights.unwrap_or(&[]);
+    let stream = std::mem::size_of_val(out) >= STREAM_BYTES;
     for k in 0..classes {
         let w = if COEF { a[k] } else { T::ZERO };
         let e_run = &tile.values[k * stride..][..stride];
-        let run = &mut out[k * t.inner + t.s0..][..width];
-        let full = width / LANES * LANES;
-        let group = |j: usize| -> [T; LANES] {
-            let e: &[T; LANES] = e_run[j..j + LANES].try_into().expect("LANES values");
-            let ys: &[u32; LANES] = t.ys[j..j + LANES].try_into().expect("LANES values");
-            let sp: &[T; LANES] = scales.scale_p[j..j + LANES].try_into().expect("LANES values");
-            let sw: &[T; LANES] = scales.scale_w[j..j + LANES].try_into().expect("LANES values");
-            let te: &[T; LANES] = scales.target_entries[j..j + LANES].try_into().expect("LANES values");
-            let mut o = [T::ZERO; LANES];
-            for l in 0..LANES {
-                let shift = if COEF { w * sw[l] } else { sw[l] };
-                let value = e[l] * sp[l] + shift;
-                o[l] = if ys[l] == k as u32 { te[l] } else { value };
-            }
-            o
-        };
-        for j in (0..full).step_by(LANES) {
-            run[j..j + LANES].copy_from_slice(&group(j));
+        // Computed in a buffer on the stack, then copied out: computing
+        // straight into the streaming stores, LLVM scalarises the loop.
+        let mut values = [T::ZERO; TILE];
+        for j in (0..stride).step_by(LANES) {
+            values[j..j + LANES].copy_from_slice(&gradient_group::<T, COEF>(t, e_run, scales, k, w, j));
         }
-        if full < width {
-            run[full..].copy_from_slice(&group(full)[..width - full]);
-        }
+        store_run(&mut out[k * t.inner + t.s0..][..width], &values[..width], stream);
     }
+    #[cfg(target_arch = "x86_64")]
+    if stream {
+        // SAFETY: a store fence has no preconditions; SSE is baseline on
+        // x86-64. It orders the streaming stores above before any later
+        // store (the reference kernel's fix-ups) and before other threads
+        // read the gradient.
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
+}
+
+/// Class k's gradient at the group at j, from its exponentials `e_run`.
+#[inline(always)]
+fn gradient_group<T: Lane, const COEF: bool>(
+    t: &Tile<'_, T>,
+    e_run: &[T],
+    scales: &Scales<T>,
+    k: usize,
+    w: T,
+    j: usize,
+) -> [T; LANES] {
+    let e: &[T; LANES] = e_run[j..j + LANES].try_into().expect("LANES values");
+    let ys: &[u32; LANES] = t.ys[j..j + LANES].try_into().expect("LANES values");
+    let sp: &[T; LANES] = scales.scale_p[j..j + LANES].try_into().expect("LANES values");
+    let sw: &[T; LANES] = scales.scale_w[j..j + LANES].try_into().expect("LANES values");
+    let te: &[T; LANES] = scales.target_entries[j..j + LANES].try_into().expect("LANES values");
+    let mut o = [T::ZERO; LANES];
+    for l in 0..LANES {
+        let shift = if COEF { w * sw[l] } else { sw[l] };
+        let value = e[l] * sp[l] + shift;
+        o[l] = if ys[l] == k as u32 { te[l] } else { value };
+    }
+    o
+}
+
+/// Gradient blocks at least this large (bytes) are written with streaming
+/// stores: written once and not read again soon, they would only evict the
+/// logits, and a normal store first reads each line from memory.
+const STREAM_BYTES: usize = 256 << 10;
+
+/// Copies `values` to `dst` (as long), bypassing the cache with `stream`
+/// (x86-64) for the 16-byte-aligned part; the values are the same either way.
+#[inline(always)]
+fn store_run<T: Lane>(dst: &mut [T], values: &[T], stream: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if stream {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let size = std::mem::size_of::<T>();
+        // Elements before the first 16-byte boundary, and after the last.
+        let head = ((16 - dst.as_ptr() as usize % 16) % 16 / size).min(dst.len());
+        let body = (dst.len() - head) * size / 16 * 16 / size;
+        dst[..head].copy_from_slice(&values[..head]);
+        let (src, out) = (
+            values[head..].as_ptr().cast::<u8>(),
+            dst[head..].as_mut_ptr().cast::<u8>(),
+        );
+        for i in (0..body * size).step_by(16) {
+            // SAFETY: `out` and `src` point at `body` elements of `dst` and
+            // `values` (both as long), i + 16 ≤ body·size bytes; `out` is
+            // 16-byte aligned (dst + head elements), as `_mm_stream_si128`
+            // requires; SSE2 is baseline on x86-64.
+            unsafe {
+                _mm_stream_si128(
+                    out.add(i).cast::<__m128i>(),
+                    _mm_loadu_si128(src.add(i).cast::<__m128i>()),
+                )
+            };
+        }
+        dst[head + body..].copy_from_slice(&values[head + body..]);
+        return;
+    }
+    dst.copy_from_slice(values);
 }
 
 /// A whole packed tile: the terms of its positions into `terms` (its

@@ -423,7 +423,8 @@ fn half_types_give_the_same_bits_on_every_level() {
 /// K-dim cases for `kdim.rs`: position counts per batch rarely a multiple
 /// of 16 and often more than one tile, −inf logits (some positions all
 /// −inf, which the reference decides), ignored positions, weights,
-/// smoothing, every reduction and per-position upstream gradients.
+/// smoothing, every reduction, per-position upstream gradients, and
+/// blocks large enough for the gradient's streaming stores.
 fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
     let mut rng = Rng(seed);
     (0..count)
@@ -434,6 +435,10 @@ fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
                 256 + rng.below(3) * 16 + rng.below(2),
             ][round % 3];
             let mut shape = vec![1 + rng.below(3), 1 + rng.below(30), inner];
+            if round % 10 == 7 {
+                // A block large enough for streaming stores (`kdim::STREAM_BYTES`).
+                shape = vec![2, 21, 70 + rng.below(3), 70];
+            }
             if round % 4 == 1 {
                 shape.push(2 + rng.below(3));
             }
