@@ -110,6 +110,9 @@ pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
     (left.0 + right.0, left.1 + right.1)
 }
 
+/// K-dim tiles per parallel job within a batch's forward.
+const TILES_PER_JOB: usize = 16;
+
 /// Rows per parallel task: enough work per task to amortise scheduling.
 fn rows_per_task(classes: usize) -> usize {
     (131_072 / classes.max(1)).clamp(1, 1024)
@@ -180,10 +183,18 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                             *slot = kernel.row(p, &x[p * c..(p + 1) * c], next, None, scratch);
                         }
                     } else {
+                        // The batch's tiles in parallel too: with few batches, whole
+                        // batches would leave a thread idle at the end. Each
+                        // position's terms are computed alone, so the bits are the same.
                         let block = &x[task * c * inner..(task + 1) * c * inner];
-                        for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                            kernel.tile(task, block, t * TILE, None, tile, scratch);
-                        }
+                        slots.par_chunks_mut(TILE * TILES_PER_JOB).enumerate().for_each_init(
+                            Scratch::default,
+                            |scratch, (job, slots)| {
+                                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+                                    kernel.tile(task, block, (job * TILES_PER_JOB + t) * TILE, None, tile, scratch);
+                                }
+                            },
+                        );
                     }
                 })
             },
