@@ -12,7 +12,7 @@
 //! the accumulators in registers, and does its per-position work (ln S, the
 //! terms, the gradient's scales and the target's entry, in f64) on the same
 //! lanes. The gradient is then written class run by class run, the target's
-//! entry selected by a compare rather than scattered.
+//! entry patched into the run through a per-class list of its positions.
 //!
 //! Each lane does exactly what a position's sweep does alone — S and L
 //! summed over the classes in order in the working type, flushed to f64
@@ -201,6 +201,18 @@ fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<
     let classes = tile.values.len() / stride;
     let a = t.class_weights.unwrap_or(&[]);
     let stream = std::mem::size_of_val(out) >= STREAM_BYTES;
+    // The tile's kept positions linked class by class (first[k], then
+    // next[j]), so that each class run patches in its targets' entries
+    // without a compare per position (LLVM turned that select into a branch
+    // per lane).
+    let mut first = vec![u16::MAX; classes];
+    let mut next = [u16::MAX; TILE];
+    for j in (0..width).rev() {
+        if let Some(head) = first.get_mut(t.ys[j] as usize) {
+            next[j] = *head;
+            *head = j as u16;
+        }
+    }
     for k in 0..classes {
         let w = if COEF { a[k] } else { T::ZERO };
         let e_run = &tile.values[k * stride..][..stride];
@@ -208,7 +220,12 @@ fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<
         // straight into the streaming stores, LLVM scalarises the loop.
         let mut values = [T::ZERO; TILE];
         for j in (0..stride).step_by(LANES) {
-            values[j..j + LANES].copy_from_slice(&gradient_group::<T, COEF>(t, e_run, scales, k, w, j));
+            values[j..j + LANES].copy_from_slice(&gradient_group::<T, COEF>(e_run, scales, w, j));
+        }
+        let mut j = first[k];
+        while j != u16::MAX {
+            values[j as usize] = scales.target_entries[j as usize];
+            j = next[j as usize];
         }
         store_run(&mut out[k * t.inner + t.s0..][..width], &values[..width], stream);
     }
@@ -222,26 +239,17 @@ fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<
     }
 }
 
-/// Class k's gradient at the group at j, from its exponentials `e_run`.
+/// A class's gradient at the group at j, from its exponentials `e_run`
+/// and its weight `w` (the target's entry is patched in after).
 #[inline(always)]
-fn gradient_group<T: Lane, const COEF: bool>(
-    t: &Tile<'_, T>,
-    e_run: &[T],
-    scales: &Scales<T>,
-    k: usize,
-    w: T,
-    j: usize,
-) -> [T; LANES] {
+fn gradient_group<T: Lane, const COEF: bool>(e_run: &[T], scales: &Scales<T>, w: T, j: usize) -> [T; LANES] {
     let e: &[T; LANES] = e_run[j..j + LANES].try_into().expect("LANES values");
-    let ys: &[u32; LANES] = t.ys[j..j + LANES].try_into().expect("LANES values");
     let sp: &[T; LANES] = scales.scale_p[j..j + LANES].try_into().expect("LANES values");
     let sw: &[T; LANES] = scales.scale_w[j..j + LANES].try_into().expect("LANES values");
-    let te: &[T; LANES] = scales.target_entries[j..j + LANES].try_into().expect("LANES values");
     let mut o = [T::ZERO; LANES];
     for l in 0..LANES {
         let shift = if COEF { w * sw[l] } else { sw[l] };
-        let value = e[l] * sp[l] + shift;
-        o[l] = if ys[l] == k as u32 { te[l] } else { value };
+        o[l] = e[l] * sp[l] + shift;
     }
     o
 }
