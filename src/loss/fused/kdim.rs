@@ -115,8 +115,9 @@ fn sums<T: Lane, const COEF: bool, const WRITE: bool>(
     (sum_exp, sum_shifted)
 }
 
-/// The group at j: its terms and, with `coefficients`, its gradient's
-/// scales (into `scales`), with the exponentials left in the packed tile.
+/// The group at j: its terms and, with `WRITE` and `coefficients`, its
+/// gradient's scales (into `scales`), with the exponentials left in the
+/// packed tile.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn group<T: Lane, const COEF: bool, const WRITE: bool>(
@@ -125,7 +126,7 @@ fn group<T: Lane, const COEF: bool, const WRITE: bool>(
     stride: usize,
     j: usize,
     max_t: &[T; LANES],
-    coefficients: &[(f64, f64); TILE],
+    coefficients: Option<&[(f64, f64); TILE]>,
     terms: &mut [(f64, f64); LANES],
     flags: &mut TileFlags,
     scales: &mut Scales<T>,
@@ -154,9 +155,9 @@ fn group<T: Lane, const COEF: bool, const WRITE: bool>(
         reference_terms[l] = kept[l] & !finite[l];
     }
     flags.reference_terms[j..j + LANES].copy_from_slice(&reference_terms);
-    if !WRITE {
+    let Some(coefficients) = coefficients.filter(|_| WRITE) else {
         return;
-    }
+    };
     let coefficients: &[(f64, f64); LANES] = coefficients[j..j + LANES].try_into().expect("LANES values");
     let mut scale_p = [T::ZERO; LANES];
     let mut scale_w = [T::ZERO; LANES];
@@ -213,12 +214,12 @@ fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<
             *head = j as u16;
         }
     }
+    // Each run is computed in a buffer on the stack, then copied out:
+    // computing straight into the streaming stores, LLVM scalarises the loop.
+    let mut values = [T::ZERO; TILE];
     for k in 0..classes {
         let w = if COEF { a[k] } else { T::ZERO };
         let e_run = &tile.values[k * stride..][..stride];
-        // Computed in a buffer on the stack, then copied out: computing
-        // straight into the streaming stores, LLVM scalarises the loop.
-        let mut values = [T::ZERO; TILE];
         for j in (0..stride).step_by(LANES) {
             values[j..j + LANES].copy_from_slice(&gradient_group::<T, COEF>(e_run, scales, w, j));
         }
@@ -311,8 +312,7 @@ fn tile<T: Lane, const COEF: bool>(
         scale_w: [T::ZERO; TILE],
         target_entries: [T::ZERO; TILE],
     };
-    let none = [(0.0, 0.0); TILE];
-    let coefficients = grad.as_ref().map_or(&none, |g| g.coefficients);
+    let coefficients = grad.as_ref().map(|g| g.coefficients);
     for j in (0..stride).step_by(LANES) {
         let m: &[T; LANES] = packed.max[j..j + LANES].try_into().expect("LANES values");
         let mut group_terms = [(0.0, 0.0); LANES];
