@@ -462,7 +462,7 @@ fn sweep_group<T: Lane, const WRITE: bool, const COEF: bool>(
 }
 
 /// The gradient of a tile from the exponentials [`tile_sweep`] left in
-/// `tile`: out = e·scale_p[j] + a·scale_a[j] (a as in [`tile_sweep`]),
+/// `tile`: out = e·scale_p\[j\] + a·scale_a\[j\] (a as in [`tile_sweep`]),
 /// written to the block's gradient `out` one class run at a time.
 #[inline(always)]
 fn tile_apply<T: Lane>(
