@@ -9,9 +9,8 @@ use super::super::formulas::Formulas;
 use super::super::problem::Problem;
 use super::super::simd::{self, Simd};
 use super::fallback;
-use super::lanes::{
-    apply_row, apply_tile, exp_tile, ln_tile, pack_tile, stats_row, sweep_tile, Ahead, Coef, Lane, Stats, TILE,
-};
+use super::kdim::{kdim_tile, Tile, TileFlags, TileGrad, IGNORED};
+use super::lanes::{apply_row, pack_tile, stats_row, Lane, Stats, TILE};
 use super::{Kernel, Scratch, Upstream};
 
 pub(super) struct Classes<'p, T> {
@@ -46,10 +45,6 @@ impl<'p, T: Lane> Classes<'p, T> {
 
     fn w(&self, c: usize) -> f64 {
         self.problem.weight.as_ref().map_or(1.0, |w| w[c])
-    }
-
-    fn coef(&self) -> Coef<'_, T> {
-        self.weight.as_deref().map_or(Coef::One, Coef::PerClass)
     }
 
     /// The terms from finite statistics; `target_shifted` = x_y − M, and
@@ -152,162 +147,67 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
     ) {
         let inner = self.problem.inner;
         let width = terms.len();
-        let column = |s: usize| -> Vec<f64> { block[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
-        let Scratch {
-            tile, stats, columns, ..
-        } = scratch;
-        let TileColumns {
-            ys,
-            picked,
-            shifted,
-            exps,
-            coefficients,
-            weights,
-            log_sums,
-            scale_p,
-            scale_w,
-            target_entries,
-            reference,
-        } = columns;
-        pack_tile(self.level, block, inner, s0, width, tile);
-        let ahead = Ahead {
-            logits: block.get(s0 + TILE..).unwrap_or(&[]),
-            inner,
-        };
-        // The targets, their weights and their logits (from the packed copy).
         let p0 = b * inner + s0;
-        self.targets.copy_into(p0, &mut ys[..width], IGNORED);
-        for j in 0..width {
-            let y = ys[j];
-            (picked[j], weights[j]) = match y {
-                IGNORED => (0.0, 0.0),
-                y => (tile.at(y, j).to_f64(), self.w(y)),
-            };
-        }
-        match grad.is_some() {
-            true => sweep_tile::<T, true>(self.level, tile, self.coef(), ahead, stats),
-            false => sweep_tile::<T, false>(self.level, tile, self.coef(), ahead, stats),
-        }
-        // One ln per position, vectorised over the tile.
-        ln_tile(self.level, &stats.sum_exp[..width], &mut log_sums[..width]);
-        // The terms as `terms()` computes them, without branches over the
-        // tile; ignored positions have weight 0 and are zeroed after.
-        let smoothing = self.problem.smoothing.is_some();
-        let mut unusual = false;
-        for j in 0..width {
-            let st = stats.get(j);
-            let nll = -((picked[j] - st.max - log_sums[j]) * weights[j]);
-            let smooth = match smoothing {
-                true => log_sums[j] * self.weight_sum - st.sum_shifted,
-                false => 0.0,
-            };
-            let kept = ys[j] != IGNORED;
-            terms[j] = if kept { (nll, smooth) } else { (0.0, 0.0) };
-            unusual |= kept & !st.finite();
-        }
-        // Forward: done unless some kept position has non-finite statistics.
-        if grad.is_none() && !unusual {
-            return;
-        }
-        let Some((_, up)) = grad.as_ref() else {
-            // Forward with a non-finite position: the reference decides it.
-            for j in 0..width {
-                if ys[j] != IGNORED && !stats.get(j).finite() {
-                    terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
-                }
-            }
-            return;
-        };
-        // The gradient's scales as `scales()` computes them, without branches
-        // over the tile; positions they do not cover go to the reference.
-        // One upstream value for all positions except under `none`.
-        let shared = up.shared().map(|g| self.coefficients(g));
-        for j in 0..width {
-            let p = b * inner + s0 + j;
-            let kept = ys[j] != IGNORED;
-            let (nll_coef, smooth_coef) = shared.unwrap_or_else(|| self.coefficients(up.at(p)));
-            let total = -smooth_coef * self.weight_sum + weights[j] * nll_coef;
-            let sp = -total / stats.sum_exp[j];
-            let finite = stats.get(j).finite();
-            let ok = kept & finite & sp.is_finite() & smooth_coef.is_finite() & nll_coef.is_finite();
-            // An ignored position's scales are 0: its gradient is 0.
-            (scale_p[j], scale_w[j]) = match ok {
-                true => (T::from_f64(sp), T::from_f64(-smooth_coef)),
-                false => (T::ZERO, T::ZERO),
-            };
-            reference[j] = (kept & !ok) | !finite;
-            coefficients[j] = (sp, smooth_coef, nll_coef);
-            shifted[j] = picked[j] - stats.max[j];
-        }
-        // e^(x_y − M) in f64 for the target's entry, vectorised over the tile.
-        exp_tile(self.level, &shifted[..width], &mut exps[..width]);
-        for j in 0..width {
-            let (sp, smooth_coef, nll_coef) = coefficients[j];
-            let w = weights[j];
-            target_entries[j] = T::from_f64(exps[j] * sp - smooth_coef * w + w * nll_coef);
-            if ys[j] != IGNORED && !stats.get(j).finite() {
-                terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
-            }
-        }
-        let Some((out, up)) = grad else { return };
-        let classes = self.problem.classes;
-        apply_tile(
-            self.level,
-            out,
+        let column = |s: usize| -> Vec<f64> { block[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
+        let mut ys = [usize::MAX; TILE];
+        self.targets.copy_into(p0, &mut ys[..width], usize::MAX);
+        let packed = &mut scratch.tile;
+        pack_tile(self.level, block, inner, s0, width, packed);
+        let mut tile = Tile {
+            block,
             inner,
             s0,
-            self.coef(),
-            tile,
-            (&scale_p[..width], &scale_w[..width]),
-        );
-        for j in 0..width {
-            let (s, p) = (s0 + j, b * inner + s0 + j);
-            if reference[j] {
-                let mut g = vec![T::ZERO; classes];
-                self.reference(column(s), self.targets.get(p), Some(up.at(p)), Some(&mut g));
-                for k in 0..classes {
-                    out[k * inner + s] = g[k];
-                }
-            } else if ys[j] != IGNORED {
-                out[ys[j] * inner + s] = target_entries[j];
-            }
+            ys: [IGNORED; TILE],
+            weights: [0.0; TILE],
+            picked: [0.0; TILE],
+            class_weights: self.weight.as_deref(),
+            weight_sum: self.weight_sum,
+            smoothing: self.problem.smoothing.is_some(),
+        };
+        // The targets, their weights and their logits (from the packed copy).
+        for j in (0..width).filter(|&j| ys[j] != usize::MAX) {
+            let y = ys[j];
+            (tile.ys[j], tile.weights[j], tile.picked[j]) = (y as u32, self.w(y), packed.at(y, j).to_f64());
         }
-    }
-}
-
-/// Marks an ignored position in [`TileColumns::ys`].
-const IGNORED: usize = usize::MAX;
-
-/// Per-position values of one K-dim tile, kept across tiles so that no tile
-/// pays for initialising them.
-pub(super) struct TileColumns<T> {
-    ys: Vec<usize>,
-    picked: Vec<f64>,
-    shifted: Vec<f64>,
-    exps: Vec<f64>,
-    coefficients: Vec<(f64, f64, f64)>,
-    weights: Vec<f64>,
-    log_sums: Vec<f64>,
-    scale_p: Vec<T>,
-    scale_w: Vec<T>,
-    target_entries: Vec<T>,
-    reference: Vec<bool>,
-}
-
-impl<T: Lane> Default for TileColumns<T> {
-    fn default() -> Self {
-        TileColumns {
-            ys: vec![IGNORED; TILE],
-            picked: vec![0.0; TILE],
-            shifted: vec![0.0; TILE],
-            exps: vec![0.0; TILE],
-            coefficients: vec![(0.0, 0.0, 0.0); TILE],
-            weights: vec![0.0; TILE],
-            log_sums: vec![0.0; TILE],
-            scale_p: vec![T::ZERO; TILE],
-            scale_w: vec![T::ZERO; TILE],
-            target_entries: vec![T::ZERO; TILE],
-            reference: vec![false; TILE],
+        let mut flags = TileFlags {
+            reference_terms: [false; TILE],
+            reference_grad: [false; TILE],
+        };
+        let Some((out, up)) = grad else {
+            kdim_tile(self.level, &tile, packed, None, terms, &mut flags);
+            for j in (0..width).filter(|&j| flags.reference_terms[j]) {
+                terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
+            }
+            return;
+        };
+        // One upstream value for all positions except under `none`.
+        let coefficients: [(f64, f64); TILE] = match up.shared() {
+            Some(g) => [self.coefficients(g); TILE],
+            None => std::array::from_fn(|j| self.coefficients(up.at(p0 + j.min(width - 1)))),
+        };
+        let mut tile_grad = TileGrad {
+            out,
+            coefficients: &coefficients,
+        };
+        kdim_tile(self.level, &tile, packed, Some(&mut tile_grad), terms, &mut flags);
+        let out = tile_grad.out;
+        for j in 0..width {
+            if flags.reference_terms[j] {
+                terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
+            }
+            if flags.reference_grad[j] {
+                let classes = self.problem.classes;
+                let mut g = vec![T::ZERO; classes];
+                self.reference(
+                    column(s0 + j),
+                    self.targets.get(p0 + j),
+                    Some(up.at(p0 + j)),
+                    Some(&mut g),
+                );
+                for k in 0..classes {
+                    out[k * inner + s0 + j] = g[k];
+                }
+            }
         }
     }
 }

@@ -9,7 +9,6 @@
 
 use super::super::element::Element;
 use super::super::fast_exp::exp_nonpositive_f32;
-use super::super::simd::{Simd, SimdLevel};
 use super::lanes::{dispatched, fold_lanes, prefetch, LANES};
 
 /// Σ term(x_i, w_i) over two slices of one length, in 16 lanes (lane l

@@ -15,8 +15,6 @@ use std::ops::{Add, Mul, Sub};
 
 use super::super::element::Element;
 use super::super::fast_exp::exp_nonpositive_f32;
-use super::super::fast_exp::exp_nonpositive_into;
-use super::super::fast_ln::ln_into;
 use super::super::simd::{Simd, SimdLevel};
 
 /// Element types the fused kernel runs on: f32 and f64.
@@ -104,17 +102,6 @@ impl Stats {
         // `&`, not `&&`: no branches in the loops over a tile's positions.
         self.max.is_finite() & self.sum_shifted.is_finite() & self.sum_exp.is_finite()
     }
-}
-
-/// Per-element coefficients `a` of L for a (C, width) tile.
-#[derive(Clone, Copy)]
-pub(super) enum Coef<'a, T> {
-    /// a = 1.
-    One,
-    /// a = w_c, shared by every position.
-    PerClass(&'a [T]),
-    /// a given per element, class-major: a[c·width + j].
-    PerElement(&'a [T]),
 }
 
 /// Sums 16 lanes in a fixed tree, in f64.
@@ -371,12 +358,14 @@ fn pack_run<T: Lane>(run: &[T], packed: &mut [T], max: &mut [T]) {
 }
 
 /// The statistics of a packed tile's positions, with the positions as the
-/// lanes and the accumulators in registers. With `WRITE` the exponentials
-/// replace the logits in the tile, for [`tile_apply`].
+/// lanes and the accumulators in registers, L weighted by the coefficients
+/// `a` given per element, class-major: a[c·width + j] (probability targets;
+/// class targets take `kdim.rs`). With `WRITE` the exponentials replace the
+/// logits in the tile, for [`tile_apply`].
 #[inline(always)]
 fn tile_sweep<T: Lane, const WRITE: bool>(
     tile: &mut PackedTile<T>,
-    coef: Coef<'_, T>,
+    a: &[T],
     ahead: Ahead<'_, T>,
     stats: &mut TileStats,
 ) {
@@ -387,14 +376,8 @@ fn tile_sweep<T: Lane, const WRITE: bool>(
     for j0 in (0..stride).step_by(LANES) {
         let m: &[T; LANES] = tile.max[j0..j0 + LANES].try_into().expect("LANES values");
         let n = LANES.min(width - j0);
-        // The coefficients' match stays outside the class loop.
-        let (sum_exp, sum_shifted) = match coef {
-            Coef::One => sweep_group::<T, WRITE, false>(pack, stride, j0, classes, m, ahead, |_| [T::ZERO; LANES]),
-            Coef::PerClass(w) => sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, ahead, |k| [w[k]; LANES]),
-            Coef::PerElement(a) => {
-                sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, ahead, |k| load(&a[k * width + j0..][..n]))
-            }
-        };
+        let (sum_exp, sum_shifted) =
+            sweep_group::<T, WRITE, true>(pack, stride, j0, classes, m, ahead, |k| load(&a[k * width + j0..][..n]));
         for l in 0..n {
             stats.max[j0 + l] = m[l].to_f64();
             stats.sum_exp[j0 + l] = sum_exp[l];
@@ -479,14 +462,14 @@ fn sweep_group<T: Lane, const WRITE: bool, const COEF: bool>(
 }
 
 /// The gradient of a tile from the exponentials [`tile_sweep`] left in
-/// `tile`: out = e·scale_p[j] + a·scale_a[j], written to the block's
-/// gradient `out` one class run at a time.
+/// `tile`: out = e·scale_p\[j\] + a·scale_a\[j\] (a as in [`tile_sweep`]),
+/// written to the block's gradient `out` one class run at a time.
 #[inline(always)]
 fn tile_apply<T: Lane>(
     out: &mut [T],
     inner: usize,
     s0: usize,
-    coef: Coef<'_, T>,
+    a: &[T],
     tile: &PackedTile<T>,
     (scale_p, scale_a): (&[T], &[T]),
 ) {
@@ -496,17 +479,11 @@ fn tile_apply<T: Lane>(
     for k in 0..classes {
         let run = &mut out[k * inner + s0..][..width];
         let e = &tile.values[k * stride..][..width];
-        let values = run.iter_mut().zip(e).zip(scale_p.iter().zip(scale_a));
-        match coef {
-            Coef::One => values.for_each(|((o, &e), (&sp, &sa))| *o = e * sp + sa),
-            Coef::PerClass(w) => {
-                let w = w[k];
-                values.for_each(|((o, &e), (&sp, &sa))| *o = e * sp + w * sa)
-            }
-            Coef::PerElement(a) => values
-                .zip(&a[k * width..][..width])
-                .for_each(|(((o, &e), (&sp, &sa)), &a)| *o = e * sp + a * sa),
-        }
+        run.iter_mut()
+            .zip(e)
+            .zip(scale_p.iter().zip(scale_a))
+            .zip(&a[k * width..][..width])
+            .for_each(|(((o, &e), (&sp, &sa)), &a)| *o = e * sp + a * sa);
     }
 }
 
@@ -535,7 +512,7 @@ macro_rules! dispatched {
         $(#[$doc])*
         #[inline]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: Simd, $($arg: $ty),*) -> $ret {
+        pub(crate) fn $name<$($gen $(: $bound)?),* $(, const $c: $ct)*>(level: $crate::loss::simd::Simd, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
@@ -552,10 +529,10 @@ macro_rules! dispatched {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and it holds
                 // Avx2 only when the CPU reports AVX2 and FMA.
-                SimdLevel::Avx2 => unsafe { avx2::<$($gen),* $(, $c)*>($($arg),*) },
+                $crate::loss::simd::SimdLevel::Avx2 => unsafe { avx2::<$($gen),* $(, $c)*>($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above, Avx512 only when the CPU reports AVX-512 F, VL and DQ.
-                SimdLevel::Avx512 => unsafe { avx512::<$($gen),* $(, $c)*>($($arg),*) },
+                $crate::loss::simd::SimdLevel::Avx512 => unsafe { avx512::<$($gen),* $(, $c)*>($($arg),*) },
                 _ => $body::<$($gen),* $(, $c)*>($($arg),*),
             }
         }
@@ -681,17 +658,9 @@ pub(super) fn pack_tile<T: Lane>(
 }
 dispatched! {
     /// A packed tile's statistics; with `WRITE` its exponentials stay in the tile (see [`tile_sweep`]).
-    sweep_tile<T: Lane; const WRITE: bool>(tile: &mut PackedTile<T>, coef: Coef<'_, T>, ahead: Ahead<'_, T>, stats: &mut TileStats) -> () = tile_sweep
+    sweep_tile<T: Lane; const WRITE: bool>(tile: &mut PackedTile<T>, a: &[T], ahead: Ahead<'_, T>, stats: &mut TileStats) -> () = tile_sweep
 }
 dispatched! {
     /// A K-dim tile's gradient from its exponentials (see [`tile_apply`]).
-    apply_tile<T: Lane;>(out: &mut [T], inner: usize, s0: usize, coef: Coef<'_, T>, tile: &PackedTile<T>, scales: (&[T], &[T])) -> () = tile_apply
-}
-dispatched! {
-    /// out = ln(x) over a tile's sums (see [`ln_into`]).
-    ln_tile<;>(x: &[f64], out: &mut [f64]) -> () = ln_into
-}
-dispatched! {
-    /// out = e^x over a tile's x ≤ 0 (see [`exp_nonpositive_into`]).
-    exp_tile<;>(x: &[f64], out: &mut [f64]) -> () = exp_nonpositive_into
+    apply_tile<T: Lane;>(out: &mut [T], inner: usize, s0: usize, a: &[T], tile: &PackedTile<T>, scales: (&[T], &[T])) -> () = tile_apply
 }

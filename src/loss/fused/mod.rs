@@ -23,6 +23,7 @@ mod avx512;
 mod classes;
 mod fallback;
 pub(super) mod half;
+mod kdim;
 mod lanes;
 mod probabilities;
 #[cfg(test)]
@@ -37,7 +38,7 @@ use super::options::Reduction;
 use super::outputs::Gradients;
 use super::problem::{Problem, Targets};
 use crate::tensor::DType;
-use classes::{Classes, TileColumns};
+use classes::Classes;
 pub(crate) use lanes::Lane;
 use lanes::{PackedTile, TileStats, TILE};
 use probabilities::Probabilities;
@@ -68,8 +69,6 @@ pub(super) struct Scratch<T> {
     tile: PackedTile<T>,
     /// A K-dim tile's statistics.
     stats: TileStats,
-    /// A K-dim tile's per-position values (class targets).
-    columns: TileColumns<T>,
 }
 
 impl<T: Lane> Default for Scratch<T> {
@@ -78,7 +77,6 @@ impl<T: Lane> Default for Scratch<T> {
             coef: Vec::new(),
             tile: PackedTile::new(),
             stats: TileStats::new(),
-            columns: TileColumns::default(),
         }
     }
 }
@@ -113,6 +111,9 @@ pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
     let (left, right) = (pairwise_sum(&terms[..mid]), pairwise_sum(&terms[mid..]));
     (left.0 + right.0, left.1 + right.1)
 }
+
+/// K-dim tiles per parallel job within a batch's forward.
+const TILES_PER_JOB: usize = 16;
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
 fn rows_per_task(classes: usize) -> usize {
@@ -170,10 +171,18 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                             *slot = kernel.row(p, &x[p * c..(p + 1) * c], next, None, scratch);
                         }
                     } else {
+                        // The batch's tiles in parallel too: with few batches, whole
+                        // batches would leave a thread idle at the end. Each
+                        // position's terms are computed alone, so the bits are the same.
                         let block = &x[task * c * inner..(task + 1) * c * inner];
-                        for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                            kernel.tile(task, block, t * TILE, None, tile, scratch);
-                        }
+                        slots.par_chunks_mut(TILE * TILES_PER_JOB).enumerate().for_each_init(
+                            Scratch::default,
+                            |scratch, (job, slots)| {
+                                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+                                    kernel.tile(task, block, (job * TILES_PER_JOB + t) * TILE, None, tile, scratch);
+                                }
+                            },
+                        );
                     }
                 })
             },

@@ -7,7 +7,7 @@ use super::super::formulas::Formulas;
 use super::super::problem::Problem;
 use super::super::simd::{self, Simd};
 use super::fallback;
-use super::lanes::{apply_row, apply_tile, pack_tile, stats_row, sweep_tile, Ahead, Coef, Lane, Stats, TILE};
+use super::lanes::{apply_row, apply_tile, pack_tile, stats_row, sweep_tile, Ahead, Lane, Stats, TILE};
 use super::{Kernel, Scratch, Upstream};
 
 pub(super) struct Probabilities<'p, T> {
@@ -127,15 +127,14 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
                 totals[j] += a[k * width + j].to_f64();
             }
         }
-        let coef = Coef::PerElement(a);
         pack_tile(self.level, block, inner, s0, width, tile);
         let ahead = Ahead {
             logits: block.get(s0 + TILE..).unwrap_or(&[]),
             inner,
         };
         match grad.is_some() {
-            true => sweep_tile::<T, true>(self.level, tile, coef, ahead, stats),
-            false => sweep_tile::<T, false>(self.level, tile, coef, ahead, stats),
+            true => sweep_tile::<T, true>(self.level, tile, a, ahead, stats),
+            false => sweep_tile::<T, false>(self.level, tile, a, ahead, stats),
         }
         let column =
             |data: &[T], s: usize| -> Vec<f64> { data[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
@@ -167,7 +166,7 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
             out,
             inner,
             s0,
-            Coef::PerElement(a),
+            a,
             tile,
             (&scale_p[..width], &scale_a[..width]),
         );

@@ -419,3 +419,101 @@ fn half_types_give_the_same_bits_on_every_level() {
         );
     }
 }
+
+/// K-dim cases for `kdim.rs`: position counts per batch rarely a multiple
+/// of 16 and often more than one tile, −inf logits (some positions all
+/// −inf, which the reference decides), ignored positions, weights,
+/// smoothing, every reduction, per-position upstream gradients, and
+/// blocks large enough for the gradient's streaming stores.
+fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
+    let mut rng = Rng(seed);
+    (0..count)
+        .map(|round| {
+            let inner = [
+                1 + rng.below(40),
+                1 + rng.below(700),
+                256 + rng.below(3) * 16 + rng.below(2),
+            ][round % 3];
+            let mut shape = vec![1 + rng.below(3), 1 + rng.below(30), inner];
+            if round % 10 == 7 {
+                // A block large enough for streaming stores (`kdim::STREAM_BYTES`).
+                shape = vec![2, 21, 70 + rng.below(3), 70];
+            }
+            if round % 4 == 1 {
+                shape.push(2 + rng.below(3));
+            }
+            let mut case = random_case::<f32>(&mut rng, &shape, round % 5 == 4);
+            case.reduction = Reduction::ALL[round % 3];
+            let (c, s) = (shape[1], shape[2..].iter().product::<usize>());
+            for _ in 0..rng.below(6) {
+                let i = rng.below(case.x.len());
+                case.x[i] = f32::NEG_INFINITY;
+            }
+            if round % 2 == 0 {
+                // One position with every class at −inf.
+                let (b, j) = (rng.below(shape[0]), rng.below(s));
+                for k in 0..c {
+                    case.x[(b * c + k) * s + j] = f32::NEG_INFINITY;
+                }
+            }
+            case
+        })
+        .collect()
+}
+
+/// Every level gives the scalar fallback's bits on K-dim input, forward
+/// alone and with the gradient, and the fallback stays within the
+/// reference kernel's tolerance.
+#[test]
+fn kdim_groups_give_the_scalar_bits_on_every_level() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cases = kdim_cases(1717, 60);
+    let forward_bits = |level| {
+        simd::set_simd_level(Some(level));
+        let out: Vec<Vec<u64>> = cases
+            .iter()
+            .map(|c| {
+                c.with(|problem, input, target, _| {
+                    bits64(
+                        &forward_terms(problem, input.data, target)
+                            .unwrap()
+                            .iter()
+                            .flat_map(|t| [t.0, t.1])
+                            .collect::<Vec<_>>(),
+                    )
+                })
+            })
+            .collect();
+        simd::set_simd_level(None);
+        out
+    };
+    let scalar = f32_bits_at(SimdLevel::Scalar, &cases);
+    let scalar_forward = forward_bits(SimdLevel::Scalar);
+    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
+        assert_eq!(scalar, f32_bits_at(level, &cases), "{level:?} with the gradient");
+        assert_eq!(scalar_forward, forward_bits(level), "{level:?} forward");
+    }
+    simd::set_simd_level(Some(SimdLevel::Scalar));
+    for (i, case) in cases.iter().enumerate() {
+        let (loss, grad, _) = case.fused();
+        let (ref_loss, ref_grad, _) = case.reference();
+        assert_close(&format!("case {i} loss"), &loss, &ref_loss, 1e-4, 1e-4);
+        let scale = case.with(|problem, _, _, up| {
+            let g = up.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let w = problem
+                .weight
+                .as_ref()
+                .map_or(1.0, |w| w.iter().fold(1.0f64, |m, v| m.max(*v)));
+            4.0 * g * w / problem.divisor.abs()
+        });
+        assert_close(
+            &format!("case {i} grad"),
+            &to64(&grad),
+            &to64(&ref_grad),
+            1e-4,
+            1e-4 * scale,
+        );
+    }
+    simd::set_simd_level(None);
+}

@@ -1,0 +1,369 @@
+//! K-dim input (N, C, d1…dk) with class targets: `LANES` consecutive
+//! positions of a batch's (C, S) block in the lanes, the classes in the
+//! loop, read straight from the block.
+//!
+//! For a fixed class the positions are contiguous. A tile of [`TILE`]
+//! positions is first copied out of the block class run by class run
+//! (`lanes::pack_tile`, with the max per position): the class runs of a
+//! tile lie S apart, and when S·size is a multiple of a large power of two
+//! they all fall into the same cache sets, so the copy is what keeps the
+//! next sweeps in L1. Then each group of `LANES` positions sweeps the copy
+//! for the exponentials (kept in the copy for the gradient), S and L, with
+//! the accumulators in registers, and does its per-position work (ln S, the
+//! terms, the gradient's scales and the target's entry, in f64) on the same
+//! lanes. The gradient is then written class run by class run, the target's
+//! entry patched into the run through a per-class list of its positions.
+//!
+//! Each lane does exactly what a position's sweep does alone — S and L
+//! summed over the classes in order in the working type, flushed to f64
+//! every `BLOCK / LANES` classes — so the results do not depend on how the
+//! positions are grouped, nor on the level the loops are compiled for.
+
+use super::super::fast_exp::exp_nonpositive_into;
+use super::super::fast_ln::ln_into;
+use super::lanes::{dispatched, padded, prefetch, Lane, PackedTile, BLOCK, LANES, TILE};
+
+/// Marks an ignored position in [`Tile::ys`].
+pub(super) const IGNORED: u32 = u32::MAX;
+
+/// A packed tile of up to [`TILE`] consecutive positions of one batch's
+/// (C, S) block, with what its positions need besides their logits.
+pub(super) struct Tile<'a, T> {
+    /// The batch's (C, S) block: the next tile is prefetched from it.
+    pub block: &'a [T],
+    pub inner: usize,
+    /// The tile's first position in the block.
+    pub s0: usize,
+    /// Each position's class, or [`IGNORED`] (also past the tile's end).
+    pub ys: [u32; TILE],
+    /// Each position's target weight (0 where ignored).
+    pub weights: [f64; TILE],
+    /// Each position's target logit (0 where ignored).
+    pub picked: [f64; TILE],
+    /// The class weights in the working type, when weighted (the `a` of L).
+    pub class_weights: Option<&'a [T]>,
+    pub weight_sum: f64,
+    pub smoothing: bool,
+}
+
+/// The gradient's side of a tile: where it goes (the block's gradient) and,
+/// per position, the (nll, smoothing) coefficients of the upstream gradient.
+pub(super) struct TileGrad<'a, T> {
+    pub out: &'a mut [T],
+    pub coefficients: &'a [(f64, f64); TILE],
+}
+
+/// Which of a tile's positions the reference kernel must decide.
+pub(super) struct TileFlags {
+    /// Kept positions whose statistics are not finite (their terms).
+    pub reference_terms: [bool; TILE],
+    /// With the gradient: positions whose gradient the closed form does not give.
+    pub reference_grad: [bool; TILE],
+}
+
+/// What the gradient's sweep needs per position.
+struct Scales<T> {
+    scale_p: [T; TILE],
+    scale_w: [T; TILE],
+    target_entries: [T; TILE],
+}
+
+/// S = Σ e^(x−M) and L = Σ a·(x − M) for the group at j (a = the class
+/// weight, or 1 without `COEF`), in the order of `lanes::sweep_group`; with
+/// `WRITE` the exponentials replace the logits in the packed tile. The next
+/// tile's lines of these lanes are prefetched, one class per step.
+#[inline(always)]
+fn sums<T: Lane, const COEF: bool, const WRITE: bool>(
+    t: &Tile<'_, T>,
+    pack: &mut [T],
+    stride: usize,
+    j: usize,
+    max: &[T; LANES],
+) -> ([f64; LANES], [f64; LANES]) {
+    let line = (64 / std::mem::size_of::<T>()).max(1);
+    let classes = pack.len() / stride;
+    let a = t.class_weights.unwrap_or(&[]);
+    let mut sum_exp = [0.0f64; LANES];
+    let mut sum_shifted = [0.0f64; LANES];
+    for k0 in (0..classes).step_by(BLOCK / LANES) {
+        let mut e_acc = [T::ZERO; LANES];
+        let mut s_acc = [T::ZERO; LANES];
+        for k in k0..classes.min(k0 + BLOCK / LANES) {
+            for offset in (0..LANES).step_by(line) {
+                if let Some(v) = t.block.get(k * t.inner + t.s0 + TILE + j + offset) {
+                    prefetch(v);
+                }
+            }
+            let run: &mut [T; LANES] = (&mut pack[k * stride + j..][..LANES]).try_into().expect("LANES values");
+            let w = if COEF { a[k] } else { T::ZERO };
+            for l in 0..LANES {
+                let d = run[l] - max[l];
+                let e = d.exp_lane();
+                e_acc[l] = e_acc[l] + e;
+                s_acc[l] = if COEF { d.fma(w, s_acc[l]) } else { s_acc[l] + d };
+                if WRITE {
+                    run[l] = e;
+                }
+            }
+        }
+        for l in 0..LANES {
+            sum_exp[l] += e_acc[l].to_f64();
+            sum_shifted[l] += s_acc[l].to_f64();
+        }
+    }
+    (sum_exp, sum_shifted)
+}
+
+/// The group at j: its terms and, with `WRITE` and `coefficients`, its
+/// gradient's scales (into `scales`), with the exponentials left in the
+/// packed tile.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn group<T: Lane, const COEF: bool, const WRITE: bool>(
+    t: &Tile<'_, T>,
+    pack: &mut [T],
+    stride: usize,
+    j: usize,
+    max_t: &[T; LANES],
+    coefficients: Option<&[(f64, f64); TILE]>,
+    terms: &mut [(f64, f64); LANES],
+    flags: &mut TileFlags,
+    scales: &mut Scales<T>,
+) {
+    let (sum_exp, sum_shifted) = sums::<T, COEF, WRITE>(t, pack, stride, j, max_t);
+    let mut log_sums = [0.0f64; LANES];
+    ln_into(&sum_exp, &mut log_sums);
+    let ys: &[u32; LANES] = t.ys[j..j + LANES].try_into().expect("LANES values");
+    let weights: &[f64; LANES] = t.weights[j..j + LANES].try_into().expect("LANES values");
+    let picked: &[f64; LANES] = t.picked[j..j + LANES].try_into().expect("LANES values");
+    let mut max = [0.0f64; LANES];
+    let mut finite = [false; LANES];
+    let mut kept = [false; LANES];
+    let mut reference_terms = [false; LANES];
+    for l in 0..LANES {
+        max[l] = max_t[l].to_f64();
+        // `&`, not `&&`: no branches over the lanes.
+        finite[l] = max[l].is_finite() & sum_shifted[l].is_finite() & sum_exp[l].is_finite();
+        kept[l] = ys[l] != IGNORED;
+        let nll = -((picked[l] - max[l] - log_sums[l]) * weights[l]);
+        let smooth = match t.smoothing {
+            true => log_sums[l] * t.weight_sum - sum_shifted[l],
+            false => 0.0,
+        };
+        terms[l] = if kept[l] { (nll, smooth) } else { (0.0, 0.0) };
+        reference_terms[l] = kept[l] & !finite[l];
+    }
+    flags.reference_terms[j..j + LANES].copy_from_slice(&reference_terms);
+    let Some(coefficients) = coefficients.filter(|_| WRITE) else {
+        return;
+    };
+    let coefficients: &[(f64, f64); LANES] = coefficients[j..j + LANES].try_into().expect("LANES values");
+    let mut scale_p = [T::ZERO; LANES];
+    let mut scale_w = [T::ZERO; LANES];
+    let mut shifted = [0.0f64; LANES];
+    let mut sp = [0.0f64; LANES];
+    let mut reference_grad = [false; LANES];
+    for l in 0..LANES {
+        let (nll_coef, smooth_coef) = coefficients[l];
+        let total = -smooth_coef * t.weight_sum + weights[l] * nll_coef;
+        sp[l] = -total / sum_exp[l];
+        let ok = kept[l] & finite[l] & sp[l].is_finite() & smooth_coef.is_finite() & nll_coef.is_finite();
+        // An ignored position's scales are 0: its gradient is 0.
+        (scale_p[l], scale_w[l]) = match ok {
+            true => (T::from_f64(sp[l]), T::from_f64(-smooth_coef)),
+            false => (T::ZERO, T::ZERO),
+        };
+        reference_grad[l] = (kept[l] & !ok) | !finite[l];
+        shifted[l] = picked[l] - max[l];
+    }
+    flags.reference_grad[j..j + LANES].copy_from_slice(&reference_grad);
+    // e^(x_y − M) in f64 for the target's entry.
+    let mut exps = [0.0f64; LANES];
+    exp_nonpositive_into(&shifted, &mut exps);
+    let mut target_entries = [T::ZERO; LANES];
+    for l in 0..LANES {
+        let (nll_coef, smooth_coef) = coefficients[l];
+        let w = weights[l];
+        target_entries[l] = T::from_f64(exps[l] * sp[l] - smooth_coef * w + w * nll_coef);
+    }
+    scales.scale_p[j..j + LANES].copy_from_slice(&scale_p);
+    scales.scale_w[j..j + LANES].copy_from_slice(&scale_w);
+    scales.target_entries[j..j + LANES].copy_from_slice(&target_entries);
+}
+
+/// The tile's gradient from the exponentials in the packed tile, class run
+/// by class run: e·scale_p + a·scale_w (a = 1 without `COEF`), and the
+/// target's entry at the target's class.
+#[inline(always)]
+fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<T>, scales: &Scales<T>, out: &mut [T]) {
+    let width = tile.width;
+    let stride = padded(width);
+    let classes = tile.values.len() / stride;
+    let a = t.class_weights.unwrap_or(&[]);
+    let stream = std::mem::size_of_val(out) >= STREAM_BYTES;
+    // The tile's kept positions linked class by class (first[k], then
+    // next[j]), so that each class run patches in its targets' entries
+    // without a compare per position (LLVM turned that select into a branch
+    // per lane).
+    let mut first = vec![u16::MAX; classes];
+    let mut next = [u16::MAX; TILE];
+    for j in (0..width).rev() {
+        if let Some(head) = first.get_mut(t.ys[j] as usize) {
+            next[j] = *head;
+            *head = j as u16;
+        }
+    }
+    // Each run is computed in a buffer on the stack, then copied out:
+    // computing straight into the streaming stores, LLVM scalarises the loop.
+    let mut values = [T::ZERO; TILE];
+    for k in 0..classes {
+        let w = if COEF { a[k] } else { T::ZERO };
+        let e_run = &tile.values[k * stride..][..stride];
+        for j in (0..stride).step_by(LANES) {
+            values[j..j + LANES].copy_from_slice(&gradient_group::<T, COEF>(e_run, scales, w, j));
+        }
+        let mut j = first[k];
+        while j != u16::MAX {
+            values[j as usize] = scales.target_entries[j as usize];
+            j = next[j as usize];
+        }
+        store_run(&mut out[k * t.inner + t.s0..][..width], &values[..width], stream);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if stream {
+        // SAFETY: a store fence has no preconditions; SSE is baseline on
+        // x86-64. It orders the streaming stores above before any later
+        // store (the reference kernel's fix-ups) and before other threads
+        // read the gradient.
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
+}
+
+/// A class's gradient at the group at j, from its exponentials `e_run`
+/// and its weight `w` (the target's entry is patched in after).
+#[inline(always)]
+fn gradient_group<T: Lane, const COEF: bool>(e_run: &[T], scales: &Scales<T>, w: T, j: usize) -> [T; LANES] {
+    let e: &[T; LANES] = e_run[j..j + LANES].try_into().expect("LANES values");
+    let sp: &[T; LANES] = scales.scale_p[j..j + LANES].try_into().expect("LANES values");
+    let sw: &[T; LANES] = scales.scale_w[j..j + LANES].try_into().expect("LANES values");
+    let mut o = [T::ZERO; LANES];
+    for l in 0..LANES {
+        let shift = if COEF { w * sw[l] } else { sw[l] };
+        o[l] = e[l] * sp[l] + shift;
+    }
+    o
+}
+
+/// Gradient blocks at least this large (bytes) are written with streaming
+/// stores: written once and not read again soon, they would only evict the
+/// logits, and a normal store first reads each line from memory.
+const STREAM_BYTES: usize = 256 << 10;
+
+/// Copies `values` to `dst` (as long), bypassing the cache with `stream`
+/// (x86-64) for the 16-byte-aligned part; the values are the same either way.
+#[inline(always)]
+fn store_run<T: Lane>(dst: &mut [T], values: &[T], stream: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if stream {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let size = std::mem::size_of::<T>();
+        // Elements before the first 16-byte boundary, and after the last.
+        let head = ((16 - dst.as_ptr() as usize % 16) % 16 / size).min(dst.len());
+        let body = (dst.len() - head) * size / 16 * 16 / size;
+        dst[..head].copy_from_slice(&values[..head]);
+        let (src, out) = (
+            values[head..].as_ptr().cast::<u8>(),
+            dst[head..].as_mut_ptr().cast::<u8>(),
+        );
+        for i in (0..body * size).step_by(16) {
+            // SAFETY: `out` and `src` point at `body` elements of `dst` and
+            // `values` (both as long), i + 16 ≤ body·size bytes; `out` is
+            // 16-byte aligned (dst + head elements), as `_mm_stream_si128`
+            // requires; SSE2 is baseline on x86-64.
+            unsafe {
+                _mm_stream_si128(
+                    out.add(i).cast::<__m128i>(),
+                    _mm_loadu_si128(src.add(i).cast::<__m128i>()),
+                )
+            };
+        }
+        dst[head + body..].copy_from_slice(&values[head + body..]);
+        return;
+    }
+    dst.copy_from_slice(values);
+}
+
+/// A whole packed tile: the terms of its positions into `terms` (its
+/// width) and, with `grad`, their gradient, with `COEF` when the classes
+/// are weighted.
+#[inline(always)]
+fn tile<T: Lane, const COEF: bool>(
+    t: &Tile<'_, T>,
+    packed: &mut PackedTile<T>,
+    grad: Option<&mut TileGrad<'_, T>>,
+    terms: &mut [(f64, f64)],
+    flags: &mut TileFlags,
+) {
+    let width = packed.width;
+    let stride = padded(width);
+    let mut scales = Scales {
+        scale_p: [T::ZERO; TILE],
+        scale_w: [T::ZERO; TILE],
+        target_entries: [T::ZERO; TILE],
+    };
+    let coefficients = grad.as_ref().map(|g| g.coefficients);
+    for j in (0..stride).step_by(LANES) {
+        let m: &[T; LANES] = packed.max[j..j + LANES].try_into().expect("LANES values");
+        let mut group_terms = [(0.0, 0.0); LANES];
+        let pack = &mut packed.values[..];
+        match grad.is_some() {
+            true => group::<T, COEF, true>(
+                t,
+                pack,
+                stride,
+                j,
+                m,
+                coefficients,
+                &mut group_terms,
+                flags,
+                &mut scales,
+            ),
+            false => group::<T, COEF, false>(
+                t,
+                pack,
+                stride,
+                j,
+                m,
+                coefficients,
+                &mut group_terms,
+                flags,
+                &mut scales,
+            ),
+        }
+        let n = LANES.min(width - j);
+        terms[j..j + n].copy_from_slice(&group_terms[..n]);
+    }
+    if let Some(grad) = grad {
+        write_gradient::<T, COEF>(t, packed, &scales, grad.out);
+    }
+}
+
+/// [`tile`] with `COEF` chosen at run time, outside the loops.
+#[inline(always)]
+fn tile_any<T: Lane>(
+    t: &Tile<'_, T>,
+    packed: &mut PackedTile<T>,
+    grad: Option<&mut TileGrad<'_, T>>,
+    terms: &mut [(f64, f64)],
+    flags: &mut TileFlags,
+) {
+    match t.class_weights.is_some() {
+        true => tile::<T, true>(t, packed, grad, terms, flags),
+        false => tile::<T, false>(t, packed, grad, terms, flags),
+    }
+}
+
+dispatched! {
+    /// One packed K-dim tile: terms and, with `grad`, gradient (see [`tile`]).
+    kdim_tile<T: Lane;>(t: &Tile<'_, T>, packed: &mut PackedTile<T>, grad: Option<&mut TileGrad<'_, T>>, terms: &mut [(f64, f64)], flags: &mut TileFlags) -> () = tile_any
+}
