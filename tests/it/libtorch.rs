@@ -101,7 +101,7 @@ fn kernel_sized_shapes_match_libtorch_loss_and_gradient() {
                 let targets: Vec<i64> = (0..positions)
                     .map(|p| match p % 11 {
                         5 => -100,
-                        _ => (rng.uniform() * c as f64) as i64,
+                        _ => rng.below(c) as i64,
                     })
                     .collect();
                 let mut case = Case::new(

@@ -14,19 +14,11 @@ use super::*;
 /// so that none runs at a level another one set.
 static LEVEL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((self.uniform() * n as f64) as usize).min(n - 1)
-    }
-}
+// The tests' one seeded generator, shared with the integration tests.
+#[path = "../../../tests/it/rng.rs"]
+#[allow(dead_code)]
+mod rng;
+use rng::Rng;
 
 struct Case<T> {
     x: Vec<T>,
