@@ -491,18 +491,20 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         rows.extend(bench_shape(shape, threads, args.repeats, &machine)?);
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Human => print_table(&machine, threads, &rows),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&rows)?)?,
+        Format::Human => print_table(&machine, threads, &rows)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn print_table(machine: &Machine, threads: usize, rows: &[Row]) {
-    println!(
+fn print_table(machine: &Machine, threads: usize, rows: &[Row]) -> std::io::Result<()> {
+    outln!(
         "cpu: {}; Rust SIMD level: {}; threads: {threads}; libtorch ATen capability: {}",
-        machine.cpu, machine.simd, machine.aten_capability
-    );
-    println!(
+        machine.cpu,
+        machine.simd,
+        machine.aten_capability
+    )?;
+    outln!(
         "{:<18} {:<9} {:<16} {:>9} {:>11} {:>8} {:>9} {:>10} {:>9} {:>12}",
         "shape",
         "dtype",
@@ -514,10 +516,10 @@ fn print_table(machine: &Machine, threads: usize, rows: &[Row]) {
         "rust/floor",
         "rust_MB",
         "libtorch_MB"
-    );
+    )?;
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     for r in rows {
-        println!(
+        outln!(
             "{:<18} {:<9} {:<16} {:>9.1} {:>11.1} {:>7.1}x {:>9.1} {:>10.2} {:>9.2} {:>12.1}",
             r.shape,
             r.dtype,
@@ -529,6 +531,7 @@ fn print_table(machine: &Machine, threads: usize, rows: &[Row]) {
             r.rust_over_floor,
             mb(r.rust_peak_extra_bytes),
             mb(r.libtorch_peak_extra_bytes)
-        );
+        )?;
     }
+    Ok(())
 }

@@ -57,6 +57,12 @@ fn a_closed_pipe_ends_check_quietly_with_the_verdicts_exit_code() {
     }
     let (code, stderr) = with_reader_gone_after(&["explain", "--no-libtorch"], 1);
     assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    // bench's table header (no shape matches, so nothing is timed).
+    for format in ["human", "json"] {
+        let args = ["bench", "--only", "no such shape", "--format", format];
+        let (code, stderr) = with_reader_gone_after(&args, 0);
+        assert_eq!((code, stderr.as_str()), (Some(0), ""), "{args:?} | head -0");
+    }
 }
 
 #[test]
