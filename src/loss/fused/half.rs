@@ -223,13 +223,29 @@ fn class_backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
     let w = if WEIGHTED { &w[..n] } else { row };
     let mut acc = [0.0f32; LANES];
     let full = n / LANES * LANES;
-    // Unweighted, this reads no memory.
-    for (i, wc) in w[..full].chunks_exact(LANES).enumerate() {
-        let gc = k.chunk::<T, WEIGHTED>(i * LANES, wc);
-        for l in 0..LANES {
-            acc[l] += gc[l];
+    // The chunks before and after the target's take `base` (or its
+    // weighted values) as they are, in loops LLVM keeps in vectors.
+    // Unweighted, they read no memory.
+    let add = |acc: &mut [f32; LANES], start: usize, end: usize, patched: bool| {
+        for (i, wc) in w[start..end].chunks_exact(LANES).enumerate() {
+            let gc = match patched {
+                true => k.chunk::<T, WEIGHTED>(start + i * LANES, wc),
+                false => ClassGradient {
+                    target: usize::MAX,
+                    ..k
+                }
+                .chunk::<T, WEIGHTED>(0, wc),
+            };
+            for l in 0..LANES {
+                acc[l] += gc[l];
+            }
         }
-    }
+    };
+    let target_chunk = (k.target.min(full) / LANES * LANES).min(full);
+    let after = (target_chunk + LANES).min(full);
+    add(&mut acc, 0, target_chunk, false);
+    add(&mut acc, target_chunk, after, true);
+    add(&mut acc, after, full, false);
     for i in full..n {
         acc[i - full] += k.at::<T, WEIGHTED>(i, w[i]);
     }

@@ -137,7 +137,7 @@ impl<T: Lane> Case<T> {
             vec![]
         };
         let g = self.grad_output.as_ref().map(|g| View::new(g.as_slice(), &loss_shape));
-        let g = g.filter(|g| g.data.len() == loss_shape.iter().copied().product::<usize>());
+        let g = g.filter(|g| g.data.len() == loss_shape.iter().product::<usize>());
         let up = upstream(&problem, g).expect("a matching grad_output");
         f(&problem, input, &target, &up)
     }
