@@ -66,13 +66,17 @@ struct Scratch<T> {
 }
 
 impl<T: Element> Scratch<T> {
-    fn new(classes: usize) -> Self {
+    /// Only the rows the positions use: class targets over the last dim
+    /// need `row` alone (a task's scratch is made per rayon job, and these
+    /// are 4 bytes a class each).
+    fn new(classes: usize, probabilities: bool, kdim: bool) -> Self {
+        let row = |used: bool| vec![0.0; if used { classes } else { 0 }];
         Scratch {
-            row: vec![0.0; classes],
-            g: vec![0.0; classes],
-            q: vec![0.0; classes],
-            gq: vec![0.0; classes],
-            out: vec![T::from_f64(0.0); classes],
+            row: row(true),
+            g: row(probabilities),
+            q: row(probabilities),
+            gq: row(probabilities),
+            out: vec![T::from_f64(0.0); if probabilities || kdim { classes } else { 0 }],
         }
     }
 }
@@ -350,9 +354,10 @@ fn visit<T: Element>(
         }
     };
     let chunk = per_task * c;
+    let (probabilities, kdim) = (matches!(problem.targets, Targets::Probabilities), problem.inner != 1);
     match grad {
         None => terms.par_chunks_mut(per_task).enumerate().for_each_init(
-            || Scratch::new(c),
+            || Scratch::new(c, probabilities, kdim),
             |s, (task, slots)| {
                 for (j, slot) in slots.iter_mut().enumerate() {
                     *slot = position(task * per_task + j, task * per_task, None, s);
@@ -367,7 +372,7 @@ fn visit<T: Element>(
             .zip(out.par_chunks_mut(chunk))
             .enumerate()
             .for_each_init(
-                || Scratch::new(c),
+                || Scratch::new(c, probabilities, kdim),
                 |s, (task, (slots, out))| {
                     let first = task * per_task;
                     for (j, slot) in slots.iter_mut().enumerate() {
@@ -383,7 +388,7 @@ fn visit<T: Element>(
             .zip(out.par_chunks_mut(chunk).zip(out_t.par_chunks_mut(chunk)))
             .enumerate()
             .for_each_init(
-                || Scratch::new(c),
+                || Scratch::new(c, probabilities, kdim),
                 |s, (task, (slots, (out, out_t)))| {
                     let first = task * per_task;
                     for (j, slot) in slots.iter_mut().enumerate() {
