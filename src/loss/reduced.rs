@@ -66,13 +66,17 @@ struct Scratch<T> {
 }
 
 impl<T: Element> Scratch<T> {
-    fn new(classes: usize) -> Self {
+    /// Only the rows the positions use: class targets over the last dim
+    /// need `row` alone (a task's scratch is made per rayon job, and these
+    /// are 4 bytes a class each).
+    fn new(classes: usize, probabilities: bool, kdim: bool) -> Self {
+        let row = |used: bool| vec![0.0; if used { classes } else { 0 }];
         Scratch {
-            row: vec![0.0; classes],
-            g: vec![0.0; classes],
-            q: vec![0.0; classes],
-            gq: vec![0.0; classes],
-            out: vec![T::from_f64(0.0); classes],
+            row: row(true),
+            g: row(probabilities),
+            q: row(probabilities),
+            gq: row(probabilities),
+            out: vec![T::from_f64(0.0); if probabilities || kdim { classes } else { 0 }],
         }
     }
 }
@@ -350,9 +354,10 @@ fn visit<T: Element>(
         }
     };
     let chunk = per_task * c;
+    let (probabilities, kdim) = (matches!(problem.targets, Targets::Probabilities), problem.inner != 1);
     match grad {
         None => terms.par_chunks_mut(per_task).enumerate().for_each_init(
-            || Scratch::new(c),
+            || Scratch::new(c, probabilities, kdim),
             |s, (task, slots)| {
                 for (j, slot) in slots.iter_mut().enumerate() {
                     *slot = position(task * per_task + j, task * per_task, None, s);
@@ -367,7 +372,7 @@ fn visit<T: Element>(
             .zip(out.par_chunks_mut(chunk))
             .enumerate()
             .for_each_init(
-                || Scratch::new(c),
+                || Scratch::new(c, probabilities, kdim),
                 |s, (task, (slots, out))| {
                     let first = task * per_task;
                     for (j, slot) in slots.iter_mut().enumerate() {
@@ -383,7 +388,7 @@ fn visit<T: Element>(
             .zip(out.par_chunks_mut(chunk).zip(out_t.par_chunks_mut(chunk)))
             .enumerate()
             .for_each_init(
-                || Scratch::new(c),
+                || Scratch::new(c, probabilities, kdim),
                 |s, (task, (slots, (out, out_t)))| {
                     let first = task * per_task;
                     for (j, slot) in slots.iter_mut().enumerate() {
@@ -434,74 +439,86 @@ fn class_position<T: Element>(
         };
         return terms(sum);
     };
-    // The gradient w.r.t. the log-probabilities, as autograd builds it.
-    let g_lp = &mut s.g;
-    g_lp.iter_mut().for_each(|v| *v = 0.0);
-    if let Some(y) = y {
-        let g = h.upstream_at(upstream, p);
-        let (keep, spread) = h.keep_and_spread();
-        let g_nll = if problem.smoothing.is_some() { h.r(g * keep) } else { g };
-        if problem.smoothing.is_some() {
-            let g_ret = h.r(g * spread);
-            let g_smooth = if problem.reduction == Reduction::Mean {
-                h.r(g_ret / k.smooth_divisor)
-            } else {
-                g_ret
-            };
-            match &h.weight {
-                Some(w) => g_lp.iter_mut().zip(w).for_each(|(v, &w)| *v = h.r(-g_smooth * w)),
-                None => g_lp.iter_mut().for_each(|v| *v = -g_smooth),
-            }
-        }
-        let nll_part = match problem.reduction {
-            Reduction::None => h.r(-h.w(y).unwrap_or(1.0) * g_nll),
-            reduction => {
-                let coef = -(if reduction == Reduction::Mean {
-                    h.r(g_nll / k.total_weight)
+    // The gradient w.r.t. the log-probabilities, as autograd builds it:
+    // `base` (weighted with smoothing and weights) but at the target.
+    let (k, weighted) = match y {
+        None => (
+            half::ClassGradient {
+                base: 0.0,
+                target: usize::MAX,
+                at_target: 0.0,
+            },
+            false,
+        ),
+        Some(y) => {
+            let g = h.upstream_at(upstream, p);
+            let (keep, spread) = h.keep_and_spread();
+            let g_nll = if problem.smoothing.is_some() { h.r(g * keep) } else { g };
+            let base = if problem.smoothing.is_some() {
+                let g_ret = h.r(g * spread);
+                let g_smooth = if problem.reduction == Reduction::Mean {
+                    h.r(g_ret / k.smooth_divisor)
                 } else {
-                    g_nll
-                });
-                h.w(y).map_or(coef, |w| h.r(w * coef))
-            }
-        };
-        g_lp[y] = if problem.smoothing.is_some() {
-            h.r(g_lp[y] + nll_part)
-        } else {
-            nll_part
-        };
-    }
-    let sum_g = half::sum(h.level, g_lp);
-    let sum = write_gradient(h, p, first, ls, (g_lp, sum_g), smoothing, &s.row, &mut s.out, out);
+                    g_ret
+                };
+                -g_smooth
+            } else {
+                0.0
+            };
+            let weighted = problem.smoothing.is_some() && h.weight.is_some();
+            let nll_part = match problem.reduction {
+                Reduction::None => h.r(-h.w(y).unwrap_or(1.0) * g_nll),
+                reduction => {
+                    let coef = -(if reduction == Reduction::Mean {
+                        h.r(g_nll / k.total_weight)
+                    } else {
+                        g_nll
+                    });
+                    h.w(y).map_or(coef, |w| h.r(w * coef))
+                }
+            };
+            let at_target = match (problem.smoothing, h.w(y)) {
+                (None, _) => nll_part,
+                (Some(_), Some(w)) if weighted => h.r(h.r(base * w) + nll_part),
+                (Some(_), _) => h.r(base + nll_part),
+            };
+            (
+                half::ClassGradient {
+                    base,
+                    target: y,
+                    at_target,
+                },
+                weighted,
+            )
+        }
+    };
+    let (level, max, ln_sum, row) = (h.level, ls.max, ls.ln_sum, &s.row);
+    let sum = write_gradient(h, p, first, &mut s.out, out, |target| match (smoothing, &h.weight) {
+        (Some(_), Some(w)) => half::class_log_softmax_backward::<T, true, true>(level, row, max, ln_sum, k, w, target),
+        (Some(_), None) => half::class_log_softmax_backward::<T, true, false>(level, row, max, ln_sum, k, &[], target),
+        (None, Some(w)) if weighted => {
+            half::class_log_softmax_backward::<T, false, true>(level, row, max, ln_sum, k, w, target)
+        }
+        (None, _) => half::class_log_softmax_backward::<T, false, false>(level, row, max, ln_sum, k, &[], target),
+    });
     terms(sum)
 }
 
-/// log_softmax's backward for position `p` into its place in `out`, from
-/// the gradient w.r.t. the log-probabilities and its sum. With
-/// `smoothing` (Some(weighted)) it returns the smoothing sum of the same sweep.
-#[allow(clippy::too_many_arguments)]
+/// Runs `kernel` (a log_softmax backward) into position `p`'s place in
+/// `out`, which starts at position `first` (through `scratch` for K-dim
+/// positions), and returns what it returns.
 fn write_gradient<T: Element>(
     h: &Half<'_, T>,
     p: usize,
     first: usize,
-    ls: LogSoftmax,
-    (g_lp, sum_g): (&[f32], f32),
-    smoothing: Option<bool>,
-    row: &[f32],
     scratch: &mut [T],
     out: &mut [T],
+    kernel: impl FnOnce(&mut [T]) -> f32,
 ) -> f32 {
     let c = h.problem.classes;
-    let target = match h.problem.inner {
-        1 => &mut out[(p - first) * c..(p - first + 1) * c],
-        _ => &mut *scratch,
-    };
-    let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
-    let sum = match (smoothing, &h.weight) {
-        (Some(true), Some(w)) => {
-            half::log_softmax_backward::<T, true, true>(level, row, max, ln_sum, g_lp, sum_g, w, target)
-        }
-        (Some(_), _) => half::log_softmax_backward::<T, true, false>(level, row, max, ln_sum, g_lp, sum_g, &[], target),
-        (None, _) => half::log_softmax_backward::<T, false, false>(level, row, max, ln_sum, g_lp, sum_g, &[], target),
+    let sum = match h.problem.inner {
+        1 => kernel(&mut out[(p - first) * c..(p - first + 1) * c]),
+        _ => kernel(&mut *scratch),
     };
     if h.problem.inner != 1 {
         h.store(p, first, out, scratch);
@@ -564,8 +581,10 @@ fn probability_position<T: Element>(
     let sum_g = half::sum(h.level, &s.g);
     // The row holds the log-probabilities now: with max 0 and ln_sum 0 the
     // backward's lp_c = r(lp_c − 0 − 0) is lp_c itself.
-    let materialised = LogSoftmax { max: 0.0, ln_sum: 0.0 };
-    write_gradient(h, p, first, materialised, (&s.g, sum_g), None, &s.row, &mut s.out, out);
+    let (level, row, g) = (h.level, &s.row, &s.g);
+    write_gradient(h, p, first, &mut s.out, out, |target| {
+        half::log_softmax_backward::<T>(level, row, 0.0, 0.0, g, sum_g, target)
+    });
     (sum, 0.0)
 }
 

@@ -102,24 +102,72 @@ fn log_probabilities<T: Element>(row: &mut [f32], max: f32, ln_sum: f32) {
     }
 }
 
+/// The gradient w.r.t. one class-target position's log-probabilities, as
+/// autograd builds it, without a buffer: `at_target` at class `target`
+/// (`usize::MAX` for none), elsewhere `base`, or with `WEIGHTED` the
+/// rounded r(base·w_c).
+#[derive(Clone, Copy)]
+pub(crate) struct ClassGradient {
+    pub base: f32,
+    pub target: usize,
+    pub at_target: f32,
+}
+
+impl ClassGradient {
+    /// g_c (`w`: w_c when `WEIGHTED`).
+    #[inline(always)]
+    fn at<T: Element, const WEIGHTED: bool>(self, c: usize, w: f32) -> f32 {
+        if c == self.target {
+            self.at_target
+        } else if WEIGHTED {
+            T::round_f32(self.base * w)
+        } else {
+            self.base
+        }
+    }
+
+    /// g_c for the 16 classes from `start` (`w`: their weights when
+    /// `WEIGHTED`). Values, not a choice of address: LLVM would gather.
+    #[inline(always)]
+    fn chunk<T: Element, const WEIGHTED: bool>(self, start: usize, w: &[f32]) -> [f32; LANES] {
+        let mut g = [self.base; LANES];
+        if WEIGHTED {
+            for l in 0..LANES {
+                g[l] = T::round_f32(self.base * w[l]);
+            }
+        }
+        // One chunk of the row holds the target.
+        if self.target.wrapping_sub(start) < LANES {
+            let lane = self.target - start;
+            for (l, v) in g.iter_mut().enumerate() {
+                if l == lane {
+                    *v = self.at_target;
+                }
+            }
+        }
+        g
+    }
+}
+
 /// log_softmax's backward into `out`: r(g_c − e^(lp_c)·Σg), with `sum_g` =
-/// Σg. With `SUM` it returns, from the same lp_c, what
+/// Σg, and g_c from `g_chunk(c, w)` (16 classes from c) and `g_at(c, w_c)`
+/// (the last ones). With `SUM` it returns, from the same lp_c, what
 /// [`log_probability_sum`] returns (the same lanes, so the same bits), so
 /// that the loss and the gradient take one sweep.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
+fn backward_with<T: Element, const SUM: bool, const WEIGHTED: bool>(
     row: &[f32],
     max: f32,
     ln_sum: f32,
-    g: &[f32],
+    (g_chunk, g_at): (impl Fn(usize, &[f32]) -> [f32; LANES], impl Fn(usize, f32) -> f32),
     sum_g: f32,
     w: &[f32],
     out: &mut [T],
 ) -> f32 {
     let n = row.len();
-    let (g, out) = (&g[..n], &mut out[..n]);
-    let w = if WEIGHTED { &w[..n] } else { g };
+    let out = &mut out[..n];
+    let w = if WEIGHTED { &w[..n] } else { row };
     let mut acc = [0.0f32; LANES];
     let step = |x: f32, g: f32, w: f32, o: &mut T, acc: &mut f32| {
         let lp = T::round_f32((x - max) - ln_sum);
@@ -133,18 +181,80 @@ fn backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
     let full = n / LANES * LANES;
     let chunks = row[..full]
         .chunks_exact(LANES)
-        .zip(g[..full].chunks_exact(LANES))
         .zip(w[..full].chunks_exact(LANES))
         .zip(out[..full].chunks_exact_mut(LANES));
-    for (((xc, gc), wc), oc) in chunks {
+    for (i, ((xc, wc), oc)) in chunks.enumerate() {
+        let gc = g_chunk(i * LANES, wc);
         for l in 0..LANES {
             step(xc[l], gc[l], wc[l], &mut oc[l], &mut acc[l]);
         }
     }
     for i in full..n {
-        step(row[i], g[i], w[i], &mut out[i], &mut acc[i - full]);
+        step(row[i], g_at(i, w[i]), w[i], &mut out[i], &mut acc[i - full]);
     }
     fold_lanes(&acc) as f32
+}
+
+/// [`backward_with`] for a gradient `g` held in a row (probability targets).
+#[inline(always)]
+fn backward_row<T: Element>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, out: &mut [T]) -> f32 {
+    let g = &g[..row.len()];
+    let g_chunk = |c: usize, _: &[f32]| -> [f32; LANES] {
+        let mut v = [0.0; LANES];
+        v.copy_from_slice(&g[c..c + LANES]);
+        v
+    };
+    backward_with::<T, false, false>(row, max, ln_sum, (g_chunk, |c, _| g[c]), sum_g, &[], out)
+}
+
+/// [`backward_with`] for a class-target position: its gradient w.r.t. the
+/// log-probabilities made on the fly, and first summed in the lanes
+/// [`plain_sum`] would use on it as a row (so the same bits).
+#[inline(always)]
+fn class_backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
+    row: &[f32],
+    max: f32,
+    ln_sum: f32,
+    k: ClassGradient,
+    w: &[f32],
+    out: &mut [T],
+) -> f32 {
+    let n = row.len();
+    let w = if WEIGHTED { &w[..n] } else { row };
+    let mut acc = [0.0f32; LANES];
+    let full = n / LANES * LANES;
+    // The chunks before and after the target's take `base` (or its
+    // weighted values) as they are, in loops LLVM keeps in vectors.
+    // Unweighted, they read no memory.
+    let add = |acc: &mut [f32; LANES], start: usize, end: usize, patched: bool| {
+        for (i, wc) in w[start..end].chunks_exact(LANES).enumerate() {
+            let gc = match patched {
+                true => k.chunk::<T, WEIGHTED>(start + i * LANES, wc),
+                false => ClassGradient {
+                    target: usize::MAX,
+                    ..k
+                }
+                .chunk::<T, WEIGHTED>(0, wc),
+            };
+            for l in 0..LANES {
+                acc[l] += gc[l];
+            }
+        }
+    };
+    let target_chunk = (k.target.min(full) / LANES * LANES).min(full);
+    let after = (target_chunk + LANES).min(full);
+    add(&mut acc, 0, target_chunk, false);
+    add(&mut acc, target_chunk, after, true);
+    add(&mut acc, after, full, false);
+    for i in full..n {
+        acc[i - full] += k.at::<T, WEIGHTED>(i, w[i]);
+    }
+    let sum_g = fold_lanes(&acc) as f32;
+    let g = (
+        |c: usize, w: &[f32]| k.chunk::<T, WEIGHTED>(c, w),
+        |c: usize, w: f32| k.at::<T, WEIGHTED>(c, w),
+    );
+    backward_with::<T, SUM, WEIGHTED>(row, max, ln_sum, g, sum_g, w, out)
 }
 
 /// Σ g in lanes.
@@ -171,7 +281,11 @@ dispatched! {
 }
 dispatched! {
     /// log_softmax's backward for one row (see [`backward_row`]).
-    log_softmax_backward<T: Element; const SUM: bool, const WEIGHTED: bool>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, w: &[f32], out: &mut [T]) -> f32 = backward_row
+    log_softmax_backward<T: Element;>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g: f32, out: &mut [T]) -> f32 = backward_row
+}
+dispatched! {
+    /// log_softmax's backward for one class-target row (see [`class_backward_row`]).
+    class_log_softmax_backward<T: Element; const SUM: bool, const WEIGHTED: bool>(row: &[f32], max: f32, ln_sum: f32, k: ClassGradient, w: &[f32], out: &mut [T]) -> f32 = class_backward_row
 }
 dispatched! {
     /// Σ g in 16 lanes (see [`lane_sum`]).
