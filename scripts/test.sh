@@ -13,6 +13,8 @@ cargo clippy --lib --no-default-features -- -D warnings
 # API docs build without warnings (broken links, bad HTML), with and without libtorch.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
+# ... and the internals' docs (private items) stay as clean.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items
 # With live libtorch (feature `torch`, the default) ...
 cargo test
 # ... and the pure-Rust core alone, as users without libtorch get it.

@@ -29,7 +29,7 @@ struct Targets {
     ignored: usize,
     /// How many samples count (index targets: not ignored).
     kept: usize,
-    /// Σ w[y_i] over the kept samples, when there is a weight.
+    /// Σ `w[y_i]` over the kept samples, when there is a weight.
     kept_weight: Option<f64>,
 }
 

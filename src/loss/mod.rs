@@ -10,7 +10,7 @@
 //! | `loss = F.cross_entropy(x, y, …)` | [`cross_entropy`] |
 //! | `loss.backward(g)`, then `x.grad` | [`cross_entropy_backward`] |
 //! | both, in one pass over the logits | [`cross_entropy_with_grad`], [`cross_entropy_with_grad_into`], [`cross_entropy_with_grad_in_place`] |
-//! | OpenCLIP's loss step from embeddings, with `logit_scale` | [`clip_step`], [`clip_step_forward`] |
+//! | OpenCLIP's loss step from embeddings, with `logit_scale` | [`clip_step()`], [`clip_step_forward`] |
 //! | the `RuntimeError` for a bad call | [`LossError`], with libtorch's message; [`check_signature`] without data |
 //!
 //! With lp = log_softmax(x) over the class dim, w the class weights (or 1), ε

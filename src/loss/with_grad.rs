@@ -166,7 +166,7 @@ pub fn cross_entropy_with_grad_in_place<T: Element>(
     Ok(loss)
 }
 
-/// 1-D input with a [1]-shaped class target: libtorch's backward rejects it,
+/// 1-D input with a `[1]`-shaped class target: libtorch's backward rejects it,
 /// and `cross_entropy_backward` says so.
 fn is_unbatched_index_target<T>(input: View<'_, T>, target: &Target<'_, T>) -> bool {
     input.shape.len() == 1 && target.shape().len() == 1 && !matches!(target, Target::Probabilities(_))
