@@ -2,6 +2,7 @@
 //! libtorch), on random cases with non-finite values, across instruction
 //! sets, thread counts and the three entry points.
 
+use super::super::formulas::output_shape;
 use super::super::forward::{position_terms, reduce};
 use super::super::gradient::{backward, upstream};
 use super::super::input::{Target, View};
@@ -356,60 +357,29 @@ fn avx512_gives_the_scalar_bits() {
     );
 }
 
-/// The half-type kernel (`loss/reduced.rs`): loss and gradients, through
-/// the public entry points, as bits.
-fn half_bits_at<H: Element>(level: SimdLevel, cases: &[Case<f32>]) -> Vec<Vec<u64>> {
-    use super::super::{cross_entropy, cross_entropy_with_grad};
-    let to_h = |v: &[f32]| v.iter().map(|&x| H::from_f64(f64::from(x))).collect::<Vec<H>>();
-    let as_bits = |v: &[H]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<u64>>();
-    simd::set_simd_level(Some(level));
-    let out = cases
-        .iter()
-        .flat_map(|c| {
-            let x = to_h(&c.x);
-            let weight = c.weight.as_deref().map(to_h);
-            let probabilities = c.probabilities.as_deref().map(to_h);
-            let target_shape = c.target_shape();
-            let target = match &probabilities {
-                Some(t) => Target::Probabilities(View::new(t, &c.shape)),
-                None => Target::Classes(View::new(&c.classes, &target_shape)),
-            };
-            let options = Options {
-                weight: weight.as_deref(),
-                reduction: c.reduction,
-                label_smoothing: c.epsilon,
-                ..Options::default()
-            };
-            let input = View::new(&x, &c.shape);
-            let forward = cross_entropy(input, target, &options).expect("a valid case");
-            let (loss, grads) = cross_entropy_with_grad(input, target, &options, None).expect("a valid case");
-            assert_eq!(as_bits(&forward.values), as_bits(&loss.values), "forward = with_grad");
-            [
-                as_bits(&loss.values),
-                as_bits(&grads.input),
-                as_bits(grads.target.as_deref().unwrap_or(&[])),
-            ]
-        })
-        .collect();
-    simd::set_simd_level(None);
-    out
+/// Asserts that float16 and bfloat16 give the scalar level's bits on every level.
+fn assert_half_levels_agree(cases: &[Case<f32>], upstream: bool) {
+    let f16_scalar = half_bits_at::<::half::f16>(SimdLevel::Scalar, cases, upstream);
+    let bf16_scalar = half_bits_at::<::half::bf16>(SimdLevel::Scalar, cases, upstream);
+    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
+        assert_eq!(
+            f16_scalar,
+            half_bits_at::<::half::f16>(level, cases, upstream),
+            "f16 {level:?}"
+        );
+        assert_eq!(
+            bf16_scalar,
+            half_bits_at::<::half::bf16>(level, cases, upstream),
+            "bf16 {level:?}"
+        );
+    }
 }
 
 #[test]
 fn half_types_give_the_same_bits_on_every_level() {
     let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let cases = level_cases::<f32>(17, 45);
-    let f16_scalar = half_bits_at::<::half::f16>(SimdLevel::Scalar, &cases);
-    let bf16_scalar = half_bits_at::<::half::bf16>(SimdLevel::Scalar, &cases);
-    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
-        eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
-        assert_eq!(f16_scalar, half_bits_at::<::half::f16>(level, &cases), "f16 {level:?}");
-        assert_eq!(
-            bf16_scalar,
-            half_bits_at::<::half::bf16>(level, &cases),
-            "bf16 {level:?}"
-        );
-    }
+    assert_half_levels_agree(&level_cases::<f32>(17, 45), false);
 }
 
 /// K-dim cases for `kdim.rs`: position counts per batch rarely a multiple
@@ -510,10 +480,11 @@ fn kdim_groups_give_the_scalar_bits_on_every_level() {
     simd::set_simd_level(None);
 }
 
-/// The half-type kernel's loss and gradient bits at `level` through the
-/// three entry points, with the cases' upstream gradients (one shared value
-/// or one per position), which `half_bits_at` leaves at 1.
-fn half_bits_with_upstream_at<H: Element>(level: SimdLevel, cases: &[Case<f32>]) -> Vec<Vec<u64>> {
+/// The half-type kernel's (`loss/reduced.rs`) loss and gradient bits at
+/// `level` through the three entry points, which must agree; with
+/// `upstream`, the cases' upstream gradients (one shared value or one per
+/// position), else ones.
+fn half_bits_at<H: Element>(level: SimdLevel, cases: &[Case<f32>], upstream: bool) -> Vec<Vec<u64>> {
     use super::super::{cross_entropy, cross_entropy_with_grad, cross_entropy_with_grad_into};
     let to_h = |v: &[f32]| v.iter().map(|&x| H::from_f64(f64::from(x))).collect::<Vec<H>>();
     let as_bits = |v: &[H]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<u64>>();
@@ -537,11 +508,8 @@ fn half_bits_with_upstream_at<H: Element>(level: SimdLevel, cases: &[Case<f32>])
             };
             let input = View::new(&x, &c.shape);
             let problem = validate(input, &target, &options).expect("a valid case");
-            let loss_shape = match c.reduction {
-                Reduction::None => problem.loss_shape.clone(),
-                _ => vec![],
-            };
-            let g = c.grad_output.as_deref().map(to_h);
+            let loss_shape = output_shape(&problem);
+            let g = c.grad_output.as_deref().filter(|_| upstream).map(to_h);
             let g = g
                 .as_deref()
                 .map(|g| View::new(g, &loss_shape))
@@ -580,19 +548,5 @@ fn half_types_with_upstream_gradients_give_the_same_bits_on_every_level() {
     for i in 0..36 {
         cases.push(random_case(&mut rng, SHAPES[i % SHAPES.len()], i % 2 == 0));
     }
-    let f16_scalar = half_bits_with_upstream_at::<::half::f16>(SimdLevel::Scalar, &cases);
-    let bf16_scalar = half_bits_with_upstream_at::<::half::bf16>(SimdLevel::Scalar, &cases);
-    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
-        eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
-        assert_eq!(
-            f16_scalar,
-            half_bits_with_upstream_at::<::half::f16>(level, &cases),
-            "f16 {level:?}"
-        );
-        assert_eq!(
-            bf16_scalar,
-            half_bits_with_upstream_at::<::half::bf16>(level, &cases),
-            "bf16 {level:?}"
-        );
-    }
+    assert_half_levels_agree(&cases, true);
 }
