@@ -161,19 +161,7 @@ fn complete(e: &ClipStepExplanation<'_>) -> bool {
 }
 
 fn summary(e: &ClipStepExplanation<'_>) -> String {
-    let (agree, disagree, unchecked) = (
-        e.count(Verdict::Agree),
-        e.count(Verdict::Disagree),
-        e.count(Verdict::Unchecked),
-    );
-    let mut text = format!("{agree} of {} steps agree", e.steps.len());
-    if disagree > 0 {
-        text.push_str(&format!(", {disagree} disagree"));
-    }
-    if unchecked > 0 {
-        text.push_str(&format!(", {unchecked} unchecked"));
-    }
-    text
+    super::explain_human::step_counts(e.steps.iter().map(|s| s.check.verdict))
 }
 
 fn document(file: &str, e: &ClipStepExplanation<'_>) -> Value {

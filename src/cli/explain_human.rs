@@ -331,19 +331,27 @@ fn claim_lines(claim: &ClaimReport, e: &Explanation<'_>, window: &Window) -> Vec
     lines
 }
 
-fn summary(e: &Explanation<'_>) -> String {
+/// "A of N steps agree, D disagree, U unchecked" (zero counts left out).
+pub(super) fn step_counts(verdicts: impl Iterator<Item = Verdict>) -> String {
+    let verdicts: Vec<Verdict> = verdicts.collect();
+    let count = |v: Verdict| verdicts.iter().filter(|&&x| x == v).count();
     let (agree, disagree, unchecked) = (
-        e.count(Verdict::Agree),
-        e.count(Verdict::Disagree),
-        e.count(Verdict::Unchecked),
+        count(Verdict::Agree),
+        count(Verdict::Disagree),
+        count(Verdict::Unchecked),
     );
-    let mut text = format!("{agree} of {} steps agree", e.steps.len());
+    let mut text = format!("{agree} of {} steps agree", verdicts.len());
     if disagree > 0 {
         text.push_str(&format!(", {disagree} disagree"));
     }
     if unchecked > 0 {
         text.push_str(&format!(", {unchecked} unchecked"));
     }
+    text
+}
+
+fn summary(e: &Explanation<'_>) -> String {
+    let mut text = step_counts(e.steps.iter().map(|s| s.check.verdict));
     if !e.claims.is_empty() {
         let wrong = e.claims.iter().filter(|c| !c.holds).count();
         text.push_str(&format!(

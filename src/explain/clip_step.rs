@@ -59,14 +59,7 @@ impl ClipStepExplanation<'_> {
     /// Disagree if any step disagrees, else agree if any step was checked,
     /// else unchecked.
     pub fn verdict(&self) -> Verdict {
-        let verdicts: Vec<Verdict> = self.steps.iter().map(|s| s.check.verdict).collect();
-        if verdicts.contains(&Verdict::Disagree) {
-            Verdict::Disagree
-        } else if verdicts.contains(&Verdict::Agree) {
-            Verdict::Agree
-        } else {
-            Verdict::Unchecked
-        }
+        Verdict::of_steps(self.steps.iter().map(|s| s.check.verdict))
     }
 
     /// How many steps have `verdict`.

@@ -62,6 +62,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// A whole explanation's verdict from its steps': disagree if any step
+    /// disagrees, else agree if any step was checked, else unchecked.
+    pub fn of_steps(steps: impl IntoIterator<Item = Verdict>) -> Verdict {
+        let verdicts: Vec<Verdict> = steps.into_iter().collect();
+        if verdicts.contains(&Verdict::Disagree) {
+            Verdict::Disagree
+        } else if verdicts.contains(&Verdict::Agree) {
+            Verdict::Agree
+        } else {
+            Verdict::Unchecked
+        }
+    }
+
     /// `agree`, `disagree` or `unchecked`.
     pub fn name(self) -> &'static str {
         match self {
@@ -149,14 +162,7 @@ impl Explanation<'_> {
     /// Disagree if any step disagrees, else agree if any step was checked,
     /// else unchecked.
     pub fn verdict(&self) -> Verdict {
-        let verdicts: Vec<Verdict> = self.steps.iter().map(|s| s.check.verdict).collect();
-        if verdicts.contains(&Verdict::Disagree) {
-            Verdict::Disagree
-        } else if verdicts.contains(&Verdict::Agree) {
-            Verdict::Agree
-        } else {
-            Verdict::Unchecked
-        }
+        Verdict::of_steps(self.steps.iter().map(|s| s.check.verdict))
     }
 
     /// How many steps have `verdict`.
