@@ -5,16 +5,13 @@
 //! the field named.
 
 use ce_parity::fixtures::Values;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
 
 use ce_parity::safetensors_file::{self, TensorFile};
 use ce_parity::tensor::{DType, Tensor};
 
 use crate::binary::ce_parity;
+use crate::safetensors_cli::save;
 
 fn data(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -31,33 +28,6 @@ fn check(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
     let out = ce_parity(&all, dir);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
-/// Writes float32/float64 tensors and metadata with the safetensors crate,
-/// as a Rust port would.
-fn save(path: &Path, tensors: &[(&str, &Tensor)], metadata: &[(&str, &str)]) {
-    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(name, t)| {
-            let v = t.to_f64();
-            let (dtype, bytes) = match t.dtype {
-                DType::Float32 => (Dtype::F32, v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()),
-                DType::Float64 => (Dtype::F64, v.iter().flat_map(|&x| x.to_le_bytes()).collect()),
-                DType::Int64 => (
-                    Dtype::I64,
-                    t.as_i64().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
-                ),
-                other => panic!("this helper writes float32, float64 and int64, not {other}"),
-            };
-            (name.to_string(), dtype, t.shape.clone(), bytes)
-        })
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = encoded
-        .iter()
-        .map(|(name, dtype, shape, bytes)| (name.clone(), TensorView::new(*dtype, shape.clone(), bytes).unwrap()))
-        .collect();
-    let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    safetensors::serialize_to_file(views, (!metadata.is_empty()).then_some(metadata), path).unwrap();
 }
 
 /// A copy of `name` (from tests/data/clip_step) with `edit` applied, at `dir/out`.

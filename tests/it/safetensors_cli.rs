@@ -53,8 +53,8 @@ fn bytes_of(t: &Tensor) -> (Dtype, Vec<u8>) {
     }
 }
 
-/// Writes tensors and metadata with the safetensors crate.
-fn save(path: &Path, tensors: &[(&str, &Tensor)], metadata: &[(&str, &str)]) {
+/// Writes tensors and metadata with the safetensors crate, as a Rust port would.
+pub fn save(path: &Path, tensors: &[(&str, &Tensor)], metadata: &[(&str, &str)]) {
     let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, t)| {
