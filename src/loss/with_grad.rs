@@ -48,12 +48,7 @@ pub fn cross_entropy_with_grad<T: Element>(
 ) -> Result<(Loss<T>, Gradients<T>), LossError> {
     let problem = validate(input, &target, options)?;
     let up = upstream(&problem, grad_output)?;
-    // Unbatched input with an index target goes the long way, whose
-    // backward rejects it as libtorch's does.
-    let path = match is_unbatched_index_target(input, &target) {
-        true => Path::Reference,
-        false => path::choose::<T>(&problem),
-    };
+    let path = path_of(&problem, input, &target);
     if path == Path::Fused {
         if let Some((grads, terms)) = fused::forward_backward(&problem, input.data, &target, &up) {
             return Ok((loss_of(&problem, &terms), grads));
@@ -112,10 +107,7 @@ pub fn cross_entropy_with_grad_into<T: Element>(
         });
     }
     let up = upstream(&problem, grad_output)?;
-    let path = match is_unbatched_index_target(input, &target) {
-        true => Path::Reference,
-        false => path::choose::<T>(&problem),
-    };
+    let path = path_of(&problem, input, &target);
     if path == Path::Fused {
         if let Some(terms) = fused::forward_backward_into(&problem, input.data, &target, &up, out) {
             return Ok(loss_of(&problem, &terms));
@@ -155,8 +147,7 @@ pub fn cross_entropy_with_grad_in_place<T: Element>(
 ) -> Result<Loss<T>, LossError> {
     let problem = validate(View::new(logits, shape), &target, options)?;
     let up = upstream(&problem, grad_output)?;
-    let unbatched = is_unbatched_index_target(View::new(logits, shape), &target);
-    if !unbatched && path::choose::<T>(&problem) == Path::Fused {
+    if path_of(&problem, View::new(logits, shape), &target) == Path::Fused {
         if let Some(terms) = fused::forward_backward_in_place(&problem, logits, &target, &up) {
             return Ok(loss_of(&problem, &terms));
         }
@@ -166,8 +157,14 @@ pub fn cross_entropy_with_grad_in_place<T: Element>(
     Ok(loss)
 }
 
-/// 1-D input with a `[1]`-shaped class target: libtorch's backward rejects it,
-/// and `cross_entropy_backward` says so.
-fn is_unbatched_index_target<T>(input: View<'_, T>, target: &Target<'_, T>) -> bool {
-    input.shape.len() == 1 && target.shape().len() == 1 && !matches!(target, Target::Probabilities(_))
+/// [`path::choose`], except that 1-D input with a `[1]`-shaped class target
+/// goes the long way: libtorch's backward rejects it, and
+/// `cross_entropy_backward` says so.
+fn path_of<T: Element>(problem: &Problem, input: View<'_, T>, target: &Target<'_, T>) -> Path {
+    let unbatched_index_target =
+        input.shape.len() == 1 && target.shape().len() == 1 && !matches!(target, Target::Probabilities(_));
+    match unbatched_index_target {
+        true => Path::Reference,
+        false => path::choose::<T>(problem),
+    }
 }
