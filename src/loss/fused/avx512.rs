@@ -10,7 +10,7 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
-use super::lanes::{finish_block, prefetch, BLOCK, LANES};
+use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 
 /// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
 #[inline]
@@ -137,5 +137,168 @@ pub(super) fn row_apply<const COEF: bool>(row: &mut [f32], a: &[f32], scale_p: f
     for i in full..row.len() {
         let shift = if COEF { a[i] * scale_a } else { scale_a };
         row[i] = row[i] * scale_p + shift;
+    }
+}
+
+/// The next K-dim tile's side of [`kdim_sums`]: the block from its first
+/// position on (classes `inner` apart), its packed values (rows `stride`
+/// apart) and the max of the group's 16 positions.
+pub(super) struct KdimNext<'a> {
+    pub logits: &'a [f32],
+    pub values: &'a mut [f32],
+    pub stride: usize,
+    pub max: &'a mut [f32],
+}
+
+/// `kdim::sums` for f32: S and L of the packed tile's 16 positions at j
+/// (classes `stride` apart in `pack`, max `max`), with the exponentials
+/// written back with `WRITE`. With `next`, each class step also copies the
+/// same 16 columns of the next tile out of the block and keeps their max,
+/// as `lanes::tile_pack` does; without it, the next tile's line is
+/// prefetched from `ahead` (the block from the next tile on).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
+    pack: &mut [f32],
+    stride: usize,
+    j: usize,
+    max: &[f32],
+    a: &[f32],
+    ahead: &[f32],
+    inner: usize,
+    mut next: Option<KdimNext<'_>>,
+) -> ([f64; LANES], [f64; LANES]) {
+    let classes = pack.len() / stride;
+    // Every access below is in bounds when these hold.
+    assert!(j + LANES <= stride && max.len() >= LANES && (!COEF || a.len() >= classes));
+    if let Some(n) = &next {
+        let last = classes.saturating_sub(1);
+        assert!(
+            classes == 0
+                || (j + LANES <= n.stride
+                    && n.logits.len() >= last * inner + j + LANES
+                    && n.values.len() >= last * n.stride + j + LANES
+                    && n.max.len() >= LANES)
+        );
+    }
+    // SAFETY (all loads and stores below): within the slices, by the asserts above.
+    let m = unsafe { _mm512_loadu_ps(max.as_ptr()) };
+    let mut next_max = _mm512_set1_ps(f32::NEG_INFINITY);
+    let (mut exp_lo, mut exp_hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+    let (mut shifted_lo, mut shifted_hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+    let p = pack.as_mut_ptr();
+    let next_at = next
+        .as_mut()
+        .map(|n| (n.logits.as_ptr(), n.values.as_mut_ptr(), n.stride));
+    let mut k0 = 0;
+    while k0 < classes {
+        let mut e_acc = _mm512_setzero_ps();
+        let mut s_acc = _mm512_setzero_ps();
+        for k in k0..classes.min(k0 + BLOCK / LANES) {
+            match next_at {
+                Some((logits, values, next_stride)) => unsafe {
+                    let v = _mm512_loadu_ps(logits.add(k * inner + j));
+                    _mm512_storeu_ps(values.add(k * next_stride + j), v);
+                    // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.
+                    next_max = _mm512_max_ps(v, next_max);
+                },
+                None => {
+                    if let Some(v) = ahead.get(k * inner + j) {
+                        prefetch(v);
+                    }
+                }
+            }
+            unsafe {
+                let run = p.add(k * stride + j);
+                let d = _mm512_sub_ps(_mm512_loadu_ps(run), m);
+                let e = exp16(d);
+                e_acc = _mm512_add_ps(e_acc, e);
+                s_acc = match COEF {
+                    true => _mm512_fmadd_ps(d, _mm512_set1_ps(*a.get_unchecked(k)), s_acc),
+                    false => _mm512_add_ps(s_acc, d),
+                };
+                if WRITE {
+                    _mm512_storeu_ps(run, e);
+                }
+            }
+        }
+        // Each lane's block sum into f64, as `sum_exp[l] += e_acc[l] as f64`.
+        exp_lo = _mm512_add_pd(exp_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e_acc)));
+        exp_hi = _mm512_add_pd(
+            exp_hi,
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e_acc)))),
+        );
+        shifted_lo = _mm512_add_pd(shifted_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(s_acc)));
+        shifted_hi = _mm512_add_pd(
+            shifted_hi,
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(s_acc)))),
+        );
+        k0 += BLOCK / LANES;
+    }
+    if let Some(n) = next {
+        unsafe { _mm512_storeu_ps(n.max.as_mut_ptr(), next_max) };
+    }
+    let mut sum_exp = [0.0f64; LANES];
+    let mut sum_shifted = [0.0f64; LANES];
+    unsafe {
+        _mm512_storeu_pd(sum_exp.as_mut_ptr(), exp_lo);
+        _mm512_storeu_pd(sum_exp.as_mut_ptr().add(8), exp_hi);
+        _mm512_storeu_pd(sum_shifted.as_mut_ptr(), shifted_lo);
+        _mm512_storeu_pd(sum_shifted.as_mut_ptr().add(8), shifted_hi);
+    }
+    (sum_exp, sum_shifted)
+}
+
+/// `kdim::pick_targets` for f32, eight positions per step with gathers:
+/// each kept position's class (else `u32::MAX`, also past `width`), its
+/// weight (1 without `weights`) and its logit from the packed tile
+/// (`values`, rows `stride` apart), both 0 where not kept.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+pub(super) fn pick_targets(
+    ys: &[usize; TILE],
+    width: usize,
+    values: &[f32],
+    stride: usize,
+    weights: Option<&[f64]>,
+    out_ys: &mut [u32; TILE],
+    out_weights: &mut [f64; TILE],
+    out_picked: &mut [f64; TILE],
+) {
+    let classes = values.len() / stride.max(1);
+    assert!(width <= TILE && width <= stride && weights.is_none_or(|w| w.len() >= classes));
+    let ignored = _mm512_set1_epi64(-1);
+    let lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut j = 0;
+    while j < width {
+        let within = (1u16 << (width - j).min(8)) as u8 - 1;
+        // SAFETY: j + 8 ≤ TILE (j < width ≤ TILE, both multiples of 8 apart from width).
+        let y = unsafe { _mm512_loadu_si512(ys.as_ptr().add(j).cast()) };
+        let kept = within & _mm512_cmpneq_epu64_mask(y, ignored);
+        // Validation keeps every class below C; checked here, as the gathers rely on it.
+        assert_eq!(kept & _mm512_cmpge_epu64_mask(y, _mm512_set1_epi64(classes as i64)), 0);
+        let at = _mm512_add_epi64(
+            _mm512_mullo_epi64(y, _mm512_set1_epi64(stride as i64)),
+            _mm512_add_epi64(lane, _mm512_set1_epi64(j as i64)),
+        );
+        // SAFETY: the gathers read only kept lanes, at class y < C (asserted),
+        // position j + l < width ≤ stride: inside `values` and `weights`.
+        // The stores write 8 lanes at j + 8 ≤ TILE.
+        unsafe {
+            let picked = _mm512_mask_i64gather_ps::<4>(_mm256_setzero_ps(), kept, at, values.as_ptr());
+            let weight = match weights {
+                Some(w) => _mm512_mask_i64gather_pd::<8>(_mm512_setzero_pd(), kept, y, w.as_ptr()),
+                None => _mm512_maskz_mov_pd(kept, _mm512_set1_pd(1.0)),
+            };
+            let class = _mm512_cvtepi64_epi32(_mm512_mask_mov_epi64(ignored, kept, y));
+            _mm256_storeu_si256(out_ys.as_mut_ptr().add(j).cast(), class);
+            _mm512_storeu_pd(out_weights.as_mut_ptr().add(j), weight);
+            _mm512_storeu_pd(out_picked.as_mut_ptr().add(j), _mm512_cvtps_pd(picked));
+        }
+        j += 8;
     }
 }

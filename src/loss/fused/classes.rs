@@ -9,8 +9,8 @@ use super::super::formulas::Formulas;
 use super::super::problem::Problem;
 use super::super::simd::{self, Simd};
 use super::fallback;
-use super::kdim::{kdim_tile, Tile, TileFlags, TileGrad, IGNORED};
-use super::lanes::{apply_row, pack_tile, stats_row, Lane, Stats, TILE};
+use super::kdim::{kdim_tile, pick_targets, Next, Tile, TileFlags, TileGrad, IGNORED};
+use super::lanes::{apply_row, pack_columns, pack_tile, stats_row, Lane, Stats, TILE};
 use super::{Kernel, Scratch, Upstream};
 
 pub(super) struct Classes<'p, T> {
@@ -141,6 +141,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         b: usize,
         block: &[T],
         s0: usize,
+        next: usize,
         grad: Option<(&mut [T], Upstream<'_>)>,
         terms: &mut [(f64, f64)],
         scratch: &mut Scratch<T>,
@@ -151,8 +152,24 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let column = |s: usize| -> Vec<f64> { block[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
         let mut ys = [usize::MAX; TILE];
         self.targets.copy_into(p0, &mut ys[..width], usize::MAX);
-        let packed = &mut scratch.tile;
-        pack_tile(self.level, block, inner, s0, width, packed);
+        // The previous call copied this tile's whole groups, or none.
+        match scratch.next_at.take() {
+            Some((at, first)) if at == (block.as_ptr() as usize, s0, width) => {
+                std::mem::swap(&mut scratch.tile, &mut scratch.next_tile);
+                pack_columns(self.level, block, inner, s0, first, &mut scratch.tile);
+            }
+            _ => pack_tile(self.level, block, inner, s0, width, &mut scratch.tile),
+        }
+        let (packed, next_tile) = (&mut scratch.tile, &mut scratch.next_tile);
+        // The next tile, which `kdim_tile` may start copying.
+        let next_at = (block.as_ptr() as usize, s0 + width, next);
+        let mut next = (next > 0).then(|| {
+            next_tile.reset(self.problem.classes, next);
+            Next {
+                logits: &block[s0 + width..],
+                tile: next_tile,
+            }
+        });
         let mut tile = Tile {
             block,
             inner,
@@ -165,17 +182,18 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             smoothing: self.problem.smoothing.is_some(),
         };
         // The targets, their weights and their logits (from the packed copy).
-        for j in (0..width).filter(|&j| ys[j] != usize::MAX) {
-            let y = ys[j];
-            (tile.ys[j], tile.weights[j], tile.picked[j]) = (y as u32, self.w(y), packed.at(y, j).to_f64());
-        }
+        pick_targets(self.level, &ys, packed, self.problem.weight.as_deref(), &mut tile);
         let mut flags = TileFlags {
             reference_terms: [false; TILE],
             reference_grad: [false; TILE],
+            any: false,
         };
         let Some((out, up)) = grad else {
-            kdim_tile(self.level, &tile, packed, None, terms, &mut flags);
-            for j in (0..width).filter(|&j| flags.reference_terms[j]) {
+            let copied = kdim_tile(self.level, &tile, packed, next.as_mut(), None, terms, &mut flags);
+            scratch.next_at = next.is_some().then_some((next_at, copied));
+            // Usually none: then no scan of the flags.
+            let scan = if flags.any { width } else { 0 };
+            for j in (0..scan).filter(|&j| flags.reference_terms[j]) {
                 terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
             }
             return;
@@ -189,9 +207,19 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             out,
             coefficients: &coefficients,
         };
-        kdim_tile(self.level, &tile, packed, Some(&mut tile_grad), terms, &mut flags);
+        let copied = kdim_tile(
+            self.level,
+            &tile,
+            packed,
+            next.as_mut(),
+            Some(&mut tile_grad),
+            terms,
+            &mut flags,
+        );
+        scratch.next_at = next.is_some().then_some((next_at, copied));
         let out = tile_grad.out;
-        for j in 0..width {
+        let scan = if flags.any { width } else { 0 };
+        for j in 0..scan {
             if flags.reference_terms[j] {
                 terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
             }

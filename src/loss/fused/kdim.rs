@@ -14,6 +14,12 @@
 //! lanes. The gradient is then written class run by class run, the target's
 //! entry patched into the run through a per-class list of its positions.
 //!
+//! For f32 on AVX-512 CPUs the sweep is `avx512::kdim_sums`, which also
+//! copies the same group of the next tile out of the block, one class per
+//! step: a separate copy would wait for memory with nothing to do, while
+//! here the loads' wait overlaps with the exponentials. The targets' logits
+//! and weights are gathered there too (`avx512::pick_targets`).
+//!
 //! Each lane does exactly what a position's sweep does alone — S and L
 //! summed over the classes in order in the working type, flushed to f64
 //! every `BLOCK / LANES` classes — so the results do not depend on how the
@@ -21,7 +27,8 @@
 
 use super::super::fast_exp::exp_nonpositive_into;
 use super::super::fast_ln::ln_into;
-use super::lanes::{dispatched, padded, prefetch, Lane, PackedTile, BLOCK, LANES, TILE};
+use super::super::simd::{Simd, SimdLevel};
+use super::lanes::{padded, prefetch, Lane, PackedTile, BLOCK, LANES, TILE};
 
 /// Marks an ignored position in [`Tile::ys`].
 pub(super) const IGNORED: u32 = u32::MAX;
@@ -59,6 +66,8 @@ pub(super) struct TileFlags {
     pub reference_terms: [bool; TILE],
     /// With the gradient: positions whose gradient the closed form does not give.
     pub reference_grad: [bool; TILE],
+    /// Whether any of the above is set (usually not: no scan needed).
+    pub any: bool,
 }
 
 /// What the gradient's sweep needs per position.
@@ -114,23 +123,114 @@ fn sums<T: Lane, const COEF: bool, const WRITE: bool>(
     (sum_exp, sum_shifted)
 }
 
+/// The next tile of the same block, which the sweep may copy group by group.
+pub(super) struct Next<'a, T> {
+    /// The block from the next tile's first position on.
+    pub logits: &'a [T],
+    /// Reset to the next tile's width (`PackedTile::reset`).
+    pub tile: &'a mut PackedTile<T>,
+}
+
+/// How a group's sums are computed: [`sums`], or for f32 on AVX-512 CPUs
+/// `avx512::kdim_sums`, which also copies the group's columns of the next
+/// tile (its loads wait for memory while the exponentials compute).
+trait GroupSums<T: Lane> {
+    /// Whether [`GroupSums::sums`] copies the next tile's groups.
+    fn copies(t: &Tile<'_, T>) -> bool;
+    /// [`sums`], and with `next` the group's columns of the next tile into
+    /// `next.tile` with their max.
+    fn sums<const COEF: bool, const WRITE: bool>(
+        t: &Tile<'_, T>,
+        pack: &mut [T],
+        stride: usize,
+        j: usize,
+        max: &[T; LANES],
+        next: Option<&mut Next<'_, T>>,
+    ) -> ([f64; LANES], [f64; LANES]);
+}
+
+/// The portable loop of [`sums`]; it never copies the next tile.
+struct Portable;
+
+impl<T: Lane> GroupSums<T> for Portable {
+    fn copies(_: &Tile<'_, T>) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn sums<const COEF: bool, const WRITE: bool>(
+        t: &Tile<'_, T>,
+        pack: &mut [T],
+        stride: usize,
+        j: usize,
+        max: &[T; LANES],
+        _: Option<&mut Next<'_, T>>,
+    ) -> ([f64; LANES], [f64; LANES]) {
+        sums::<T, COEF, WRITE>(t, pack, stride, j, max)
+    }
+}
+
+/// `avx512::kdim_sums` for f32; [`sums`] for other types. Only
+/// [`kdim_tile`]'s AVX-512 branch names it.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl<T: Lane> GroupSums<T> for Avx512 {
+    fn copies(_: &Tile<'_, T>) -> bool {
+        f32::cast::<T>(&[]).is_some()
+    }
+    #[inline(always)]
+    fn sums<const COEF: bool, const WRITE: bool>(
+        t: &Tile<'_, T>,
+        pack: &mut [T],
+        stride: usize,
+        j: usize,
+        max: &[T; LANES],
+        next: Option<&mut Next<'_, T>>,
+    ) -> ([f64; LANES], [f64; LANES]) {
+        let (Some(pack32), Some(max32), Some(block), Some(a)) = (
+            f32::cast_mut(pack),
+            f32::cast(&max[..]),
+            f32::cast(t.block),
+            f32::cast(t.class_weights.unwrap_or(&[])),
+        ) else {
+            return sums::<T, COEF, WRITE>(t, pack, stride, j, max);
+        };
+        let next = next.and_then(|n| {
+            let stride = padded(n.tile.width);
+            Some(super::avx512::KdimNext {
+                logits: f32::cast(n.logits)?,
+                values: f32::cast_mut(&mut n.tile.values[..])?,
+                stride,
+                max: f32::cast_mut(&mut n.tile.max[j..j + LANES])?,
+            })
+        });
+        let ahead = block.get(t.s0 + TILE..).unwrap_or(&[]);
+        // SAFETY: `Avx512` is named only in `kdim_tile`'s branch for the
+        // AVX-512 level, which a `Simd` token holds only when the CPU
+        // reports AVX-512 F, VL, DQ, AVX2 and FMA.
+        unsafe { super::avx512::kdim_sums::<COEF, WRITE>(pack32, stride, j, max32, a, ahead, t.inner, next) }
+    }
+}
+
 /// The group at j: its terms and, with `WRITE` and `coefficients`, its
 /// gradient's scales (into `scales`), with the exponentials left in the
 /// packed tile.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn group<T: Lane, const COEF: bool, const WRITE: bool>(
+fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
     t: &Tile<'_, T>,
     pack: &mut [T],
     stride: usize,
     j: usize,
     max_t: &[T; LANES],
+    next: Option<&mut Next<'_, T>>,
     coefficients: Option<&[(f64, f64); TILE]>,
     terms: &mut [(f64, f64); LANES],
     flags: &mut TileFlags,
     scales: &mut Scales<T>,
 ) {
-    let (sum_exp, sum_shifted) = sums::<T, COEF, WRITE>(t, pack, stride, j, max_t);
+    let (sum_exp, sum_shifted) = S::sums::<COEF, WRITE>(t, pack, stride, j, max_t, next);
     let mut log_sums = [0.0f64; LANES];
     ln_into(&sum_exp, &mut log_sums);
     let ys: &[u32; LANES] = t.ys[j..j + LANES].try_into().expect("LANES values");
@@ -154,6 +254,7 @@ fn group<T: Lane, const COEF: bool, const WRITE: bool>(
         reference_terms[l] = kept[l] & !finite[l];
     }
     flags.reference_terms[j..j + LANES].copy_from_slice(&reference_terms);
+    flags.any |= reference_terms.iter().fold(false, |a, &r| a | r);
     let Some(coefficients) = coefficients.filter(|_| WRITE) else {
         return;
     };
@@ -177,6 +278,7 @@ fn group<T: Lane, const COEF: bool, const WRITE: bool>(
         shifted[l] = picked[l] - max[l];
     }
     flags.reference_grad[j..j + LANES].copy_from_slice(&reference_grad);
+    flags.any |= reference_grad.iter().fold(false, |a, &r| a | r);
     // e^(x_y − M) in f64 for the target's entry.
     let mut exps = [0.0f64; LANES];
     exp_nonpositive_into(&shifted, &mut exps);
@@ -295,15 +397,18 @@ fn store_run<T: Lane>(dst: &mut [T], values: &[T], stream: bool) {
 
 /// A whole packed tile: the terms of its positions into `terms` (its
 /// width) and, with `grad`, their gradient, with `COEF` when the classes
-/// are weighted.
+/// are weighted. With `next`, where `S` copies, the next tile's whole
+/// groups that this tile's groups reach are copied on the way; returns how
+/// many of its columns (0 where `S` does not copy).
 #[inline(always)]
-fn tile<T: Lane, const COEF: bool>(
+fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
     t: &Tile<'_, T>,
     packed: &mut PackedTile<T>,
+    next: Option<&mut Next<'_, T>>,
     grad: Option<&mut TileGrad<'_, T>>,
     terms: &mut [(f64, f64)],
     flags: &mut TileFlags,
-) {
+) -> usize {
     let width = packed.width;
     let stride = padded(width);
     let mut scales = Scales {
@@ -312,33 +417,32 @@ fn tile<T: Lane, const COEF: bool>(
         target_entries: [T::ZERO; TILE],
     };
     let coefficients = grad.as_ref().map(|g| g.coefficients);
+    let mut next = next.filter(|_| S::copies(t));
+    let copied = next.as_ref().map_or(0, |n| (n.tile.width / LANES * LANES).min(stride));
     for j in (0..stride).step_by(LANES) {
         let m: &[T; LANES] = packed.max[j..j + LANES].try_into().expect("LANES values");
         let mut group_terms = [(0.0, 0.0); LANES];
         let pack = &mut packed.values[..];
+        let next = next.as_deref_mut().filter(|_| j < copied);
+        macro_rules! run {
+            ($write:literal) => {
+                group::<T, S, COEF, $write>(
+                    t,
+                    pack,
+                    stride,
+                    j,
+                    m,
+                    next,
+                    coefficients,
+                    &mut group_terms,
+                    flags,
+                    &mut scales,
+                )
+            };
+        }
         match grad.is_some() {
-            true => group::<T, COEF, true>(
-                t,
-                pack,
-                stride,
-                j,
-                m,
-                coefficients,
-                &mut group_terms,
-                flags,
-                &mut scales,
-            ),
-            false => group::<T, COEF, false>(
-                t,
-                pack,
-                stride,
-                j,
-                m,
-                coefficients,
-                &mut group_terms,
-                flags,
-                &mut scales,
-            ),
+            true => run!(true),
+            false => run!(false),
         }
         let n = LANES.min(width - j);
         terms[j..j + n].copy_from_slice(&group_terms[..n]);
@@ -346,24 +450,118 @@ fn tile<T: Lane, const COEF: bool>(
     if let Some(grad) = grad {
         write_gradient::<T, COEF>(t, packed, &scales, grad.out);
     }
+    copied
 }
 
 /// [`tile`] with `COEF` chosen at run time, outside the loops.
 #[inline(always)]
-fn tile_any<T: Lane>(
+fn tile_any<T: Lane, S: GroupSums<T>>(
     t: &Tile<'_, T>,
     packed: &mut PackedTile<T>,
+    next: Option<&mut Next<'_, T>>,
     grad: Option<&mut TileGrad<'_, T>>,
     terms: &mut [(f64, f64)],
     flags: &mut TileFlags,
-) {
+) -> usize {
     match t.class_weights.is_some() {
-        true => tile::<T, true>(t, packed, grad, terms, flags),
-        false => tile::<T, false>(t, packed, grad, terms, flags),
+        true => tile::<T, S, true>(t, packed, next, grad, terms, flags),
+        false => tile::<T, S, false>(t, packed, next, grad, terms, flags),
     }
 }
 
-dispatched! {
-    /// One packed K-dim tile: terms and, with `grad`, gradient (see [`tile`]).
-    kdim_tile<T: Lane;>(t: &Tile<'_, T>, packed: &mut PackedTile<T>, grad: Option<&mut TileGrad<'_, T>>, terms: &mut [(f64, f64)], flags: &mut TileFlags) -> () = tile_any
+/// Each kept position's class, weight (`weights`, or 1) and logit (from
+/// the packed tile) into `t.ys`, `t.weights` and `t.picked`, which start as
+/// [`IGNORED`], 0 and 0; `ys` holds the classes (`usize::MAX`: ignored).
+pub(super) fn pick_targets<T: Lane>(
+    level: Simd,
+    ys: &[usize; TILE],
+    packed: &PackedTile<T>,
+    weights: Option<&[f64]>,
+    t: &mut Tile<'_, T>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if level.level() == SimdLevel::Avx512 {
+        if let Some(values) = f32::cast(&packed.values) {
+            let stride = padded(packed.width);
+            // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and
+            // it holds Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
+            return unsafe {
+                super::avx512::pick_targets(
+                    ys,
+                    packed.width,
+                    values,
+                    stride,
+                    weights,
+                    &mut t.ys,
+                    &mut t.weights,
+                    &mut t.picked,
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
+    for j in (0..packed.width).filter(|&j| ys[j] != usize::MAX) {
+        let y = ys[j];
+        (t.ys[j], t.weights[j], t.picked[j]) = (y as u32, weights.map_or(1.0, |w| w[y]), packed.at(y, j).to_f64());
+    }
+}
+
+/// One packed K-dim tile: terms and, with `grad`, gradient (see [`tile`]);
+/// returns how many columns of `next` it copied.
+#[inline]
+pub(super) fn kdim_tile<T: Lane>(
+    level: Simd,
+    t: &Tile<'_, T>,
+    packed: &mut PackedTile<T>,
+    next: Option<&mut Next<'_, T>>,
+    grad: Option<&mut TileGrad<'_, T>>,
+    terms: &mut [(f64, f64)],
+    flags: &mut TileFlags,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    match level.level() {
+        // SAFETY: `level` is a `Simd`, which only `simd::current()` makes; it
+        // holds Avx2 only when the CPU reports AVX2 and FMA.
+        SimdLevel::Avx2 => return unsafe { tile_avx2(t, packed, next, grad, terms, flags) },
+        // SAFETY: as above, Avx512 only when the CPU reports AVX-512 F, VL
+        // and DQ (and AVX2 and FMA).
+        SimdLevel::Avx512 => return unsafe { tile_avx512(t, packed, next, grad, terms, flags) },
+        _ => {}
+    }
+    tile_any::<T, Portable>(t, packed, next, grad, terms, flags)
+}
+
+/// [`tile_any`] compiled for AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<T: Lane>(
+    t: &Tile<'_, T>,
+    packed: &mut PackedTile<T>,
+    next: Option<&mut Next<'_, T>>,
+    grad: Option<&mut TileGrad<'_, T>>,
+    terms: &mut [(f64, f64)],
+    flags: &mut TileFlags,
+) -> usize {
+    tile_any::<T, Portable>(t, packed, next, grad, terms, flags)
+}
+
+/// [`tile_any`] compiled for AVX-512, with the f32 sweep of `avx512.rs`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, VL and DQ, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+unsafe fn tile_avx512<T: Lane>(
+    t: &Tile<'_, T>,
+    packed: &mut PackedTile<T>,
+    next: Option<&mut Next<'_, T>>,
+    grad: Option<&mut TileGrad<'_, T>>,
+    terms: &mut [(f64, f64)],
+    flags: &mut TileFlags,
+) -> usize {
+    tile_any::<T, Avx512>(t, packed, next, grad, terms, flags)
 }

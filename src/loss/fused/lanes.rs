@@ -304,6 +304,16 @@ impl<T: Lane> PackedTile<T> {
         }
     }
 
+    /// Makes room for `classes` rows of `width` positions; the max starts
+    /// at −∞ (what [`tile_pack`] and `kdim.rs` fill in).
+    pub fn reset(&mut self, classes: usize, width: usize) {
+        let stride = padded(width);
+        self.width = width;
+        self.values.resize(classes * stride, T::ZERO);
+        self.max.clear();
+        self.max.resize(stride, T::NEG_INFINITY);
+    }
+
     /// The value of class `k` at position `j` of the tile.
     #[inline(always)]
     pub fn at(&self, k: usize, j: usize) -> T {
@@ -316,20 +326,32 @@ impl<T: Lane> PackedTile<T> {
 /// prefetched it), and keeps the max per position.
 #[inline(always)]
 fn tile_pack<T: Lane>(block: &[T], inner: usize, s0: usize, width: usize, tile: &mut PackedTile<T>) {
+    tile.reset(block.len() / inner, width);
+    tile_pack_columns(block, inner, s0, 0, tile);
+}
+
+/// Copies the columns from `first` on of the tile at s0 (reset to its
+/// width) out of its block, with their max, and sets the padding: the rest
+/// of [`tile_pack`], after `kdim.rs` copied the first columns during the
+/// previous tile's sweep.
+#[inline(always)]
+fn tile_pack_columns<T: Lane>(block: &[T], inner: usize, s0: usize, first: usize, tile: &mut PackedTile<T>) {
+    let width = tile.width;
     let stride = padded(width);
-    let classes = block.len() / inner;
-    tile.width = width;
-    tile.values.resize(classes * stride, T::ZERO);
+    let classes = tile.values.len() / stride.max(1);
     // On the stack while the classes stream in: with the max in the heap
     // next to `values`, LLVM no longer vectorises the loop.
     let mut max = [T::NEG_INFINITY; TILE];
     for k in 0..classes {
-        let run = &block[k * inner + s0..][..width];
-        pack_run(run, &mut tile.values[k * stride..][..stride], &mut max[..width]);
+        let run = &block[k * inner + s0 + first..][..width - first];
+        pack_run(
+            run,
+            &mut tile.values[k * stride + first..][..stride - first],
+            &mut max[..width - first],
+        );
     }
-    max[width..stride].fill(T::ZERO);
-    tile.max.clear();
-    tile.max.extend_from_slice(&max[..stride]);
+    tile.max[first..width].copy_from_slice(&max[..width - first]);
+    tile.max[width..stride].fill(T::ZERO);
 }
 
 /// Copies one class's run into its packed row (padding with zeros) and
@@ -655,6 +677,24 @@ pub(super) fn pack_tile<T: Lane>(
     tile: &mut PackedTile<T>,
 ) {
     pack_tile_at(level.at_most(SimdLevel::Avx2), block, inner, s0, width, tile)
+}
+dispatched! {
+    /// Copies the last columns of a K-dim tile out of its block (see [`tile_pack_columns`]).
+    pack_columns_at<T: Lane;>(block: &[T], inner: usize, s0: usize, first: usize, tile: &mut PackedTile<T>) -> () = tile_pack_columns
+}
+
+/// Copies the columns from `first` on of a K-dim tile out of its block (see
+/// [`tile_pack_columns`]); as [`pack_tile`], never at the AVX-512 level.
+#[inline]
+pub(super) fn pack_columns<T: Lane>(
+    level: Simd,
+    block: &[T],
+    inner: usize,
+    s0: usize,
+    first: usize,
+    tile: &mut PackedTile<T>,
+) {
+    pack_columns_at(level.at_most(SimdLevel::Avx2), block, inner, s0, first, tile)
 }
 dispatched! {
     /// A packed tile's statistics; with `WRITE` its exponentials stay in the tile (see [`tile_sweep`]).

@@ -67,6 +67,11 @@ pub(super) struct Scratch<T> {
     coef: Vec<T>,
     /// A K-dim tile's logits, then exponentials.
     tile: PackedTile<T>,
+    /// The next K-dim tile, copied during the sweep of `tile`.
+    next_tile: PackedTile<T>,
+    /// Which tile `next_tile` holds (its block's address, first position
+    /// and width), and its first column not yet copied.
+    next_at: Option<((usize, usize, usize), usize)>,
     /// A K-dim tile's statistics.
     stats: TileStats,
 }
@@ -76,6 +81,8 @@ impl<T: Lane> Default for Scratch<T> {
         Scratch {
             coef: Vec::new(),
             tile: PackedTile::new(),
+            next_tile: PackedTile::new(),
+            next_at: None,
             stats: TileStats::new(),
         }
     }
@@ -90,11 +97,15 @@ trait Kernel<T>: Sync {
         -> (f64, f64);
     /// Positions s0..s0+terms.len() of batch `b`, whose (C, S) block is
     /// `block`; with `grad`, their gradient goes to the block's slice.
+    /// `next` is the width of the tile that the caller asks for next, right
+    /// after this one (0: none), which the kernel may start copying.
+    #[allow(clippy::too_many_arguments)]
     fn tile(
         &self,
         b: usize,
         block: &[T],
         s0: usize,
+        next: usize,
         grad: Option<(&mut [T], Upstream<'_>)>,
         terms: &mut [(f64, f64)],
         scratch: &mut Scratch<T>,
@@ -178,8 +189,11 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                         slots.par_chunks_mut(TILE * TILES_PER_JOB).enumerate().for_each_init(
                             Scratch::default,
                             |scratch, (job, slots)| {
+                                let len = slots.len();
                                 for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                                    kernel.tile(task, block, (job * TILES_PER_JOB + t) * TILE, None, tile, scratch);
+                                    let s0 = (job * TILES_PER_JOB + t) * TILE;
+                                    let next = TILE.min(len.saturating_sub((t + 1) * TILE));
+                                    kernel.tile(task, block, s0, next, None, tile, scratch);
                                 }
                             },
                         );
@@ -348,7 +362,8 @@ fn backward_typed<T: Lane>(
         } else {
             let block = &x[..out.len()];
             for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                kernel.tile(index, block, t * TILE, Some((&mut *out, up)), tile, scratch);
+                let next = TILE.min(inner.saturating_sub((t + 1) * TILE));
+                kernel.tile(index, block, t * TILE, next, Some((&mut *out, up)), tile, scratch);
             }
         }
     };

@@ -105,6 +105,7 @@ impl<T: Lane> Kernel<T> for Probabilities<'_, T> {
         b: usize,
         block: &[T],
         s0: usize,
+        _next: usize,
         grad: Option<(&mut [T], Upstream<'_>)>,
         terms: &mut [(f64, f64)],
         scratch: &mut Scratch<T>,

@@ -550,3 +550,50 @@ fn half_types_with_upstream_gradients_give_the_same_bits_on_every_level() {
     }
     assert_half_levels_agree(&cases, true);
 }
+
+/// The AVX-512 K-dim path (`avx512::kdim_sums`, which copies the next tile
+/// during the sweep, and `avx512::pick_targets`) against the scalar level,
+/// on blocks of many tiles whose widths and last tiles are rarely whole
+/// groups, forward alone and with the gradient (elsewhere: skipped).
+#[test]
+fn kdim_avx512_gives_the_scalar_bits() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if simd::detected() < SimdLevel::Avx512 {
+        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+        return;
+    }
+    let mut cases = kdim_cases(31, 30);
+    let mut rng = Rng(32);
+    for round in 0..12 {
+        // Up to five tiles per batch, the last one any width (under 16 too).
+        let inner = 256 * (1 + rng.below(4)) + [rng.below(16), rng.below(300), 0][round % 3];
+        let shape = [1 + rng.below(2), 1 + rng.below(24), inner];
+        let mut case = random_case::<f32>(&mut rng, &shape, round % 4 == 3);
+        case.reduction = Reduction::ALL[round % 3];
+        cases.push(case);
+    }
+    let forward_bits = |level| {
+        simd::set_simd_level(Some(level));
+        let out: Vec<Vec<u64>> = cases
+            .iter()
+            .map(|c| {
+                c.with(|problem, input, target, _| {
+                    let terms = forward_terms(problem, input.data, target).unwrap();
+                    bits64(&terms.iter().flat_map(|t| [t.0, t.1]).collect::<Vec<_>>())
+                })
+            })
+            .collect();
+        simd::set_simd_level(None);
+        out
+    };
+    assert_eq!(
+        forward_bits(SimdLevel::Scalar),
+        forward_bits(SimdLevel::Avx512),
+        "forward"
+    );
+    assert_eq!(
+        f32_bits_at(SimdLevel::Scalar, &cases),
+        f32_bits_at(SimdLevel::Avx512, &cases),
+        "with the gradient"
+    );
+}
