@@ -36,6 +36,14 @@ impl<'a> ClassTargets<'a> {
         }
     }
 
+    /// The raw values and the ignore_index, when the targets are int64.
+    pub fn as_int64(&self) -> Option<(&'a [i64], i64)> {
+        match self.indices {
+            Indices::Int64(v) => Some((v, self.ignore_index)),
+            Indices::UInt8(_) => None,
+        }
+    }
+
     /// The raw value at position `p`.
     #[inline(always)]
     fn raw(&self, p: usize) -> i64 {

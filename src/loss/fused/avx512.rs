@@ -256,11 +256,13 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
 /// `kdim::pick_targets` for f32, eight positions per step with gathers:
 /// each kept position's class (else `u32::MAX`, also past `width`), its
 /// weight (1 without `weights`) and its logit from the packed tile
-/// (`values`, rows `stride` apart), both 0 where not kept.
+/// (`values`, rows `stride` apart), both 0 where not kept. `targets` holds
+/// the tile's raw targets (at least `width`), `ignore` marks ignored ones.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
 pub(super) fn pick_targets(
-    ys: &[usize; TILE],
+    targets: &[i64],
+    ignore: i64,
     width: usize,
     values: &[f32],
     stride: usize,
@@ -270,16 +272,15 @@ pub(super) fn pick_targets(
     out_picked: &mut [f64; TILE],
 ) {
     let classes = values.len() / stride.max(1);
-    assert!(width <= TILE && width <= stride && weights.is_none_or(|w| w.len() >= classes));
-    let ignored = _mm512_set1_epi64(-1);
+    assert!(width <= TILE && width <= stride && targets.len() >= width && weights.is_none_or(|w| w.len() >= classes));
     let lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     let mut j = 0;
     while j < width {
         let within = (1u16 << (width - j).min(8)) as u8 - 1;
-        // SAFETY: j + 8 ≤ TILE (j < width ≤ TILE, both multiples of 8 apart from width).
-        let y = unsafe { _mm512_loadu_si512(ys.as_ptr().add(j).cast()) };
-        let kept = within & _mm512_cmpneq_epu64_mask(y, ignored);
-        // Validation keeps every class below C; checked here, as the gathers rely on it.
+        // SAFETY: only the lanes below width are loaded (masked lanes do not fault).
+        let y = unsafe { _mm512_maskz_loadu_epi64(within, targets.as_ptr().add(j)) };
+        let kept = _mm512_mask_cmpneq_epi64_mask(within, y, _mm512_set1_epi64(ignore));
+        // Validation keeps every kept class in 0..C; checked here, as the gathers rely on it.
         assert_eq!(kept & _mm512_cmpge_epu64_mask(y, _mm512_set1_epi64(classes as i64)), 0);
         let at = _mm512_add_epi64(
             _mm512_mullo_epi64(y, _mm512_set1_epi64(stride as i64)),
@@ -287,14 +288,14 @@ pub(super) fn pick_targets(
         );
         // SAFETY: the gathers read only kept lanes, at class y < C (asserted),
         // position j + l < width ≤ stride: inside `values` and `weights`.
-        // The stores write 8 lanes at j + 8 ≤ TILE.
+        // The stores write 8 lanes at j + 8 ≤ TILE (j < width ≤ TILE, j a multiple of 8).
         unsafe {
             let picked = _mm512_mask_i64gather_ps::<4>(_mm256_setzero_ps(), kept, at, values.as_ptr());
             let weight = match weights {
                 Some(w) => _mm512_mask_i64gather_pd::<8>(_mm512_setzero_pd(), kept, y, w.as_ptr()),
                 None => _mm512_maskz_mov_pd(kept, _mm512_set1_pd(1.0)),
             };
-            let class = _mm512_cvtepi64_epi32(_mm512_mask_mov_epi64(ignored, kept, y));
+            let class = _mm512_cvtepi64_epi32(_mm512_mask_mov_epi64(_mm512_set1_epi64(-1), kept, y));
             _mm256_storeu_si256(out_ys.as_mut_ptr().add(j).cast(), class);
             _mm512_storeu_pd(out_weights.as_mut_ptr().add(j), weight);
             _mm512_storeu_pd(out_picked.as_mut_ptr().add(j), _mm512_cvtps_pd(picked));

@@ -150,8 +150,6 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let width = terms.len();
         let p0 = b * inner + s0;
         let column = |s: usize| -> Vec<f64> { block[s..].iter().step_by(inner).map(|v| v.to_f64()).collect() };
-        let mut ys = [usize::MAX; TILE];
-        self.targets.copy_into(p0, &mut ys[..width], usize::MAX);
         // The previous call copied this tile's whole groups, or none.
         match scratch.next_at.take() {
             Some((at, first)) if at == (block.as_ptr() as usize, s0, width) => {
@@ -182,7 +180,14 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             smoothing: self.problem.smoothing.is_some(),
         };
         // The targets, their weights and their logits (from the packed copy).
-        pick_targets(self.level, &ys, packed, self.problem.weight.as_deref(), &mut tile);
+        pick_targets(
+            self.level,
+            &self.targets,
+            p0,
+            packed,
+            self.problem.weight.as_deref(),
+            &mut tile,
+        );
         let mut flags = TileFlags {
             reference_terms: [false; TILE],
             reference_grad: [false; TILE],
@@ -194,7 +199,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             // Usually none: then no scan of the flags.
             let scan = if flags.any { width } else { 0 };
             for j in (0..scan).filter(|&j| flags.reference_terms[j]) {
-                terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
+                terms[j] = self.reference(column(s0 + j), self.targets.get(p0 + j), None, None);
             }
             return;
         };
@@ -221,7 +226,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let scan = if flags.any { width } else { 0 };
         for j in 0..scan {
             if flags.reference_terms[j] {
-                terms[j] = self.reference(column(s0 + j), Some(ys[j]), None, None);
+                terms[j] = self.reference(column(s0 + j), self.targets.get(p0 + j), None, None);
             }
             if flags.reference_grad[j] {
                 let classes = self.problem.classes;

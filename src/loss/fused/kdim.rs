@@ -25,6 +25,7 @@
 //! every `BLOCK / LANES` classes — so the results do not depend on how the
 //! positions are grouped, nor on the level the loops are compiled for.
 
+use super::super::class_targets::ClassTargets;
 use super::super::fast_exp::exp_nonpositive_into;
 use super::super::fast_ln::ln_into;
 use super::super::simd::{Simd, SimdLevel};
@@ -471,24 +472,27 @@ fn tile_any<T: Lane, S: GroupSums<T>>(
 
 /// Each kept position's class, weight (`weights`, or 1) and logit (from
 /// the packed tile) into `t.ys`, `t.weights` and `t.picked`, which start as
-/// [`IGNORED`], 0 and 0; `ys` holds the classes (`usize::MAX`: ignored).
+/// [`IGNORED`], 0 and 0; the tile's targets are those from position `p0`.
 pub(super) fn pick_targets<T: Lane>(
     level: Simd,
-    ys: &[usize; TILE],
+    targets: &ClassTargets<'_>,
+    p0: usize,
     packed: &PackedTile<T>,
     weights: Option<&[f64]>,
     t: &mut Tile<'_, T>,
 ) {
+    let width = packed.width;
     #[cfg(target_arch = "x86_64")]
     if level.level() == SimdLevel::Avx512 {
-        if let Some(values) = f32::cast(&packed.values) {
-            let stride = padded(packed.width);
+        if let (Some(values), Some((raw, ignore))) = (f32::cast(&packed.values), targets.as_int64()) {
+            let stride = padded(width);
             // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and
             // it holds Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
             return unsafe {
                 super::avx512::pick_targets(
-                    ys,
-                    packed.width,
+                    &raw[p0..p0 + width],
+                    ignore,
+                    width,
                     values,
                     stride,
                     weights,
@@ -501,7 +505,9 @@ pub(super) fn pick_targets<T: Lane>(
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = level;
-    for j in (0..packed.width).filter(|&j| ys[j] != usize::MAX) {
+    let mut ys = [usize::MAX; TILE];
+    targets.copy_into(p0, &mut ys[..width], usize::MAX);
+    for j in (0..width).filter(|&j| ys[j] != usize::MAX) {
         let y = ys[j];
         (t.ys[j], t.weights[j], t.picked[j]) = (y as u32, weights.map_or(1.0, |w| w[y]), packed.at(y, j).to_f64());
     }

@@ -96,9 +96,10 @@ trait Kernel<T>: Sync {
     fn row(&self, p: usize, x: &[T], next: &[T], grad: Option<(&mut [T], f64)>, scratch: &mut Scratch<T>)
         -> (f64, f64);
     /// Positions s0..s0+terms.len() of batch `b`, whose (C, S) block is
-    /// `block`; with `grad`, their gradient goes to the block's slice.
-    /// `next` is the width of the tile that the caller asks for next, right
-    /// after this one (0: none), which the kernel may start copying.
+    /// `block`, into `terms` (every one); with `grad`, their gradient goes
+    /// to the block's slice. `next` is the width of the tile that the
+    /// caller asks for next, right after this one (0: none), which the
+    /// kernel may start copying.
     #[allow(clippy::too_many_arguments)]
     fn tile(
         &self,
@@ -241,7 +242,8 @@ impl TermsLayout {
         }
     }
 
-    /// Runs `fill` over the slots of task `task`'s positions, which are
+    /// Runs `fill`, which must write every slot, over the slots of task
+    /// `task`'s positions, which are
     /// `dest` itself or a buffer in `local` whose pairwise sum goes to `dest`.
     fn fill(
         &self,
@@ -254,10 +256,13 @@ impl TermsLayout {
             return fill(dest);
         }
         let n = self.task_len.min(self.positions - task * self.task_len);
-        local.clear();
-        local.resize(n, (0.0, 0.0));
-        fill(local);
-        dest[0] = pairwise_sum(local);
+        // `fill` writes every slot (the kernels do), so what an earlier task
+        // left in `local` needs no clearing: a K-dim task's is 1 MiB.
+        if local.len() < n {
+            local.resize(n, (0.0, 0.0));
+        }
+        fill(&mut local[..n]);
+        dest[0] = pairwise_sum(&local[..n]);
     }
 }
 
