@@ -15,7 +15,7 @@ use super::lanes::{finish_block, prefetch, BLOCK, LANES};
 /// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn exp16(d: __m512) -> __m512 {
+fn exp16(d: __m512) -> __m512 {
     // `max` with NaN in the first operand returns the second, as f32::max does.
     let clamped = _mm512_max_ps(d, _mm512_set1_ps(MIN_INPUT));
     let rounder = _mm512_set1_ps(ROUNDER);

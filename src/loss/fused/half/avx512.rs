@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::super::element::Element;
-use super::super::avx512::exp16;
+use super::super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::ClassGradient;
 
@@ -35,6 +35,14 @@ pub(crate) trait Half16: Element {
     /// # Safety
     /// The CPU must support AVX-512 F.
     unsafe fn round16(v: __m512) -> __m512;
+    /// [`Half16::round16`] for lanes that hold no NaN.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    unsafe fn round16_number(v: __m512) -> __m512 {
+        // SAFETY: the caller's promise.
+        unsafe { Self::round16(v) }
+    }
     /// Each lane rounded to this type, its bits, as `Element::narrow_f32`.
     ///
     /// # Safety
@@ -75,13 +83,21 @@ impl Half16 for bf16 {
     #[target_feature(enable = "avx512f")]
     unsafe fn round16(v: __m512) -> __m512 {
         let bits = _mm512_castps_si512(v);
-        let magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fff_ffff));
-        let nan = _mm512_cmpgt_epu32_mask(magnitude, _mm512_set1_epi32(0x7f80_0000));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
         let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
         let nearest = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
-        let quiet = _mm512_or_si512(bits, _mm512_set1_epi32(0x0040_0000));
-        let rounded = _mm512_mask_mov_epi32(nearest, nan, quiet);
+        let rounded = _mm512_mask_or_epi32(nearest, nan, bits, _mm512_set1_epi32(0x0040_0000));
         _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
+    }
+
+    /// Without NaN, rounding is the integer step alone.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round16_number(v: __m512) -> __m512 {
+        let bits = _mm512_castps_si512(v);
+        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+        let nearest = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+        _mm512_castsi512_ps(_mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
     }
 
     #[inline]
@@ -90,6 +106,29 @@ impl Half16 for bf16 {
         let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16(v)));
         _mm512_cvtepi32_epi16(high)
     }
+}
+
+/// e^d for sixteen d ≤ 0, `fast_exp::exp_nonpositive_f32` lane by lane as
+/// `fused/avx512.rs`'s `exp16`, with its last step in two instructions: the
+/// product e^r·2^n, rounded once, is what `vscalefps` gives, and 0 where n
+/// is below −126 (there the portable code multiplies by +0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp16(d: __m512) -> __m512 {
+    // `max` with NaN in the first operand returns the second, as f32::max does.
+    let clamped = _mm512_max_ps(d, _mm512_set1_ps(MIN_INPUT));
+    let rounder = _mm512_set1_ps(ROUNDER);
+    let n = _mm512_sub_ps(_mm512_fmadd_ps(clamped, _mm512_set1_ps(LOG2_E), rounder), rounder);
+    // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), clamped);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(POLY[0]);
+    for &c in &POLY[1..] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
+    let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(n, _mm512_set1_ps(-126.0));
+    _mm512_maskz_scalef_ps(normal, e_r, n)
 }
 
 /// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
@@ -194,7 +233,8 @@ pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 
     fold(acc)
 }
 
-/// lp = r((x − max) − ln_sum) for 16 classes.
+/// lp = r((x − max) − ln_sum) for 16 classes: never NaN, as rows here
+/// hold finite values and −inf, the max is finite, ln_sum finite or +inf.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
@@ -202,7 +242,7 @@ pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 
 #[target_feature(enable = "avx512f")]
 unsafe fn log_probability<H: Half16>(x: __m512, max: __m512, ln_sum: __m512) -> __m512 {
     // SAFETY: the caller's promise.
-    unsafe { H::round16(_mm512_sub_ps(_mm512_sub_ps(x, max), ln_sum)) }
+    unsafe { H::round16_number(_mm512_sub_ps(_mm512_sub_ps(x, max), ln_sum)) }
 }
 
 /// The 16 weights from `w[start..]`, or the tail's zero-padded.
@@ -284,9 +324,10 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
     // the smoothing terms.
     // SAFETY: the CPU has AVX-512 F (the caller's promise).
     let step = |x: __m512, start: usize| unsafe {
+        // Never NaN (see `log_probability`): the portable loop's NaN
+        // branch around the exp is not needed.
         let lp = log_probability::<H>(x, m, ln);
-        // The fast exp maps NaN to a number; libtorch's gives NaN.
-        let e = _mm512_mask_mov_ps(exp16(lp), _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(lp, lp), lp);
+        let e = exp16(lp);
         let wv = if WEIGHTED { weights(w, start) } else { base };
         let mut g = if WEIGHTED {
             H::round16(_mm512_mul_ps(base, wv))
@@ -383,6 +424,11 @@ mod tests {
             unsafe {
                 let x = _mm512_loadu_ps(v.as_ptr());
                 _mm512_storeu_ps(rounded.as_mut_ptr(), H::round16(x));
+                let mut number = [0.0f32; LANES];
+                _mm512_storeu_ps(number.as_mut_ptr(), H::round16_number(x));
+                for l in (0..LANES).filter(|&l| !v[l].is_nan()) {
+                    assert_eq!(number[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                }
                 _mm256_storeu_si256(narrowed.as_mut_ptr().cast(), H::narrow16(x));
             }
             for l in 0..LANES {
@@ -400,6 +446,31 @@ mod tests {
                 if widen_nan || !expected.is_nan() {
                     assert_eq!(widened[l].to_bits(), expected.to_bits(), "widen {:?}", chunk[l]);
                 }
+            }
+        }
+    }
+
+    /// `exp16` against the portable exp on every 61st negative f32 pattern
+    /// (NaN included), and densely where 2^n leaves the normal range.
+    #[test]
+    fn exp16_gives_the_portable_bits() {
+        use super::super::super::super::fast_exp::exp_nonpositive_f32;
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
+        let inputs: Vec<f32> = (0..=u32::MAX / 61)
+            .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
+            .chain(edge)
+            .collect();
+        for chunk in inputs.chunks_exact(LANES) {
+            let mut e = [0.0f32; LANES];
+            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
+            unsafe { _mm512_storeu_ps(e.as_mut_ptr(), exp16(_mm512_loadu_ps(chunk.as_ptr()))) };
+            for l in 0..LANES {
+                let expected = exp_nonpositive_f32(chunk[l]);
+                assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
             }
         }
     }
