@@ -48,6 +48,14 @@ pub(crate) trait Half16: Element {
     /// # Safety
     /// The CPU must support AVX-512 F.
     unsafe fn narrow16(v: __m512) -> __m256i;
+    /// [`Half16::narrow16`] for lanes that hold no NaN.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    unsafe fn narrow16_number(v: __m512) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { Self::narrow16(v) }
+    }
 }
 
 impl Half16 for f16 {
@@ -104,6 +112,13 @@ impl Half16 for bf16 {
     #[target_feature(enable = "avx512f")]
     unsafe fn narrow16(v: __m512) -> __m256i {
         let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16(v)));
+        _mm512_cvtepi32_epi16(high)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn narrow16_number(v: __m512) -> __m256i {
+        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16_number(v)));
         _mm512_cvtepi32_epi16(high)
     }
 }
@@ -316,6 +331,31 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
     w: &[f32],
     out: &mut [H],
 ) -> f32 {
+    // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
+    // (e ∈ [0, 1]), so its rounding needs no NaN step.
+    let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
+    // SAFETY (both): the caller's promise.
+    match numbers {
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out) },
+    }
+}
+
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
+    src: &[H],
+    max: f32,
+    ln_sum: f32,
+    k: ClassGradient,
+    sum_g: f32,
+    w: &[f32],
+    out: &mut [H],
+) -> f32 {
     let n = src.len();
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
     let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
@@ -337,7 +377,8 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
         if k.target.wrapping_sub(start) < LANES {
             g = _mm512_mask_mov_ps(g, 1 << (k.target - start), at_target);
         }
-        let o = H::narrow16(_mm512_sub_ps(g, _mm512_mul_ps(e, total)));
+        let v = _mm512_sub_ps(g, _mm512_mul_ps(e, total));
+        let o = if NUMBERS { H::narrow16_number(v) } else { H::narrow16(v) };
         let term = if WEIGHTED {
             H::round16(_mm512_mul_ps(lp, wv))
         } else {
@@ -424,10 +465,17 @@ mod tests {
             unsafe {
                 let x = _mm512_loadu_ps(v.as_ptr());
                 _mm512_storeu_ps(rounded.as_mut_ptr(), H::round16(x));
-                let mut number = [0.0f32; LANES];
+                let (mut number, mut narrowed_number) = ([0.0f32; LANES], [H::from_f64(0.0); LANES]);
                 _mm512_storeu_ps(number.as_mut_ptr(), H::round16_number(x));
+                _mm256_storeu_si256(narrowed_number.as_mut_ptr().cast(), H::narrow16_number(x));
                 for l in (0..LANES).filter(|&l| !v[l].is_nan()) {
                     assert_eq!(number[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                    assert_eq!(
+                        narrowed_number[l].bits(),
+                        H::narrow(v[l]).bits(),
+                        "narrow {:#x}",
+                        chunk[l]
+                    );
                 }
                 _mm256_storeu_si256(narrowed.as_mut_ptr().cast(), H::narrow16(x));
             }
