@@ -51,6 +51,24 @@ struct LogSoftmax {
     ln_sum: f32,
 }
 
+/// Where a position's sweeps read its classes.
+enum Source<'a, T> {
+    /// The f32 copy in the task's scratch row.
+    Widened(&'a [f32]),
+    /// The half-precision row itself (AVX-512).
+    Direct(half::Direct<'a, T>),
+}
+
+impl<T: Element> Source<'_, T> {
+    /// Class `c`'s logit.
+    fn at(&self, c: usize) -> f32 {
+        match self {
+            Source::Widened(row) => row[c],
+            Source::Direct(direct) => direct.at(c),
+        }
+    }
+}
+
 /// Per-thread rows, reused by every position of a task.
 #[derive(Default)]
 struct Scratch<T> {
@@ -147,17 +165,41 @@ impl<'p, T: Element> Half<'p, T> {
             let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
             return LogSoftmax { max, ln_sum: sum.ln() };
         }
-        // The next row, to prefetch (rows only: K-dim positions are gathered).
-        let next = match self.problem.inner {
-            1 => data.get((p + 1) * row.len()..(p + 2) * row.len()).unwrap_or(&[]),
-            _ => &[],
-        };
-        // Over the last dim the sum is rounded to the half type before its log.
-        let sum = half::sum_exp(self.level, row, max, next);
+        let sum = half::sum_exp(self.level, row, max, self.next_row(data, p));
+        self.last_dim_log_softmax(max, sum)
+    }
+
+    /// The log-softmax over the last dim from the max and Σ exp: the sum is
+    /// rounded to the half type before its log.
+    fn last_dim_log_softmax(&self, max: f32, sum: f32) -> LogSoftmax {
         LogSoftmax {
             max,
             ln_sum: self.r(self.r(sum).ln()),
         }
+    }
+
+    /// The row after position `p`'s, to prefetch (rows only: K-dim
+    /// positions are gathered), or empty.
+    fn next_row<'d>(&self, data: &'d [T], p: usize) -> &'d [T] {
+        let c = self.problem.classes;
+        match self.problem.inner {
+            1 => data.get((p + 1) * c..(p + 2) * c).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Position `p`'s log-softmax and where its sweeps read its classes:
+    /// the half-precision row itself where the AVX-512 loops take it
+    /// ([`half::Direct`]), else the f32 copy in `row`.
+    fn log_softmax_of<'a>(&self, data: &'a [T], p: usize, row: &'a mut [f32]) -> (LogSoftmax, Source<'a, T>) {
+        if self.last_dim && self.problem.inner == 1 {
+            let start = self.problem.row_start(p);
+            if let Some(direct) = half::Direct::of(self.level, &data[start..start + row.len()]) {
+                let sum = direct.sum_exp(self.next_row(data, p));
+                return (self.last_dim_log_softmax(direct.max(), sum), Source::Direct(direct));
+            }
+        }
+        (self.log_softmax(data, p, row), Source::Widened(row))
     }
 
     fn lp(&self, ls: LogSoftmax, x: f32) -> f32 {
@@ -420,7 +462,7 @@ fn class_position<T: Element>(
     if out.is_none() && y.is_none() {
         return (0.0, 0.0);
     }
-    let ls = h.log_softmax(input, p, &mut s.row);
+    let (ls, row) = h.log_softmax_of(input, p, &mut s.row);
     // The smoothing sum, when the loss needs it: in the gradient's sweep if
     // there is one, else in a sweep of its own.
     let smoothing = match (y, problem.smoothing) {
@@ -428,14 +470,21 @@ fn class_position<T: Element>(
         _ => None,
     };
     let terms = |sum: f32| match y {
-        Some(y) if want_terms => (h.lp(ls, s.row[y]), if smoothing.is_some() { -h.r(sum) } else { 0.0 }),
+        Some(y) if want_terms => (h.lp(ls, row.at(y)), if smoothing.is_some() { -h.r(sum) } else { 0.0 }),
         _ => (0.0, 0.0),
     };
     let (Some(out), Some(k)) = (out, coefficients) else {
-        let sum = match (smoothing, &h.weight) {
-            (None, _) => 0.0,
-            (Some(_), Some(w)) => half::sum_log_probabilities::<T, true>(h.level, &s.row, ls.max, ls.ln_sum, w),
-            (Some(_), None) => half::sum_log_probabilities::<T, false>(h.level, &s.row, ls.max, ls.ln_sum, &[]),
+        let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
+        let sum = match (smoothing, &h.weight, &row) {
+            (None, _, _) => 0.0,
+            (Some(_), Some(w), Source::Widened(row)) => {
+                half::sum_log_probabilities::<T, true>(level, row, max, ln_sum, w)
+            }
+            (Some(_), None, Source::Widened(row)) => {
+                half::sum_log_probabilities::<T, false>(level, row, max, ln_sum, &[])
+            }
+            (Some(_), Some(w), Source::Direct(d)) => d.sum_log_probabilities::<true>(ln_sum, w),
+            (Some(_), None, Source::Direct(d)) => d.sum_log_probabilities::<false>(ln_sum, &[]),
         };
         return terms(sum);
     };
@@ -492,15 +541,26 @@ fn class_position<T: Element>(
             )
         }
     };
-    let (level, max, ln_sum, row) = (h.level, ls.max, ls.ln_sum, &s.row);
-    let sum = write_gradient(h, p, first, &mut s.out, out, |target| match (smoothing, &h.weight) {
-        (Some(_), Some(w)) => half::class_log_softmax_backward::<T, true, true>(level, row, max, ln_sum, k, w, target),
-        (Some(_), None) => half::class_log_softmax_backward::<T, true, false>(level, row, max, ln_sum, k, &[], target),
-        (None, Some(w)) if weighted => {
+    let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
+    let sweep = |target: &mut [T]| match (&row, smoothing, &h.weight) {
+        (Source::Widened(row), Some(_), Some(w)) => {
+            half::class_log_softmax_backward::<T, true, true>(level, row, max, ln_sum, k, w, target)
+        }
+        (Source::Widened(row), Some(_), None) => {
+            half::class_log_softmax_backward::<T, true, false>(level, row, max, ln_sum, k, &[], target)
+        }
+        (Source::Widened(row), None, Some(w)) if weighted => {
             half::class_log_softmax_backward::<T, false, true>(level, row, max, ln_sum, k, w, target)
         }
-        (None, _) => half::class_log_softmax_backward::<T, false, false>(level, row, max, ln_sum, k, &[], target),
-    });
+        (Source::Widened(row), None, _) => {
+            half::class_log_softmax_backward::<T, false, false>(level, row, max, ln_sum, k, &[], target)
+        }
+        (Source::Direct(d), Some(_), Some(w)) => d.class_backward::<true, true>(level, ln_sum, k, w, target),
+        (Source::Direct(d), Some(_), None) => d.class_backward::<true, false>(level, ln_sum, k, &[], target),
+        (Source::Direct(d), None, Some(w)) if weighted => d.class_backward::<false, true>(level, ln_sum, k, w, target),
+        (Source::Direct(d), None, _) => d.class_backward::<false, false>(level, ln_sum, k, &[], target),
+    };
+    let sum = write_gradient(h, p, first, &mut s.out, out, sweep);
     terms(sum)
 }
 

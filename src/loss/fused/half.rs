@@ -7,8 +7,18 @@
 //! The log-probabilities are lp_c = r((x_c − M) − ln_sum) with the row's max
 //! M and ln_sum as libtorch's log_softmax keeps them; no loop stores them.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+#[cfg(target_arch = "x86_64")]
+use std::any::TypeId;
+
+#[cfg(target_arch = "x86_64")]
+use half::{bf16, f16};
+
 use super::super::element::Element;
 use super::super::fast_exp::exp_nonpositive_f32;
+use super::super::simd::{Simd, SimdLevel};
 use super::lanes::{dispatched, fold_lanes, prefetch, LANES};
 
 /// Σ term(x_i, w_i) over two slices of one length, in 16 lanes (lane l
@@ -207,29 +217,21 @@ fn backward_row<T: Element>(row: &[f32], max: f32, ln_sum: f32, g: &[f32], sum_g
     backward_with::<T, false, false>(row, max, ln_sum, (g_chunk, |c, _| g[c]), sum_g, &[], out)
 }
 
-/// [`backward_with`] for a class-target position: its gradient w.r.t. the
-/// log-probabilities made on the fly, and first summed in the lanes
-/// [`plain_sum`] would use on it as a row (so the same bits).
+/// Σ_c g_c of a class-target position's gradient w.r.t. its `n`
+/// log-probabilities, in the lanes [`plain_sum`] would use on it as a row
+/// (so the same bits); `w`: the weights when `WEIGHTED`.
 #[inline(always)]
-fn class_backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
-    row: &[f32],
-    max: f32,
-    ln_sum: f32,
-    k: ClassGradient,
-    w: &[f32],
-    out: &mut [T],
-) -> f32 {
-    let n = row.len();
-    let w = if WEIGHTED { &w[..n] } else { row };
+fn class_gradient_sum<T: Element, const WEIGHTED: bool>(n: usize, k: ClassGradient, w: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let full = n / LANES * LANES;
     // The chunks before and after the target's take `base` (or its
     // weighted values) as they are, in loops LLVM keeps in vectors.
     // Unweighted, they read no memory.
     let add = |acc: &mut [f32; LANES], start: usize, end: usize, patched: bool| {
-        for (i, wc) in w[start..end].chunks_exact(LANES).enumerate() {
+        for chunk in (start..end).step_by(LANES) {
+            let wc = if WEIGHTED { &w[chunk..chunk + LANES] } else { &[] };
             let gc = match patched {
-                true => k.chunk::<T, WEIGHTED>(start + i * LANES, wc),
+                true => k.chunk::<T, WEIGHTED>(chunk, wc),
                 false => ClassGradient {
                     target: usize::MAX,
                     ..k
@@ -247,9 +249,26 @@ fn class_backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
     add(&mut acc, target_chunk, after, true);
     add(&mut acc, after, full, false);
     for i in full..n {
-        acc[i - full] += k.at::<T, WEIGHTED>(i, w[i]);
+        acc[i - full] += k.at::<T, WEIGHTED>(i, if WEIGHTED { w[i] } else { 0.0 });
     }
-    let sum_g = fold_lanes(&acc) as f32;
+    fold_lanes(&acc) as f32
+}
+
+/// [`backward_with`] for a class-target position: its gradient w.r.t. the
+/// log-probabilities made on the fly, and first summed
+/// ([`class_gradient_sum`]).
+#[inline(always)]
+fn class_backward_row<T: Element, const SUM: bool, const WEIGHTED: bool>(
+    row: &[f32],
+    max: f32,
+    ln_sum: f32,
+    k: ClassGradient,
+    w: &[f32],
+    out: &mut [T],
+) -> f32 {
+    let n = row.len();
+    let w = if WEIGHTED { &w[..n] } else { row };
+    let sum_g = class_gradient_sum::<T, WEIGHTED>(n, k, w);
     let g = (
         |c: usize, w: &[f32]| k.chunk::<T, WEIGHTED>(c, w),
         |c: usize, w: f32| k.at::<T, WEIGHTED>(c, w),
@@ -290,4 +309,116 @@ dispatched! {
 dispatched! {
     /// Σ g in 16 lanes (see [`lane_sum`]).
     sum<;>(g: &[f32]) -> f32 = plain_sum
+}
+dispatched! {
+    /// Σ g of a class-target position's gradient (see [`class_gradient_sum`]).
+    class_gradient_total<T: Element; const WEIGHTED: bool>(n: usize, k: ClassGradient, w: &[f32]) -> f32 = class_gradient_sum
+}
+
+/// The slice as `&[H]`, when `T` is `H`.
+#[cfg(target_arch = "x86_64")]
+fn as_type<T: 'static, H: 'static>(s: &[T]) -> Option<&[H]> {
+    // SAFETY: `T` and `H` are the same type.
+    (TypeId::of::<T>() == TypeId::of::<H>()).then(|| unsafe { &*(s as *const [T] as *const [H]) })
+}
+
+/// The slice as `&mut [H]`, when `T` is `H`.
+#[cfg(target_arch = "x86_64")]
+fn as_type_mut<T: 'static, H: 'static>(s: &mut [T]) -> Option<&mut [H]> {
+    // SAFETY: `T` and `H` are the same type.
+    (TypeId::of::<T>() == TypeId::of::<H>()).then(|| unsafe { &mut *(s as *mut [T] as *mut [H]) })
+}
+
+/// Runs `$body` with `$s` = `$src` as its half type `H`, f16 or bf16.
+#[cfg(target_arch = "x86_64")]
+macro_rules! on_half {
+    ($T:ty, $src:expr, |$s:ident, $H:ident| $body:expr) => {
+        if let Some($s) = as_type::<$T, f16>($src) {
+            type $H = f16;
+            $body
+        } else if let Some($s) = as_type::<$T, bf16>($src) {
+            type $H = bf16;
+            $body
+        } else {
+            unreachable!("`Direct::of` takes the half types only")
+        }
+    };
+}
+
+/// A contiguous position's half-precision classes, which the AVX-512 loops
+/// (`half/avx512.rs`) sweep as they are instead of an f32 copy. Only
+/// [`Direct::of`] makes one: on CPUs with AVX-512, for f16 and bf16 rows
+/// without NaN or +inf whose max is finite (other rows take the f32 copy).
+#[derive(Clone, Copy)]
+pub(crate) struct Direct<'a, T> {
+    src: &'a [T],
+    max: f32,
+}
+
+impl<'a, T: Element> Direct<'a, T> {
+    /// The row `src` with its max, when the AVX-512 loops can take it.
+    pub fn of(level: Simd, src: &'a [T]) -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if level.level() == SimdLevel::Avx512 && T::REDUCED {
+            // SAFETY: `level` is a `Simd`, which only `simd::current()`
+            // makes, and it holds Avx512 only when the CPU reports AVX-512 F.
+            let max = on_half!(T, src, |s, H| unsafe { avx512::row_max::<H>(s) });
+            return max.map(|max| Direct { src, max });
+        }
+        let _ = (level, src);
+        None
+    }
+
+    /// The row's max.
+    pub fn max(&self) -> f32 {
+        self.max
+    }
+
+    /// Class `c`'s logit.
+    pub fn at(&self, c: usize) -> f32 {
+        self.src[c].widen_f32()
+    }
+
+    /// Σ e^(x − max) (see [`exp_sum`]); `next` (the next row or empty) is prefetched.
+    pub fn sum_exp(&self, next: &[T]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Direct` exists only on CPUs with AVX-512 F (`Direct::of`).
+        return on_half!(T, self.src, |s, H| unsafe {
+            avx512::exp_sum::<H>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]))
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`Direct::of` makes none here: {next:?}")
+    }
+
+    /// The log-probabilities summed (see [`log_probability_sum`]).
+    pub fn sum_log_probabilities<const WEIGHTED: bool>(&self, ln_sum: f32, w: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Direct` exists only on CPUs with AVX-512 F (`Direct::of`).
+        return on_half!(T, self.src, |s, H| unsafe {
+            avx512::log_probability_sum::<H, WEIGHTED>(s, self.max, ln_sum, w)
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`Direct::of` makes none here: {ln_sum} {w:?}")
+    }
+
+    /// log_softmax's backward for the class-target row into `out` (see
+    /// [`class_backward_row`]), at `level`.
+    pub fn class_backward<const SUM: bool, const WEIGHTED: bool>(
+        &self,
+        level: Simd,
+        ln_sum: f32,
+        k: ClassGradient,
+        w: &[f32],
+        out: &mut [T],
+    ) -> f32 {
+        let sum_g = class_gradient_total::<T, WEIGHTED>(level, self.src.len(), k, w);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Direct` exists only on CPUs with AVX-512 F (`Direct::of`).
+        return on_half!(T, self.src, |s, H| unsafe {
+            let out = as_type_mut::<T, H>(out).expect("out has the row's type");
+            avx512::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out)
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`Direct::of` makes none here: {sum_g} {out:?}")
+    }
 }

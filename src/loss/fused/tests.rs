@@ -597,3 +597,57 @@ fn kdim_avx512_gives_the_scalar_bits() {
         "with the gradient"
     );
 }
+
+/// The AVX-512 loops that sweep float16/bfloat16 rows as they are
+/// (`fused/half/avx512.rs`) against the scalar level, on CPUs with AVX-512
+/// (elsewhere the test says it was skipped): lengths not a multiple of 16,
+/// zeros of both signs, f16 subnormals, values past f16's range, −inf
+/// logits, NaN and +inf rows (which the f32 copy takes), weights,
+/// smoothing, ignored positions and upstream gradients.
+#[test]
+fn half_rows_swept_directly_give_the_scalar_bits() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if simd::detected() < SimdLevel::Avx512 {
+        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+        return;
+    }
+    let shapes: [&[usize]; 7] = [&[3, 1000], &[4, 33], &[2, 16], &[5, 7], &[2, 2100], &[1, 47], &[6, 130]];
+    let mut rng = Rng(5150);
+    let cases: Vec<Case<f32>> = (0..70)
+        .map(|i| {
+            let mut case = random_case::<f32>(&mut rng, shapes[i % shapes.len()], i % 3 == 0);
+            match i % 5 {
+                1 => case.x.iter_mut().for_each(|v| *v *= 1e-6),
+                2 => case.x.iter_mut().for_each(|v| *v *= 3000.0),
+                3 => {
+                    // (NaN keeps its sign: a negative NaN's gradient
+                    // differs in sign between the levels, on the f32 copy too.)
+                    for v in case.x.iter_mut().filter(|v| !v.is_nan()) {
+                        *v = -v.abs();
+                        if rng.uniform() < 0.3 {
+                            *v = if rng.uniform() < 0.5 { 0.0 } else { -0.0 };
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for _ in 0..rng.below(4) {
+                let j = rng.below(case.x.len());
+                case.x[j] = f32::NEG_INFINITY;
+            }
+            case
+        })
+        .collect();
+    for upstream in [false, true] {
+        assert_eq!(
+            half_bits_at::<::half::f16>(SimdLevel::Scalar, &cases, upstream),
+            half_bits_at::<::half::f16>(SimdLevel::Avx512, &cases, upstream),
+            "f16, upstream {upstream}"
+        );
+        assert_eq!(
+            half_bits_at::<::half::bf16>(SimdLevel::Scalar, &cases, upstream),
+            half_bits_at::<::half::bf16>(SimdLevel::Avx512, &cases, upstream),
+            "bf16, upstream {upstream}"
+        );
+    }
+}

@@ -1,0 +1,535 @@
+//! The class-target row loops of `fused/half.rs` written with AVX-512
+//! intrinsics that read the float16/bfloat16 row itself: no f32 copy of it
+//! is written or read again, and f16 converts with `vcvtph2ps`/`vcvtps2ph`.
+//!
+//! One 16-lane vector holds the portable loops' 16 lanes (lane l sums the
+//! classes c ≡ l mod 16, the last few classes go to lanes 0..), every step
+//! is the portable step (the exp is `fast_exp`'s, see `fused/avx512.rs`),
+//! and the rounding is `half_bits.rs`'s: `vcvtps2ph` with round-to-nearest-
+//! even rounds exactly as it does (tested on every 61st f32 pattern), and
+//! bf16 rounds with the same integer steps. So every level gives the same
+//! bits. Rows holding NaN or +inf (or only −inf) never come here: their
+//! results are NaN, which the portable path makes with libtorch's payloads.
+
+use std::arch::x86_64::*;
+
+use half::{bf16, f16};
+
+use super::super::super::element::Element;
+use super::super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
+use super::super::lanes::{fold_lanes, prefetch, LANES};
+use super::ClassGradient;
+
+const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+/// A half type's conversions on 16 lanes.
+pub(crate) trait Half16: Element {
+    /// Sixteen values (their bits) as f32, exactly (NaN aside: rows with NaN
+    /// do not come here).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    unsafe fn widen16(bits: __m256i) -> __m512;
+    /// Each lane rounded to this type, as `Element::round_f32`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    unsafe fn round16(v: __m512) -> __m512;
+    /// [`Half16::round16`] for lanes that hold no NaN.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    unsafe fn round16_number(v: __m512) -> __m512 {
+        // SAFETY: the caller's promise.
+        unsafe { Self::round16(v) }
+    }
+    /// Each lane rounded to this type, its bits, as `Element::narrow_f32`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    unsafe fn narrow16(v: __m512) -> __m256i;
+    /// [`Half16::narrow16`] for lanes that hold no NaN.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    unsafe fn narrow16_number(v: __m512) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { Self::narrow16(v) }
+    }
+}
+
+impl Half16 for f16 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn widen16(bits: __m256i) -> __m512 {
+        _mm512_cvtph_ps(bits)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round16(v: __m512) -> __m512 {
+        _mm512_cvtph_ps(_mm512_cvtps_ph::<ROUND_NEAREST_EVEN>(v))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn narrow16(v: __m512) -> __m256i {
+        _mm512_cvtps_ph::<ROUND_NEAREST_EVEN>(v)
+    }
+}
+
+impl Half16 for bf16 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn widen16(bits: __m256i) -> __m512 {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
+    }
+
+    /// `half_bits.rs`'s bf16 rounding: NaN made quiet, else 16 bits dropped
+    /// to nearest, ties to even (a carry moves into the exponent).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round16(v: __m512) -> __m512 {
+        let bits = _mm512_castps_si512(v);
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+        let nearest = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+        let rounded = _mm512_mask_or_epi32(nearest, nan, bits, _mm512_set1_epi32(0x0040_0000));
+        _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
+    }
+
+    /// Without NaN, rounding is the integer step alone.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round16_number(v: __m512) -> __m512 {
+        let bits = _mm512_castps_si512(v);
+        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+        let nearest = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+        _mm512_castsi512_ps(_mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn narrow16(v: __m512) -> __m256i {
+        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16(v)));
+        _mm512_cvtepi32_epi16(high)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn narrow16_number(v: __m512) -> __m256i {
+        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16_number(v)));
+        _mm512_cvtepi32_epi16(high)
+    }
+}
+
+/// e^d for sixteen d ≤ 0, `fast_exp::exp_nonpositive_f32` lane by lane as
+/// `fused/avx512.rs`'s `exp16`, with its last step in two instructions: the
+/// product e^r·2^n, rounded once, is what `vscalefps` gives, and 0 where n
+/// is below −126 (there the portable code multiplies by +0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp16(d: __m512) -> __m512 {
+    // `max` with NaN in the first operand returns the second, as f32::max does.
+    let clamped = _mm512_max_ps(d, _mm512_set1_ps(MIN_INPUT));
+    let rounder = _mm512_set1_ps(ROUNDER);
+    let n = _mm512_sub_ps(_mm512_fmadd_ps(clamped, _mm512_set1_ps(LOG2_E), rounder), rounder);
+    // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), clamped);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(POLY[0]);
+    for &c in &POLY[1..] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
+    let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(n, _mm512_set1_ps(-126.0));
+    _mm512_maskz_scalef_ps(normal, e_r, n)
+}
+
+/// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load<H: Half16>(src: &[H], start: usize) -> __m512 {
+    assert!(start + LANES <= src.len());
+    // SAFETY: 16 values of 2 bytes from `start` are in `src` (asserted);
+    // `loadu` takes any alignment.
+    unsafe { H::widen16(_mm256_loadu_si256(src.as_ptr().add(start).cast())) }
+}
+
+/// The classes after the last whole 16 (fewer than 16), padded with zeros,
+/// and the mask of the lanes they fill.
+fn tail<H: Half16>(src: &[H], full: usize) -> ([H; LANES], __mmask16) {
+    let mut padded = [H::from_f64(0.0); LANES];
+    let rest = &src[full..];
+    padded[..rest.len()].copy_from_slice(rest);
+    (padded, ((1u32 << rest.len()) - 1) as __mmask16)
+}
+
+/// The lanes of `v` folded in `fold_lanes`'s tree.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn fold(v: __m512) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: `lanes` holds 16 f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+    fold_lanes(&lanes) as f32
+}
+
+/// The row's max (as `half::widen_with_max` finds it), when the row holds
+/// no NaN and no +inf and the max is finite; `None` otherwise.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
+    let full = src.len() / LANES * LANES;
+    let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
+    let infinity = _mm512_set1_ps(f32::INFINITY);
+    // Lanes that saw NaN or +inf: "not below +inf", unordered included.
+    let mut bad: __mmask16 = 0;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
+        let v = unsafe { load(src, i) };
+        // max(v, acc) is acc where the two are equal (±0 keeps the earlier
+        // zero, as `f32::max` compiles) or v is NaN.
+        acc = _mm512_max_ps(v, acc);
+        bad |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, infinity);
+        i += LANES;
+    }
+    if full < src.len() {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        let v = unsafe { load(&padded, 0) };
+        acc = _mm512_mask_max_ps(acc, mask, v, acc);
+        bad |= _mm512_mask_cmp_ps_mask::<_CMP_NLT_UQ>(mask, v, infinity);
+    }
+    if bad != 0 {
+        return None;
+    }
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: `lanes` holds 16 f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+    let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    max.is_finite().then_some(max)
+}
+
+/// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
+/// the next row (`next`, or empty) meanwhile.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 {
+    let per_line = 64 / std::mem::size_of::<H>();
+    let m = _mm512_set1_ps(max);
+    let full = src.len() / LANES * LANES;
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < full {
+        // As the portable loop: one line of the next row per 16 classes.
+        if let Some(v) = next.get(i / LANES * per_line) {
+            prefetch(v);
+        }
+        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
+        let x = unsafe { load(src, i) };
+        acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(x, m)));
+        i += LANES;
+    }
+    if full < src.len() {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        let x = unsafe { load(&padded, 0) };
+        acc = _mm512_mask_add_ps(acc, mask, acc, exp16(_mm512_sub_ps(x, m)));
+    }
+    fold(acc)
+}
+
+/// lp = r((x − max) − ln_sum) for 16 classes: never NaN, as rows here
+/// hold finite values and −inf, the max is finite, ln_sum finite or +inf.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn log_probability<H: Half16>(x: __m512, max: __m512, ln_sum: __m512) -> __m512 {
+    // SAFETY: the caller's promise.
+    unsafe { H::round16_number(_mm512_sub_ps(_mm512_sub_ps(x, max), ln_sum)) }
+}
+
+/// The 16 weights from `w[start..]`, or the tail's zero-padded.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn weights(w: &[f32], start: usize) -> __m512 {
+    let mut padded = [0.0f32; LANES];
+    let chunk = &w[start..(start + LANES).min(w.len())];
+    if chunk.len() == LANES {
+        // SAFETY: the chunk holds 16 f32.
+        return unsafe { _mm512_loadu_ps(chunk.as_ptr()) };
+    }
+    padded[..chunk.len()].copy_from_slice(chunk);
+    // SAFETY: `padded` holds 16 f32.
+    unsafe { _mm512_loadu_ps(padded.as_ptr()) }
+}
+
+/// `half::log_probability_sum` on the half-precision row: Σ_c lp_c, or
+/// Σ_c r(lp_c·w_c) with `WEIGHTED` (`w`: the row's length).
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
+    src: &[H],
+    max: f32,
+    ln_sum: f32,
+    w: &[f32],
+) -> f32 {
+    assert!(!WEIGHTED || w.len() >= src.len());
+    let (m, ln) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum));
+    // SAFETY (both closures' calls): the CPU has AVX-512 F (the caller's promise).
+    let term = |x: __m512, start: usize| unsafe {
+        let lp = log_probability::<H>(x, m, ln);
+        match WEIGHTED {
+            true => H::round16(_mm512_mul_ps(lp, weights(w, start))),
+            false => lp,
+        }
+    };
+    let full = src.len() / LANES * LANES;
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full.
+        acc = _mm512_add_ps(acc, term(unsafe { load(src, i) }, i));
+        i += LANES;
+    }
+    if full < src.len() {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        let x = unsafe { load(&padded, 0) };
+        acc = _mm512_mask_add_ps(acc, mask, acc, term(x, full));
+    }
+    fold(acc)
+}
+
+/// `half::class_backward_row`'s sweep on the half-precision row, given
+/// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
+/// returns what [`log_probability_sum`] returns.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: bool>(
+    src: &[H],
+    max: f32,
+    ln_sum: f32,
+    k: ClassGradient,
+    sum_g: f32,
+    w: &[f32],
+    out: &mut [H],
+) -> f32 {
+    // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
+    // (e ∈ [0, 1]), so its rounding needs no NaN step.
+    let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
+    // SAFETY (both): the caller's promise.
+    match numbers {
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out) },
+    }
+}
+
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
+    src: &[H],
+    max: f32,
+    ln_sum: f32,
+    k: ClassGradient,
+    sum_g: f32,
+    w: &[f32],
+    out: &mut [H],
+) -> f32 {
+    let n = src.len();
+    assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
+    let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
+    let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
+    // Classes `start..start + 16`: the 16 gradient values (their bits), and
+    // the smoothing terms.
+    // SAFETY: the CPU has AVX-512 F (the caller's promise).
+    let step = |x: __m512, start: usize| unsafe {
+        // Never NaN (see `log_probability`): the portable loop's NaN
+        // branch around the exp is not needed.
+        let lp = log_probability::<H>(x, m, ln);
+        let e = exp16(lp);
+        let wv = if WEIGHTED { weights(w, start) } else { base };
+        let mut g = if WEIGHTED {
+            H::round16(_mm512_mul_ps(base, wv))
+        } else {
+            base
+        };
+        if k.target.wrapping_sub(start) < LANES {
+            g = _mm512_mask_mov_ps(g, 1 << (k.target - start), at_target);
+        }
+        let v = _mm512_sub_ps(g, _mm512_mul_ps(e, total));
+        let o = if NUMBERS { H::narrow16_number(v) } else { H::narrow16(v) };
+        let term = if WEIGHTED {
+            H::round16(_mm512_mul_ps(lp, wv))
+        } else {
+            lp
+        };
+        (o, term)
+    };
+    let full = n / LANES * LANES;
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted).
+        unsafe {
+            let (o, term) = step(load(src, i), i);
+            _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), o);
+            if SUM {
+                acc = _mm512_add_ps(acc, term);
+            }
+        }
+        i += LANES;
+    }
+    if full < n {
+        let (padded, mask) = tail(src, full);
+        let mut written = [H::from_f64(0.0); LANES];
+        // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX-512 F.
+        unsafe {
+            let (o, term) = step(load(&padded, 0), full);
+            _mm256_storeu_si256(written.as_mut_ptr().cast(), o);
+            if SUM {
+                acc = _mm512_mask_add_ps(acc, mask, acc, term);
+            }
+        }
+        out[full..n].copy_from_slice(&written[..n - full]);
+    }
+    if SUM {
+        fold(acc)
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::super::half_bits::HalfBits;
+    use super::*;
+
+    /// A half type's bit pattern.
+    trait Bits {
+        fn of_bits(bits: u16) -> Self;
+        fn bits(self) -> u16;
+    }
+
+    impl Bits for f16 {
+        fn of_bits(bits: u16) -> Self {
+            f16::from_bits(bits)
+        }
+        fn bits(self) -> u16 {
+            self.to_bits()
+        }
+    }
+
+    impl Bits for bf16 {
+        fn of_bits(bits: u16) -> Self {
+            bf16::from_bits(bits)
+        }
+        fn bits(self) -> u16 {
+            self.to_bits()
+        }
+    }
+
+    /// Every 61st f32 bit pattern, 16 at a time, through `round16` and
+    /// `narrow16` against `half_bits.rs`, and every half pattern through
+    /// `widen16` (NaN aside for bf16, whose `widen16` leaves NaN as it is).
+    fn matches_half_bits<H: Half16 + HalfBits + Bits>(widen_nan: bool) {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        let patterns: Vec<u32> = (0..=u32::MAX / 61).map(|i| i.wrapping_mul(61)).collect();
+        for chunk in patterns.chunks_exact(LANES) {
+            let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
+            let (mut rounded, mut narrowed) = ([0.0f32; LANES], [H::from_f64(0.0); LANES]);
+            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 values.
+            unsafe {
+                let x = _mm512_loadu_ps(v.as_ptr());
+                _mm512_storeu_ps(rounded.as_mut_ptr(), H::round16(x));
+                let (mut number, mut narrowed_number) = ([0.0f32; LANES], [H::from_f64(0.0); LANES]);
+                _mm512_storeu_ps(number.as_mut_ptr(), H::round16_number(x));
+                _mm256_storeu_si256(narrowed_number.as_mut_ptr().cast(), H::narrow16_number(x));
+                for l in (0..LANES).filter(|&l| !v[l].is_nan()) {
+                    assert_eq!(number[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                    assert_eq!(
+                        narrowed_number[l].bits(),
+                        H::narrow(v[l]).bits(),
+                        "narrow {:#x}",
+                        chunk[l]
+                    );
+                }
+                _mm256_storeu_si256(narrowed.as_mut_ptr().cast(), H::narrow16(x));
+            }
+            for l in 0..LANES {
+                assert_eq!(rounded[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                assert_eq!(narrowed[l].bits(), H::narrow(v[l]).bits(), "narrow {:#x}", chunk[l]);
+            }
+        }
+        let halves: Vec<H> = (0..=u16::MAX).map(H::of_bits).collect();
+        for chunk in halves.chunks_exact(LANES) {
+            let mut widened = [0.0f32; LANES];
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_ps(widened.as_mut_ptr(), load(chunk, 0)) };
+            for l in 0..LANES {
+                let expected = chunk[l].widen();
+                if widen_nan || !expected.is_nan() {
+                    assert_eq!(widened[l].to_bits(), expected.to_bits(), "widen {:?}", chunk[l]);
+                }
+            }
+        }
+    }
+
+    /// `exp16` against the portable exp on every 61st negative f32 pattern
+    /// (NaN included), and densely where 2^n leaves the normal range.
+    #[test]
+    fn exp16_gives_the_portable_bits() {
+        use super::super::super::super::fast_exp::exp_nonpositive_f32;
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
+        let inputs: Vec<f32> = (0..=u32::MAX / 61)
+            .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
+            .chain(edge)
+            .collect();
+        for chunk in inputs.chunks_exact(LANES) {
+            let mut e = [0.0f32; LANES];
+            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
+            unsafe { _mm512_storeu_ps(e.as_mut_ptr(), exp16(_mm512_loadu_ps(chunk.as_ptr()))) };
+            for l in 0..LANES {
+                let expected = exp_nonpositive_f32(chunk[l]);
+                assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+            }
+        }
+    }
+
+    #[test]
+    fn f16_lanes_convert_as_half_bits() {
+        matches_half_bits::<f16>(true);
+    }
+
+    #[test]
+    fn bf16_lanes_convert_as_half_bits() {
+        matches_half_bits::<bf16>(false);
+    }
+}
