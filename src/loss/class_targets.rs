@@ -94,38 +94,35 @@ impl<'a> ClassTargets<'a> {
         }
     }
 
-    /// The first raw value that is neither the ignore_index nor in 0..classes.
-    /// The common case — all valid — is one branch-free pass, split across
-    /// threads on large targets.
-    pub fn first_out_of_range(&self, classes: usize) -> Option<i64> {
-        let bad = |t: i64| t != self.ignore_index && (t < 0 || t as u64 >= classes as u64);
-        let any_bad = match self.indices {
+    /// One pass over the targets: the first raw value that is neither the
+    /// ignore_index nor in 0..classes (Err), else how many positions are
+    /// kept (not ignored). The common case — all valid — is one branch-free
+    /// pass, split across threads on large targets.
+    pub fn kept_in_range(&self, classes: usize) -> Result<usize, i64> {
+        let ignore = self.ignore_index;
+        // Negative values wrap to huge ones, so one comparison checks both ends.
+        let bad = |t: i64| t != ignore && t as u64 >= classes as u64;
+        // A chunk's (any bad value, ignored count), without branches.
+        let scan = |any: bool, n: usize, t: i64| (any | bad(t), n + usize::from(t == ignore));
+        let join = |a: (bool, usize), b: (bool, usize)| (a.0 | b.0, a.1 + b.1);
+        let (any_bad, ignored) = match self.indices {
             Indices::Int64(v) => v
                 .par_chunks(CHUNK)
-                .any(|chunk| chunk.iter().fold(false, |any, &t| any | bad(t))),
+                .map(|chunk| chunk.iter().fold((false, 0), |(any, n), &t| scan(any, n, t)))
+                .reduce(|| (false, 0), join),
             Indices::UInt8(v) => v
                 .par_chunks(CHUNK)
-                .any(|chunk| chunk.iter().fold(false, |any, &t| any | bad(i64::from(t)))),
+                .map(|chunk| chunk.iter().fold((false, 0), |(any, n), &t| scan(any, n, i64::from(t))))
+                .reduce(|| (false, 0), join),
         };
-        if !any_bad {
-            return None;
+        if any_bad {
+            // Rare (an error): find the first in order.
+            return Err((0..self.len())
+                .map(|p| self.raw(p))
+                .find(|&t| bad(t))
+                .expect("a value was out of range"));
         }
-        (0..self.len()).map(|p| self.raw(p)).find(|&t| bad(t))
-    }
-
-    /// How many positions are not ignored.
-    pub fn kept(&self) -> usize {
-        let ignored = match self.indices {
-            Indices::Int64(v) => v
-                .par_chunks(CHUNK)
-                .map(|chunk| chunk.iter().filter(|&&t| t == self.ignore_index).count())
-                .sum::<usize>(),
-            Indices::UInt8(v) => v
-                .par_chunks(CHUNK)
-                .map(|chunk| chunk.iter().filter(|&&t| i64::from(t) == self.ignore_index).count())
-                .sum(),
-        };
-        self.len() - ignored
+        Ok(self.len() - ignored)
     }
 }
 
@@ -144,15 +141,20 @@ mod tests {
     #[test]
     fn the_first_bad_value_is_found() {
         let targets = ClassTargets::int64(&[0, 3, -100, -1, 5], -100);
-        assert_eq!(targets.first_out_of_range(3), Some(3));
-        assert_eq!(targets.first_out_of_range(6), Some(-1));
-        assert_eq!(ClassTargets::int64(&[0, -100], -100).first_out_of_range(1), None);
+        assert_eq!(targets.kept_in_range(3), Err(3));
+        assert_eq!(targets.kept_in_range(6), Err(-1));
+        assert_eq!(ClassTargets::int64(&[0, -100], -100).kept_in_range(1), Ok(1));
+        let mut many = vec![1i64; 300_000];
+        many[250_000] = 9;
+        many[280_000] = -7;
+        assert_eq!(ClassTargets::int64(&many, -100).kept_in_range(2), Err(9));
+        assert_eq!(ClassTargets::uint8(&[0, 200, 1], 255).kept_in_range(2), Err(200));
     }
 
     #[test]
     fn kept_counts_the_positions_not_ignored() {
         let many: Vec<i64> = (0..200_000).map(|i| if i % 3 == 0 { -100 } else { 1 }).collect();
-        assert_eq!(ClassTargets::int64(&many, -100).kept(), 200_000 - 66_667);
-        assert_eq!(ClassTargets::uint8(&[4, 4, 0], 4).kept(), 1);
+        assert_eq!(ClassTargets::int64(&many, -100).kept_in_range(2), Ok(200_000 - 66_667));
+        assert_eq!(ClassTargets::uint8(&[4, 4, 0], 4).kept_in_range(1), Ok(1));
     }
 }
