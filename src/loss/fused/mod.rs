@@ -127,6 +127,61 @@ pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
 /// K-dim tiles per parallel job within a batch's forward.
 const TILES_PER_JOB: usize = 16;
 
+/// Positions per parallel job within a batch's forward.
+const JOB: usize = TILE * TILES_PER_JOB;
+
+/// Job `job`'s positions of batch `task` (block `block`) into `slots`.
+fn kdim_job<T: Lane>(
+    kernel: &dyn Kernel<T>,
+    task: usize,
+    block: &[T],
+    job: usize,
+    slots: &mut [(f64, f64)],
+    scratch: &mut Scratch<T>,
+) {
+    let len = slots.len();
+    for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+        let s0 = job * JOB + t * TILE;
+        let next = TILE.min(len.saturating_sub((t + 1) * TILE));
+        kernel.tile(task, block, s0, next, None, tile, scratch);
+    }
+}
+
+/// Whether [`pairwise_sum`] over `n` terms halves exactly down to nodes of
+/// [`JOB`] terms: then each job's own pairwise sum is one of its nodes.
+fn splits_at_jobs(n: usize) -> bool {
+    n.is_multiple_of(JOB) && (n / JOB).is_power_of_two()
+}
+
+/// The pairwise sum of a batch's terms as [`pairwise_sum`] would give it,
+/// from its jobs' own pairwise sums ([`splits_at_jobs`] must hold): the
+/// same bits, with no per-batch buffer of terms (1 MiB at 256×256).
+fn kdim_job_sums<T: Lane>(kernel: &dyn Kernel<T>, task: usize, block: &[T], inner: usize) -> (f64, f64) {
+    let sums: Vec<(f64, f64)> = (0..inner / JOB)
+        .into_par_iter()
+        .map_init(
+            || (Scratch::default(), Vec::new()),
+            |(scratch, slots), job| {
+                // Every slot is written, so a reused buffer needs no clearing.
+                slots.resize(JOB, (0.0, 0.0));
+                kdim_job(kernel, task, block, job, slots, scratch);
+                pairwise_sum(slots)
+            },
+        )
+        .collect();
+    halving_sum(&sums)
+}
+
+/// [`pairwise_sum`]'s upper levels over a power-of-two count of node sums.
+fn halving_sum(sums: &[(f64, f64)]) -> (f64, f64) {
+    if sums.len() == 1 {
+        return sums[0];
+    }
+    let mid = sums.len() / 2;
+    let (left, right) = (halving_sum(&sums[..mid]), halving_sum(&sums[mid..]));
+    (left.0 + right.0, left.1 + right.1)
+}
+
 /// Rows per parallel task: enough work per task to amortise scheduling.
 fn rows_per_task(classes: usize) -> usize {
     (131_072 / classes.max(1)).clamp(1, 1024)
@@ -175,6 +230,11 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
         terms.par_chunks_mut(layout.dest_len()).enumerate().for_each_init(
             || (Scratch::default(), Vec::new()),
             |(scratch, local), (task, dest)| {
+                let block = x.get(task * c * inner..(task + 1) * c * inner).unwrap_or(&[]);
+                if inner > 1 && !layout.per_position && splits_at_jobs(inner) {
+                    dest[0] = kdim_job_sums(kernel, task, block, inner);
+                    return;
+                }
                 layout.fill(task, dest, local, |slots| {
                     if inner == 1 {
                         for (j, slot) in slots.iter_mut().enumerate() {
@@ -186,18 +246,12 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                         // The batch's tiles in parallel too: with few batches, whole
                         // batches would leave a thread idle at the end. Each
                         // position's terms are computed alone, so the bits are the same.
-                        let block = &x[task * c * inner..(task + 1) * c * inner];
-                        slots.par_chunks_mut(TILE * TILES_PER_JOB).enumerate().for_each_init(
-                            Scratch::default,
-                            |scratch, (job, slots)| {
-                                let len = slots.len();
-                                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                                    let s0 = (job * TILES_PER_JOB + t) * TILE;
-                                    let next = TILE.min(len.saturating_sub((t + 1) * TILE));
-                                    kernel.tile(task, block, s0, next, None, tile, scratch);
-                                }
-                            },
-                        );
+                        slots
+                            .par_chunks_mut(JOB)
+                            .enumerate()
+                            .for_each_init(Scratch::default, |scratch, (job, slots)| {
+                                kdim_job(kernel, task, block, job, slots, scratch)
+                            });
                     }
                 })
             },

@@ -597,3 +597,44 @@ fn kdim_avx512_gives_the_scalar_bits() {
         "with the gradient"
     );
 }
+
+/// Over a power-of-two count of jobs, the jobs' own pairwise sums summed
+/// by halving give the pairwise sum's bits.
+#[test]
+fn job_sums_halve_like_the_pairwise_sum() {
+    let mut rng = Rng(4097);
+    for jobs in [1, 2, 4, 8, 16] {
+        let terms: Vec<(f64, f64)> = (0..jobs * JOB)
+            .map(|i| match i % 97 {
+                0 => (-0.0, 0.0),
+                _ => (rng.normal_ish(1e3), rng.normal_ish(1e-3)),
+            })
+            .collect();
+        let sums: Vec<(f64, f64)> = terms.chunks(JOB).map(pairwise_sum).collect();
+        let (a, b) = (pairwise_sum(&terms), halving_sum(&sums));
+        assert_eq!(
+            (a.0.to_bits(), a.1.to_bits()),
+            (b.0.to_bits(), b.1.to_bits()),
+            "{jobs} jobs"
+        );
+    }
+    assert!(splits_at_jobs(JOB) && splits_at_jobs(16 * JOB));
+    assert!(!splits_at_jobs(3 * JOB) && !splits_at_jobs(JOB + 1) && !splits_at_jobs(0));
+}
+
+/// K-dim batches that sum their jobs' sums (a power-of-two count of jobs)
+/// give the bits of the forward with the gradient, which keeps one buffer.
+#[test]
+fn kdim_job_sums_give_the_bits_with_the_gradient() {
+    let mut rng = Rng(4096);
+    for (round, inner) in [JOB, 2 * JOB, 4 * JOB, 3 * JOB].into_iter().enumerate() {
+        let shape = [1 + rng.below(2), 1 + rng.below(5), inner];
+        let reduction = [Reduction::Mean, Reduction::Sum][round % 2];
+        let mut case = random_case::<f32>(&mut rng, &shape, round % 2 == 1);
+        (case.reduction, case.grad_output) = (reduction, None);
+        case.fused();
+        let mut case = random_case::<f64>(&mut rng, &shape, round % 2 == 0);
+        (case.reduction, case.grad_output) = (reduction, None);
+        case.fused();
+    }
+}
