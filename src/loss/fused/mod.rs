@@ -235,7 +235,10 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                     dest[0] = kdim_job_sums(kernel, task, block, inner);
                     return;
                 }
-                layout.fill(task, dest, local, |slots| {
+                // Row tasks are shorter than a job, so `fill` hands over all
+                // the slots at once (`first` is 0); K-dim ones split above.
+                layout.fill(task, dest, local, |first, slots| {
+                    debug_assert_eq!(first, 0);
                     if inner == 1 {
                         for (j, slot) in slots.iter_mut().enumerate() {
                             let p = task * rows + j;
@@ -296,27 +299,36 @@ impl TermsLayout {
         }
     }
 
-    /// Runs `fill`, which must write every slot, over the slots of task
-    /// `task`'s positions, which are
+    /// Runs `fill(first, slots)`, which must write every slot, over the
+    /// slots of task `task`'s positions from its `first` on, which are
     /// `dest` itself or a buffer in `local` whose pairwise sum goes to `dest`.
+    /// When the pairwise tree splits at [`JOB`]s ([`splits_at_jobs`]), the
+    /// buffer holds one job at a time and the jobs' sums are halved: the
+    /// same bits from a buffer that stays in cache.
     fn fill(
         &self,
         task: usize,
         dest: &mut [(f64, f64)],
         local: &mut Vec<(f64, f64)>,
-        fill: impl FnOnce(&mut [(f64, f64)]),
+        mut fill: impl FnMut(usize, &mut [(f64, f64)]),
     ) {
         if self.per_position {
-            return fill(dest);
+            return fill(0, dest);
         }
         let n = self.task_len.min(self.positions - task * self.task_len);
+        let piece = if splits_at_jobs(n) { JOB } else { n };
         // `fill` writes every slot (the kernels do), so what an earlier task
-        // left in `local` needs no clearing: a K-dim task's is 1 MiB.
-        if local.len() < n {
-            local.resize(n, (0.0, 0.0));
+        // left in `local` needs no clearing.
+        if local.len() < piece {
+            local.resize(piece, (0.0, 0.0));
         }
-        fill(&mut local[..n]);
-        dest[0] = pairwise_sum(&local[..n]);
+        let sums: Vec<(f64, f64)> = (0..n / piece)
+            .map(|j| {
+                fill(j * piece, &mut local[..piece]);
+                pairwise_sum(&local[..piece])
+            })
+            .collect();
+        dest[0] = halving_sum(&sums);
     }
 }
 
@@ -411,21 +423,24 @@ fn backward_typed<T: Lane>(
         return Some(terms);
     }
     // `x` holds the task's logits and, for prefetching, possibly more after them.
-    let task = |index: usize, x: &[T], out: &mut [T], slots: &mut [(f64, f64)], scratch: &mut Scratch<T>| {
-        if inner == 1 {
-            for (j, out_row) in out.chunks_mut(c).enumerate() {
-                let p = index * rows + j;
-                let next = x.get((j + 1) * c..(j + 2) * c).unwrap_or(&[]);
-                slots[j] = kernel.row(p, &x[j * c..(j + 1) * c], next, Some((out_row, up.at(p))), scratch);
+    // Positions `first`.. of task `index` into `slots` (row tasks: all at once).
+    let task =
+        |index: usize, x: &[T], out: &mut [T], first: usize, slots: &mut [(f64, f64)], scratch: &mut Scratch<T>| {
+            if inner == 1 {
+                for (j, out_row) in out.chunks_mut(c).enumerate() {
+                    let p = index * rows + j;
+                    let next = x.get((j + 1) * c..(j + 2) * c).unwrap_or(&[]);
+                    slots[j] = kernel.row(p, &x[j * c..(j + 1) * c], next, Some((out_row, up.at(p))), scratch);
+                }
+            } else {
+                let block = &x[..out.len()];
+                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+                    let s0 = first + t * TILE;
+                    let next = TILE.min(inner.saturating_sub(s0 + TILE));
+                    kernel.tile(index, block, s0, next, Some((&mut *out, up)), tile, scratch);
+                }
             }
-        } else {
-            let block = &x[..out.len()];
-            for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                let next = TILE.min(inner.saturating_sub((t + 1) * TILE));
-                kernel.tile(index, block, t * TILE, next, Some((&mut *out, up)), tile, scratch);
-            }
-        }
-    };
+        };
     match input {
         Input::Separate(x, out) => out
             .par_chunks_mut(chunk)
@@ -434,7 +449,9 @@ fn backward_typed<T: Lane>(
             .for_each_init(
                 || (Scratch::default(), Vec::new()),
                 |(scratch, local), (i, (out, dest))| {
-                    layout.fill(i, dest, local, |slots| task(i, &x[i * chunk..], out, slots, scratch))
+                    layout.fill(i, dest, local, |first, slots| {
+                        task(i, &x[i * chunk..], out, first, slots, scratch)
+                    })
                 },
             ),
         // The kernel reads each task's logits from a copy in cache while it
@@ -448,7 +465,9 @@ fn backward_typed<T: Lane>(
                 |(copy, scratch, local), (i, (data, dest))| {
                     copy.clear();
                     copy.extend_from_slice(data);
-                    layout.fill(i, dest, local, |slots| task(i, copy, data, slots, scratch))
+                    layout.fill(i, dest, local, |first, slots| {
+                        task(i, copy, data, first, slots, scratch)
+                    })
                 },
             ),
     }
