@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::simd::{self, Simd, SimdLevel};
+
 /// Targets per parallel task in the scans below.
 const CHUNK: usize = 1 << 16;
 
@@ -99,20 +101,19 @@ impl<'a> ClassTargets<'a> {
     /// kept (not ignored). The common case — all valid — is one branch-free
     /// pass, split across threads on large targets.
     pub fn kept_in_range(&self, classes: usize) -> Result<usize, i64> {
-        let ignore = self.ignore_index;
+        let (ignore, classes) = (self.ignore_index, classes as u64);
         // Negative values wrap to huge ones, so one comparison checks both ends.
-        let bad = |t: i64| t != ignore && t as u64 >= classes as u64;
-        // A chunk's (any bad value, ignored count), without branches.
-        let scan = |any: bool, n: usize, t: i64| (any | bad(t), n + usize::from(t == ignore));
+        let bad = |t: i64| t != ignore && t as u64 >= classes;
+        let simd = simd::current();
         let join = |a: (bool, usize), b: (bool, usize)| (a.0 | b.0, a.1 + b.1);
         let (any_bad, ignored) = match self.indices {
             Indices::Int64(v) => v
                 .par_chunks(CHUNK)
-                .map(|chunk| chunk.iter().fold((false, 0), |(any, n), &t| scan(any, n, t)))
+                .map(|chunk| scan_int64(chunk, ignore, classes, simd))
                 .reduce(|| (false, 0), join),
             Indices::UInt8(v) => v
                 .par_chunks(CHUNK)
-                .map(|chunk| chunk.iter().fold((false, 0), |(any, n), &t| scan(any, n, i64::from(t))))
+                .map(|chunk| scan(chunk, i64::from, ignore, classes))
                 .reduce(|| (false, 0), join),
         };
         if any_bad {
@@ -124,6 +125,38 @@ impl<'a> ClassTargets<'a> {
         }
         Ok(self.len() - ignored)
     }
+}
+
+/// A chunk's (count of values neither `ignore` nor in 0..classes, count of
+/// `ignore`): two sums without branches, so that it vectorises.
+#[inline(always)]
+fn scan<V: Copy>(chunk: &[V], value: impl Fn(V) -> i64, ignore: i64, classes: u64) -> (bool, usize) {
+    let (bad, ignored) = chunk.iter().fold((0usize, 0usize), |(bad, ignored), &v| {
+        let t = value(v);
+        let is_ignored = t == ignore;
+        (
+            bad + usize::from(!is_ignored & (t as u64 >= classes)),
+            ignored + usize::from(is_ignored),
+        )
+    });
+    (bad > 0, ignored)
+}
+
+/// [`scan`] of int64 targets, with AVX2 where the CPU has it: the baseline
+/// target has no 64-bit vector comparison, so there it stays one by one.
+fn scan_int64(chunk: &[i64], ignore: i64, classes: u64, simd: Simd) -> (bool, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if simd.level() >= SimdLevel::Avx2 {
+        // SAFETY: a `Simd` at Avx2 or above is only made where the CPU has AVX2.
+        return unsafe { scan_int64_avx2(chunk, ignore, classes) };
+    }
+    scan(chunk, |t| t, ignore, classes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_int64_avx2(chunk: &[i64], ignore: i64, classes: u64) -> (bool, usize) {
+    scan(chunk, |t| t, ignore, classes)
 }
 
 #[cfg(test)]
