@@ -409,28 +409,26 @@ pub(crate) fn validate_values<'a, T: Element>(
             Target::ClassesU8(v) => ClassTargets::uint8(v.data, options.ignore_index),
             Target::Probabilities(_) => unreachable!("check_signature rejects float class targets"),
         };
-        if let Some(t) = classes.first_out_of_range(accepted.classes) {
-            // Under `none` with 2-D input libtorch streams a uint8 target
-            // as a character, not a number.
-            if matches!(target, Target::ClassesU8(_)) && options.reduction == Reduction::None && shape.len() == 2 {
-                return Err(LossError::TargetOutOfBoundsByte(t as u8));
+        // One pass checks the values and counts the kept ones for the mean.
+        let kept = match classes.kept_in_range(accepted.classes) {
+            Ok(kept) => kept,
+            Err(t) => {
+                // Under `none` with 2-D input libtorch streams a uint8 target
+                // as a character, not a number.
+                if matches!(target, Target::ClassesU8(_)) && options.reduction == Reduction::None && shape.len() == 2 {
+                    return Err(LossError::TargetOutOfBoundsByte(t as u8));
+                }
+                return Err(LossError::TargetOutOfBounds(t));
             }
-            return Err(LossError::TargetOutOfBounds(t));
-        }
-        // The late checks need to know whether any target is kept only in
-        // one corner (uint8 targets under mean), where the sum below says it.
-        let (kept, weight_sum) = match (mean, &weight) {
-            (false, _) => (0, 1.0),
-            // A count is exact in any order, so it may run in parallel.
-            (true, None) => {
-                let kept = classes.kept();
-                (kept, kept as f64)
-            }
-            (true, Some(w)) => classes
-                .iter()
-                .flatten()
-                .fold((0usize, 0.0), |(n, sum), y| (n + 1, sum + w[y])),
         };
+        // What the mean divides by; the weighted sum stays in target order.
+        let weight_sum = match (mean, &weight) {
+            (false, _) => 1.0,
+            (true, None) => kept as f64,
+            (true, Some(w)) => classes.iter().flatten().fold(0.0, |sum, y| sum + w[y]),
+        };
+        // The late checks need to know whether any target is kept only in
+        // one corner (uint8 targets under mean).
         check_smoothing_shapes(sig, kept > 0)?;
         (Targets::Classes(classes), weight_sum)
     };

@@ -127,6 +127,61 @@ pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
 /// K-dim tiles per parallel job within a batch's forward.
 const TILES_PER_JOB: usize = 16;
 
+/// Positions per parallel job within a batch's forward.
+const JOB: usize = TILE * TILES_PER_JOB;
+
+/// Job `job`'s positions of batch `task` (block `block`) into `slots`.
+fn kdim_job<T: Lane>(
+    kernel: &dyn Kernel<T>,
+    task: usize,
+    block: &[T],
+    job: usize,
+    slots: &mut [(f64, f64)],
+    scratch: &mut Scratch<T>,
+) {
+    let len = slots.len();
+    for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+        let s0 = job * JOB + t * TILE;
+        let next = TILE.min(len.saturating_sub((t + 1) * TILE));
+        kernel.tile(task, block, s0, next, None, tile, scratch);
+    }
+}
+
+/// Whether [`pairwise_sum`] over `n` terms halves exactly down to nodes of
+/// [`JOB`] terms: then each job's own pairwise sum is one of its nodes.
+fn splits_at_jobs(n: usize) -> bool {
+    n.is_multiple_of(JOB) && (n / JOB).is_power_of_two()
+}
+
+/// The pairwise sum of a batch's terms as [`pairwise_sum`] would give it,
+/// from its jobs' own pairwise sums ([`splits_at_jobs`] must hold): the
+/// same bits, with no per-batch buffer of terms (1 MiB at 256×256).
+fn kdim_job_sums<T: Lane>(kernel: &dyn Kernel<T>, task: usize, block: &[T], inner: usize) -> (f64, f64) {
+    let sums: Vec<(f64, f64)> = (0..inner / JOB)
+        .into_par_iter()
+        .map_init(
+            || (Scratch::default(), Vec::new()),
+            |(scratch, slots), job| {
+                // Every slot is written, so a reused buffer needs no clearing.
+                slots.resize(JOB, (0.0, 0.0));
+                kdim_job(kernel, task, block, job, slots, scratch);
+                pairwise_sum(slots)
+            },
+        )
+        .collect();
+    halving_sum(&sums)
+}
+
+/// [`pairwise_sum`]'s upper levels over a power-of-two count of node sums.
+fn halving_sum(sums: &[(f64, f64)]) -> (f64, f64) {
+    if sums.len() == 1 {
+        return sums[0];
+    }
+    let mid = sums.len() / 2;
+    let (left, right) = (halving_sum(&sums[..mid]), halving_sum(&sums[mid..]));
+    (left.0 + right.0, left.1 + right.1)
+}
+
 /// Rows per parallel task: enough work per task to amortise scheduling.
 fn rows_per_task(classes: usize) -> usize {
     (131_072 / classes.max(1)).clamp(1, 1024)
@@ -175,7 +230,15 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
         terms.par_chunks_mut(layout.dest_len()).enumerate().for_each_init(
             || (Scratch::default(), Vec::new()),
             |(scratch, local), (task, dest)| {
-                layout.fill(task, dest, local, |slots| {
+                let block = x.get(task * c * inner..(task + 1) * c * inner).unwrap_or(&[]);
+                if inner > 1 && !layout.per_position && splits_at_jobs(inner) {
+                    dest[0] = kdim_job_sums(kernel, task, block, inner);
+                    return;
+                }
+                // Row tasks are shorter than a job, so `fill` hands over all
+                // the slots at once (`first` is 0); K-dim ones split above.
+                layout.fill(task, dest, local, |first, slots| {
+                    debug_assert_eq!(first, 0);
                     if inner == 1 {
                         for (j, slot) in slots.iter_mut().enumerate() {
                             let p = task * rows + j;
@@ -186,18 +249,12 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                         // The batch's tiles in parallel too: with few batches, whole
                         // batches would leave a thread idle at the end. Each
                         // position's terms are computed alone, so the bits are the same.
-                        let block = &x[task * c * inner..(task + 1) * c * inner];
-                        slots.par_chunks_mut(TILE * TILES_PER_JOB).enumerate().for_each_init(
-                            Scratch::default,
-                            |scratch, (job, slots)| {
-                                let len = slots.len();
-                                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                                    let s0 = (job * TILES_PER_JOB + t) * TILE;
-                                    let next = TILE.min(len.saturating_sub((t + 1) * TILE));
-                                    kernel.tile(task, block, s0, next, None, tile, scratch);
-                                }
-                            },
-                        );
+                        slots
+                            .par_chunks_mut(JOB)
+                            .enumerate()
+                            .for_each_init(Scratch::default, |scratch, (job, slots)| {
+                                kdim_job(kernel, task, block, job, slots, scratch)
+                            });
                     }
                 })
             },
@@ -242,27 +299,36 @@ impl TermsLayout {
         }
     }
 
-    /// Runs `fill`, which must write every slot, over the slots of task
-    /// `task`'s positions, which are
+    /// Runs `fill(first, slots)`, which must write every slot, over the
+    /// slots of task `task`'s positions from its `first` on, which are
     /// `dest` itself or a buffer in `local` whose pairwise sum goes to `dest`.
+    /// When the pairwise tree splits at [`JOB`]s ([`splits_at_jobs`]), the
+    /// buffer holds one job at a time and the jobs' sums are halved: the
+    /// same bits from a buffer that stays in cache.
     fn fill(
         &self,
         task: usize,
         dest: &mut [(f64, f64)],
         local: &mut Vec<(f64, f64)>,
-        fill: impl FnOnce(&mut [(f64, f64)]),
+        mut fill: impl FnMut(usize, &mut [(f64, f64)]),
     ) {
         if self.per_position {
-            return fill(dest);
+            return fill(0, dest);
         }
         let n = self.task_len.min(self.positions - task * self.task_len);
+        let piece = if splits_at_jobs(n) { JOB } else { n };
         // `fill` writes every slot (the kernels do), so what an earlier task
-        // left in `local` needs no clearing: a K-dim task's is 1 MiB.
-        if local.len() < n {
-            local.resize(n, (0.0, 0.0));
+        // left in `local` needs no clearing.
+        if local.len() < piece {
+            local.resize(piece, (0.0, 0.0));
         }
-        fill(&mut local[..n]);
-        dest[0] = pairwise_sum(&local[..n]);
+        let sums: Vec<(f64, f64)> = (0..n / piece)
+            .map(|j| {
+                fill(j * piece, &mut local[..piece]);
+                pairwise_sum(&local[..piece])
+            })
+            .collect();
+        dest[0] = halving_sum(&sums);
     }
 }
 
@@ -357,21 +423,24 @@ fn backward_typed<T: Lane>(
         return Some(terms);
     }
     // `x` holds the task's logits and, for prefetching, possibly more after them.
-    let task = |index: usize, x: &[T], out: &mut [T], slots: &mut [(f64, f64)], scratch: &mut Scratch<T>| {
-        if inner == 1 {
-            for (j, out_row) in out.chunks_mut(c).enumerate() {
-                let p = index * rows + j;
-                let next = x.get((j + 1) * c..(j + 2) * c).unwrap_or(&[]);
-                slots[j] = kernel.row(p, &x[j * c..(j + 1) * c], next, Some((out_row, up.at(p))), scratch);
+    // Positions `first`.. of task `index` into `slots` (row tasks: all at once).
+    let task =
+        |index: usize, x: &[T], out: &mut [T], first: usize, slots: &mut [(f64, f64)], scratch: &mut Scratch<T>| {
+            if inner == 1 {
+                for (j, out_row) in out.chunks_mut(c).enumerate() {
+                    let p = index * rows + j;
+                    let next = x.get((j + 1) * c..(j + 2) * c).unwrap_or(&[]);
+                    slots[j] = kernel.row(p, &x[j * c..(j + 1) * c], next, Some((out_row, up.at(p))), scratch);
+                }
+            } else {
+                let block = &x[..out.len()];
+                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
+                    let s0 = first + t * TILE;
+                    let next = TILE.min(inner.saturating_sub(s0 + TILE));
+                    kernel.tile(index, block, s0, next, Some((&mut *out, up)), tile, scratch);
+                }
             }
-        } else {
-            let block = &x[..out.len()];
-            for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                let next = TILE.min(inner.saturating_sub((t + 1) * TILE));
-                kernel.tile(index, block, t * TILE, next, Some((&mut *out, up)), tile, scratch);
-            }
-        }
-    };
+        };
     match input {
         Input::Separate(x, out) => out
             .par_chunks_mut(chunk)
@@ -380,7 +449,9 @@ fn backward_typed<T: Lane>(
             .for_each_init(
                 || (Scratch::default(), Vec::new()),
                 |(scratch, local), (i, (out, dest))| {
-                    layout.fill(i, dest, local, |slots| task(i, &x[i * chunk..], out, slots, scratch))
+                    layout.fill(i, dest, local, |first, slots| {
+                        task(i, &x[i * chunk..], out, first, slots, scratch)
+                    })
                 },
             ),
         // The kernel reads each task's logits from a copy in cache while it
@@ -394,7 +465,9 @@ fn backward_typed<T: Lane>(
                 |(copy, scratch, local), (i, (data, dest))| {
                     copy.clear();
                     copy.extend_from_slice(data);
-                    layout.fill(i, dest, local, |slots| task(i, copy, data, slots, scratch))
+                    layout.fill(i, dest, local, |first, slots| {
+                        task(i, copy, data, first, slots, scratch)
+                    })
                 },
             ),
     }

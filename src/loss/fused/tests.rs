@@ -651,3 +651,67 @@ fn half_rows_swept_directly_give_the_scalar_bits() {
         );
     }
 }
+
+/// Over a power-of-two count of jobs, the jobs' own pairwise sums summed
+/// by halving give the pairwise sum's bits.
+#[test]
+fn job_sums_halve_like_the_pairwise_sum() {
+    let mut rng = Rng(4097);
+    for jobs in [1, 2, 4, 8, 16] {
+        let terms: Vec<(f64, f64)> = (0..jobs * JOB)
+            .map(|i| match i % 97 {
+                0 => (-0.0, 0.0),
+                _ => (rng.normal_ish(1e3), rng.normal_ish(1e-3)),
+            })
+            .collect();
+        let sums: Vec<(f64, f64)> = terms.chunks(JOB).map(pairwise_sum).collect();
+        let (a, b) = (pairwise_sum(&terms), halving_sum(&sums));
+        assert_eq!(
+            (a.0.to_bits(), a.1.to_bits()),
+            (b.0.to_bits(), b.1.to_bits()),
+            "{jobs} jobs"
+        );
+    }
+    assert!(splits_at_jobs(JOB) && splits_at_jobs(16 * JOB));
+    assert!(!splits_at_jobs(3 * JOB) && !splits_at_jobs(JOB + 1) && !splits_at_jobs(0));
+}
+
+/// K-dim batches of a power-of-two count of jobs, which sum their jobs'
+/// sums (forward alone and with the gradient), give the bits of one pairwise
+/// sum over each batch's per-position terms.
+#[test]
+fn kdim_job_sums_give_the_bits_of_one_pairwise_sum() {
+    let mut rng = Rng(4096);
+    for (round, inner) in [JOB, 2 * JOB, 4 * JOB, 3 * JOB].into_iter().enumerate() {
+        let shape = [1 + rng.below(2), 1 + rng.below(5), inner];
+        check_job_sums(random_case::<f32>(&mut rng, &shape, round % 2 == 1), inner);
+        check_job_sums(random_case::<f64>(&mut rng, &shape, round % 2 == 0), inner);
+    }
+}
+
+fn check_job_sums<T: Lane>(mut case: Case<T>, inner: usize) {
+    let pairs = |terms: &[(f64, f64)]| {
+        terms
+            .iter()
+            .flat_map(|t| [t.0.to_bits(), t.1.to_bits()])
+            .collect::<Vec<_>>()
+    };
+    (case.reduction, case.grad_output) = (Reduction::None, None);
+    let expected: Vec<(f64, f64)> = case.with(|problem, input, target, _| {
+        let terms = forward_terms(problem, input.data, target).unwrap();
+        terms.chunks(inner).map(pairwise_sum).collect()
+    });
+    for reduction in [Reduction::Mean, Reduction::Sum] {
+        case.reduction = reduction;
+        let (alone, with_grad) = case.with(|problem, input, target, up| {
+            let alone = forward_terms(problem, input.data, target).unwrap();
+            (alone, forward_backward(problem, input.data, target, up).unwrap().1)
+        });
+        assert_eq!(pairs(&alone), pairs(&expected), "{reduction:?} forward, inner {inner}");
+        assert_eq!(
+            pairs(&with_grad),
+            pairs(&expected),
+            "{reduction:?} with_grad, inner {inner}"
+        );
+    }
+}
