@@ -81,6 +81,9 @@ struct Scratch<T> {
     gq: Vec<f32>,
     /// A K-dim position's gradient before it is scattered.
     out: Vec<T>,
+    /// The max of the row at this position, found by the previous
+    /// position's last sweep (`half::Direct`).
+    next_max: Option<(usize, half::NextMax)>,
 }
 
 impl<T: Element> Scratch<T> {
@@ -95,6 +98,7 @@ impl<T: Element> Scratch<T> {
             q: row(probabilities),
             gq: row(probabilities),
             out: vec![T::from_f64(0.0); if probabilities || kdim { classes } else { 0 }],
+            next_max: None,
         }
     }
 }
@@ -191,10 +195,17 @@ impl<'p, T: Element> Half<'p, T> {
     /// Position `p`'s log-softmax and where its sweeps read its classes:
     /// the half-precision row itself where the AVX-512 loops take it
     /// ([`half::Direct`]), else the f32 copy in `row`.
-    fn log_softmax_of<'a>(&self, data: &'a [T], p: usize, row: &'a mut [f32]) -> (LogSoftmax, Source<'a, T>) {
+    /// `known`: the row's max, when the sweep of the row before found it.
+    fn log_softmax_of<'a>(
+        &self,
+        data: &'a [T],
+        p: usize,
+        row: &'a mut [f32],
+        known: Option<half::NextMax>,
+    ) -> (LogSoftmax, Source<'a, T>) {
         if self.last_dim && self.problem.inner == 1 {
             let start = self.problem.row_start(p);
-            if let Some(direct) = half::Direct::of(self.level, &data[start..start + row.len()]) {
+            if let Some(direct) = half::Direct::of(self.level, &data[start..start + row.len()], known) {
                 let sum = direct.sum_exp(self.next_row(data, p));
                 return (self.last_dim_log_softmax(direct.max(), sum), Source::Direct(direct));
             }
@@ -462,7 +473,8 @@ fn class_position<T: Element>(
     if out.is_none() && y.is_none() {
         return (0.0, 0.0);
     }
-    let (ls, row) = h.log_softmax_of(input, p, &mut s.row);
+    let known = s.next_max.take().and_then(|(q, max)| (q == p).then_some(max));
+    let (ls, row) = h.log_softmax_of(input, p, &mut s.row, known);
     // The smoothing sum, when the loss needs it: in the gradient's sweep if
     // there is one, else in a sweep of its own.
     let smoothing = match (y, problem.smoothing) {
@@ -483,8 +495,16 @@ fn class_position<T: Element>(
             (Some(_), None, Source::Widened(row)) => {
                 half::sum_log_probabilities::<T, false>(level, row, max, ln_sum, &[])
             }
-            (Some(_), Some(w), Source::Direct(d)) => d.sum_log_probabilities::<true>(ln_sum, w),
-            (Some(_), None, Source::Direct(d)) => d.sum_log_probabilities::<false>(ln_sum, &[]),
+            (Some(_), weight, Source::Direct(d)) => {
+                // The next row's max pass rides on this sweep.
+                let next = h.next_row(input, p);
+                let (sum, next_max) = match weight {
+                    Some(w) => d.sum_log_probabilities::<true>(ln_sum, w, next),
+                    None => d.sum_log_probabilities::<false>(ln_sum, &[], next),
+                };
+                s.next_max = next_max.map(|max| (p + 1, max));
+                sum
+            }
         };
         return terms(sum);
     };

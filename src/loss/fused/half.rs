@@ -355,17 +355,26 @@ pub(crate) struct Direct<'a, T> {
     max: f32,
 }
 
+/// A row's max as [`Direct::of`] would find it (`None` where the row takes
+/// the f32 copy), found by a sweep of the row before it.
+#[derive(Clone, Copy)]
+pub(crate) struct NextMax(Option<f32>);
+
 impl<'a, T: Element> Direct<'a, T> {
-    /// The row `src` with its max, when the AVX-512 loops can take it.
-    pub fn of(level: Simd, src: &'a [T]) -> Option<Self> {
+    /// The row `src` with its max, when the AVX-512 loops can take it;
+    /// `known`, when a sweep of the row before found it, spares its pass.
+    pub fn of(level: Simd, src: &'a [T], known: Option<NextMax>) -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
         if level.level() == SimdLevel::Avx512 && T::REDUCED {
-            // SAFETY: `level` is a `Simd`, which only `simd::current()`
-            // makes, and it holds Avx512 only when the CPU reports AVX-512 F.
-            let max = on_half!(T, src, |s, H| unsafe { avx512::row_max::<H>(s) });
+            let max = match known {
+                Some(NextMax(max)) => max,
+                // SAFETY: `level` is a `Simd`, which only `simd::current()`
+                // makes, and it holds Avx512 only when the CPU reports AVX-512 F.
+                None => on_half!(T, src, |s, H| unsafe { avx512::row_max::<H>(s) }),
+            };
             return max.map(|max| Direct { src, max });
         }
-        let _ = (level, src);
+        let _ = (level, src, known);
         None
     }
 
@@ -390,15 +399,23 @@ impl<'a, T: Element> Direct<'a, T> {
         unreachable!("`Direct::of` makes none here: {next:?}")
     }
 
-    /// The log-probabilities summed (see [`log_probability_sum`]).
-    pub fn sum_log_probabilities<const WEIGHTED: bool>(&self, ln_sum: f32, w: &[f32]) -> f32 {
+    /// The log-probabilities summed (see [`log_probability_sum`]), and the
+    /// max of `next` (the next row, or empty: then `None`) for its `Direct::of`.
+    pub fn sum_log_probabilities<const WEIGHTED: bool>(
+        &self,
+        ln_sum: f32,
+        w: &[f32],
+        next: &[T],
+    ) -> (f32, Option<NextMax>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with AVX-512 F (`Direct::of`).
         return on_half!(T, self.src, |s, H| unsafe {
-            avx512::log_probability_sum::<H, WEIGHTED>(s, self.max, ln_sum, w)
+            let next = as_type::<T, H>(next).unwrap_or(&[]);
+            let (sum, next_max) = avx512::log_probability_sum::<H, WEIGHTED>(s, self.max, ln_sum, w, next);
+            (sum, next_max.map(NextMax))
         });
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("`Direct::of` makes none here: {ln_sum} {w:?}")
+        unreachable!("`Direct::of` makes none here: {ln_sum} {w:?} {next:?}")
     }
 
     /// log_softmax's backward for the class-target row into `out` (see

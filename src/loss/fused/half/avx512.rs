@@ -178,43 +178,90 @@ fn fold(v: __m512) -> f32 {
     fold_lanes(&lanes) as f32
 }
 
-/// The row's max (as `half::widen_with_max` finds it), when the row holds
-/// no NaN and no +inf and the max is finite; `None` otherwise.
+/// A row's max and whether it holds NaN or +inf, found 16 classes at a
+/// time in the row's order, so every scan of a row gives the same verdict.
+#[derive(Clone, Copy)]
+struct MaxScan {
+    acc: __m512,
+    /// Lanes that saw NaN or +inf: "not below +inf", unordered included.
+    bad: __mmask16,
+}
+
+impl MaxScan {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn new() -> Self {
+        MaxScan {
+            acc: _mm512_set1_ps(f32::NEG_INFINITY),
+            bad: 0,
+        }
+    }
+
+    /// The lanes of `mask` of `v`, the next 16 classes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add(&mut self, mask: __mmask16, v: __m512) {
+        // max(v, acc) is acc where the two are equal (±0 keeps the earlier
+        // zero, as `f32::max` compiles) or v is NaN.
+        self.acc = _mm512_mask_max_ps(self.acc, mask, v, self.acc);
+        self.bad |= _mm512_mask_cmp_ps_mask::<_CMP_NLT_UQ>(mask, v, _mm512_set1_ps(f32::INFINITY));
+    }
+
+    /// Classes `i..i + 16` of `src` (`i + 16 ≤ src.len()`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add_at<H: Half16>(&mut self, src: &[H], i: usize) {
+        // SAFETY: the caller's promise.
+        self.add(!0, unsafe { load(src, i) });
+    }
+
+    /// The classes after `full`, the last whole 16 (fewer than 16).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add_tail<H: Half16>(&mut self, src: &[H], full: usize) {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        self.add(mask, unsafe { load(&padded, 0) });
+    }
+
+    /// The max (as `half::widen_with_max` finds it), when the row holds no
+    /// NaN and no +inf and the max is finite; `None` otherwise.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn verdict(self) -> Option<f32> {
+        if self.bad != 0 {
+            return None;
+        }
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: `lanes` holds 16 f32.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), self.acc) };
+        let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        max.is_finite().then_some(max)
+    }
+}
+
+/// The row's max, when the row holds no NaN and no +inf and the max is
+/// finite; `None` otherwise (see [`MaxScan::verdict`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
     let full = src.len() / LANES * LANES;
-    let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
-    let infinity = _mm512_set1_ps(f32::INFINITY);
-    // Lanes that saw NaN or +inf: "not below +inf", unordered included.
-    let mut bad: __mmask16 = 0;
+    let mut scan = MaxScan::new();
     let mut i = 0;
     while i < full {
         // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
-        let v = unsafe { load(src, i) };
-        // max(v, acc) is acc where the two are equal (±0 keeps the earlier
-        // zero, as `f32::max` compiles) or v is NaN.
-        acc = _mm512_max_ps(v, acc);
-        bad |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, infinity);
+        unsafe { scan.add_at(src, i) };
         i += LANES;
     }
     if full < src.len() {
-        let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
-        let v = unsafe { load(&padded, 0) };
-        acc = _mm512_mask_max_ps(acc, mask, v, acc);
-        bad |= _mm512_mask_cmp_ps_mask::<_CMP_NLT_UQ>(mask, v, infinity);
+        scan.add_tail(src, full);
     }
-    if bad != 0 {
-        return None;
-    }
-    let mut lanes = [0.0f32; LANES];
-    // SAFETY: `lanes` holds 16 f32.
-    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
-    let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    max.is_finite().then_some(max)
+    scan.verdict()
 }
 
 /// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
@@ -276,7 +323,9 @@ fn weights(w: &[f32], start: usize) -> __m512 {
 }
 
 /// `half::log_probability_sum` on the half-precision row: Σ_c lp_c, or
-/// Σ_c r(lp_c·w_c) with `WEIGHTED` (`w`: the row's length).
+/// Σ_c r(lp_c·w_c) with `WEIGHTED` (`w`: the row's length); with `next`
+/// (the next row, of the row's length, or empty) also [`row_max`] of it,
+/// whose read from memory then overlaps this row's arithmetic.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
@@ -286,8 +335,11 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     max: f32,
     ln_sum: f32,
     w: &[f32],
-) -> f32 {
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
     assert!(!WEIGHTED || w.len() >= src.len());
+    let scan_next = next.len() == src.len();
+    let mut scan = MaxScan::new();
     let (m, ln) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum));
     // SAFETY (both closures' calls): the CPU has AVX-512 F (the caller's promise).
     let term = |x: __m512, start: usize| unsafe {
@@ -301,8 +353,13 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < full {
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full.
-        acc = _mm512_add_ps(acc, term(unsafe { load(src, i) }, i));
+        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full, and ≤ next.len() when scanned.
+        unsafe {
+            acc = _mm512_add_ps(acc, term(load(src, i), i));
+            if scan_next {
+                scan.add_at(next, i);
+            }
+        }
         i += LANES;
     }
     if full < src.len() {
@@ -310,8 +367,11 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
         // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, term(x, full));
+        if scan_next {
+            scan.add_tail(next, full);
+        }
     }
-    fold(acc)
+    (fold(acc), scan_next.then(|| scan.verdict()))
 }
 
 /// `half::class_backward_row`'s sweep on the half-precision row, given
@@ -521,6 +581,64 @@ mod tests {
                 assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
             }
         }
+    }
+
+    /// The next row's max found in `log_probability_sum`'s sweep is
+    /// `row_max`'s, bit for bit: rows of every length up to 70 with ±0,
+    /// −inf, NaN, +inf or only −inf.
+    fn next_max_is_row_max<H: Half16>() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for round in 0..2000 {
+            let n = 1 + round % 70;
+            let mut row = |special: f64| -> Vec<H> {
+                (0..n)
+                    .map(|_| {
+                        let u = uniform();
+                        let v = match (u < special, (u * 1000.0) as usize % 6) {
+                            (false, _) => (uniform() - 0.5) * 40.0,
+                            (true, 0) => 0.0,
+                            (true, 1) => -0.0,
+                            (true, 2 | 3) => f64::NEG_INFINITY,
+                            (true, 4) => f64::NAN,
+                            (true, _) => f64::INFINITY,
+                        };
+                        H::from_f64(v)
+                    })
+                    .collect()
+            };
+            let special = [0.0, 0.02, 0.3, 1.0][round % 4];
+            let (src, next) = (row(0.0), row(special));
+            // SAFETY: the CPU has AVX-512 F (checked above).
+            let (expected, (_, found)) = unsafe {
+                let max = row_max(&src).expect("a finite row");
+                (
+                    row_max(&next),
+                    log_probability_sum::<H, false>(&src, max, 0.5, &[], &next),
+                )
+            };
+            let bits = |m: Option<f32>| m.map(f32::to_bits);
+            assert_eq!(bits(found.expect("scanned")), bits(expected), "round {round}");
+        }
+    }
+
+    #[test]
+    fn next_max_is_row_max_f16() {
+        next_max_is_row_max::<f16>();
+    }
+
+    #[test]
+    fn next_max_is_row_max_bf16() {
+        next_max_is_row_max::<bf16>();
     }
 
     #[test]
