@@ -12,16 +12,18 @@ use std::arch::x86_64::*;
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
 use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 
-/// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
+/// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane
+/// (tested on every 61st negative pattern in `half/avx512.rs`). Its last
+/// step is one instruction: the product e^r·2^n, rounded once, is what
+/// `vscalefps` gives, and 0 where n is below −126 (there the portable code
+/// multiplies by +0). The f32 and the half-type loops share it.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn exp16(d: __m512) -> __m512 {
+pub(super) fn exp16(d: __m512) -> __m512 {
     // `max` with NaN in the first operand returns the second, as f32::max does.
     let clamped = _mm512_max_ps(d, _mm512_set1_ps(MIN_INPUT));
     let rounder = _mm512_set1_ps(ROUNDER);
-    let shifted = _mm512_fmadd_ps(clamped, _mm512_set1_ps(LOG2_E), rounder);
-    let n = _mm512_sub_ps(shifted, rounder);
-    let n_bits = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(rounder));
+    let n = _mm512_sub_ps(_mm512_fmadd_ps(clamped, _mm512_set1_ps(LOG2_E), rounder), rounder);
     // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), clamped);
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
@@ -30,8 +32,8 @@ fn exp16(d: __m512) -> __m512 {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
-    let biased = _mm512_max_epi32(_mm512_add_epi32(n_bits, _mm512_set1_epi32(127)), _mm512_setzero_si512());
-    _mm512_mul_ps(e_r, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(biased)))
+    let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(n, _mm512_set1_ps(-126.0));
+    _mm512_maskz_scalef_ps(normal, e_r, n)
 }
 
 /// `lanes::row_max` for f32: the max ignoring NaN, lane l over i ≡ l (mod 16).

@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::super::element::Element;
-use super::super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
+use super::super::avx512::exp16;
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::ClassGradient;
 
@@ -121,29 +121,6 @@ impl Half16 for bf16 {
         let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16_number(v)));
         _mm512_cvtepi32_epi16(high)
     }
-}
-
-/// e^d for sixteen d ≤ 0, `fast_exp::exp_nonpositive_f32` lane by lane as
-/// `fused/avx512.rs`'s `exp16`, with its last step in two instructions: the
-/// product e^r·2^n, rounded once, is what `vscalefps` gives, and 0 where n
-/// is below −126 (there the portable code multiplies by +0).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn exp16(d: __m512) -> __m512 {
-    // `max` with NaN in the first operand returns the second, as f32::max does.
-    let clamped = _mm512_max_ps(d, _mm512_set1_ps(MIN_INPUT));
-    let rounder = _mm512_set1_ps(ROUNDER);
-    let n = _mm512_sub_ps(_mm512_fmadd_ps(clamped, _mm512_set1_ps(LOG2_E), rounder), rounder);
-    // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), clamped);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    let mut p = _mm512_set1_ps(POLY[0]);
-    for &c in &POLY[1..] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
-    let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(n, _mm512_set1_ps(-126.0));
-    _mm512_maskz_scalef_ps(normal, e_r, n)
 }
 
 /// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
