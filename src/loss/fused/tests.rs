@@ -341,13 +341,22 @@ fn f32_bits_at(level: SimdLevel, cases: &[Case<f32>]) -> Vec<(Vec<u64>, Vec<u64>
     out
 }
 
+/// Whether this CPU runs the AVX-512 level; if not, the test says it was
+/// skipped (the AVX-512 tests run where they can, and say so elsewhere).
+fn has_avx512_else_say_skipped() -> bool {
+    let has = simd::detected() >= SimdLevel::Avx512;
+    if !has {
+        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+    }
+    has
+}
+
 /// The native 16-lane AVX-512 loops against the scalar fallback, on CPUs
 /// that have AVX-512 (elsewhere the test says it was skipped).
 #[test]
 fn avx512_gives_the_scalar_bits() {
     let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if simd::detected() < SimdLevel::Avx512 {
-        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+    if !has_avx512_else_say_skipped() {
         return;
     }
     let cases = level_cases::<f32>(2026, 90);
@@ -558,8 +567,7 @@ fn half_types_with_upstream_gradients_give_the_same_bits_on_every_level() {
 #[test]
 fn kdim_avx512_gives_the_scalar_bits() {
     let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if simd::detected() < SimdLevel::Avx512 {
-        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+    if !has_avx512_else_say_skipped() {
         return;
     }
     let mut cases = kdim_cases(31, 30);
@@ -607,8 +615,7 @@ fn kdim_avx512_gives_the_scalar_bits() {
 #[test]
 fn half_rows_swept_directly_give_the_scalar_bits() {
     let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if simd::detected() < SimdLevel::Avx512 {
-        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+    if !has_avx512_else_say_skipped() {
         return;
     }
     let shapes: [&[usize]; 7] = [&[3, 1000], &[4, 33], &[2, 16], &[5, 7], &[2, 2100], &[1, 47], &[6, 130]];
