@@ -278,7 +278,7 @@ pub(super) fn pick_targets(
     let lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     let mut j = 0;
     while j < width {
-        let within = (1u16 << (width - j).min(8)) as u8 - 1;
+        let within = ((1u16 << (width - j).min(8)) - 1) as u8;
         // SAFETY: only the lanes below width are loaded (masked lanes do not fault).
         let y = unsafe { _mm512_maskz_loadu_epi64(within, targets.as_ptr().add(j)) };
         let kept = _mm512_mask_cmpneq_epi64_mask(within, y, _mm512_set1_epi64(ignore));
