@@ -432,6 +432,22 @@ fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
         .collect()
 }
 
+/// The forward kernel's per-position (nll, smoothing) terms at `level`, as bits.
+fn kdim_forward_bits_at(level: SimdLevel, cases: &[Case<f32>]) -> Vec<Vec<u64>> {
+    simd::set_simd_level(Some(level));
+    let out = cases
+        .iter()
+        .map(|c| {
+            c.with(|problem, input, target, _| {
+                let terms = forward_terms(problem, input.data, target).unwrap();
+                bits64(&terms.iter().flat_map(|t| [t.0, t.1]).collect::<Vec<_>>())
+            })
+        })
+        .collect();
+    simd::set_simd_level(None);
+    out
+}
+
 /// Every level gives the scalar fallback's bits on K-dim input, forward
 /// alone and with the gradient, and the fallback stays within the
 /// reference kernel's tolerance.
@@ -439,31 +455,12 @@ fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
 fn kdim_groups_give_the_scalar_bits_on_every_level() {
     let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let cases = kdim_cases(1717, 60);
-    let forward_bits = |level| {
-        simd::set_simd_level(Some(level));
-        let out: Vec<Vec<u64>> = cases
-            .iter()
-            .map(|c| {
-                c.with(|problem, input, target, _| {
-                    bits64(
-                        &forward_terms(problem, input.data, target)
-                            .unwrap()
-                            .iter()
-                            .flat_map(|t| [t.0, t.1])
-                            .collect::<Vec<_>>(),
-                    )
-                })
-            })
-            .collect();
-        simd::set_simd_level(None);
-        out
-    };
     let scalar = f32_bits_at(SimdLevel::Scalar, &cases);
-    let scalar_forward = forward_bits(SimdLevel::Scalar);
+    let scalar_forward = kdim_forward_bits_at(SimdLevel::Scalar, &cases);
     for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
         eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
         assert_eq!(scalar, f32_bits_at(level, &cases), "{level:?} with the gradient");
-        assert_eq!(scalar_forward, forward_bits(level), "{level:?} forward");
+        assert_eq!(scalar_forward, kdim_forward_bits_at(level, &cases), "{level:?} forward");
     }
     simd::set_simd_level(Some(SimdLevel::Scalar));
     for (i, case) in cases.iter().enumerate() {
@@ -580,23 +577,9 @@ fn kdim_avx512_gives_the_scalar_bits() {
         case.reduction = Reduction::ALL[round % 3];
         cases.push(case);
     }
-    let forward_bits = |level| {
-        simd::set_simd_level(Some(level));
-        let out: Vec<Vec<u64>> = cases
-            .iter()
-            .map(|c| {
-                c.with(|problem, input, target, _| {
-                    let terms = forward_terms(problem, input.data, target).unwrap();
-                    bits64(&terms.iter().flat_map(|t| [t.0, t.1]).collect::<Vec<_>>())
-                })
-            })
-            .collect();
-        simd::set_simd_level(None);
-        out
-    };
     assert_eq!(
-        forward_bits(SimdLevel::Scalar),
-        forward_bits(SimdLevel::Avx512),
+        kdim_forward_bits_at(SimdLevel::Scalar, &cases),
+        kdim_forward_bits_at(SimdLevel::Avx512, &cases),
         "forward"
     );
     assert_eq!(
