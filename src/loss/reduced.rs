@@ -51,6 +51,31 @@ struct LogSoftmax {
     ln_sum: f32,
 }
 
+impl LogSoftmax {
+    /// NaN or +inf among the logits, or all −inf: every lp is NaN.
+    fn is_nan(self) -> bool {
+        self.max.is_nan()
+    }
+}
+
+/// `sum` and the gradient row `out` of a position with log-softmax `ls`; if
+/// that is NaN, every NaN is made the one quiet NaN: which NaN the
+/// arithmetic gives (its sign) depends on operand order, which differs
+/// between SIMD levels, and the levels must give the same bits.
+fn canonical_nans<T: Element>(ls: LogSoftmax, sum: f32, out: &mut [T]) -> f32 {
+    if !ls.is_nan() {
+        return sum;
+    }
+    for o in out.iter_mut().filter(|o| o.widen_f32().is_nan()) {
+        *o = T::narrow_f32(f32::NAN);
+    }
+    if sum.is_nan() {
+        f32::NAN
+    } else {
+        sum
+    }
+}
+
 /// Where a position's sweeps read its classes.
 enum Source<'a, T> {
     /// The f32 copy in the task's scratch row.
@@ -506,7 +531,7 @@ fn class_position<T: Element>(
                 sum
             }
         };
-        return terms(sum);
+        return terms(canonical_nans::<T>(ls, sum, &mut []));
     };
     // The gradient w.r.t. the log-probabilities, as autograd builds it:
     // `base` (weighted with smoothing and weights) but at the target.
@@ -579,6 +604,10 @@ fn class_position<T: Element>(
         (Source::Direct(d), Some(_), None) => d.class_backward::<true, false>(level, ln_sum, k, &[], target),
         (Source::Direct(d), None, Some(w)) if weighted => d.class_backward::<false, true>(level, ln_sum, k, w, target),
         (Source::Direct(d), None, _) => d.class_backward::<false, false>(level, ln_sum, k, &[], target),
+    };
+    let sweep = |target: &mut [T]| {
+        let sum = sweep(target);
+        canonical_nans(ls, sum, target)
     };
     let sum = write_gradient(h, p, first, &mut s.out, out, sweep);
     terms(sum)
@@ -663,7 +692,8 @@ fn probability_position<T: Element>(
     // backward's lp_c = r(lp_c − 0 − 0) is lp_c itself.
     let (level, row, g) = (h.level, &s.row, &s.g);
     write_gradient(h, p, first, &mut s.out, out, |target| {
-        half::log_softmax_backward::<T>(level, row, 0.0, 0.0, g, sum_g, target)
+        let sum = half::log_softmax_backward::<T>(level, row, 0.0, 0.0, g, sum_g, target);
+        canonical_nans(ls, sum, target)
     });
     (sum, 0.0)
 }

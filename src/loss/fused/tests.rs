@@ -56,7 +56,7 @@ fn random_case<T: Lane>(rng: &mut Rng, shape: &[usize], nonfinite: bool) -> Case
     let mut probabilities =
         (rng.uniform() < 0.3).then(|| (0..n).map(|_| T::from_f64(rng.uniform())).collect::<Vec<T>>());
     if nonfinite {
-        for v in [f64::NEG_INFINITY, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for v in [f64::NEG_INFINITY, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -f64::NAN] {
             x[rng.below(n)] = T::from_f64(v);
         }
         if let Some(t) = probabilities.as_mut() {
@@ -366,22 +366,32 @@ fn avx512_gives_the_scalar_bits() {
     );
 }
 
+/// Asserts that two runs' outputs have the same bits, naming the first
+/// output and element that differ (whole dumps of thousands of values hide it).
+fn assert_same_bits(what: &str, expected: &[Vec<u64>], actual: &[Vec<u64>]) {
+    assert_eq!(expected.len(), actual.len(), "{what}: output count");
+    for (i, (e, a)) in expected.iter().zip(actual).enumerate() {
+        assert_eq!(e.len(), a.len(), "{what}: output {i} length");
+        if let Some(j) = (0..e.len()).find(|&j| e[j] != a[j]) {
+            let (ev, av) = (f64::from_bits(e[j]), f64::from_bits(a[j]));
+            panic!(
+                "{what}: output {i} element {j}: {ev} ({:#x}) expected, {av} ({:#x})",
+                e[j], a[j]
+            );
+        }
+    }
+}
+
 /// Asserts that float16 and bfloat16 give the scalar level's bits on every level.
 fn assert_half_levels_agree(cases: &[Case<f32>], upstream: bool) {
     let f16_scalar = half_bits_at::<::half::f16>(SimdLevel::Scalar, cases, upstream);
     let bf16_scalar = half_bits_at::<::half::bf16>(SimdLevel::Scalar, cases, upstream);
     for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
         eprintln!("{level:?} runs as {:?}", level.min(simd::detected()));
-        assert_eq!(
-            f16_scalar,
-            half_bits_at::<::half::f16>(level, cases, upstream),
-            "f16 {level:?}"
-        );
-        assert_eq!(
-            bf16_scalar,
-            half_bits_at::<::half::bf16>(level, cases, upstream),
-            "bf16 {level:?}"
-        );
+        let f16 = half_bits_at::<::half::f16>(level, cases, upstream);
+        assert_same_bits(&format!("f16 {level:?}"), &f16_scalar, &f16);
+        let bf16 = half_bits_at::<::half::bf16>(level, cases, upstream);
+        assert_same_bits(&format!("bf16 {level:?}"), &bf16_scalar, &bf16);
     }
 }
 
