@@ -14,11 +14,14 @@
 //! lanes. The gradient is then written class run by class run, the target's
 //! entry patched into the run through a per-class list of its positions.
 //!
-//! For f32 on AVX-512 CPUs the sweep is `avx512::kdim_sums`, which also
-//! copies the same group of the next tile out of the block, one class per
-//! step: a separate copy would wait for memory with nothing to do, while
-//! here the loads' wait overlaps with the exponentials. The targets' logits
-//! and weights are gathered there too (`avx512::pick_targets`).
+//! For f32 at the AVX2 and AVX-512 levels the sweep is `avx2::kdim_sums` or
+//! `avx512::kdim_sums`, which also copies the same group of the next tile
+//! out of the block, one class per step: a separate copy would wait for
+//! memory with nothing to do, while here the loads' wait overlaps with the
+//! exponentials. On AVX-512 the targets' logits and weights are gathered
+//! (`avx512::pick_targets`), and the gradient goes out from registers in
+//! whole 64-byte streaming lines (`avx512::kdim_gradient`): no buffer in
+//! between, one store per line.
 //!
 //! Each lane does exactly what a position's sweep does alone — S and L
 //! summed over the classes in order in the working type, flushed to f64
