@@ -11,6 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
+use super::kdim::KdimNext;
 use super::lanes::{finish_block, prefetch, BLOCK, LANES};
 
 /// e^d for eight d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
@@ -104,4 +105,114 @@ pub(super) unsafe fn row_sums<const COEF: bool, const WRITE: bool>(
         start = end;
     }
     (sum_exp, sum_shifted)
+}
+
+/// `kdim::sums` for f32, as `avx512::kdim_sums` does it in two 8-lane
+/// halves: S and L of the packed tile's 16 positions at j (classes
+/// `stride` apart in `pack`, max `max`), with the exponentials written back
+/// with `WRITE`. With `next`, each class step also copies the same 16
+/// columns of the next tile out of the block and keeps their max (its
+/// loads wait for memory while the exponentials compute); without it, the
+/// next tile's line is prefetched from `ahead`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
+    pack: &mut [f32],
+    stride: usize,
+    j: usize,
+    max: &[f32],
+    a: &[f32],
+    ahead: &[f32],
+    inner: usize,
+    mut next: Option<KdimNext<'_>>,
+) -> ([f64; LANES], [f64; LANES]) {
+    let classes = pack.len() / stride;
+    // Every access below is in bounds when these hold.
+    assert!(j + LANES <= stride && max.len() >= LANES && (!COEF || a.len() >= classes));
+    if let Some(n) = &next {
+        n.check(classes, inner, j);
+    }
+    // SAFETY (all loads and stores below): within the slices, by the asserts above.
+    let (m_lo, m_hi) = unsafe { (_mm256_loadu_ps(max.as_ptr()), _mm256_loadu_ps(max.as_ptr().add(8))) };
+    let mut next_max = [_mm256_set1_ps(f32::NEG_INFINITY); 2];
+    // Lanes 0–3, 4–7, 8–11 and 12–15 of S and of L in f64.
+    let mut sum_exp = [_mm256_setzero_pd(); 4];
+    let mut sum_shifted = [_mm256_setzero_pd(); 4];
+    let p = pack.as_mut_ptr();
+    let next_at = next
+        .as_mut()
+        .map(|n| (n.logits.as_ptr(), n.values.as_mut_ptr(), n.stride));
+    let mut k0 = 0;
+    while k0 < classes {
+        let (mut e_lo, mut e_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut s_lo, mut s_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for k in k0..classes.min(k0 + BLOCK / LANES) {
+            match next_at {
+                Some((logits, values, next_stride)) => unsafe {
+                    let from = logits.add(k * inner + j);
+                    let to = values.add(k * next_stride + j);
+                    let (lo, hi) = (_mm256_loadu_ps(from), _mm256_loadu_ps(from.add(8)));
+                    _mm256_storeu_ps(to, lo);
+                    _mm256_storeu_ps(to.add(8), hi);
+                    // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.
+                    next_max = [_mm256_max_ps(lo, next_max[0]), _mm256_max_ps(hi, next_max[1])];
+                },
+                None => {
+                    if let Some(v) = ahead.get(k * inner + j) {
+                        prefetch(v);
+                    }
+                }
+            }
+            unsafe {
+                let run = p.add(k * stride + j);
+                let d_lo = _mm256_sub_ps(_mm256_loadu_ps(run), m_lo);
+                let d_hi = _mm256_sub_ps(_mm256_loadu_ps(run.add(8)), m_hi);
+                let (x_lo, x_hi) = (exp8(d_lo), exp8(d_hi));
+                e_lo = _mm256_add_ps(e_lo, x_lo);
+                e_hi = _mm256_add_ps(e_hi, x_hi);
+                if COEF {
+                    let w = _mm256_set1_ps(*a.get_unchecked(k));
+                    s_lo = _mm256_fmadd_ps(d_lo, w, s_lo);
+                    s_hi = _mm256_fmadd_ps(d_hi, w, s_hi);
+                } else {
+                    s_lo = _mm256_add_ps(s_lo, d_lo);
+                    s_hi = _mm256_add_ps(s_hi, d_hi);
+                }
+                if WRITE {
+                    _mm256_storeu_ps(run, x_lo);
+                    _mm256_storeu_ps(run.add(8), x_hi);
+                }
+            }
+        }
+        // Each lane's block sum into f64, as `sum_exp[l] += e_acc[l] as f64`.
+        for (i, v) in [e_lo, e_hi].into_iter().enumerate() {
+            sum_exp[2 * i] = _mm256_add_pd(sum_exp[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+            sum_exp[2 * i + 1] = _mm256_add_pd(sum_exp[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
+        }
+        for (i, v) in [s_lo, s_hi].into_iter().enumerate() {
+            sum_shifted[2 * i] = _mm256_add_pd(sum_shifted[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+            sum_shifted[2 * i + 1] =
+                _mm256_add_pd(sum_shifted[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
+        }
+        k0 += BLOCK / LANES;
+    }
+    if let Some(n) = next {
+        unsafe {
+            _mm256_storeu_ps(n.max.as_mut_ptr(), next_max[0]);
+            _mm256_storeu_ps(n.max.as_mut_ptr().add(8), next_max[1]);
+        }
+    }
+    let mut out_exp = [0.0f64; LANES];
+    let mut out_shifted = [0.0f64; LANES];
+    for i in 0..4 {
+        unsafe {
+            _mm256_storeu_pd(out_exp.as_mut_ptr().add(4 * i), sum_exp[i]);
+            _mm256_storeu_pd(out_shifted.as_mut_ptr().add(4 * i), sum_shifted[i]);
+        }
+    }
+    (out_exp, out_shifted)
 }

@@ -10,6 +10,7 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
+use super::kdim::KdimNext;
 use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 
 /// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane
@@ -142,16 +143,6 @@ pub(super) fn row_apply<const COEF: bool>(row: &mut [f32], a: &[f32], scale_p: f
     }
 }
 
-/// The next K-dim tile's side of [`kdim_sums`]: the block from its first
-/// position on (classes `inner` apart), its packed values (rows `stride`
-/// apart) and the max of the group's 16 positions.
-pub(super) struct KdimNext<'a> {
-    pub logits: &'a [f32],
-    pub values: &'a mut [f32],
-    pub stride: usize,
-    pub max: &'a mut [f32],
-}
-
 /// `kdim::sums` for f32: S and L of the packed tile's 16 positions at j
 /// (classes `stride` apart in `pack`, max `max`), with the exponentials
 /// written back with `WRITE`. With `next`, each class step also copies the
@@ -178,14 +169,7 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
     // Every access below is in bounds when these hold.
     assert!(j + LANES <= stride && max.len() >= LANES && (!COEF || a.len() >= classes));
     if let Some(n) = &next {
-        let last = classes.saturating_sub(1);
-        assert!(
-            classes == 0
-                || (j + LANES <= n.stride
-                    && n.logits.len() >= last * inner + j + LANES
-                    && n.values.len() >= last * n.stride + j + LANES
-                    && n.max.len() >= LANES)
-        );
+        n.check(classes, inner, j);
     }
     // SAFETY (all loads and stores below): within the slices, by the asserts above.
     let m = unsafe { _mm512_loadu_ps(max.as_ptr()) };
@@ -304,4 +288,130 @@ pub(super) fn pick_targets(
         }
         j += 8;
     }
+}
+
+/// What [`kdim_gradient`] needs per position of a packed K-dim tile (each
+/// array holds the tile's padded width at least): the gradient's scales
+/// (e·scale_p + a·scale_w) and the target's class (`u32::MAX` where none)
+/// with its entry.
+pub(super) struct KdimScales<'a> {
+    pub scale_p: &'a [f32],
+    pub scale_w: &'a [f32],
+    pub ys: &'a [u32],
+    pub target_entries: &'a [f32],
+}
+
+/// `kdim::write_gradient` for f32: each class's run of the tile's gradient,
+/// e·scale_p + a·scale_w (a = the class weight with `COEF`, else 1; a
+/// product and a sum rounded apart, as the portable loop does) with the
+/// target's entry at the target's class, from the exponentials in `values`
+/// (classes `stride` apart) to `out` at k·inner + s0 (`width` positions).
+///
+/// With `stream`, each whole 64-byte line of a run goes out in one
+/// streaming store straight from a register, shifted across two groups
+/// (`vpermt2ps`) when the run does not start on a line; only the partial
+/// lines at a run's ends take ordinary masked stores. The caller fences.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn kdim_gradient<const COEF: bool>(
+    values: &[f32],
+    stride: usize,
+    width: usize,
+    scales: &KdimScales<'_>,
+    a: &[f32],
+    out: &mut [f32],
+    inner: usize,
+    s0: usize,
+    stream: bool,
+) {
+    let classes = values.len() / stride.max(1);
+    // Every access below is in bounds when these hold.
+    assert!(width <= stride && stride.is_multiple_of(LANES) && (!COEF || a.len() >= classes));
+    assert!(scales.scale_p.len() >= stride && scales.scale_w.len() >= stride);
+    assert!(scales.ys.len() >= stride && scales.target_entries.len() >= stride);
+    assert!(classes == 0 || out.len() >= (classes - 1) * inner + s0 + width);
+    let groups = stride / LANES;
+    for k in 0..classes {
+        let w = _mm512_set1_ps(if COEF { a[k] } else { 1.0 });
+        let class = _mm512_set1_epi32(k as i32);
+        let group =
+            |i: usize| kdim_gradient_group::<COEF>(&values[k * stride..][..stride], scales, w, class, i * LANES);
+        let dst = out[k * inner + s0..][..width].as_mut_ptr();
+        // Positions before the run's first line boundary (0 when not streaming).
+        let head = match stream {
+            true => (64 - dst as usize % 64) % 64 / 4,
+            false => 0,
+        };
+        let mut current = group(0);
+        if head > 0 {
+            // SAFETY: lanes below min(head, width) are within the run.
+            unsafe { _mm512_mask_storeu_ps(dst, lanes_below(head.min(width)), current) };
+        }
+        // Line l of the run: lanes head.. of group l, then lanes ..head of group l + 1.
+        let shift = _mm512_add_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(head as i32),
+        );
+        let (mut p, mut i) = (head, 0);
+        while p < width {
+            let next = match i + 1 < groups {
+                true => group(i + 1),
+                false => _mm512_setzero_ps(),
+            };
+            let line = match head {
+                0 => current,
+                _ => _mm512_permutex2var_ps(current, shift, next),
+            };
+            // SAFETY: positions p.. of the run, as many as stored (p < width);
+            // with `stream`, dst + p lies on a 64-byte line (p ≡ head mod 16).
+            unsafe {
+                match (p + LANES <= width, stream) {
+                    (true, true) => _mm512_stream_ps(dst.add(p), line),
+                    (true, false) => _mm512_storeu_ps(dst.add(p), line),
+                    (false, _) => _mm512_mask_storeu_ps(dst.add(p), lanes_below(width - p), line),
+                }
+            }
+            current = next;
+            (p, i) = (p + LANES, i + 1);
+        }
+    }
+}
+
+/// The gradient of the 16 positions at j of one class's run `e` (its
+/// exponentials), with `w` its weight and `class` its index in every lane.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn kdim_gradient_group<const COEF: bool>(
+    e: &[f32],
+    scales: &KdimScales<'_>,
+    w: __m512,
+    class: __m512i,
+    j: usize,
+) -> __m512 {
+    let (e, sp, sw) = (
+        &e[j..j + LANES],
+        &scales.scale_p[j..j + LANES],
+        &scales.scale_w[j..j + LANES],
+    );
+    let (ys, entries) = (&scales.ys[j..j + LANES], &scales.target_entries[j..j + LANES]);
+    // SAFETY: each slice above holds 16 values.
+    unsafe {
+        let sw = _mm512_loadu_ps(sw.as_ptr());
+        let shift = if COEF { _mm512_mul_ps(w, sw) } else { sw };
+        let g = _mm512_add_ps(
+            _mm512_mul_ps(_mm512_loadu_ps(e.as_ptr()), _mm512_loadu_ps(sp.as_ptr())),
+            shift,
+        );
+        let target = _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(ys.as_ptr().cast()), class);
+        _mm512_mask_loadu_ps(g, target, entries.as_ptr())
+    }
+}
+
+/// The mask of lanes 0..n of 16 (n ≤ 16).
+#[inline]
+fn lanes_below(n: usize) -> __mmask16 {
+    (((1u32 << n) - 1) & 0xffff) as __mmask16
 }

@@ -14,11 +14,14 @@
 //! lanes. The gradient is then written class run by class run, the target's
 //! entry patched into the run through a per-class list of its positions.
 //!
-//! For f32 on AVX-512 CPUs the sweep is `avx512::kdim_sums`, which also
-//! copies the same group of the next tile out of the block, one class per
-//! step: a separate copy would wait for memory with nothing to do, while
-//! here the loads' wait overlaps with the exponentials. The targets' logits
-//! and weights are gathered there too (`avx512::pick_targets`).
+//! For f32 at the AVX2 and AVX-512 levels the sweep is `avx2::kdim_sums` or
+//! `avx512::kdim_sums`, which also copies the same group of the next tile
+//! out of the block, one class per step: a separate copy would wait for
+//! memory with nothing to do, while here the loads' wait overlaps with the
+//! exponentials. On AVX-512 the targets' logits and weights are gathered
+//! (`avx512::pick_targets`), and the gradient goes out from registers in
+//! whole 64-byte streaming lines (`avx512::kdim_gradient`): no buffer in
+//! between, one store per line.
 //!
 //! Each lane does exactly what a position's sweep does alone — S and L
 //! summed over the classes in order in the working type, flushed to f64
@@ -132,6 +135,32 @@ pub(super) struct Next<'a, T> {
     pub tile: &'a mut PackedTile<T>,
 }
 
+/// The next tile's side of the f32 sweeps that copy it (`avx512::kdim_sums`,
+/// `avx2::kdim_sums`): the block from its first position on (classes
+/// `inner` apart), its packed values (rows `stride` apart) and the max of
+/// the group's 16 positions.
+pub(super) struct KdimNext<'a> {
+    pub logits: &'a [f32],
+    pub values: &'a mut [f32],
+    pub stride: usize,
+    pub max: &'a mut [f32],
+}
+
+impl KdimNext<'_> {
+    /// Panics unless the group at j of every one of `classes` classes lies
+    /// within the slices: what the sweeps' unchecked copies rely on.
+    pub fn check(&self, classes: usize, inner: usize, j: usize) {
+        let last = classes.saturating_sub(1);
+        assert!(
+            classes == 0
+                || (j + LANES <= self.stride
+                    && self.logits.len() >= last * inner + j + LANES
+                    && self.values.len() >= last * self.stride + j + LANES
+                    && self.max.len() >= LANES)
+        );
+    }
+}
+
 /// How a group's sums are computed: [`sums`], or for f32 on AVX-512 CPUs
 /// `avx512::kdim_sums`, which also copies the group's columns of the next
 /// tile (its loads wait for memory while the exponentials compute).
@@ -148,6 +177,14 @@ trait GroupSums<T: Lane> {
         max: &[T; LANES],
         next: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]);
+    /// [`write_gradient`]'s runs, without the closing fence.
+    fn gradient<const COEF: bool>(
+        t: &Tile<'_, T>,
+        tile: &PackedTile<T>,
+        scales: &Scales<T>,
+        out: &mut [T],
+        stream: bool,
+    );
 }
 
 /// The portable loop of [`sums`]; it never copies the next tile.
@@ -168,10 +205,62 @@ impl<T: Lane> GroupSums<T> for Portable {
     ) -> ([f64; LANES], [f64; LANES]) {
         sums::<T, COEF, WRITE>(t, pack, stride, j, max)
     }
+    #[inline(always)]
+    fn gradient<const COEF: bool>(
+        t: &Tile<'_, T>,
+        tile: &PackedTile<T>,
+        scales: &Scales<T>,
+        out: &mut [T],
+        stream: bool,
+    ) {
+        gradient_runs::<T, COEF>(t, tile, scales, out, stream);
+    }
 }
 
-/// `avx512::kdim_sums` for f32; [`sums`] for other types. Only
-/// [`kdim_tile`]'s AVX-512 branch names it.
+/// A group's arguments to the f32 sweeps (`avx512::kdim_sums`,
+/// `avx2::kdim_sums`): the packed tile, the group's max, the class weights,
+/// the block from the next tile on, and the next tile's side.
+#[cfg(target_arch = "x86_64")]
+struct F32Group<'a> {
+    pack: &'a mut [f32],
+    max: &'a [f32],
+    a: &'a [f32],
+    ahead: &'a [f32],
+    next: Option<KdimNext<'a>>,
+}
+
+/// [`sums`]' arguments as f32, when `T` is f32.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn f32_group<'a, T: Lane>(
+    t: &'a Tile<'_, T>,
+    pack: &'a mut [T],
+    j: usize,
+    max: &'a [T; LANES],
+    next: Option<&'a mut Next<'_, T>>,
+) -> Option<F32Group<'a>> {
+    let next = next.and_then(|n| {
+        let stride = padded(n.tile.width);
+        Some(KdimNext {
+            logits: f32::cast(n.logits)?,
+            values: f32::cast_mut(&mut n.tile.values[..])?,
+            stride,
+            max: f32::cast_mut(&mut n.tile.max[j..j + LANES])?,
+        })
+    });
+    let block = f32::cast(t.block)?;
+    Some(F32Group {
+        pack: f32::cast_mut(pack)?,
+        max: f32::cast(&max[..])?,
+        a: f32::cast(t.class_weights.unwrap_or(&[]))?,
+        ahead: block.get(t.s0 + TILE..).unwrap_or(&[]),
+        next,
+    })
+}
+
+/// `avx512::kdim_sums` and `avx512::kdim_gradient` for f32; [`sums`] and
+/// [`gradient_runs`] for other types. Only [`kdim_tile`]'s AVX-512 branch
+/// names it.
 #[cfg(target_arch = "x86_64")]
 struct Avx512;
 
@@ -189,28 +278,84 @@ impl<T: Lane> GroupSums<T> for Avx512 {
         max: &[T; LANES],
         next: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]) {
-        let (Some(pack32), Some(max32), Some(block), Some(a)) = (
-            f32::cast_mut(pack),
-            f32::cast(&max[..]),
-            f32::cast(t.block),
-            f32::cast(t.class_weights.unwrap_or(&[])),
-        ) else {
+        let is_f32 = f32::cast::<T>(&[]).is_some();
+        let Some(g) = f32_group(t, pack, j, max, next).filter(|_| is_f32) else {
             return sums::<T, COEF, WRITE>(t, pack, stride, j, max);
         };
-        let next = next.and_then(|n| {
-            let stride = padded(n.tile.width);
-            Some(super::avx512::KdimNext {
-                logits: f32::cast(n.logits)?,
-                values: f32::cast_mut(&mut n.tile.values[..])?,
-                stride,
-                max: f32::cast_mut(&mut n.tile.max[j..j + LANES])?,
-            })
-        });
-        let ahead = block.get(t.s0 + TILE..).unwrap_or(&[]);
         // SAFETY: `Avx512` is named only in `kdim_tile`'s branch for the
         // AVX-512 level, which a `Simd` token holds only when the CPU
         // reports AVX-512 F, VL, DQ, AVX2 and FMA.
-        unsafe { super::avx512::kdim_sums::<COEF, WRITE>(pack32, stride, j, max32, a, ahead, t.inner, next) }
+        unsafe { super::avx512::kdim_sums::<COEF, WRITE>(g.pack, stride, j, g.max, g.a, g.ahead, t.inner, g.next) }
+    }
+    #[inline(always)]
+    fn gradient<const COEF: bool>(
+        t: &Tile<'_, T>,
+        tile: &PackedTile<T>,
+        scales: &Scales<T>,
+        out: &mut [T],
+        stream: bool,
+    ) {
+        let (Some(values), Some(out32), Some(a), Some(scale_p), Some(scale_w), Some(entries)) = (
+            f32::cast(&tile.values),
+            f32::cast_mut(out),
+            f32::cast(t.class_weights.unwrap_or(&[])),
+            f32::cast(&scales.scale_p[..]),
+            f32::cast(&scales.scale_w[..]),
+            f32::cast(&scales.target_entries[..]),
+        ) else {
+            return gradient_runs::<T, COEF>(t, tile, scales, out, stream);
+        };
+        let scales = super::avx512::KdimScales {
+            scale_p,
+            scale_w,
+            ys: &t.ys,
+            target_entries: entries,
+        };
+        let stride = padded(tile.width);
+        // SAFETY: as in `sums` above: the AVX-512 level's branch only.
+        unsafe {
+            super::avx512::kdim_gradient::<COEF>(values, stride, tile.width, &scales, a, out32, t.inner, t.s0, stream)
+        }
+    }
+}
+
+/// `avx2::kdim_sums` for f32 (the gradient in portable code); [`sums`]
+/// for other types. Only [`kdim_tile`]'s AVX2 branch names it.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl<T: Lane> GroupSums<T> for Avx2 {
+    fn copies(_: &Tile<'_, T>) -> bool {
+        f32::cast::<T>(&[]).is_some()
+    }
+    #[inline(always)]
+    fn sums<const COEF: bool, const WRITE: bool>(
+        t: &Tile<'_, T>,
+        pack: &mut [T],
+        stride: usize,
+        j: usize,
+        max: &[T; LANES],
+        next: Option<&mut Next<'_, T>>,
+    ) -> ([f64; LANES], [f64; LANES]) {
+        let is_f32 = f32::cast::<T>(&[]).is_some();
+        let Some(g) = f32_group(t, pack, j, max, next).filter(|_| is_f32) else {
+            return sums::<T, COEF, WRITE>(t, pack, stride, j, max);
+        };
+        // SAFETY: `Avx2` is named only in `kdim_tile`'s branch for the AVX2
+        // level, which a `Simd` token holds only when the CPU reports AVX2
+        // and FMA.
+        unsafe { super::avx2::kdim_sums::<COEF, WRITE>(g.pack, stride, j, g.max, g.a, g.ahead, t.inner, g.next) }
+    }
+    #[inline(always)]
+    fn gradient<const COEF: bool>(
+        t: &Tile<'_, T>,
+        tile: &PackedTile<T>,
+        scales: &Scales<T>,
+        out: &mut [T],
+        stream: bool,
+    ) {
+        gradient_runs::<T, COEF>(t, tile, scales, out, stream);
     }
 }
 
@@ -298,12 +443,37 @@ fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
 /// by class run: e·scale_p + a·scale_w (a = 1 without `COEF`), and the
 /// target's entry at the target's class.
 #[inline(always)]
-fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<T>, scales: &Scales<T>, out: &mut [T]) {
+fn write_gradient<T: Lane, S: GroupSums<T>, const COEF: bool>(
+    t: &Tile<'_, T>,
+    tile: &PackedTile<T>,
+    scales: &Scales<T>,
+    out: &mut [T],
+) {
+    let stream = std::mem::size_of_val(out) >= STREAM_BYTES;
+    S::gradient::<COEF>(t, tile, scales, out, stream);
+    #[cfg(target_arch = "x86_64")]
+    if stream {
+        // SAFETY: a store fence has no preconditions; SSE is baseline on
+        // x86-64. It orders the streaming stores above before any later
+        // store (the reference kernel's fix-ups) and before other threads
+        // read the gradient.
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
+}
+
+/// [`write_gradient`]'s runs in portable code.
+#[inline(always)]
+fn gradient_runs<T: Lane, const COEF: bool>(
+    t: &Tile<'_, T>,
+    tile: &PackedTile<T>,
+    scales: &Scales<T>,
+    out: &mut [T],
+    stream: bool,
+) {
     let width = tile.width;
     let stride = padded(width);
     let classes = tile.values.len() / stride;
     let a = t.class_weights.unwrap_or(&[]);
-    let stream = std::mem::size_of_val(out) >= STREAM_BYTES;
     // The tile's kept positions linked class by class (first[k], then
     // next[j]), so that each class run patches in its targets' entries
     // without a compare per position (LLVM turned that select into a branch
@@ -331,14 +501,6 @@ fn write_gradient<T: Lane, const COEF: bool>(t: &Tile<'_, T>, tile: &PackedTile<
             j = next[j as usize];
         }
         store_run(&mut out[k * t.inner + t.s0..][..width], &values[..width], stream);
-    }
-    #[cfg(target_arch = "x86_64")]
-    if stream {
-        // SAFETY: a store fence has no preconditions; SSE is baseline on
-        // x86-64. It orders the streaming stores above before any later
-        // store (the reference kernel's fix-ups) and before other threads
-        // read the gradient.
-        unsafe { std::arch::x86_64::_mm_sfence() };
     }
 }
 
@@ -449,7 +611,7 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
         terms[j..j + n].copy_from_slice(&group_terms[..n]);
     }
     if let Some(grad) = grad {
-        write_gradient::<T, COEF>(t, packed, &scales, grad.out);
+        write_gradient::<T, S, COEF>(t, packed, &scales, grad.out);
     }
     copied
 }
@@ -538,7 +700,7 @@ pub(super) fn kdim_tile<T: Lane>(
     tile_any::<T, Portable>(t, packed, next, grad, terms, flags)
 }
 
-/// [`tile_any`] compiled for AVX2 and FMA.
+/// [`tile_any`] compiled for AVX2 and FMA, with the f32 sweep of `avx2.rs`.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
@@ -552,7 +714,7 @@ unsafe fn tile_avx2<T: Lane>(
     terms: &mut [(f64, f64)],
     flags: &mut TileFlags,
 ) -> usize {
-    tile_any::<T, Portable>(t, packed, next, grad, terms, flags)
+    tile_any::<T, Avx2>(t, packed, next, grad, terms, flags)
 }
 
 /// [`tile_any`] compiled for AVX-512, with the f32 sweep of `avx512.rs`.

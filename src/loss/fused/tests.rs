@@ -567,16 +567,15 @@ fn half_types_with_upstream_gradients_give_the_same_bits_on_every_level() {
     assert_half_levels_agree(&cases, true);
 }
 
-/// The AVX-512 K-dim path (`avx512::kdim_sums`, which copies the next tile
-/// during the sweep, and `avx512::pick_targets`) against the scalar level,
-/// on blocks of many tiles whose widths and last tiles are rarely whole
-/// groups, forward alone and with the gradient (elsewhere: skipped).
+/// The K-dim paths that copy the next tile during the sweep
+/// (`avx2::kdim_sums`, `avx512::kdim_sums`) and pick the targets with
+/// gathers (`avx512::pick_targets`) against the scalar level, on blocks of
+/// many tiles whose widths and last tiles are rarely whole groups, forward
+/// alone and with the gradient (AVX-512 where the CPU has it, else the
+/// test says it skipped that level).
 #[test]
-fn kdim_avx512_gives_the_scalar_bits() {
+fn kdim_copying_sweeps_give_the_scalar_bits() {
     let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !has_avx512_else_say_skipped() {
-        return;
-    }
     let mut cases = kdim_cases(31, 30);
     let mut rng = Rng(32);
     for round in 0..12 {
@@ -587,16 +586,50 @@ fn kdim_avx512_gives_the_scalar_bits() {
         case.reduction = Reduction::ALL[round % 3];
         cases.push(case);
     }
-    assert_eq!(
-        kdim_forward_bits_at(SimdLevel::Scalar, &cases),
-        kdim_forward_bits_at(SimdLevel::Avx512, &cases),
-        "forward"
-    );
-    assert_eq!(
-        f32_bits_at(SimdLevel::Scalar, &cases),
-        f32_bits_at(SimdLevel::Avx512, &cases),
-        "with the gradient"
-    );
+    let scalar_forward = kdim_forward_bits_at(SimdLevel::Scalar, &cases);
+    let scalar = f32_bits_at(SimdLevel::Scalar, &cases);
+    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        if level == SimdLevel::Avx512 && !has_avx512_else_say_skipped() {
+            continue;
+        }
+        assert_eq!(scalar_forward, kdim_forward_bits_at(level, &cases), "{level:?} forward");
+        assert_eq!(scalar, f32_bits_at(level, &cases), "{level:?} with the gradient");
+    }
+}
+
+/// The K-dim gradient's streaming stores (whole 64-byte lines from
+/// registers, shifted when a class's run does not start on a line, partial
+/// lines at the ends) wherever the output starts within a line: the scalar
+/// level's bits at every level, for blocks whose runs share one alignment
+/// (S a multiple of 16) or not, with weights, smoothing, ignored positions
+/// and −inf logits (`random_case`'s and `kdim_cases`'s).
+#[test]
+fn kdim_gradient_at_every_offset_in_a_line_gives_the_scalar_bits() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng(77);
+    let shapes: [&[usize]; 4] = [&[1, 20, 64, 64], &[2, 21, 70, 70], &[1, 17, 4099], &[1, 33, 2000 + 7]];
+    for (round, shape) in shapes.iter().enumerate() {
+        let mut case = random_case::<f32>(&mut rng, shape, round % 2 == 1);
+        case.reduction = Reduction::ALL[round % 3];
+        case.probabilities = None;
+        let x = case.x.len();
+        let grads_at = |level: SimdLevel, offset: usize| {
+            simd::set_simd_level(Some(level));
+            let mut buffer = vec![0.0f32; x + 16];
+            let terms = case.with(|problem, input, target, up| {
+                forward_backward_into(problem, input.data, target, up, &mut buffer[offset..offset + x]).unwrap()
+            });
+            simd::set_simd_level(None);
+            let terms: Vec<f64> = terms.iter().flat_map(|t| [t.0, t.1]).collect();
+            (bits64(&terms), bits(&buffer[offset..offset + x]))
+        };
+        let scalar = grads_at(SimdLevel::Scalar, 0);
+        for offset in 0..16 {
+            for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+                assert!(scalar == grads_at(level, offset), "{shape:?} at +{offset} on {level:?}");
+            }
+        }
+    }
 }
 
 /// The AVX-512 loops that sweep float16/bfloat16 rows as they are
