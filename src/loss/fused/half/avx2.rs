@@ -22,6 +22,10 @@ use super::ClassGradient;
 /// Lanes per vector: half of the portable 16.
 const HALF: usize = LANES / 2;
 
+/// Gradient rows from this size on go out with streaming stores: written
+/// once and not read again here, they need not be read in before their write.
+const STREAM_ROW_BYTES: usize = 32 << 10;
+
 /// `vcvtps2ph`'s immediate: round to nearest, ties to even.
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT;
 
@@ -514,15 +518,24 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
         (o, term)
     };
     let full = n / LANES * LANES;
+    // Each 16 classes are 32 bytes, so an aligned row keeps every store aligned.
+    let stream = (out.as_ptr() as usize).is_multiple_of(16) && std::mem::size_of_val(&out[..n]) >= STREAM_ROW_BYTES;
     let mut acc = [_mm256_setzero_ps(); 2];
     let mut i = 0;
     while i < full {
-        // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len() (asserted).
+        // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len()
+        // (asserted); with `stream`, out + i is 16-byte aligned (above), as
+        // `_mm_stream_si128` requires.
         unsafe {
             let (o, term) = step(load(src, i), i);
             let p = out.as_mut_ptr().add(i);
-            _mm_storeu_si128(p.cast(), o[0]);
-            _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+            if stream {
+                _mm_stream_si128(p.cast(), o[0]);
+                _mm_stream_si128(p.add(HALF).cast(), o[1]);
+            } else {
+                _mm_storeu_si128(p.cast(), o[0]);
+                _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+            }
             if SUM {
                 acc = add(acc, term);
             }
@@ -542,6 +555,11 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
             }
         }
         out[full..n].copy_from_slice(&written[..n - full]);
+    }
+    if stream {
+        // Orders the streaming stores before any later store (another
+        // thread may read the gradient once this job is done).
+        _mm_sfence();
     }
     if SUM {
         fold(acc)
