@@ -218,7 +218,7 @@ impl<'p, T: Element> Half<'p, T> {
     }
 
     /// Position `p`'s log-softmax and where its sweeps read its classes:
-    /// the half-precision row itself where the AVX-512 loops take it
+    /// the half-precision row itself where the AVX-512 or AVX2 loops take it
     /// ([`half::Direct`]), else the f32 copy in `row`.
     /// `known`: the row's max, when the sweep of the row before found it.
     fn log_softmax_of<'a>(

@@ -43,6 +43,16 @@ impl Simd {
         self.0
     }
 
+    /// Whether the CPU also converts float16 (F16C), at the AVX2 level or
+    /// above: the AVX2 float16/bfloat16 loops need it. It never changes
+    /// the level.
+    pub(crate) fn has_f16c(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.0 >= SimdLevel::Avx2 && is_x86_feature_detected!("f16c");
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
     /// This level or `cap`, whichever is lower (a kernel that is faster
     /// built for a lower level asks for it). Lower never loses soundness.
     pub(crate) fn at_most(self, cap: SimdLevel) -> Simd {

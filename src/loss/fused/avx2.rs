@@ -17,7 +17,7 @@ use super::lanes::{finish_block, prefetch, BLOCK, LANES};
 /// e^d for eight d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn exp8(d: __m256) -> __m256 {
+pub(super) fn exp8(d: __m256) -> __m256 {
     // `max` with NaN in the first operand returns the second, as f32::max does.
     let clamped = _mm256_max_ps(d, _mm256_set1_ps(MIN_INPUT));
     let rounder = _mm256_set1_ps(ROUNDER);

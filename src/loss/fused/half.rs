@@ -8,6 +8,8 @@
 //! M and ln_sum as libtorch's log_softmax keeps them; no loop stores them.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 
 #[cfg(target_arch = "x86_64")]
@@ -345,14 +347,41 @@ macro_rules! on_half {
     };
 }
 
-/// A contiguous position's half-precision classes, which the AVX-512 loops
-/// (`half/avx512.rs`) sweep as they are instead of an f32 copy. Only
-/// [`Direct::of`] makes one: on CPUs with AVX-512, for f16 and bf16 rows
-/// without NaN or +inf whose max is finite (other rows take the f32 copy).
+/// Runs `$body` with `$m` the module of `$kernel`'s loops.
+#[cfg(target_arch = "x86_64")]
+macro_rules! on_kernel {
+    ($kernel:expr, |$m:ident| $body:expr) => {
+        match $kernel {
+            Kernel::Avx512 => {
+                use self::avx512 as $m;
+                $body
+            }
+            Kernel::Avx2 => {
+                use self::avx2 as $m;
+                $body
+            }
+        }
+    };
+}
+
+/// The loops that sweep a [`Direct`] row: `half/avx512.rs`, or on AVX2
+/// CPUs with F16C `half/avx2.rs`.
+#[derive(Clone, Copy)]
+enum Kernel {
+    Avx2,
+    Avx512,
+}
+
+/// A contiguous position's half-precision classes, which the AVX-512 or
+/// AVX2 loops sweep as they are instead of an f32 copy. Only
+/// [`Direct::of`] makes one: on CPUs with AVX-512, or AVX2 and F16C, for
+/// f16 and bf16 rows without NaN or +inf whose max is finite (other rows
+/// take the f32 copy).
 #[derive(Clone, Copy)]
 pub(crate) struct Direct<'a, T> {
     src: &'a [T],
     max: f32,
+    kernel: Kernel,
 }
 
 /// A row's max as [`Direct::of`] would find it (`None` where the row takes
@@ -361,18 +390,24 @@ pub(crate) struct Direct<'a, T> {
 pub(crate) struct NextMax(Option<f32>);
 
 impl<'a, T: Element> Direct<'a, T> {
-    /// The row `src` with its max, when the AVX-512 loops can take it;
-    /// `known`, when a sweep of the row before found it, spares its pass.
+    /// The row `src` with its max, when the AVX-512 or AVX2 loops can take
+    /// it; `known`, when a sweep of the row before found it, spares its pass.
     pub fn of(level: Simd, src: &'a [T], known: Option<NextMax>) -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
-        if level.level() == SimdLevel::Avx512 && T::REDUCED {
+        if T::REDUCED {
+            let kernel = match level.level() {
+                SimdLevel::Avx512 => Kernel::Avx512,
+                SimdLevel::Avx2 if level.has_f16c() => Kernel::Avx2,
+                _ => return None,
+            };
             let max = match known {
                 Some(NextMax(max)) => max,
                 // SAFETY: `level` is a `Simd`, which only `simd::current()`
-                // makes, and it holds Avx512 only when the CPU reports AVX-512 F.
-                None => on_half!(T, src, |s, H| unsafe { avx512::row_max::<H>(s) }),
+                // makes: it holds Avx512 only when the CPU reports AVX-512 F,
+                // and Avx2 only with AVX2 and FMA, F16C checked above.
+                None => on_kernel!(kernel, |k| on_half!(T, src, |s, H| unsafe { k::row_max::<H>(s) })),
             };
-            return max.map(|max| Direct { src, max });
+            return max.map(|max| Direct { src, max, kernel });
         }
         let _ = (level, src, known);
         None
@@ -391,10 +426,10 @@ impl<'a, T: Element> Direct<'a, T> {
     /// Σ e^(x − max) (see [`exp_sum`]); `next` (the next row or empty) is prefetched.
     pub fn sum_exp(&self, next: &[T]) -> f32 {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Direct` exists only on CPUs with AVX-512 F (`Direct::of`).
-        return on_half!(T, self.src, |s, H| unsafe {
-            avx512::exp_sum::<H>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]))
-        });
+        // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
+        return on_kernel!(self.kernel, |k| on_half!(T, self.src, |s, H| unsafe {
+            k::exp_sum::<H>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]))
+        }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {next:?}")
     }
@@ -408,12 +443,12 @@ impl<'a, T: Element> Direct<'a, T> {
         next: &[T],
     ) -> (f32, Option<NextMax>) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Direct` exists only on CPUs with AVX-512 F (`Direct::of`).
-        return on_half!(T, self.src, |s, H| unsafe {
+        // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
+        return on_kernel!(self.kernel, |k| on_half!(T, self.src, |s, H| unsafe {
             let next = as_type::<T, H>(next).unwrap_or(&[]);
-            let (sum, next_max) = avx512::log_probability_sum::<H, WEIGHTED>(s, self.max, ln_sum, w, next);
+            let (sum, next_max) = k::log_probability_sum::<H, WEIGHTED>(s, self.max, ln_sum, w, next);
             (sum, next_max.map(NextMax))
-        });
+        }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {ln_sum} {w:?} {next:?}")
     }
@@ -430,11 +465,11 @@ impl<'a, T: Element> Direct<'a, T> {
     ) -> f32 {
         let sum_g = class_gradient_total::<T, WEIGHTED>(level, self.src.len(), k, w);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Direct` exists only on CPUs with AVX-512 F (`Direct::of`).
-        return on_half!(T, self.src, |s, H| unsafe {
+        // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
+        return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
             let out = as_type_mut::<T, H>(out).expect("out has the row's type");
-            avx512::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out)
-        });
+            m::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out)
+        }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {sum_g} {out:?}")
     }

@@ -632,19 +632,28 @@ fn kdim_gradient_at_every_offset_in_a_line_gives_the_scalar_bits() {
     }
 }
 
-/// The AVX-512 loops that sweep float16/bfloat16 rows as they are
-/// (`fused/half/avx512.rs`) against the scalar level, on CPUs with AVX-512
-/// (elsewhere the test says it was skipped): lengths not a multiple of 16,
+/// The AVX-512 and AVX2 loops that sweep float16/bfloat16 rows as they are
+/// (`fused/half/avx512.rs`, `fused/half/avx2.rs`) against the scalar level,
+/// on CPUs with AVX-512, or AVX2 and F16C (elsewhere the test says which
+/// level it skipped): lengths not a multiple of 16,
 /// zeros of both signs, f16 subnormals, values past f16's range, −inf
 /// logits, NaN and +inf rows (which the f32 copy takes), weights,
 /// smoothing, ignored positions and upstream gradients.
 #[test]
 fn half_rows_swept_directly_give_the_scalar_bits() {
     let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !has_avx512_else_say_skipped() {
-        return;
-    }
-    let shapes: [&[usize]; 7] = [&[3, 1000], &[4, 33], &[2, 16], &[5, 7], &[2, 2100], &[1, 47], &[6, 130]];
+    // [2, 16411]: rows long enough for `half/avx2.rs`'s streaming stores,
+    // the first one aligned for them and the second not.
+    let shapes: [&[usize]; 8] = [
+        &[3, 1000],
+        &[4, 33],
+        &[2, 16],
+        &[5, 7],
+        &[2, 2100],
+        &[1, 47],
+        &[6, 130],
+        &[2, 16411],
+    ];
     let mut rng = Rng(5150);
     let cases: Vec<Case<f32>> = (0..70)
         .map(|i| {
@@ -671,17 +680,29 @@ fn half_rows_swept_directly_give_the_scalar_bits() {
             case
         })
         .collect();
-    for upstream in [false, true] {
-        assert_eq!(
-            half_bits_at::<::half::f16>(SimdLevel::Scalar, &cases, upstream),
-            half_bits_at::<::half::f16>(SimdLevel::Avx512, &cases, upstream),
-            "f16, upstream {upstream}"
-        );
-        assert_eq!(
-            half_bits_at::<::half::bf16>(SimdLevel::Scalar, &cases, upstream),
-            half_bits_at::<::half::bf16>(SimdLevel::Avx512, &cases, upstream),
-            "bf16, upstream {upstream}"
-        );
+    simd::set_simd_level(Some(SimdLevel::Avx2));
+    let avx2 = simd::current().level() == SimdLevel::Avx2 && simd::current().has_f16c();
+    simd::set_simd_level(None);
+    if !avx2 {
+        eprintln!("skipped the AVX2 level: this CPU lacks AVX2, FMA or F16C");
+    }
+    let levels = [
+        (SimdLevel::Avx2, avx2),
+        (SimdLevel::Avx512, has_avx512_else_say_skipped()),
+    ];
+    for (level, _) in levels.into_iter().filter(|&(_, has)| has) {
+        for upstream in [false, true] {
+            assert_eq!(
+                half_bits_at::<::half::f16>(SimdLevel::Scalar, &cases, upstream),
+                half_bits_at::<::half::f16>(level, &cases, upstream),
+                "f16 {level:?}, upstream {upstream}"
+            );
+            assert_eq!(
+                half_bits_at::<::half::bf16>(SimdLevel::Scalar, &cases, upstream),
+                half_bits_at::<::half::bf16>(level, &cases, upstream),
+                "bf16 {level:?}, upstream {upstream}"
+            );
+        }
     }
 }
 

@@ -1,0 +1,762 @@
+//! The class-target row loops of `fused/half.rs` written with AVX2, FMA and
+//! F16C intrinsics that read the float16/bfloat16 row itself, as
+//! `half/avx512.rs` does on AVX-512: no f32 copy of the row is written or
+//! read again, and f16 converts with `vcvtph2ps`/`vcvtps2ph`.
+//!
+//! Two 8-lane vectors, `[lo, hi]`, hold the portable loops' 16 lanes (lane
+//! l sums the classes c ≡ l mod 16, the last few classes go to lanes 0..),
+//! every step is the portable step (the exp is `fast_exp`'s, see
+//! `fused/avx2.rs`), and the rounding is `half_bits.rs`'s (tested on every
+//! 61st f32 pattern), so every level gives the same bits. Rows holding NaN
+//! or +inf (or only −inf) never come here: `row_max` turns them away.
+
+use std::arch::x86_64::*;
+
+use half::{bf16, f16};
+
+use super::super::super::element::Element;
+use super::super::avx2::exp8;
+use super::super::lanes::{fold_lanes, prefetch, LANES};
+use super::ClassGradient;
+
+/// Lanes per vector: half of the portable 16.
+const HALF: usize = LANES / 2;
+
+/// Gradient rows from this size on go out with streaming stores: written
+/// once and not read again here, they need not be read in before their write.
+const STREAM_ROW_BYTES: usize = 32 << 10;
+
+/// `vcvtps2ph`'s immediate: round to nearest, ties to even.
+const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT;
+
+/// The portable 16 lanes: lanes 0–7 and 8–15.
+type Lanes = [__m256; 2];
+
+/// A half type's conversions on 8 lanes.
+pub(crate) trait Half8: Element {
+    /// Eight values (their bits) as f32, exactly (NaN aside: rows with NaN
+    /// do not come here).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn widen8(bits: __m128i) -> __m256;
+    /// Each lane rounded to this type, as `Element::round_f32`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn round8(v: __m256) -> __m256;
+    /// [`Half8::round8`] for lanes that hold no NaN.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn round8_number(v: __m256) -> __m256 {
+        // SAFETY: the caller's promise.
+        unsafe { Self::round8(v) }
+    }
+    /// Each lane rounded to this type, its bits, as `Element::narrow_f32`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn narrow8(v: __m256) -> __m128i;
+    /// [`Half8::narrow8`] for lanes that hold no NaN.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn narrow8_number(v: __m256) -> __m128i {
+        // SAFETY: the caller's promise.
+        unsafe { Self::narrow8(v) }
+    }
+}
+
+impl Half8 for f16 {
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn widen8(bits: __m128i) -> __m256 {
+        _mm256_cvtph_ps(bits)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn round8(v: __m256) -> __m256 {
+        _mm256_cvtph_ps(_mm256_cvtps_ph::<ROUND_NEAREST_EVEN>(v))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn narrow8(v: __m256) -> __m128i {
+        _mm256_cvtps_ph::<ROUND_NEAREST_EVEN>(v)
+    }
+}
+
+/// bf16 rounding's integer step: 16 bits dropped to nearest, ties to even
+/// (a carry moves into the exponent).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn bf16_nearest(bits: __m256i) -> __m256i {
+    let odd = _mm256_and_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(1));
+    _mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)))
+}
+
+/// The high 16 bits of each 32-bit lane, in order.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn high_halves(v: __m256) -> __m128i {
+    let high = _mm256_srli_epi32::<16>(_mm256_castps_si256(v));
+    // Each lane is at most 0xffff, so the unsigned saturation never bites.
+    _mm_packus_epi32(_mm256_castsi256_si128(high), _mm256_extracti128_si256::<1>(high))
+}
+
+impl Half8 for bf16 {
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn widen8(bits: __m128i) -> __m256 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)))
+    }
+
+    /// `half_bits.rs`'s bf16 rounding: NaN made quiet, else [`bf16_nearest`].
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn round8(v: __m256) -> __m256 {
+        let bits = _mm256_castps_si256(v);
+        let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        let quiet = _mm256_or_si256(bits, _mm256_set1_epi32(0x0040_0000));
+        let rounded = _mm256_blendv_epi8(bf16_nearest(bits), quiet, nan);
+        _mm256_castsi256_ps(_mm256_and_si256(rounded, _mm256_set1_epi32(0xffff_0000_u32 as i32)))
+    }
+
+    /// Without NaN, rounding is the integer step alone.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn round8_number(v: __m256) -> __m256 {
+        let nearest = bf16_nearest(_mm256_castps_si256(v));
+        _mm256_castsi256_ps(_mm256_and_si256(nearest, _mm256_set1_epi32(0xffff_0000_u32 as i32)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn narrow8(v: __m256) -> __m128i {
+        // SAFETY: the caller's promise.
+        high_halves(unsafe { Self::round8(v) })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn narrow8_number(v: __m256) -> __m128i {
+        // SAFETY: the caller's promise.
+        high_halves(unsafe { Self::round8_number(v) })
+    }
+}
+
+/// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn load<H: Half8>(src: &[H], start: usize) -> Lanes {
+    assert!(start + LANES <= src.len());
+    // SAFETY: 16 values of 2 bytes from `start` are in `src` (asserted);
+    // `loadu` takes any alignment; the CPU has AVX2 and F16C (the caller's promise).
+    unsafe {
+        let p = src.as_ptr().add(start);
+        [
+            H::widen8(_mm_loadu_si128(p.cast())),
+            H::widen8(_mm_loadu_si128(p.add(HALF).cast())),
+        ]
+    }
+}
+
+/// The classes after the last whole 16 (fewer than 16), padded with zeros,
+/// and the mask (all ones) of the lanes they fill.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn tail<H: Half8>(src: &[H], full: usize) -> ([H; LANES], Lanes) {
+    let mut padded = [H::from_f64(0.0); LANES];
+    let rest = &src[full..];
+    padded[..rest.len()].copy_from_slice(rest);
+    let mut mask = [0i32; LANES];
+    mask[..rest.len()].fill(-1);
+    // SAFETY: `mask` holds 16 i32, two unaligned loads of 8.
+    let mask = unsafe {
+        [
+            _mm256_loadu_si256(mask.as_ptr().cast()),
+            _mm256_loadu_si256(mask.as_ptr().add(HALF).cast()),
+        ]
+    };
+    (padded, mask.map(|m| _mm256_castsi256_ps(m)))
+}
+
+/// `acc + v` in the lanes of `mask`, `acc` elsewhere.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn add_masked(acc: Lanes, mask: Lanes, v: Lanes) -> Lanes {
+    [0, 1].map(|h| _mm256_blendv_ps(acc[h], _mm256_add_ps(acc[h], v[h]), mask[h]))
+}
+
+/// `acc + v`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn add(acc: Lanes, v: Lanes) -> Lanes {
+    [_mm256_add_ps(acc[0], v[0]), _mm256_add_ps(acc[1], v[1])]
+}
+
+/// The 16 lanes folded in `fold_lanes`'s tree.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn fold(v: Lanes) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8.
+    unsafe {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), v[0]);
+        _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), v[1]);
+    }
+    fold_lanes(&lanes) as f32
+}
+
+/// A row's max and whether it holds NaN or +inf, found 16 classes at a
+/// time in the row's order, so every scan of a row gives the same verdict.
+#[derive(Clone, Copy)]
+struct MaxScan {
+    acc: Lanes,
+    /// All ones in lanes that saw NaN or +inf: "not below +inf", unordered included.
+    bad: __m256,
+}
+
+impl MaxScan {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new() -> Self {
+        MaxScan {
+            acc: [_mm256_set1_ps(f32::NEG_INFINITY); 2],
+            bad: _mm256_setzero_ps(),
+        }
+    }
+
+    /// `v`, the next 16 classes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn add(&mut self, v: Lanes) {
+        let inf = _mm256_set1_ps(f32::INFINITY);
+        for h in 0..2 {
+            // max(v, acc) is acc where the two are equal (±0 keeps the
+            // earlier zero, as `f32::max` compiles) or v is NaN.
+            self.acc[h] = _mm256_max_ps(v[h], self.acc[h]);
+            self.bad = _mm256_or_ps(self.bad, _mm256_cmp_ps::<_CMP_NLT_UQ>(v[h], inf));
+        }
+    }
+
+    /// Classes `i..i + 16` of `src` (`i + 16 ≤ src.len()`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn add_at<H: Half8>(&mut self, src: &[H], i: usize) {
+        // SAFETY: the caller's promise.
+        self.add(unsafe { load(src, i) });
+    }
+
+    /// The classes after `full`, the last whole 16 (fewer than 16).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn add_tail<H: Half8>(&mut self, src: &[H], full: usize) {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the caller's promise.
+        let v = unsafe { load(&padded, 0) };
+        let inf = _mm256_set1_ps(f32::INFINITY);
+        for h in 0..2 {
+            let max = _mm256_max_ps(v[h], self.acc[h]);
+            self.acc[h] = _mm256_blendv_ps(self.acc[h], max, mask[h]);
+            let bad = _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(v[h], inf), mask[h]);
+            self.bad = _mm256_or_ps(self.bad, bad);
+        }
+    }
+
+    /// The max (as `half::widen_with_max` finds it), when the row holds no
+    /// NaN and no +inf and the max is finite; `None` otherwise.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn verdict(self) -> Option<f32> {
+        if _mm256_movemask_ps(self.bad) != 0 {
+            return None;
+        }
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), self.acc[0]);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), self.acc[1]);
+        }
+        let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        max.is_finite().then_some(max)
+    }
+}
+
+/// The row's max, when the row holds no NaN and no +inf and the max is
+/// finite; `None` otherwise (see [`MaxScan::verdict`]).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn row_max<H: Half8>(src: &[H]) -> Option<f32> {
+    let full = src.len() / LANES * LANES;
+    let mut scan = MaxScan::new();
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX2 and F16C (the caller's promise); i + 16 ≤ full.
+        unsafe { scan.add_at(src, i) };
+        i += LANES;
+    }
+    if full < src.len() {
+        // SAFETY: the caller's promise.
+        unsafe { scan.add_tail(src, full) };
+    }
+    scan.verdict()
+}
+
+/// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
+/// the next row (`next`, or empty) meanwhile.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn exp_sum<H: Half8>(src: &[H], max: f32, next: &[H]) -> f32 {
+    let per_line = 64 / std::mem::size_of::<H>();
+    let m = _mm256_set1_ps(max);
+    let exp = |x: Lanes| x.map(|x| exp8(_mm256_sub_ps(x, m)));
+    let full = src.len() / LANES * LANES;
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i < full {
+        // As the portable loop: one line of the next row per 16 classes.
+        if let Some(v) = next.get(i / LANES * per_line) {
+            prefetch(v);
+        }
+        // SAFETY: the CPU has AVX2 and F16C (the caller's promise); i + 16 ≤ full.
+        acc = add(acc, exp(unsafe { load(src, i) }));
+        i += LANES;
+    }
+    if full < src.len() {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the caller's promise.
+        acc = add_masked(acc, mask, exp(unsafe { load(&padded, 0) }));
+    }
+    fold(acc)
+}
+
+/// lp = r((x − max) − ln_sum) for 8 classes: never NaN, as rows here hold
+/// finite values and −inf, the max is finite, ln_sum finite or +inf.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn log_probability<H: Half8>(x: __m256, max: __m256, ln_sum: __m256) -> __m256 {
+    // SAFETY: the caller's promise.
+    unsafe { H::round8_number(_mm256_sub_ps(_mm256_sub_ps(x, max), ln_sum)) }
+}
+
+/// The 16 weights from `w[start..]`, or the tail's zero-padded.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn weights(w: &[f32], start: usize) -> Lanes {
+    let mut padded = [0.0f32; LANES];
+    let chunk = &w[start..(start + LANES).min(w.len())];
+    let p = if chunk.len() == LANES {
+        chunk.as_ptr()
+    } else {
+        padded[..chunk.len()].copy_from_slice(chunk);
+        padded.as_ptr()
+    };
+    // SAFETY: `p` points at 16 f32, two unaligned loads of 8.
+    unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(HALF))] }
+}
+
+/// `half::log_probability_sum` on the half-precision row: Σ_c lp_c, or
+/// Σ_c r(lp_c·w_c) with `WEIGHTED` (`w`: the row's length); with `next`
+/// (the next row, of the row's length, or empty) also [`row_max`] of it,
+/// whose read from memory then overlaps this row's arithmetic.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn log_probability_sum<H: Half8, const WEIGHTED: bool>(
+    src: &[H],
+    max: f32,
+    ln_sum: f32,
+    w: &[f32],
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
+    assert!(!WEIGHTED || w.len() >= src.len());
+    let scan_next = next.len() == src.len();
+    let mut scan = MaxScan::new();
+    let (m, ln) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum));
+    // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
+    let term = |x: Lanes, start: usize| unsafe {
+        let lp = x.map(|x| log_probability::<H>(x, m, ln));
+        match WEIGHTED {
+            true => {
+                let wv = weights(w, start);
+                [0, 1].map(|h| H::round8(_mm256_mul_ps(lp[h], wv[h])))
+            }
+            false => lp,
+        }
+    };
+    let full = src.len() / LANES * LANES;
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full, and ≤ next.len() when scanned.
+        unsafe {
+            acc = add(acc, term(load(src, i), i));
+            if scan_next {
+                scan.add_at(next, i);
+            }
+        }
+        i += LANES;
+    }
+    if full < src.len() {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the CPU has AVX2 and F16C.
+        unsafe {
+            acc = add_masked(acc, mask, term(load(&padded, 0), full));
+            if scan_next {
+                scan.add_tail(next, full);
+            }
+        }
+    }
+    (fold(acc), scan_next.then(|| scan.verdict()))
+}
+
+/// `half::class_backward_row`'s sweep on the half-precision row, given
+/// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
+/// returns what [`log_probability_sum`] returns.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn class_backward<H: Half8, const SUM: bool, const WEIGHTED: bool>(
+    src: &[H],
+    max: f32,
+    ln_sum: f32,
+    k: ClassGradient,
+    sum_g: f32,
+    w: &[f32],
+    out: &mut [H],
+) -> f32 {
+    // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
+    // (e ∈ [0, 1]), so its rounding needs no NaN step.
+    let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
+    // SAFETY (both): the caller's promise.
+    match numbers {
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out) },
+    }
+}
+
+/// `g` with lane `lane` (< 8) set to `v`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn with_lane(g: __m256, lane: usize, v: __m256) -> __m256 {
+    let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let hit = _mm256_cmpeq_epi32(index, _mm256_set1_epi32(lane as i32));
+    _mm256_blendv_ps(g, v, _mm256_castsi256_ps(hit))
+}
+
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
+    src: &[H],
+    max: f32,
+    ln_sum: f32,
+    k: ClassGradient,
+    sum_g: f32,
+    w: &[f32],
+    out: &mut [H],
+) -> f32 {
+    let n = src.len();
+    assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
+    let (m, ln, total) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum), _mm256_set1_ps(sum_g));
+    let (base, at_target) = (_mm256_set1_ps(k.base), _mm256_set1_ps(k.at_target));
+    // Classes `start..start + 16`: the 16 gradient values (their bits, lanes
+    // 0–7 and 8–15), and the smoothing terms.
+    // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
+    let step = |x: Lanes, start: usize| unsafe {
+        let wv = if WEIGHTED { weights(w, start) } else { [base; 2] };
+        let mut o = [_mm_setzero_si128(); 2];
+        let mut term = [_mm256_setzero_ps(); 2];
+        for h in 0..2 {
+            // Never NaN (see `log_probability`): the portable loop's NaN
+            // branch around the exp is not needed.
+            let lp = log_probability::<H>(x[h], m, ln);
+            let e = exp8(lp);
+            let mut g = if WEIGHTED {
+                H::round8(_mm256_mul_ps(base, wv[h]))
+            } else {
+                base
+            };
+            let first = start + h * HALF;
+            if k.target.wrapping_sub(first) < HALF {
+                g = with_lane(g, k.target - first, at_target);
+            }
+            // g − e·Σg, rounded twice as the portable loop does (no FMA).
+            let v = _mm256_sub_ps(g, _mm256_mul_ps(e, total));
+            o[h] = if NUMBERS { H::narrow8_number(v) } else { H::narrow8(v) };
+            term[h] = if WEIGHTED {
+                H::round8(_mm256_mul_ps(lp, wv[h]))
+            } else {
+                lp
+            };
+        }
+        (o, term)
+    };
+    let full = n / LANES * LANES;
+    // Each 16 classes are 32 bytes, so an aligned row keeps every store aligned.
+    let stream = (out.as_ptr() as usize).is_multiple_of(16) && std::mem::size_of_val(&out[..n]) >= STREAM_ROW_BYTES;
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len()
+        // (asserted); with `stream`, out + i is 16-byte aligned (above), as
+        // `_mm_stream_si128` requires.
+        unsafe {
+            let (o, term) = step(load(src, i), i);
+            let p = out.as_mut_ptr().add(i);
+            if stream {
+                _mm_stream_si128(p.cast(), o[0]);
+                _mm_stream_si128(p.add(HALF).cast(), o[1]);
+            } else {
+                _mm_storeu_si128(p.cast(), o[0]);
+                _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+            }
+            if SUM {
+                acc = add(acc, term);
+            }
+        }
+        i += LANES;
+    }
+    if full < n {
+        let (padded, mask) = tail(src, full);
+        let mut written = [H::from_f64(0.0); LANES];
+        // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX2 and F16C.
+        unsafe {
+            let (o, term) = step(load(&padded, 0), full);
+            _mm_storeu_si128(written.as_mut_ptr().cast(), o[0]);
+            _mm_storeu_si128(written.as_mut_ptr().add(HALF).cast(), o[1]);
+            if SUM {
+                acc = add_masked(acc, mask, term);
+            }
+        }
+        out[full..n].copy_from_slice(&written[..n - full]);
+    }
+    if stream {
+        // Orders the streaming stores before any later store (another
+        // thread may read the gradient once this job is done).
+        _mm_sfence();
+    }
+    if SUM {
+        fold(acc)
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::super::half_bits::HalfBits;
+    use super::*;
+
+    /// Whether this CPU has AVX2, FMA and F16C; if not, the test says it was skipped.
+    fn has_avx2_f16c_else_say_skipped() -> bool {
+        let has =
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+        if !has {
+            eprintln!("skipped: this CPU lacks AVX2, FMA or F16C");
+        }
+        has
+    }
+
+    /// A half type's bit pattern.
+    trait Bits {
+        fn of_bits(bits: u16) -> Self;
+        fn bits(self) -> u16;
+    }
+
+    impl Bits for f16 {
+        fn of_bits(bits: u16) -> Self {
+            f16::from_bits(bits)
+        }
+        fn bits(self) -> u16 {
+            self.to_bits()
+        }
+    }
+
+    impl Bits for bf16 {
+        fn of_bits(bits: u16) -> Self {
+            bf16::from_bits(bits)
+        }
+        fn bits(self) -> u16 {
+            self.to_bits()
+        }
+    }
+
+    /// Every 61st f32 bit pattern, 8 at a time, through `round8` and
+    /// `narrow8` (and their NaN-free forms off NaN) against `half_bits.rs`,
+    /// and every half pattern through `load` (NaN aside for bf16, whose
+    /// `widen8` leaves NaN as it is).
+    fn matches_half_bits<H: Half8 + HalfBits + Bits>(widen_nan: bool) {
+        if !has_avx2_f16c_else_say_skipped() {
+            return;
+        }
+        let patterns: Vec<u32> = (0..=u32::MAX / 61).map(|i| i.wrapping_mul(61)).collect();
+        for chunk in patterns.chunks_exact(HALF) {
+            let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
+            let (mut rounded, mut narrowed) = ([0.0f32; HALF], [H::from_f64(0.0); HALF]);
+            let (mut number, mut narrowed_number) = ([0.0f32; HALF], [H::from_f64(0.0); HALF]);
+            // SAFETY: the CPU has AVX2 and F16C (checked above); the arrays hold 8 values.
+            unsafe {
+                let x = _mm256_loadu_ps(v.as_ptr());
+                _mm256_storeu_ps(rounded.as_mut_ptr(), H::round8(x));
+                _mm_storeu_si128(narrowed.as_mut_ptr().cast(), H::narrow8(x));
+                _mm256_storeu_ps(number.as_mut_ptr(), H::round8_number(x));
+                _mm_storeu_si128(narrowed_number.as_mut_ptr().cast(), H::narrow8_number(x));
+            }
+            for l in 0..HALF {
+                assert_eq!(rounded[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                assert_eq!(narrowed[l].bits(), H::narrow(v[l]).bits(), "narrow {:#x}", chunk[l]);
+                if !v[l].is_nan() {
+                    assert_eq!(number[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                    assert_eq!(
+                        narrowed_number[l].bits(),
+                        H::narrow(v[l]).bits(),
+                        "narrow {:#x}",
+                        chunk[l]
+                    );
+                }
+            }
+        }
+        let halves: Vec<H> = (0..=u16::MAX).map(H::of_bits).collect();
+        for chunk in halves.chunks_exact(LANES) {
+            let mut widened = [0.0f32; LANES];
+            // SAFETY: as above; `widened` holds 16 f32.
+            unsafe {
+                let [lo, hi] = load(chunk, 0);
+                _mm256_storeu_ps(widened.as_mut_ptr(), lo);
+                _mm256_storeu_ps(widened.as_mut_ptr().add(HALF), hi);
+            }
+            for l in 0..LANES {
+                let expected = chunk[l].widen();
+                if widen_nan || !expected.is_nan() {
+                    assert_eq!(widened[l].to_bits(), expected.to_bits(), "widen {:?}", chunk[l]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f16_lanes_convert_as_half_bits() {
+        matches_half_bits::<f16>(true);
+    }
+
+    #[test]
+    fn bf16_lanes_convert_as_half_bits() {
+        matches_half_bits::<bf16>(false);
+    }
+
+    /// `exp8` against the portable exp on every 61st negative f32 pattern
+    /// (NaN included), and densely where 2^n leaves the normal range.
+    #[test]
+    fn exp8_gives_the_portable_bits() {
+        use super::super::super::super::fast_exp::exp_nonpositive_f32;
+        if !has_avx2_f16c_else_say_skipped() {
+            return;
+        }
+        let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
+        let inputs: Vec<f32> = (0..=u32::MAX / 61)
+            .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
+            .chain(edge)
+            .collect();
+        for chunk in inputs.chunks_exact(HALF) {
+            let mut e = [0.0f32; HALF];
+            // SAFETY: the CPU has AVX2 and FMA (checked above); the arrays hold 8 f32.
+            unsafe { _mm256_storeu_ps(e.as_mut_ptr(), exp8(_mm256_loadu_ps(chunk.as_ptr()))) };
+            for l in 0..HALF {
+                let expected = exp_nonpositive_f32(chunk[l]);
+                assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+            }
+        }
+    }
+
+    /// The next row's max found in `log_probability_sum`'s sweep is
+    /// `row_max`'s, bit for bit, and `row_max` is `half::widen_with_max`'s
+    /// max where `reduced.rs` finds a finite log-softmax: rows of every length up to 70 with ±0,
+    /// −inf, NaN, +inf or only −inf.
+    fn next_max_is_row_max<H: Half8>() {
+        if !has_avx2_f16c_else_say_skipped() {
+            return;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for round in 0..2000 {
+            let n = 1 + round % 70;
+            let mut row = |special: f64| -> Vec<H> {
+                (0..n)
+                    .map(|_| {
+                        let u = uniform();
+                        let v = match (u < special, (u * 1000.0) as usize % 6) {
+                            (false, _) => (uniform() - 0.5) * 40.0,
+                            (true, 0) => 0.0,
+                            (true, 1) => -0.0,
+                            (true, 2 | 3) => f64::NEG_INFINITY,
+                            (true, 4) => f64::NAN,
+                            (true, _) => f64::INFINITY,
+                        };
+                        H::from_f64(v)
+                    })
+                    .collect()
+            };
+            let special = [0.0, 0.02, 0.3, 1.0][round % 4];
+            let (src, next) = (row(0.0), row(special));
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+            let (expected, (_, found)) = unsafe {
+                let max = row_max(&src).expect("a finite row");
+                (
+                    row_max(&next),
+                    log_probability_sum::<H, false>(&src, max, 0.5, &[], &next),
+                )
+            };
+            let bits = |m: Option<f32>| m.map(f32::to_bits);
+            assert_eq!(bits(found.expect("scanned")), bits(expected), "round {round}");
+            let mut copy = vec![0.0f32; n];
+            let (max, _) = super::super::widen_with_max(&next, &mut copy);
+            // As `reduced.rs` decides which rows have a finite log-softmax.
+            if max.is_finite() && !copy.iter().any(|v| v.is_nan() || *v == f32::INFINITY) {
+                assert_eq!(bits(expected), Some(max.to_bits()), "round {round}");
+            } else {
+                assert_eq!(expected, None, "round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn next_max_is_row_max_f16() {
+        next_max_is_row_max::<f16>();
+    }
+
+    #[test]
+    fn next_max_is_row_max_bf16() {
+        next_max_is_row_max::<bf16>();
+    }
+}
