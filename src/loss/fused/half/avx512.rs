@@ -278,16 +278,30 @@ pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
 }
 
 /// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
-/// the next row (`next`, or empty) meanwhile.
+/// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
+/// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
+/// the same lanes, the same order), whose chain of adds, alone in its loop,
+/// would set that loop's pace; here it rides along.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 {
+pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
+    src: &[H],
+    max: f32,
+    next: &[H],
+    k: ClassGradient,
+) -> (f32, f32) {
     let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm512_set1_ps(max);
+    let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
+    // g for the 16 classes from `start`.
+    let g = |start: usize| match k.target.wrapping_sub(start) < LANES {
+        true => _mm512_mask_mov_ps(base, 1 << (k.target - start), at_target),
+        false => base,
+    };
     let full = src.len() / LANES * LANES;
-    let mut acc = _mm512_setzero_ps();
+    let (mut acc, mut acc_g) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let mut i = 0;
     while i < full {
         // As the portable loop: one line of the next row per 16 classes.
@@ -297,6 +311,9 @@ pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 
         // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
         let x = unsafe { load(src, i) };
         acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(x, m)));
+        if TOTAL {
+            acc_g = _mm512_add_ps(acc_g, g(i));
+        }
         i += LANES;
     }
     if full < src.len() {
@@ -304,8 +321,11 @@ pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 
         // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, exp16(_mm512_sub_ps(x, m)));
+        if TOTAL {
+            acc_g = _mm512_mask_add_ps(acc_g, mask, acc_g, g(full));
+        }
     }
-    fold(acc)
+    (fold(acc), if TOTAL { fold(acc_g) } else { 0.0 })
 }
 
 /// lp = r((x − max) − ln_sum) for 16 classes: never NaN, as rows here
