@@ -221,21 +221,35 @@ impl<'p, T: Element> Half<'p, T> {
     /// the half-precision row itself where the AVX-512 or AVX2 loops take it
     /// ([`half::Direct`]), else the f32 copy in `row`.
     /// `known`: the row's max, when the sweep of the row before found it.
+    /// `gradient`: an unweighted class gradient whose Σg the half-precision
+    /// row's Σ exp sweep also finds (returned, else `None`).
     fn log_softmax_of<'a>(
         &self,
         data: &'a [T],
         p: usize,
         row: &'a mut [f32],
         known: Option<half::NextMax>,
-    ) -> (LogSoftmax, Source<'a, T>) {
+        gradient: Option<half::ClassGradient>,
+    ) -> (LogSoftmax, Source<'a, T>, Option<f32>) {
         if self.last_dim && self.problem.inner == 1 {
             let start = self.problem.row_start(p);
             if let Some(direct) = half::Direct::of(self.level, &data[start..start + row.len()], known) {
-                let sum = direct.sum_exp(self.next_row(data, p));
-                return (self.last_dim_log_softmax(direct.max(), sum), Source::Direct(direct));
+                let next = self.next_row(data, p);
+                let (sum, sum_g) = match gradient {
+                    Some(k) => {
+                        let (sum, sum_g) = direct.sum_exp_and_gradient_total(next, k);
+                        (sum, Some(sum_g))
+                    }
+                    None => (direct.sum_exp(next), None),
+                };
+                return (
+                    self.last_dim_log_softmax(direct.max(), sum),
+                    Source::Direct(direct),
+                    sum_g,
+                );
             }
         }
-        (self.log_softmax(data, p, row), Source::Widened(row))
+        (self.log_softmax(data, p, row), Source::Widened(row), None)
     }
 
     fn lp(&self, ls: LogSoftmax, x: f32) -> f32 {
@@ -498,8 +512,15 @@ fn class_position<T: Element>(
     if out.is_none() && y.is_none() {
         return (0.0, 0.0);
     }
+    // The gradient w.r.t. the log-probabilities, when there is one; its Σg
+    // rides on the Σ exp sweep when unweighted.
+    let gradient = match (&out, coefficients) {
+        (Some(_), Some(k)) => Some(class_gradient(h, p, y, k, upstream)),
+        _ => None,
+    };
+    let unweighted = gradient.and_then(|(k, weighted)| (!weighted).then_some(k));
     let known = s.next_max.take().and_then(|(q, max)| (q == p).then_some(max));
-    let (ls, row) = h.log_softmax_of(input, p, &mut s.row, known);
+    let (ls, row, sum_g) = h.log_softmax_of(input, p, &mut s.row, known, unweighted);
     // The smoothing sum, when the loss needs it: in the gradient's sweep if
     // there is one, else in a sweep of its own.
     let smoothing = match (y, problem.smoothing) {
@@ -510,7 +531,7 @@ fn class_position<T: Element>(
         Some(y) if want_terms => (h.lp(ls, row.at(y)), if smoothing.is_some() { -h.r(sum) } else { 0.0 }),
         _ => (0.0, 0.0),
     };
-    let (Some(out), Some(k)) = (out, coefficients) else {
+    let (Some(out), Some((k, weighted))) = (out, gradient) else {
         let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
         let sum = match (smoothing, &h.weight, &row) {
             (None, _, _) => 0.0,
@@ -533,9 +554,51 @@ fn class_position<T: Element>(
         };
         return terms(canonical_nans::<T>(ls, sum, &mut []));
     };
-    // The gradient w.r.t. the log-probabilities, as autograd builds it:
-    // `base` (weighted with smoothing and weights) but at the target.
-    let (k, weighted) = match y {
+    let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
+    let sweep = |target: &mut [T]| match (&row, smoothing, &h.weight) {
+        (Source::Widened(row), Some(_), Some(w)) => {
+            half::class_log_softmax_backward::<T, true, true>(level, row, max, ln_sum, k, w, target)
+        }
+        (Source::Widened(row), Some(_), None) => {
+            half::class_log_softmax_backward::<T, true, false>(level, row, max, ln_sum, k, &[], target)
+        }
+        (Source::Widened(row), None, Some(w)) if weighted => {
+            half::class_log_softmax_backward::<T, false, true>(level, row, max, ln_sum, k, w, target)
+        }
+        (Source::Widened(row), None, _) => {
+            half::class_log_softmax_backward::<T, false, false>(level, row, max, ln_sum, k, &[], target)
+        }
+        (Source::Direct(d), Some(_), Some(w)) => d.class_backward::<true, true>(level, ln_sum, k, w, target),
+        (Source::Direct(d), Some(_), None) => match sum_g {
+            Some(sum_g) => d.class_backward_with_total::<true, false>(ln_sum, k, sum_g, &[], target),
+            None => d.class_backward::<true, false>(level, ln_sum, k, &[], target),
+        },
+        (Source::Direct(d), None, Some(w)) if weighted => d.class_backward::<false, true>(level, ln_sum, k, w, target),
+        (Source::Direct(d), None, _) => match sum_g {
+            Some(sum_g) => d.class_backward_with_total::<false, false>(ln_sum, k, sum_g, &[], target),
+            None => d.class_backward::<false, false>(level, ln_sum, k, &[], target),
+        },
+    };
+    let sweep = |target: &mut [T]| {
+        let sum = sweep(target);
+        canonical_nans(ls, sum, target)
+    };
+    let sum = write_gradient(h, p, first, &mut s.out, out, sweep);
+    terms(sum)
+}
+
+/// A class-target position's gradient w.r.t. its log-probabilities, as
+/// autograd builds it: `base` (weighted with smoothing and weights) but at
+/// the target; and whether it is weighted.
+fn class_gradient<T: Element>(
+    h: &Half<'_, T>,
+    p: usize,
+    y: Option<usize>,
+    k: &ClassCoefficients,
+    upstream: &[f64],
+) -> (half::ClassGradient, bool) {
+    let problem = h.problem;
+    match y {
         None => (
             half::ClassGradient {
                 base: 0.0,
@@ -585,32 +648,7 @@ fn class_position<T: Element>(
                 weighted,
             )
         }
-    };
-    let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
-    let sweep = |target: &mut [T]| match (&row, smoothing, &h.weight) {
-        (Source::Widened(row), Some(_), Some(w)) => {
-            half::class_log_softmax_backward::<T, true, true>(level, row, max, ln_sum, k, w, target)
-        }
-        (Source::Widened(row), Some(_), None) => {
-            half::class_log_softmax_backward::<T, true, false>(level, row, max, ln_sum, k, &[], target)
-        }
-        (Source::Widened(row), None, Some(w)) if weighted => {
-            half::class_log_softmax_backward::<T, false, true>(level, row, max, ln_sum, k, w, target)
-        }
-        (Source::Widened(row), None, _) => {
-            half::class_log_softmax_backward::<T, false, false>(level, row, max, ln_sum, k, &[], target)
-        }
-        (Source::Direct(d), Some(_), Some(w)) => d.class_backward::<true, true>(level, ln_sum, k, w, target),
-        (Source::Direct(d), Some(_), None) => d.class_backward::<true, false>(level, ln_sum, k, &[], target),
-        (Source::Direct(d), None, Some(w)) if weighted => d.class_backward::<false, true>(level, ln_sum, k, w, target),
-        (Source::Direct(d), None, _) => d.class_backward::<false, false>(level, ln_sum, k, &[], target),
-    };
-    let sweep = |target: &mut [T]| {
-        let sum = sweep(target);
-        canonical_nans(ls, sum, target)
-    };
-    let sum = write_gradient(h, p, first, &mut s.out, out, sweep);
-    terms(sum)
+    }
 }
 
 /// Runs `kernel` (a log_softmax backward) into position `p`'s place in

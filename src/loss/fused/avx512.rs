@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
+use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, POLY, ROUNDER};
 use super::kdim::KdimNext;
 use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 
@@ -18,15 +18,18 @@ use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 /// step is one instruction: the product e^r·2^n, rounded once, is what
 /// `vscalefps` gives, and 0 where n is below −126 (there the portable code
 /// multiplies by +0). The f32 and the half-type loops share it.
+///
+/// The portable code's clamp at `MIN_INPUT` is not needed here: it only
+/// changes d below it or NaN, whose n (below −126, or NaN: n is monotone in
+/// d and n(MIN_INPUT) = −150) the mask turns into 0, as the portable code
+/// does with the clamped value.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn exp16(d: __m512) -> __m512 {
-    // `max` with NaN in the first operand returns the second, as f32::max does.
-    let clamped = _mm512_max_ps(d, _mm512_set1_ps(MIN_INPUT));
     let rounder = _mm512_set1_ps(ROUNDER);
-    let n = _mm512_sub_ps(_mm512_fmadd_ps(clamped, _mm512_set1_ps(LOG2_E), rounder), rounder);
+    let n = _mm512_sub_ps(_mm512_fmadd_ps(d, _mm512_set1_ps(LOG2_E), rounder), rounder);
     // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), clamped);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), d);
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
     let mut p = _mm512_set1_ps(POLY[0]);
     for &c in &POLY[1..] {

@@ -425,13 +425,30 @@ impl<'a, T: Element> Direct<'a, T> {
 
     /// Σ e^(x − max) (see [`exp_sum`]); `next` (the next row or empty) is prefetched.
     pub fn sum_exp(&self, next: &[T]) -> f32 {
+        let none = ClassGradient {
+            base: 0.0,
+            target: usize::MAX,
+            at_target: 0.0,
+        };
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
-        return on_kernel!(self.kernel, |k| on_half!(T, self.src, |s, H| unsafe {
-            k::exp_sum::<H>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]))
+        return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
+            m::exp_sum::<H, false>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]), none).0
         }));
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("`Direct::of` makes none here: {next:?}")
+        unreachable!("`Direct::of` makes none here: {next:?} {}", none.base)
+    }
+
+    /// [`Direct::sum_exp`], and Σg of the unweighted class gradient `k`
+    /// (`class_gradient_total::<T, false>`'s bits) from the same sweep.
+    pub fn sum_exp_and_gradient_total(&self, next: &[T], k: ClassGradient) -> (f32, f32) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
+        return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
+            m::exp_sum::<H, true>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]), k)
+        }));
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`Direct::of` makes none here: {next:?} {}", k.base)
     }
 
     /// The log-probabilities summed (see [`log_probability_sum`]), and the
@@ -464,6 +481,19 @@ impl<'a, T: Element> Direct<'a, T> {
         out: &mut [T],
     ) -> f32 {
         let sum_g = class_gradient_total::<T, WEIGHTED>(level, self.src.len(), k, w);
+        self.class_backward_with_total::<SUM, WEIGHTED>(ln_sum, k, sum_g, w, out)
+    }
+
+    /// [`Direct::class_backward`] given Σg (`sum_g`, as
+    /// [`Direct::sum_exp_and_gradient_total`] finds it).
+    pub fn class_backward_with_total<const SUM: bool, const WEIGHTED: bool>(
+        &self,
+        ln_sum: f32,
+        k: ClassGradient,
+        sum_g: f32,
+        w: &[f32],
+        out: &mut [T],
+    ) -> f32 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
@@ -471,6 +501,9 @@ impl<'a, T: Element> Direct<'a, T> {
             m::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out)
         }));
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("`Direct::of` makes none here: {sum_g} {out:?}")
+        unreachable!(
+            "`Direct::of` makes none here: {ln_sum} {} {sum_g} {w:?} {out:?}",
+            k.base
+        )
     }
 }

@@ -317,17 +317,36 @@ pub(super) unsafe fn row_max<H: Half8>(src: &[H]) -> Option<f32> {
 }
 
 /// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
-/// the next row (`next`, or empty) meanwhile.
+/// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
+/// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
+/// the same lanes, the same order), whose chain of adds, alone in its loop,
+/// would set that loop's pace; here it rides along.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn exp_sum<H: Half8>(src: &[H], max: f32, next: &[H]) -> f32 {
+pub(super) unsafe fn exp_sum<H: Half8, const TOTAL: bool>(
+    src: &[H],
+    max: f32,
+    next: &[H],
+    k: ClassGradient,
+) -> (f32, f32) {
     let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm256_set1_ps(max);
     let exp = |x: Lanes| x.map(|x| exp8(_mm256_sub_ps(x, m)));
+    let base = [_mm256_set1_ps(k.base); 2];
+    // g for the 16 classes from `start`: `base`, but at the target.
+    let g = |start: usize| -> Lanes {
+        if k.target.wrapping_sub(start) >= LANES {
+            return base;
+        }
+        let mut v = [k.base; LANES];
+        v[k.target - start] = k.at_target;
+        // SAFETY: `v` holds 16 f32, two unaligned loads of 8.
+        unsafe { [_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(HALF))] }
+    };
     let full = src.len() / LANES * LANES;
-    let mut acc = [_mm256_setzero_ps(); 2];
+    let (mut acc, mut acc_g) = ([_mm256_setzero_ps(); 2], [_mm256_setzero_ps(); 2]);
     let mut i = 0;
     while i < full {
         // As the portable loop: one line of the next row per 16 classes.
@@ -336,14 +355,20 @@ pub(super) unsafe fn exp_sum<H: Half8>(src: &[H], max: f32, next: &[H]) -> f32 {
         }
         // SAFETY: the CPU has AVX2 and F16C (the caller's promise); i + 16 ≤ full.
         acc = add(acc, exp(unsafe { load(src, i) }));
+        if TOTAL {
+            acc_g = add(acc_g, g(i));
+        }
         i += LANES;
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
         // SAFETY: `padded` holds 16 values; the caller's promise.
         acc = add_masked(acc, mask, exp(unsafe { load(&padded, 0) }));
+        if TOTAL {
+            acc_g = add_masked(acc_g, mask, g(full));
+        }
     }
-    fold(acc)
+    (fold(acc), if TOTAL { fold(acc_g) } else { 0.0 })
 }
 
 /// lp = r((x − max) − ln_sum) for 8 classes: never NaN, as rows here hold

@@ -92,9 +92,7 @@ impl Half16 for bf16 {
     unsafe fn round16(v: __m512) -> __m512 {
         let bits = _mm512_castps_si512(v);
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
-        let nearest = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
-        let rounded = _mm512_mask_or_epi32(nearest, nan, bits, _mm512_set1_epi32(0x0040_0000));
+        let rounded = _mm512_mask_or_epi32(nearest_even(bits), nan, bits, _mm512_set1_epi32(0x0040_0000));
         _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
     }
 
@@ -102,9 +100,7 @@ impl Half16 for bf16 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn round16_number(v: __m512) -> __m512 {
-        let bits = _mm512_castps_si512(v);
-        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
-        let nearest = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+        let nearest = nearest_even(_mm512_castps_si512(v));
         _mm512_castsi512_ps(_mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
     }
 
@@ -121,6 +117,17 @@ impl Half16 for bf16 {
         let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16_number(v)));
         _mm512_cvtepi32_epi16(high)
     }
+}
+
+/// bf16's round to nearest, ties to even, on f32 bits (NaN aside): the
+/// high 16 bits of the result are the rounded value. The kept part's last
+/// bit is tested into a mask, one instruction instead of a shift and an and.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn nearest_even(bits: __m512i) -> __m512i {
+    let odd = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x1_0000));
+    let below_half = _mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff));
+    _mm512_mask_add_epi32(below_half, odd, below_half, _mm512_set1_epi32(1))
 }
 
 /// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
@@ -195,6 +202,29 @@ impl MaxScan {
         self.add(!0, unsafe { load(src, i) });
     }
 
+    /// Classes `i..i + 64` of `src` (`i + 64 ≤ src.len()`), as four
+    /// [`MaxScan::add_at`] calls give them but with one max on the
+    /// accumulator's chain instead of four: max(a, b) keeps b unless a > b,
+    /// so a tree of the four (earlier ones second) keeps the earliest of
+    /// equal values too, ±0 included; only NaN, which marks the row anyway,
+    /// could make them differ.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add_four_at<H: Half16>(&mut self, src: &[H], i: usize) {
+        // SAFETY: the caller's promise.
+        let v = unsafe { [0, 1, 2, 3].map(|k| load(src, i + k * LANES)) };
+        let inf = _mm512_set1_ps(f32::INFINITY);
+        for x in v {
+            self.bad |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, inf);
+        }
+        let first = _mm512_max_ps(v[1], v[0]);
+        let second = _mm512_max_ps(v[3], v[2]);
+        self.acc = _mm512_max_ps(_mm512_max_ps(second, first), self.acc);
+    }
+
     /// The classes after `full`, the last whole 16 (fewer than 16).
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -230,6 +260,12 @@ pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
     let full = src.len() / LANES * LANES;
     let mut scan = MaxScan::new();
     let mut i = 0;
+    // Alone in its loop, the accumulator's chain of maxes would set the pace.
+    while i + 4 * LANES <= full {
+        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 64 ≤ full.
+        unsafe { scan.add_four_at(src, i) };
+        i += 4 * LANES;
+    }
     while i < full {
         // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
         unsafe { scan.add_at(src, i) };
@@ -242,16 +278,30 @@ pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
 }
 
 /// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
-/// the next row (`next`, or empty) meanwhile.
+/// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
+/// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
+/// the same lanes, the same order), whose chain of adds, alone in its loop,
+/// would set that loop's pace; here it rides along.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 {
+pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
+    src: &[H],
+    max: f32,
+    next: &[H],
+    k: ClassGradient,
+) -> (f32, f32) {
     let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm512_set1_ps(max);
+    let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
+    // g for the 16 classes from `start`.
+    let g = |start: usize| match k.target.wrapping_sub(start) < LANES {
+        true => _mm512_mask_mov_ps(base, 1 << (k.target - start), at_target),
+        false => base,
+    };
     let full = src.len() / LANES * LANES;
-    let mut acc = _mm512_setzero_ps();
+    let (mut acc, mut acc_g) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let mut i = 0;
     while i < full {
         // As the portable loop: one line of the next row per 16 classes.
@@ -261,6 +311,9 @@ pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 
         // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
         let x = unsafe { load(src, i) };
         acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(x, m)));
+        if TOTAL {
+            acc_g = _mm512_add_ps(acc_g, g(i));
+        }
         i += LANES;
     }
     if full < src.len() {
@@ -268,8 +321,11 @@ pub(super) unsafe fn exp_sum<H: Half16>(src: &[H], max: f32, next: &[H]) -> f32 
         // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, exp16(_mm512_sub_ps(x, m)));
+        if TOTAL {
+            acc_g = _mm512_mask_add_ps(acc_g, mask, acc_g, g(full));
+        }
     }
-    fold(acc)
+    (fold(acc), if TOTAL { fold(acc_g) } else { 0.0 })
 }
 
 /// lp = r((x − max) − ln_sum) for 16 classes: never NaN, as rows here
@@ -561,7 +617,7 @@ mod tests {
     }
 
     /// The next row's max found in `log_probability_sum`'s sweep is
-    /// `row_max`'s, bit for bit: rows of every length up to 70 with ±0,
+    /// `row_max`'s, bit for bit: rows of every length up to 150 with ±0,
     /// −inf, NaN, +inf or only −inf.
     fn next_max_is_row_max<H: Half16>() {
         if !is_x86_feature_detected!("avx512f") {
@@ -576,7 +632,7 @@ mod tests {
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         for round in 0..2000 {
-            let n = 1 + round % 70;
+            let n = 1 + round % 150;
             let mut row = |special: f64| -> Vec<H> {
                 (0..n)
                     .map(|_| {
