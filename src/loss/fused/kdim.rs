@@ -258,6 +258,26 @@ fn f32_group<'a, T: Lane>(
     })
 }
 
+/// [`GroupSums::sums`] through `kernel` (a level's f32 `kdim_sums`, given
+/// the group's arguments as f32) when `T` is f32, else the portable [`sums`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sums_with<T: Lane, const COEF: bool, const WRITE: bool>(
+    t: &Tile<'_, T>,
+    pack: &mut [T],
+    stride: usize,
+    j: usize,
+    max: &[T; LANES],
+    next: Option<&mut Next<'_, T>>,
+    kernel: impl FnOnce(F32Group<'_>) -> ([f64; LANES], [f64; LANES]),
+) -> ([f64; LANES], [f64; LANES]) {
+    let is_f32 = f32::cast::<T>(&[]).is_some();
+    match f32_group(t, pack, j, max, next).filter(|_| is_f32) {
+        Some(g) => kernel(g),
+        None => sums::<T, COEF, WRITE>(t, pack, stride, j, max),
+    }
+}
+
 /// `avx512::kdim_sums` and `avx512::kdim_gradient` for f32; [`sums`] and
 /// [`gradient_runs`] for other types. Only [`kdim_tile`]'s AVX-512 branch
 /// names it.
@@ -278,14 +298,12 @@ impl<T: Lane> GroupSums<T> for Avx512 {
         max: &[T; LANES],
         next: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]) {
-        let is_f32 = f32::cast::<T>(&[]).is_some();
-        let Some(g) = f32_group(t, pack, j, max, next).filter(|_| is_f32) else {
-            return sums::<T, COEF, WRITE>(t, pack, stride, j, max);
-        };
-        // SAFETY: `Avx512` is named only in `kdim_tile`'s branch for the
-        // AVX-512 level, which a `Simd` token holds only when the CPU
-        // reports AVX-512 F, VL, DQ, AVX2 and FMA.
-        unsafe { super::avx512::kdim_sums::<COEF, WRITE>(g.pack, stride, j, g.max, g.a, g.ahead, t.inner, g.next) }
+        sums_with::<T, COEF, WRITE>(t, pack, stride, j, max, next, |g| {
+            // SAFETY: `Avx512` is named only in `kdim_tile`'s branch for the
+            // AVX-512 level, which a `Simd` token holds only when the CPU
+            // reports AVX-512 F, VL, DQ, AVX2 and FMA.
+            unsafe { super::avx512::kdim_sums::<COEF, WRITE>(g.pack, stride, j, g.max, g.a, g.ahead, t.inner, g.next) }
+        })
     }
     #[inline(always)]
     fn gradient<const COEF: bool>(
@@ -338,14 +356,12 @@ impl<T: Lane> GroupSums<T> for Avx2 {
         max: &[T; LANES],
         next: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]) {
-        let is_f32 = f32::cast::<T>(&[]).is_some();
-        let Some(g) = f32_group(t, pack, j, max, next).filter(|_| is_f32) else {
-            return sums::<T, COEF, WRITE>(t, pack, stride, j, max);
-        };
-        // SAFETY: `Avx2` is named only in `kdim_tile`'s branch for the AVX2
-        // level, which a `Simd` token holds only when the CPU reports AVX2
-        // and FMA.
-        unsafe { super::avx2::kdim_sums::<COEF, WRITE>(g.pack, stride, j, g.max, g.a, g.ahead, t.inner, g.next) }
+        sums_with::<T, COEF, WRITE>(t, pack, stride, j, max, next, |g| {
+            // SAFETY: `Avx2` is named only in `kdim_tile`'s branch for the
+            // AVX2 level, which a `Simd` token holds only when the CPU
+            // reports AVX2 and FMA.
+            unsafe { super::avx2::kdim_sums::<COEF, WRITE>(g.pack, stride, j, g.max, g.a, g.ahead, t.inner, g.next) }
+        })
     }
     #[inline(always)]
     fn gradient<const COEF: bool>(
