@@ -596,6 +596,7 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
+    use super::super::lane_tests::{check_next_max, Bits};
     use super::*;
 
     /// Whether this CPU has AVX2, FMA and F16C; if not, the test says it was skipped.
@@ -606,30 +607,6 @@ mod tests {
             eprintln!("skipped: this CPU lacks AVX2, FMA or F16C");
         }
         has
-    }
-
-    /// A half type's bit pattern.
-    trait Bits {
-        fn of_bits(bits: u16) -> Self;
-        fn bits(self) -> u16;
-    }
-
-    impl Bits for f16 {
-        fn of_bits(bits: u16) -> Self {
-            f16::from_bits(bits)
-        }
-        fn bits(self) -> u16 {
-            self.to_bits()
-        }
-    }
-
-    impl Bits for bf16 {
-        fn of_bits(bits: u16) -> Self {
-            bf16::from_bits(bits)
-        }
-        fn bits(self) -> u16 {
-            self.to_bits()
-        }
     }
 
     /// Every 61st f32 bit pattern, 8 at a time, through `round8` and
@@ -719,60 +696,16 @@ mod tests {
         }
     }
 
-    /// The next row's max found in `log_probability_sum`'s sweep is
-    /// `row_max`'s, bit for bit, and `row_max` is `half::widen_with_max`'s
-    /// max where `reduced.rs` finds a finite log-softmax: rows of every length up to 70 with ±0,
-    /// −inf, NaN, +inf or only −inf.
+    /// [`check_next_max`] on this level's loops, rows up to 70 classes.
     fn next_max_is_row_max<H: Half8>() {
         if !has_avx2_f16c_else_say_skipped() {
             return;
         }
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
-        for round in 0..2000 {
-            let n = 1 + round % 70;
-            let mut row = |special: f64| -> Vec<H> {
-                (0..n)
-                    .map(|_| {
-                        let u = uniform();
-                        let v = match (u < special, (u * 1000.0) as usize % 6) {
-                            (false, _) => (uniform() - 0.5) * 40.0,
-                            (true, 0) => 0.0,
-                            (true, 1) => -0.0,
-                            (true, 2 | 3) => f64::NEG_INFINITY,
-                            (true, 4) => f64::NAN,
-                            (true, _) => f64::INFINITY,
-                        };
-                        H::from_f64(v)
-                    })
-                    .collect()
-            };
-            let special = [0.0, 0.02, 0.3, 1.0][round % 4];
-            let (src, next) = (row(0.0), row(special));
-            // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
-            let (expected, (_, found)) = unsafe {
-                let max = row_max(&src).expect("a finite row");
-                (
-                    row_max(&next),
-                    log_probability_sum::<H, false>(&src, max, 0.5, &[], &next),
-                )
-            };
-            let bits = |m: Option<f32>| m.map(f32::to_bits);
-            assert_eq!(bits(found.expect("scanned")), bits(expected), "round {round}");
-            let mut copy = vec![0.0f32; n];
-            let (max, _) = super::super::widen_with_max(&next, &mut copy);
-            // As `reduced.rs` decides which rows have a finite log-softmax.
-            if max.is_finite() && !copy.iter().any(|v| v.is_nan() || *v == f32::INFINITY) {
-                assert_eq!(bits(expected), Some(max.to_bits()), "round {round}");
-            } else {
-                assert_eq!(expected, None, "round {round}");
-            }
-        }
+        // SAFETY (both): the CPU has AVX2, FMA and F16C (checked above).
+        let row_max = |row: &[H]| unsafe { row_max(row) };
+        let scan =
+            |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
+        check_next_max::<H>(70, row_max, scan);
     }
 
     #[test]

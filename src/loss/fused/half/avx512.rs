@@ -516,31 +516,8 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
+    use super::super::lane_tests::{check_next_max, Bits};
     use super::*;
-
-    /// A half type's bit pattern.
-    trait Bits {
-        fn of_bits(bits: u16) -> Self;
-        fn bits(self) -> u16;
-    }
-
-    impl Bits for f16 {
-        fn of_bits(bits: u16) -> Self {
-            f16::from_bits(bits)
-        }
-        fn bits(self) -> u16 {
-            self.to_bits()
-        }
-    }
-
-    impl Bits for bf16 {
-        fn of_bits(bits: u16) -> Self {
-            bf16::from_bits(bits)
-        }
-        fn bits(self) -> u16 {
-            self.to_bits()
-        }
-    }
 
     /// Every 61st f32 bit pattern, 16 at a time, through `round16` and
     /// `narrow16` against `half_bits.rs`, and every half pattern through
@@ -616,52 +593,17 @@ mod tests {
         }
     }
 
-    /// The next row's max found in `log_probability_sum`'s sweep is
-    /// `row_max`'s, bit for bit: rows of every length up to 150 with ±0,
-    /// −inf, NaN, +inf or only −inf.
+    /// [`check_next_max`] on this level's loops, rows up to 150 classes.
     fn next_max_is_row_max<H: Half16>() {
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512 F");
             return;
         }
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
-        for round in 0..2000 {
-            let n = 1 + round % 150;
-            let mut row = |special: f64| -> Vec<H> {
-                (0..n)
-                    .map(|_| {
-                        let u = uniform();
-                        let v = match (u < special, (u * 1000.0) as usize % 6) {
-                            (false, _) => (uniform() - 0.5) * 40.0,
-                            (true, 0) => 0.0,
-                            (true, 1) => -0.0,
-                            (true, 2 | 3) => f64::NEG_INFINITY,
-                            (true, 4) => f64::NAN,
-                            (true, _) => f64::INFINITY,
-                        };
-                        H::from_f64(v)
-                    })
-                    .collect()
-            };
-            let special = [0.0, 0.02, 0.3, 1.0][round % 4];
-            let (src, next) = (row(0.0), row(special));
-            // SAFETY: the CPU has AVX-512 F (checked above).
-            let (expected, (_, found)) = unsafe {
-                let max = row_max(&src).expect("a finite row");
-                (
-                    row_max(&next),
-                    log_probability_sum::<H, false>(&src, max, 0.5, &[], &next),
-                )
-            };
-            let bits = |m: Option<f32>| m.map(f32::to_bits);
-            assert_eq!(bits(found.expect("scanned")), bits(expected), "round {round}");
-        }
+        // SAFETY (both): the CPU has AVX-512 F (checked above).
+        let row_max = |row: &[H]| unsafe { row_max(row) };
+        let scan =
+            |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
+        check_next_max::<H>(150, row_max, scan);
     }
 
     #[test]
