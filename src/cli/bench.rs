@@ -25,8 +25,13 @@ pub struct Args {
     format: Format,
     /// Timed runs per measurement (all measurements of a shape take turns),
     /// after two warm-up rounds; the median is reported.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Rounds per shape: each round times Rust, its floors and libtorch
+    /// afresh; the ratios are the medians of the rounds' ratios, so a burst
+    /// of load on a shared machine moves one round, not the verdict.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Only the shapes whose name contains this text.
     #[arg(long)]
     only: Option<String>,
@@ -62,11 +67,19 @@ struct Row {
     simd: &'static str,
     /// The kernels libtorch dispatches to (see [`aten_capability`]).
     aten_capability: &'static str,
+    /// Rounds behind the medians below (see `--rounds`).
+    rounds: usize,
     rust_ms: f64,
     libtorch_ms: f64,
+    /// libtorch over Rust: the median of the rounds' ratios.
     speedup: f64,
+    /// The smallest and largest of the rounds' speedups.
+    speedup_range: [f64; 2],
     floor_ms: f64,
+    /// Rust over the floor: the median of the rounds' ratios.
     rust_over_floor: f64,
+    /// The smallest and largest of the rounds' Rust-over-floor ratios.
+    rust_over_floor_range: [f64; 2],
     rust_peak_extra_bytes: u64,
     libtorch_peak_extra_bytes: u64,
 }
@@ -164,7 +177,7 @@ struct Measured {
     resident_bytes: usize,
 }
 
-/// Warm-up, then `repeats` rounds in which every run goes once, in turn: a
+/// Warm-up, then `repeats` turns in which every run goes once, in turn: a
 /// change of load on the machine during the bench then touches all of them
 /// alike, and the ratios between them hold. Memory is watched per run in two
 /// ways: bytes through our counting allocator, and the rise of the
@@ -191,15 +204,18 @@ fn measure_interleaved(repeats: usize, runs: &mut [&mut dyn FnMut()]) -> Vec<Mea
                 .max(status_bytes("VmHWM:").saturating_sub(resident_before));
         }
     }
-    for (m, mut times) in measured.iter_mut().zip(samples) {
-        times.sort_by(f64::total_cmp);
-        m.ms = times[times.len() / 2];
+    for (m, times) in measured.iter_mut().zip(samples) {
+        m.ms = median(times);
     }
     measured
 }
 
 fn pair(measured: Vec<Measured>) -> [Measured; 2] {
     measured.try_into().ok().expect("two runs")
+}
+
+fn one(measured: Vec<Measured>) -> [Measured; 1] {
+    measured.try_into().ok().expect("one run")
 }
 
 /// Writing "5" to clear_refs resets the peak resident size (Linux ≥ 4.0).
@@ -345,11 +361,17 @@ fn aten_capability() -> &'static str {
     "default"
 }
 
-fn bench_shape(shape: &Shape, threads: usize, repeats: usize, machine: &Machine) -> anyhow::Result<[Row; 2]> {
+fn bench_shape(
+    shape: &Shape,
+    threads: usize,
+    repeats: usize,
+    rounds: usize,
+    machine: &Machine,
+) -> anyhow::Result<[Row; 2]> {
     match shape.dtype {
-        Dtype::Float32 => bench_typed::<f32>(shape, threads, repeats, machine),
-        Dtype::Float16 => bench_typed::<half::f16>(shape, threads, repeats, machine),
-        Dtype::BFloat16 => bench_typed::<half::bf16>(shape, threads, repeats, machine),
+        Dtype::Float32 => bench_typed::<f32>(shape, threads, repeats, rounds, machine),
+        Dtype::Float16 => bench_typed::<half::f16>(shape, threads, repeats, rounds, machine),
+        Dtype::BFloat16 => bench_typed::<half::bf16>(shape, threads, repeats, rounds, machine),
     }
 }
 
@@ -357,6 +379,7 @@ fn bench_typed<E: BenchElement>(
     shape: &Shape,
     threads: usize,
     repeats: usize,
+    rounds: usize,
     machine: &Machine,
 ) -> anyhow::Result<[Row; 2]> {
     let dims = shape.dims;
@@ -427,40 +450,83 @@ fn bench_typed<E: BenchElement>(
     // Each pass takes turns with its floor, so that both see the same load
     // and cache state; libtorch, which frees and maps hundreds of MB per
     // call, runs apart, so that its aftermath lands on neither.
-    let [read, rust_forward] = pair(measure_interleaved(repeats, &mut [&mut read, &mut rust_forward]));
-    let [read_write, rust_both] = pair(measure_interleaved(repeats, &mut [&mut read_write, &mut rust_both]));
-    let [torch_forward] = measure_interleaved(repeats, &mut [&mut torch_forward])
-        .try_into()
-        .ok()
-        .expect("one run");
-    let [torch_both] = measure_interleaved(repeats, &mut [&mut torch_both])
-        .try_into()
-        .ok()
-        .expect("one run");
-    let (read, rust_forward, read_write, rust_both) = (&read, &rust_forward, &read_write, &rust_both);
-    let (torch_forward, torch_both) = (&torch_forward, &torch_both);
+    let mut measured = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let [read, rust_forward] = pair(measure_interleaved(repeats, &mut [&mut read, &mut rust_forward]));
+        let [read_write, rust_both] = pair(measure_interleaved(repeats, &mut [&mut read_write, &mut rust_both]));
+        let [torch_forward] = one(measure_interleaved(repeats, &mut [&mut torch_forward]));
+        let [torch_both] = one(measure_interleaved(repeats, &mut [&mut torch_both]));
+        measured.push(Round {
+            forward: Pass {
+                rust: rust_forward,
+                libtorch: torch_forward,
+                floor: read,
+            },
+            forward_backward: Pass {
+                rust: rust_both,
+                libtorch: torch_both,
+                floor: read_write,
+            },
+        });
+    }
 
-    let row = |pass, rust: &Measured, torch: &Measured, floor: &Measured, torch_output: usize| Row {
-        shape: shape.name.to_string(),
-        dtype: shape.dtype.name(),
-        pass,
-        threads,
-        cpu: machine.cpu.clone(),
-        simd: machine.simd,
-        aten_capability: machine.aten_capability,
-        rust_ms: rust.ms,
-        libtorch_ms: torch.ms,
-        speedup: torch.ms / rust.ms,
-        floor_ms: floor.ms,
-        rust_over_floor: rust.ms / floor.ms,
-        rust_peak_extra_bytes: rust.rust_bytes as u64,
-        // libtorch's gradient is its output, as our preallocated `out` is ours.
-        libtorch_peak_extra_bytes: torch.resident_bytes.saturating_sub(torch_output) as u64,
+    let row = |pass, of: fn(&Round) -> &Pass, torch_output: usize| {
+        let passes: Vec<&Pass> = measured.iter().map(of).collect();
+        let each = |f: &dyn Fn(&Pass) -> f64| passes.iter().map(|p| f(p)).collect::<Vec<f64>>();
+        let speedups = each(&|p| p.libtorch.ms / p.rust.ms);
+        let over_floor = each(&|p| p.rust.ms / p.floor.ms);
+        let peak = |f: &dyn Fn(&Pass) -> usize| passes.iter().map(|p| f(p)).max().unwrap_or(0) as u64;
+        Row {
+            shape: shape.name.to_string(),
+            dtype: shape.dtype.name(),
+            pass,
+            threads,
+            cpu: machine.cpu.clone(),
+            simd: machine.simd,
+            aten_capability: machine.aten_capability,
+            rounds: passes.len(),
+            rust_ms: median(each(&|p| p.rust.ms)),
+            libtorch_ms: median(each(&|p| p.libtorch.ms)),
+            speedup: median(speedups.clone()),
+            speedup_range: range(&speedups),
+            floor_ms: median(each(&|p| p.floor.ms)),
+            rust_over_floor: median(over_floor.clone()),
+            rust_over_floor_range: range(&over_floor),
+            rust_peak_extra_bytes: peak(&|p| p.rust.rust_bytes),
+            // libtorch's gradient is its output, as our preallocated `out` is ours.
+            libtorch_peak_extra_bytes: peak(&|p| p.libtorch.resident_bytes.saturating_sub(torch_output)),
+        }
     };
     Ok([
-        row("forward", rust_forward, torch_forward, read, 0),
-        row("forward_backward", rust_both, torch_both, read_write, grad_bytes),
+        row("forward", |r| &r.forward, 0),
+        row("forward_backward", |r| &r.forward_backward, grad_bytes),
     ])
+}
+
+/// One pass's measurements in one round.
+struct Pass {
+    rust: Measured,
+    libtorch: Measured,
+    floor: Measured,
+}
+
+/// One round of a shape: both passes.
+struct Round {
+    forward: Pass,
+    forward_backward: Pass,
+}
+
+/// The median (the upper one of an even count, as `measure_interleaved`'s).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The smallest and the largest value.
+fn range(values: &[f64]) -> [f64; 2] {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    [min, max]
 }
 
 pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
@@ -469,6 +535,8 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -488,50 +556,72 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         if args.format == Format::Human {
             eprintln!("bench: {} {} ...", shape.name, shape.dtype.name());
         }
-        rows.extend(bench_shape(shape, threads, args.repeats, &machine)?);
+        rows.extend(bench_shape(shape, threads, args.repeats, args.rounds, &machine)?);
     }
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&rows)?)?,
-        Format::Human => print_table(&machine, threads, &rows)?,
+        Format::Human => print_table(&machine, threads, args.rounds, &rows)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn print_table(machine: &Machine, threads: usize, rows: &[Row]) -> std::io::Result<()> {
+fn print_table(machine: &Machine, threads: usize, rounds: usize, rows: &[Row]) -> std::io::Result<()> {
     outln!(
         "cpu: {}; Rust SIMD level: {}; threads: {threads}; libtorch ATen capability: {}",
         machine.cpu,
         machine.simd,
         machine.aten_capability
     )?;
+    outln!("medians of {rounds} rounds; the ranges are the rounds' smallest and largest ratios")?;
     outln!(
-        "{:<18} {:<9} {:<16} {:>9} {:>11} {:>8} {:>9} {:>10} {:>9} {:>12}",
+        "{:<18} {:<9} {:<16} {:>9} {:>11} {:>8} {:>11} {:>9} {:>10} {:>11} {:>9} {:>12}",
         "shape",
         "dtype",
         "pass",
         "rust_ms",
         "libtorch_ms",
         "speedup",
+        "range",
         "floor_ms",
         "rust/floor",
+        "range",
         "rust_MB",
         "libtorch_MB"
     )?;
+    let span = |[low, high]: [f64; 2], digits: usize, unit: &str| format!("{low:.digits$}{unit}-{high:.digits$}{unit}");
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     for r in rows {
         outln!(
-            "{:<18} {:<9} {:<16} {:>9.1} {:>11.1} {:>7.1}x {:>9.1} {:>10.2} {:>9.2} {:>12.1}",
+            "{:<18} {:<9} {:<16} {:>9.1} {:>11.1} {:>7.1}x {:>11} {:>9.1} {:>10.2} {:>11} {:>9.2} {:>12.1}",
             r.shape,
             r.dtype,
             r.pass,
             r.rust_ms,
             r.libtorch_ms,
             r.speedup,
+            span(r.speedup_range, 1, "x"),
             r.floor_ms,
             r.rust_over_floor,
+            span(r.rust_over_floor_range, 2, ""),
             mb(r.rust_peak_extra_bytes),
             mb(r.libtorch_peak_extra_bytes)
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median, range};
+
+    #[test]
+    fn a_round_of_load_moves_the_range_not_the_median() {
+        // Three rounds' speedups, one of them under a burst of load.
+        let speedups = vec![7.1, 2.3, 6.8];
+        assert_eq!(median(speedups.clone()), 6.8);
+        assert_eq!(range(&speedups), [2.3, 7.1]);
+        // An even count takes the upper middle, as the per-turn median does.
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert!(median(Vec::new()).is_nan());
+    }
 }
