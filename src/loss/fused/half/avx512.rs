@@ -409,7 +409,9 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
 
 /// `half::class_backward_row`'s sweep on the half-precision row, given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
-/// returns what [`log_probability_sum`] returns.
+/// returns what [`log_probability_sum`] returns; with `next` (the next row,
+/// of the row's length, or empty) also [`row_max`] of it, as
+/// [`log_probability_sum`] finds it.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
@@ -423,14 +425,15 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
-) -> f32 {
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
     // SAFETY (both): the caller's promise.
     match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out) },
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
     }
 }
 
@@ -448,9 +451,12 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
-) -> f32 {
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
     let n = src.len();
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
+    let scan_next = next.len() == n;
+    let mut scan = MaxScan::new();
     let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
@@ -483,12 +489,16 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < full {
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted).
+        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted),
+        // and ≤ next.len() when scanned.
         unsafe {
             let (o, term) = step(load(src, i), i);
             _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), o);
             if SUM {
                 acc = _mm512_add_ps(acc, term);
+            }
+            if scan_next {
+                scan.add_at(next, i);
             }
         }
         i += LANES;
@@ -505,12 +515,12 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
             }
         }
         out[full..n].copy_from_slice(&written[..n - full]);
+        if scan_next {
+            scan.add_tail(next, full);
+        }
     }
-    if SUM {
-        fold(acc)
-    } else {
-        0.0
-    }
+    let sum = if SUM { fold(acc) } else { 0.0 };
+    (sum, scan_next.then(|| scan.verdict()))
 }
 
 #[cfg(test)]
@@ -593,17 +603,34 @@ mod tests {
         }
     }
 
-    /// [`check_next_max`] on this level's loops, rows up to 150 classes.
+    /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
     fn next_max_is_row_max<H: Half16>() {
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512 F");
             return;
         }
-        // SAFETY (both): the CPU has AVX-512 F (checked above).
+        // SAFETY (all four closures): the CPU has AVX-512 F (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
         let scan =
             |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
         check_next_max::<H>(150, row_max, scan);
+        // The backward sweep's scan, unweighted (NaN-free rounding) and weighted.
+        let k = |n: usize| ClassGradient {
+            base: -1e-5,
+            target: n / 3,
+            at_target: -0.5,
+        };
+        // (`out` and `w` have the row's length.)
+        let backward = |src: &[H], max: f32, next: &[H]| unsafe {
+            let mut out = vec![H::from_f64(0.0); src.len()];
+            class_backward::<H, true, false>(src, max, 0.5, k(src.len()), 0.25, &[], &mut out, next).1
+        };
+        check_next_max::<H>(150, row_max, backward);
+        let weighted = |src: &[H], max: f32, next: &[H]| unsafe {
+            let (mut out, w) = (vec![H::from_f64(0.0); src.len()], vec![1.5; src.len()]);
+            class_backward::<H, false, true>(src, max, 0.5, k(src.len()), 0.25, &w, &mut out, next).1
+        };
+        check_next_max::<H>(150, row_max, weighted);
     }
 
     #[test]
