@@ -22,6 +22,10 @@ use super::ClassGradient;
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+/// Gradient rows from this size on go out with streaming stores: written
+/// once and not read again here, they need not be read in before their write.
+const STREAM_ROW_BYTES: usize = 32 << 10;
+
 /// A half type's conversions on 16 lanes.
 pub(crate) trait Half16: Element {
     /// Sixteen values (their bits) as f32, exactly (NaN aside: rows with NaN
@@ -437,6 +441,27 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
     }
 }
 
+/// How [`backward_sweep`] writes a row's gradient.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Store {
+    /// Plain stores: short rows, or rows not 16-byte aligned.
+    Plain,
+    /// One 32-byte streaming store per 16 classes (32-byte aligned rows).
+    Stream32,
+    /// Two 16-byte streaming stores per 16 classes (16-byte aligned rows).
+    Stream16,
+}
+
+/// The stores for a gradient row of `bytes` bytes at `out`.
+fn store_kind<H>(out: *const H, bytes: usize) -> Store {
+    match (out as usize) % 32 {
+        _ if bytes < STREAM_ROW_BYTES => Store::Plain,
+        0 => Store::Stream32,
+        16 => Store::Stream16,
+        _ => Store::Plain,
+    }
+}
+
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
 ///
 /// # Safety
@@ -486,14 +511,25 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
         (o, term)
     };
     let full = n / LANES * LANES;
+    // Each 16 classes are 32 bytes, so the row's alignment is every store's.
+    let stream = store_kind(out.as_ptr(), std::mem::size_of_val(&out[..n]));
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < full {
         // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted),
-        // and ≤ next.len() when scanned.
+        // and ≤ next.len() when scanned; out + i has the alignment
+        // `store_kind` found for out, as the streaming stores require.
         unsafe {
             let (o, term) = step(load(src, i), i);
-            _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), o);
+            let p = out.as_mut_ptr().add(i);
+            match stream {
+                Store::Plain => _mm256_storeu_si256(p.cast(), o),
+                Store::Stream32 => _mm256_stream_si256(p.cast(), o),
+                Store::Stream16 => {
+                    _mm_stream_si128(p.cast(), _mm256_castsi256_si128(o));
+                    _mm_stream_si128(p.add(LANES / 2).cast(), _mm256_extracti128_si256::<1>(o));
+                }
+            }
             if SUM {
                 acc = _mm512_add_ps(acc, term);
             }
@@ -518,6 +554,13 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
         if scan_next {
             scan.add_tail(next, full);
         }
+    }
+    if stream != Store::Plain {
+        // Streaming stores are weakly ordered: the fence makes them visible
+        // before any later store, such as the one that tells the thread
+        // waiting on this job that it is done, so that thread reads the
+        // gradient and not what the lines held before.
+        _mm_sfence();
     }
     let sum = if SUM { fold(acc) } else { 0.0 };
     (sum, scan_next.then(|| scan.verdict()))
@@ -631,6 +674,77 @@ mod tests {
             class_backward::<H, false, true>(src, max, 0.5, k(src.len()), 0.25, &w, &mut out, next).1
         };
         check_next_max::<H>(150, row_max, weighted);
+    }
+
+    /// The backward sweep's gradient and sum are the portable sweep's, bit
+    /// for bit, with plain and streaming stores: rows of 40 and 16411
+    /// classes (the latter ≥ `STREAM_ROW_BYTES`) at every 2-byte offset from
+    /// a 64-byte boundary, unweighted and weighted.
+    fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        for n in [40, 16411] {
+            let src: Vec<H> = (0..n)
+                .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
+                .collect();
+            let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
+            let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
+            // SAFETY: the CPU has AVX-512 F (checked above).
+            let max = unsafe { row_max(&src) }.expect("a finite row");
+            let (ln_sum, k) = (
+                6.5,
+                ClassGradient {
+                    base: -1e-5,
+                    target: n / 3,
+                    at_target: -0.5,
+                },
+            );
+            let mut buffer = vec![H::from_f64(0.0); n + 64];
+            let aligned = buffer.as_ptr().align_offset(64);
+            for offset in 0..16 {
+                let out = &mut buffer[aligned + offset..aligned + offset + n];
+                let expected_kind = match (n, offset) {
+                    (40, _) => Store::Plain,
+                    (_, 0) => Store::Stream32,
+                    (_, 8) => Store::Stream16,
+                    _ => Store::Plain,
+                };
+                assert_eq!(
+                    store_kind(out.as_ptr(), 2 * n),
+                    expected_kind,
+                    "{n} classes at {offset}"
+                );
+                let mut expected = vec![H::from_f64(0.0); n];
+                let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
+                let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
+                // SAFETY: the CPU has AVX-512 F; `out` has the row's length.
+                let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "{n} classes at {offset}");
+                assert!(
+                    out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()),
+                    "{n} classes at {offset}"
+                );
+                let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
+                let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
+                // SAFETY: as above; `w` too has the row's length.
+                let (sum, _) = unsafe { class_backward::<H, true, true>(&src, max, ln_sum, k, sum_g, &w, out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {n} classes at {offset}");
+                let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
+                assert!(same, "weighted, {n} classes at {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn backward_stores_give_the_portable_bits_f16() {
+        backward_stores_give_the_portable_bits::<f16>();
+    }
+
+    #[test]
+    fn backward_stores_give_the_portable_bits_bf16() {
+        backward_stores_give_the_portable_bits::<bf16>();
     }
 
     #[test]
