@@ -22,10 +22,6 @@ use super::ClassGradient;
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-/// Gradient rows from this size on go out with streaming stores: written
-/// once and not read again here, they need not be read in before their write.
-const STREAM_ROW_BYTES: usize = 32 << 10;
-
 /// A half type's conversions on 16 lanes.
 pub(crate) trait Half16: Element {
     /// Sixteen values (their bits) as f32, exactly (NaN aside: rows with NaN
@@ -441,27 +437,6 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
     }
 }
 
-/// How [`backward_sweep`] writes a row's gradient.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Store {
-    /// Plain stores: short rows, or rows not 16-byte aligned.
-    Plain,
-    /// One 32-byte streaming store per 16 classes (32-byte aligned rows).
-    Stream32,
-    /// Two 16-byte streaming stores per 16 classes (16-byte aligned rows).
-    Stream16,
-}
-
-/// The stores for a gradient row of `bytes` bytes at `out`.
-fn store_kind<H>(out: *const H, bytes: usize) -> Store {
-    match (out as usize) % 32 {
-        _ if bytes < STREAM_ROW_BYTES => Store::Plain,
-        0 => Store::Stream32,
-        16 => Store::Stream16,
-        _ => Store::Plain,
-    }
-}
-
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
 ///
 /// # Safety
@@ -511,25 +486,14 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
         (o, term)
     };
     let full = n / LANES * LANES;
-    // Each 16 classes are 32 bytes, so the row's alignment is every store's.
-    let stream = store_kind(out.as_ptr(), std::mem::size_of_val(&out[..n]));
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < full {
         // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted),
-        // and ≤ next.len() when scanned; out + i has the alignment
-        // `store_kind` found for out, as the streaming stores require.
+        // and ≤ next.len() when scanned.
         unsafe {
             let (o, term) = step(load(src, i), i);
-            let p = out.as_mut_ptr().add(i);
-            match stream {
-                Store::Plain => _mm256_storeu_si256(p.cast(), o),
-                Store::Stream32 => _mm256_stream_si256(p.cast(), o),
-                Store::Stream16 => {
-                    _mm_stream_si128(p.cast(), _mm256_castsi256_si128(o));
-                    _mm_stream_si128(p.add(LANES / 2).cast(), _mm256_extracti128_si256::<1>(o));
-                }
-            }
+            _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), o);
             if SUM {
                 acc = _mm512_add_ps(acc, term);
             }
@@ -554,13 +518,6 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
         if scan_next {
             scan.add_tail(next, full);
         }
-    }
-    if stream != Store::Plain {
-        // Streaming stores are weakly ordered: the fence makes them visible
-        // before any later store, such as the one that tells the thread
-        // waiting on this job that it is done, so that thread reads the
-        // gradient and not what the lines held before.
-        _mm_sfence();
     }
     let sum = if SUM { fold(acc) } else { 0.0 };
     (sum, scan_next.then(|| scan.verdict()))
@@ -677,9 +634,8 @@ mod tests {
     }
 
     /// The backward sweep's gradient and sum are the portable sweep's, bit
-    /// for bit, with plain and streaming stores: rows of 40 and 16411
-    /// classes (the latter ≥ `STREAM_ROW_BYTES`) at every 2-byte offset from
-    /// a 64-byte boundary, unweighted and weighted.
+    /// for bit: rows of 40 and 16411 classes at every 2-byte offset from a
+    /// 64-byte boundary, unweighted and weighted.
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512 F");
@@ -705,17 +661,6 @@ mod tests {
             let aligned = buffer.as_ptr().align_offset(64);
             for offset in 0..16 {
                 let out = &mut buffer[aligned + offset..aligned + offset + n];
-                let expected_kind = match (n, offset) {
-                    (40, _) => Store::Plain,
-                    (_, 0) => Store::Stream32,
-                    (_, 8) => Store::Stream16,
-                    _ => Store::Plain,
-                };
-                assert_eq!(
-                    store_kind(out.as_ptr(), 2 * n),
-                    expected_kind,
-                    "{n} classes at {offset}"
-                );
                 let mut expected = vec![H::from_f64(0.0); n];
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
