@@ -473,7 +473,9 @@ impl<'a, T: Element> Direct<'a, T> {
     }
 
     /// log_softmax's backward for the class-target row into `out` (see
-    /// [`class_backward_row`]), at `level`.
+    /// [`class_backward_row`]), at `level`; and the max of `next` (the next
+    /// row, or empty: then `None`) for its `Direct::of`, as
+    /// [`Direct::sum_log_probabilities`] finds it.
     pub fn class_backward<const SUM: bool, const WEIGHTED: bool>(
         &self,
         level: Simd,
@@ -481,9 +483,10 @@ impl<'a, T: Element> Direct<'a, T> {
         k: ClassGradient,
         w: &[f32],
         out: &mut [T],
-    ) -> f32 {
+        next: &[T],
+    ) -> (f32, Option<NextMax>) {
         let sum_g = class_gradient_total::<T, WEIGHTED>(level, self.src.len(), k, w);
-        self.class_backward_with_total::<SUM, WEIGHTED>(ln_sum, k, sum_g, w, out)
+        self.class_backward_with_total::<SUM, WEIGHTED>(ln_sum, k, sum_g, w, out, next)
     }
 
     /// [`Direct::class_backward`] given Σg (`sum_g`, as
@@ -495,16 +498,19 @@ impl<'a, T: Element> Direct<'a, T> {
         sum_g: f32,
         w: &[f32],
         out: &mut [T],
-    ) -> f32 {
+        next: &[T],
+    ) -> (f32, Option<NextMax>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
             let out = as_type_mut::<T, H>(out).expect("out has the row's type");
-            m::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out)
+            let next = as_type::<T, H>(next).unwrap_or(&[]);
+            let (sum, next_max) = m::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out, next);
+            (sum, next_max.map(NextMax))
         }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "`Direct::of` makes none here: {ln_sum} {} {sum_g} {w:?} {out:?}",
+            "`Direct::of` makes none here: {ln_sum} {} {sum_g} {w:?} {out:?} {next:?}",
             k.base
         )
     }

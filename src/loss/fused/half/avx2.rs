@@ -457,7 +457,9 @@ pub(super) unsafe fn log_probability_sum<H: Half8, const WEIGHTED: bool>(
 
 /// `half::class_backward_row`'s sweep on the half-precision row, given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
-/// returns what [`log_probability_sum`] returns.
+/// returns what [`log_probability_sum`] returns; with `next` (the next row,
+/// of the row's length, or empty) also [`row_max`] of it, as
+/// [`log_probability_sum`] finds it.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -471,14 +473,15 @@ pub(super) unsafe fn class_backward<H: Half8, const SUM: bool, const WEIGHTED: b
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
-) -> f32 {
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
     // SAFETY (both): the caller's promise.
     match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out) },
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
     }
 }
 
@@ -505,9 +508,12 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
-) -> f32 {
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
     let n = src.len();
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
+    let scan_next = next.len() == n;
+    let mut scan = MaxScan::new();
     let (m, ln, total) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum), _mm256_set1_ps(sum_g));
     let (base, at_target) = (_mm256_set1_ps(k.base), _mm256_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits, lanes
@@ -549,8 +555,8 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
     let mut i = 0;
     while i < full {
         // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len()
-        // (asserted); with `stream`, out + i is 16-byte aligned (above), as
-        // `_mm_stream_si128` requires.
+        // (asserted), and ≤ next.len() when scanned; with `stream`, out + i
+        // is 16-byte aligned (above), as `_mm_stream_si128` requires.
         unsafe {
             let (o, term) = step(load(src, i), i);
             let p = out.as_mut_ptr().add(i);
@@ -563,6 +569,9 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
             }
             if SUM {
                 acc = add(acc, term);
+            }
+            if scan_next {
+                scan.add_at(next, i);
             }
         }
         i += LANES;
@@ -580,17 +589,18 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
             }
         }
         out[full..n].copy_from_slice(&written[..n - full]);
+        if scan_next {
+            // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
+            unsafe { scan.add_tail(next, full) };
+        }
     }
     if stream {
         // Orders the streaming stores before any later store (another
         // thread may read the gradient once this job is done).
         _mm_sfence();
     }
-    if SUM {
-        fold(acc)
-    } else {
-        0.0
-    }
+    let sum = if SUM { fold(acc) } else { 0.0 };
+    (sum, scan_next.then(|| scan.verdict()))
 }
 
 #[cfg(test)]
@@ -696,16 +706,33 @@ mod tests {
         }
     }
 
-    /// [`check_next_max`] on this level's loops, rows up to 70 classes.
+    /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 70 classes.
     fn next_max_is_row_max<H: Half8>() {
         if !has_avx2_f16c_else_say_skipped() {
             return;
         }
-        // SAFETY (both): the CPU has AVX2, FMA and F16C (checked above).
+        // SAFETY (all four closures): the CPU has AVX2, FMA and F16C (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
         let scan =
             |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
         check_next_max::<H>(70, row_max, scan);
+        // The backward sweep's scan, unweighted (NaN-free rounding) and weighted.
+        let k = |n: usize| ClassGradient {
+            base: -1e-5,
+            target: n / 3,
+            at_target: -0.5,
+        };
+        // (`out` and `w` have the row's length.)
+        let backward = |src: &[H], max: f32, next: &[H]| unsafe {
+            let mut out = vec![H::from_f64(0.0); src.len()];
+            class_backward::<H, true, false>(src, max, 0.5, k(src.len()), 0.25, &[], &mut out, next).1
+        };
+        check_next_max::<H>(70, row_max, backward);
+        let weighted = |src: &[H], max: f32, next: &[H]| unsafe {
+            let (mut out, w) = (vec![H::from_f64(0.0); src.len()], vec![1.5; src.len()]);
+            class_backward::<H, false, true>(src, max, 0.5, k(src.len()), 0.25, &w, &mut out, next).1
+        };
+        check_next_max::<H>(70, row_max, weighted);
     }
 
     #[test]

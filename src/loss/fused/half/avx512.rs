@@ -409,7 +409,9 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
 
 /// `half::class_backward_row`'s sweep on the half-precision row, given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
-/// returns what [`log_probability_sum`] returns.
+/// returns what [`log_probability_sum`] returns; with `next` (the next row,
+/// of the row's length, or empty) also [`row_max`] of it, as
+/// [`log_probability_sum`] finds it.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
@@ -423,14 +425,15 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
-) -> f32 {
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
     // SAFETY (both): the caller's promise.
     match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out) },
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
     }
 }
 
@@ -448,9 +451,12 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
-) -> f32 {
+    next: &[H],
+) -> (f32, Option<Option<f32>>) {
     let n = src.len();
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
+    let scan_next = next.len() == n;
+    let mut scan = MaxScan::new();
     let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
@@ -483,12 +489,16 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < full {
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted).
+        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted),
+        // and ≤ next.len() when scanned.
         unsafe {
             let (o, term) = step(load(src, i), i);
             _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), o);
             if SUM {
                 acc = _mm512_add_ps(acc, term);
+            }
+            if scan_next {
+                scan.add_at(next, i);
             }
         }
         i += LANES;
@@ -505,12 +515,12 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
             }
         }
         out[full..n].copy_from_slice(&written[..n - full]);
+        if scan_next {
+            scan.add_tail(next, full);
+        }
     }
-    if SUM {
-        fold(acc)
-    } else {
-        0.0
-    }
+    let sum = if SUM { fold(acc) } else { 0.0 };
+    (sum, scan_next.then(|| scan.verdict()))
 }
 
 #[cfg(test)]
@@ -593,17 +603,93 @@ mod tests {
         }
     }
 
-    /// [`check_next_max`] on this level's loops, rows up to 150 classes.
+    /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
     fn next_max_is_row_max<H: Half16>() {
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512 F");
             return;
         }
-        // SAFETY (both): the CPU has AVX-512 F (checked above).
+        // SAFETY (all four closures): the CPU has AVX-512 F (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
         let scan =
             |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
         check_next_max::<H>(150, row_max, scan);
+        // The backward sweep's scan, unweighted (NaN-free rounding) and weighted.
+        let k = |n: usize| ClassGradient {
+            base: -1e-5,
+            target: n / 3,
+            at_target: -0.5,
+        };
+        // (`out` and `w` have the row's length.)
+        let backward = |src: &[H], max: f32, next: &[H]| unsafe {
+            let mut out = vec![H::from_f64(0.0); src.len()];
+            class_backward::<H, true, false>(src, max, 0.5, k(src.len()), 0.25, &[], &mut out, next).1
+        };
+        check_next_max::<H>(150, row_max, backward);
+        let weighted = |src: &[H], max: f32, next: &[H]| unsafe {
+            let (mut out, w) = (vec![H::from_f64(0.0); src.len()], vec![1.5; src.len()]);
+            class_backward::<H, false, true>(src, max, 0.5, k(src.len()), 0.25, &w, &mut out, next).1
+        };
+        check_next_max::<H>(150, row_max, weighted);
+    }
+
+    /// The backward sweep's gradient and sum are the portable sweep's, bit
+    /// for bit: rows of 40 and 16411 classes at every 2-byte offset from a
+    /// 64-byte boundary, unweighted and weighted.
+    fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        for n in [40, 16411] {
+            let src: Vec<H> = (0..n)
+                .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
+                .collect();
+            let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
+            let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
+            // SAFETY: the CPU has AVX-512 F (checked above).
+            let max = unsafe { row_max(&src) }.expect("a finite row");
+            let (ln_sum, k) = (
+                6.5,
+                ClassGradient {
+                    base: -1e-5,
+                    target: n / 3,
+                    at_target: -0.5,
+                },
+            );
+            let mut buffer = vec![H::from_f64(0.0); n + 64];
+            let aligned = buffer.as_ptr().align_offset(64);
+            for offset in 0..16 {
+                let out = &mut buffer[aligned + offset..aligned + offset + n];
+                let mut expected = vec![H::from_f64(0.0); n];
+                let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
+                let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
+                // SAFETY: the CPU has AVX-512 F; `out` has the row's length.
+                let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "{n} classes at {offset}");
+                assert!(
+                    out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()),
+                    "{n} classes at {offset}"
+                );
+                let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
+                let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
+                // SAFETY: as above; `w` too has the row's length.
+                let (sum, _) = unsafe { class_backward::<H, true, true>(&src, max, ln_sum, k, sum_g, &w, out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {n} classes at {offset}");
+                let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
+                assert!(same, "weighted, {n} classes at {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn backward_stores_give_the_portable_bits_f16() {
+        backward_stores_give_the_portable_bits::<f16>();
+    }
+
+    #[test]
+    fn backward_stores_give_the_portable_bits_bf16() {
+        backward_stores_give_the_portable_bits::<bf16>();
     }
 
     #[test]

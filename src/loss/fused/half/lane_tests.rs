@@ -31,8 +31,9 @@ impl Bits for bf16 {
     }
 }
 
-/// The next row's max that `scan` (a level's `log_probability_sum` over a
-/// finite row with its max, returning the next row's max) finds is
+/// The next row's max that `scan` (a level's `log_probability_sum` or
+/// backward sweep over a finite row with its max, returning the next row's
+/// max) finds is
 /// `row_max`'s, bit for bit, and `row_max` is [`widen_with_max`]'s max
 /// where `reduced.rs` finds a finite log-softmax, else `None`: 2000 rows of
 /// every length up to `longest` with ±0, −inf, NaN, +inf or only −inf.
