@@ -18,7 +18,8 @@
 //! `avx512::kdim_sums`, which also copies the same group of the next tile
 //! out of the block, one class per step: a separate copy would wait for
 //! memory with nothing to do, while here the loads' wait overlaps with the
-//! exponentials. On AVX-512 the targets' logits and weights are gathered
+//! exponentials. The same step prefetches that class's line of the tile
+//! after next, so that the copy's loads find it in L2. On AVX-512 the targets' logits and weights are gathered
 //! (`avx512::pick_targets`), and the gradient goes out from registers in
 //! whole 64-byte streaming lines (`avx512::kdim_gradient`): no buffer in
 //! between, one store per line.
