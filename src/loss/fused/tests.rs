@@ -706,6 +706,38 @@ fn half_rows_swept_directly_give_the_scalar_bits() {
     }
 }
 
+/// `pairwise_sum`'s definition, recursive all the way down.
+fn pairwise_reference(terms: &[(f64, f64)]) -> (f64, f64) {
+    if terms.len() <= 8 {
+        return terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
+    }
+    let mid = terms.len() / 2;
+    let (left, right) = (pairwise_reference(&terms[..mid]), pairwise_reference(&terms[mid..]));
+    (left.0 + right.0, left.1 + right.1)
+}
+
+/// `pairwise_sum`'s flat sums of whole leaves give the recursive
+/// definition's bits, on random lengths (and every power-of-two node size).
+#[test]
+fn pairwise_sum_gives_the_recursive_bits() {
+    let mut rng = Rng(5000);
+    let terms: Vec<(f64, f64)> = (0..3 * JOB)
+        .map(|i| match i % 89 {
+            0 => (-0.0, -0.0),
+            1 => (rng.normal_ish(1e15), -rng.normal_ish(1e-15)),
+            _ => (rng.normal_ish(1e3), rng.normal_ish(1e-3)),
+        })
+        .collect();
+    let powers = (0..=13).flat_map(|k| [(1 << k) - 1, 1 << k, (1 << k) + 1]);
+    let lengths: Vec<usize> = powers.chain((0..400).map(|_| 1 + rng.below(5000))).collect();
+    for n in lengths {
+        let start = rng.below(terms.len() - n + 1);
+        let slice = &terms[start..start + n];
+        let (a, b) = (pairwise_sum(slice), pairwise_reference(slice));
+        assert_eq!((a.0.to_bits(), a.1.to_bits()), (b.0.to_bits(), b.1.to_bits()), "{n} terms");
+    }
+}
+
 /// Over a power-of-two count of jobs, the jobs' own pairwise sums summed
 /// by halving give the pairwise sum's bits.
 #[test]
