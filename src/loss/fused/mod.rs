@@ -74,6 +74,8 @@ pub(super) struct Scratch<T> {
     next_at: Option<((usize, usize, usize), usize)>,
     /// A K-dim tile's statistics.
     stats: TileStats,
+    /// A class-target K-dim tile's targets, flags and gradient scales.
+    kdim: Box<kdim::TileBuffers<T>>,
 }
 
 impl<T: Lane> Default for Scratch<T> {
@@ -84,6 +86,7 @@ impl<T: Lane> Default for Scratch<T> {
             next_tile: PackedTile::new(),
             next_at: None,
             stats: TileStats::new(),
+            kdim: kdim::TileBuffers::new(),
         }
     }
 }
