@@ -196,19 +196,21 @@ const TILES_PER_JOB: usize = 16;
 /// Positions per parallel job within a batch's forward.
 const JOB: usize = TILE * TILES_PER_JOB;
 
-/// Job `job`'s positions of batch `task` (block `block`) into `slots`.
+/// Job `job`'s positions of batch `task` (block `block`, `inner` positions)
+/// into `slots`. The last tile asks for the next job's first one too: the
+/// thread usually takes that job next, and its copy is then ready.
 fn kdim_job<T: Lane>(
     kernel: &dyn Kernel<T>,
     task: usize,
     block: &[T],
+    inner: usize,
     job: usize,
     slots: &mut [(f64, f64)],
     scratch: &mut Scratch<T>,
 ) {
-    let len = slots.len();
     for (t, tile) in slots.chunks_mut(TILE).enumerate() {
         let s0 = job * JOB + t * TILE;
-        let next = TILE.min(len.saturating_sub((t + 1) * TILE));
+        let next = TILE.min(inner.saturating_sub(s0 + TILE));
         kernel.tile(task, block, s0, next, None, tile, scratch);
     }
 }
@@ -230,7 +232,7 @@ fn kdim_job_sums<T: Lane>(kernel: &dyn Kernel<T>, task: usize, block: &[T], inne
             |(scratch, slots), job| {
                 // Every slot is written, so a reused buffer needs no clearing.
                 slots.resize(JOB, (0.0, 0.0));
-                kdim_job(kernel, task, block, job, slots, scratch);
+                kdim_job(kernel, task, block, inner, job, slots, scratch);
                 pairwise_sum(slots)
             },
         )
@@ -319,7 +321,7 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                             .par_chunks_mut(JOB)
                             .enumerate()
                             .for_each_init(Scratch::default, |scratch, (job, slots)| {
-                                kdim_job(kernel, task, block, job, slots, scratch)
+                                kdim_job(kernel, task, block, inner, job, slots, scratch)
                             });
                     }
                 })
