@@ -502,10 +502,14 @@ fn backward_typed<T: Lane>(
                 }
             } else {
                 let block = &x[..out.len()];
-                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                    let s0 = first + t * TILE;
-                    let next = TILE.min(inner.saturating_sub(s0 + TILE));
+                let tiles = GradientTiles::new(out, inner, first, slots.len());
+                let mut s0 = first;
+                while s0 < first + slots.len() {
+                    let end = tiles.end(s0);
+                    let next = tiles.end(end) - end;
+                    let tile = &mut slots[s0 - first..end - first];
                     kernel.tile(index, block, s0, next, Some((&mut *out, up)), tile, scratch);
+                    s0 = end;
                 }
             }
         };
@@ -540,6 +544,45 @@ fn backward_typed<T: Lane>(
             ),
     }
     Some(terms)
+}
+
+/// Where a K-dim task's tiles end when it writes the gradient: every
+/// [`TILE`] positions from where the gradient's class runs start on a
+/// 64-byte line, and at the ends of its pieces of `piece` positions (the
+/// slots that `TermsLayout::fill` hands over) and of the block. The runs'
+/// streaming stores then take whole lines: a line that a tile shared with
+/// the next would take a plain store, which first reads the line from
+/// memory and holds up every store after it meanwhile.
+struct GradientTiles {
+    /// Positions before a run's first line boundary (< 16; 0 when the
+    /// classes' runs do not all start alike).
+    lead: usize,
+    piece: usize,
+    inner: usize,
+}
+
+impl GradientTiles {
+    /// For the block's gradient `out` (classes `inner` apart), pieces of
+    /// `piece` positions from position `first` (a multiple of `piece`).
+    fn new<T>(out: &[T], inner: usize, first: usize, piece: usize) -> Self {
+        let size = std::mem::size_of::<T>();
+        let lead = match (inner * size).is_multiple_of(64) && (out.as_ptr() as usize).is_multiple_of(size) {
+            true => (64 - out.as_ptr() as usize % 64) % 64 / size,
+            false => 0,
+        };
+        debug_assert!(first.is_multiple_of(piece.max(1)));
+        GradientTiles {
+            lead: lead % TILE,
+            piece: piece.max(1),
+            inner,
+        }
+    }
+
+    /// The end of the tile that starts at s0 (s0 itself at the block's end).
+    fn end(&self, s0: usize) -> usize {
+        let to_line = TILE - (s0 + TILE - self.lead) % TILE;
+        (s0 + to_line).min((s0 / self.piece + 1) * self.piece).min(self.inner).max(s0)
+    }
 }
 
 /// The gradient w.r.t. probability targets: s·(1−ε)·w_c·lp_c per position,
