@@ -304,13 +304,13 @@ impl<T: Lane> PackedTile<T> {
         }
     }
 
-    /// Makes room for `classes` rows of `width` positions; the max starts
-    /// at −∞ (what [`tile_pack`] and `kdim.rs` fill in).
+    /// Makes room for `classes` rows of `width` positions. Neither the
+    /// values nor the max are cleared: [`tile_pack_columns`] and `kdim.rs`'s
+    /// sweeps write every one (padding included) before it is read.
     pub fn reset(&mut self, classes: usize, width: usize) {
         let stride = padded(width);
         self.width = width;
         self.values.resize(classes * stride, T::ZERO);
-        self.max.clear();
         self.max.resize(stride, T::NEG_INFINITY);
     }
 
