@@ -581,7 +581,10 @@ impl GradientTiles {
     /// The end of the tile that starts at s0 (s0 itself at the block's end).
     fn end(&self, s0: usize) -> usize {
         let to_line = TILE - (s0 + TILE - self.lead) % TILE;
-        (s0 + to_line).min((s0 / self.piece + 1) * self.piece).min(self.inner).max(s0)
+        (s0 + to_line)
+            .min((s0 / self.piece + 1) * self.piece)
+            .min(self.inner)
+            .max(s0)
     }
 }
 

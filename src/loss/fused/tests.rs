@@ -712,7 +712,10 @@ fn half_rows_swept_directly_give_the_scalar_bits() {
 #[test]
 fn gradient_tiles_follow_the_output_lines() {
     let mut rng = Rng(6464);
-    for (round, shape) in [[1, 5, 2 * JOB], [2, 2, JOB + 48], [1, 3, 1024]].into_iter().enumerate() {
+    for (round, shape) in [[1, 5, 2 * JOB], [2, 2, JOB + 48], [1, 3, 1024]]
+        .into_iter()
+        .enumerate()
+    {
         check_output_offsets(random_case::<f32>(&mut rng, &shape, round != 1));
         check_output_offsets(random_case::<f64>(&mut rng, &shape, round == 1));
     }
@@ -766,7 +769,11 @@ fn pairwise_sum_gives_the_recursive_bits() {
         let start = rng.below(terms.len() - n + 1);
         let slice = &terms[start..start + n];
         let (a, b) = (pairwise_sum(slice), pairwise_reference(slice));
-        assert_eq!((a.0.to_bits(), a.1.to_bits()), (b.0.to_bits(), b.1.to_bits()), "{n} terms");
+        assert_eq!(
+            (a.0.to_bits(), a.1.to_bits()),
+            (b.0.to_bits(), b.1.to_bits()),
+            "{n} terms"
+        );
     }
 }
 
