@@ -35,7 +35,7 @@ use super::super::fast_ln::ln_into;
 use super::super::simd::{Simd, SimdLevel};
 use super::lanes::{padded, prefetch, Lane, PackedTile, BLOCK, LANES, TILE};
 
-/// Marks an ignored position in [`Tile::ys`].
+/// Marks an ignored position in [`TileTargets::ys`].
 pub(super) const IGNORED: u32 = u32::MAX;
 
 /// A packed tile of up to [`TILE`] consecutive positions of one batch's
@@ -418,6 +418,9 @@ impl<T: Lane> GroupSums<T> for Avx2 {
     }
 }
 
+/// A group's side of the gradient: the tile's upstream coefficients and its scales.
+type GroupGrad<'a, T> = (&'a [(f64, f64); TILE], &'a mut Scales<T>);
+
 /// The group at j: its terms and, with `WRITE` and `grad` (the upstream
 /// coefficients and the scales), its gradient's scales, with the
 /// exponentials left in the packed tile.
@@ -430,7 +433,7 @@ fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
     j: usize,
     max_t: &[T; LANES],
     next: Option<&mut Next<'_, T>>,
-    grad: Option<(&[(f64, f64); TILE], &mut Scales<T>)>,
+    grad: Option<GroupGrad<'_, T>>,
     terms: &mut [(f64, f64); LANES],
     flags: &mut TileFlags,
 ) {
