@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
 use super::kdim::KdimNext;
-use super::lanes::{finish_block, prefetch, BLOCK, LANES};
+use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 
 /// e^d for eight d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
 #[inline]
@@ -112,8 +112,9 @@ pub(super) unsafe fn row_sums<const COEF: bool, const WRITE: bool>(
 /// `stride` apart in `pack`, max `max`), with the exponentials written back
 /// with `WRITE`. With `next`, each class step also copies the same 16
 /// columns of the next tile out of the block and keeps their max (its
-/// loads wait for memory while the exponentials compute); without it, the
-/// next tile's line is prefetched from `ahead`.
+/// loads wait for memory while the exponentials compute) and prefetches
+/// the line of the tile after next; without it, the next tile's line is
+/// prefetched from `ahead`.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
@@ -153,6 +154,11 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
         for k in k0..classes.min(k0 + BLOCK / LANES) {
             match next_at {
                 Some((logits, values, next_stride)) => unsafe {
+                    // The tile after next, a line per class and group, so
+                    // that the copy above it finds its lines in L2.
+                    if let Some(v) = ahead.get(TILE + k * inner + j) {
+                        prefetch(v);
+                    }
                     let from = logits.add(k * inner + j);
                     let to = values.add(k * next_stride + j);
                     let (lo, hi) = (_mm256_loadu_ps(from), _mm256_loadu_ps(from.add(8)));

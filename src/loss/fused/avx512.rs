@@ -150,8 +150,9 @@ pub(super) fn row_apply<const COEF: bool>(row: &mut [f32], a: &[f32], scale_p: f
 /// (classes `stride` apart in `pack`, max `max`), with the exponentials
 /// written back with `WRITE`. With `next`, each class step also copies the
 /// same 16 columns of the next tile out of the block and keeps their max,
-/// as `lanes::tile_pack` does; without it, the next tile's line is
-/// prefetched from `ahead` (the block from the next tile on).
+/// as `lanes::tile_pack` does, and prefetches the line of the tile after
+/// next; without it, the next tile's line is prefetched from `ahead` (the
+/// block from the next tile on).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, AVX2 and FMA.
@@ -190,6 +191,11 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
         for k in k0..classes.min(k0 + BLOCK / LANES) {
             match next_at {
                 Some((logits, values, next_stride)) => unsafe {
+                    // The tile after next, a line per class and group, so
+                    // that the copy above it finds its lines in L2.
+                    if let Some(v) = ahead.get(TILE + k * inner + j) {
+                        prefetch(v);
+                    }
                     let v = _mm512_loadu_ps(logits.add(k * inner + j));
                     _mm512_storeu_ps(values.add(k * next_stride + j), v);
                     // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.

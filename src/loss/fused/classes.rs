@@ -9,7 +9,7 @@ use super::super::formulas::Formulas;
 use super::super::problem::Problem;
 use super::super::simd::{self, Simd};
 use super::fallback;
-use super::kdim::{kdim_tile, pick_targets, Next, Tile, TileFlags, TileGrad, IGNORED};
+use super::kdim::{kdim_tile, pick_targets, Next, Tile, TileGrad};
 use super::lanes::{apply_row, pack_columns, pack_tile, stats_row, Lane, Stats, TILE};
 use super::{Kernel, Scratch, Upstream};
 
@@ -158,7 +158,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             }
             _ => pack_tile(self.level, block, inner, s0, width, &mut scratch.tile),
         }
-        let (packed, next_tile) = (&mut scratch.tile, &mut scratch.next_tile);
+        let (packed, next_tile, buffers) = (&mut scratch.tile, &mut scratch.next_tile, &mut *scratch.kdim);
         // The next tile, which `kdim_tile` may start copying.
         let next_at = (block.as_ptr() as usize, s0 + width, next);
         let mut next = (next > 0).then(|| {
@@ -168,17 +168,6 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
                 tile: next_tile,
             }
         });
-        let mut tile = Tile {
-            block,
-            inner,
-            s0,
-            ys: [IGNORED; TILE],
-            weights: [0.0; TILE],
-            picked: [0.0; TILE],
-            class_weights: self.weight.as_deref(),
-            weight_sum: self.weight_sum,
-            smoothing: self.problem.smoothing.is_some(),
-        };
         // The targets, their weights and their logits (from the packed copy).
         pick_targets(
             self.level,
@@ -186,15 +175,20 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             p0,
             packed,
             self.problem.weight.as_deref(),
-            &mut tile,
+            &mut buffers.targets,
         );
-        let mut flags = TileFlags {
-            reference_terms: [false; TILE],
-            reference_grad: [false; TILE],
-            any: false,
+        let tile = Tile {
+            block,
+            inner,
+            s0,
+            targets: &buffers.targets,
+            class_weights: self.weight.as_deref(),
+            weight_sum: self.weight_sum,
+            smoothing: self.problem.smoothing.is_some(),
         };
+        let flags = &mut buffers.flags;
         let Some((out, up)) = grad else {
-            let copied = kdim_tile(self.level, &tile, packed, next.as_mut(), None, terms, &mut flags);
+            let copied = kdim_tile(self.level, &tile, packed, next.as_mut(), None, terms, flags);
             scratch.next_at = next.is_some().then_some((next_at, copied));
             // Usually none: then no scan of the flags.
             let scan = if flags.any { width } else { 0 };
@@ -211,6 +205,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
         let mut tile_grad = TileGrad {
             out,
             coefficients: &coefficients,
+            scales: &mut buffers.scales,
         };
         let copied = kdim_tile(
             self.level,
@@ -219,7 +214,7 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             next.as_mut(),
             Some(&mut tile_grad),
             terms,
-            &mut flags,
+            flags,
         );
         scratch.next_at = next.is_some().then_some((next_at, copied));
         let out = tile_grad.out;

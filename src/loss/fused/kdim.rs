@@ -18,7 +18,8 @@
 //! `avx512::kdim_sums`, which also copies the same group of the next tile
 //! out of the block, one class per step: a separate copy would wait for
 //! memory with nothing to do, while here the loads' wait overlaps with the
-//! exponentials. On AVX-512 the targets' logits and weights are gathered
+//! exponentials. The same step prefetches that class's line of the tile
+//! after next, so that the copy's loads find it in L2. On AVX-512 the targets' logits and weights are gathered
 //! (`avx512::pick_targets`), and the gradient goes out from registers in
 //! whole 64-byte streaming lines (`avx512::kdim_gradient`): no buffer in
 //! between, one store per line.
@@ -34,7 +35,7 @@ use super::super::fast_ln::ln_into;
 use super::super::simd::{Simd, SimdLevel};
 use super::lanes::{padded, prefetch, Lane, PackedTile, BLOCK, LANES, TILE};
 
-/// Marks an ignored position in [`Tile::ys`].
+/// Marks an ignored position in [`TileTargets::ys`].
 pub(super) const IGNORED: u32 = u32::MAX;
 
 /// A packed tile of up to [`TILE`] consecutive positions of one batch's
@@ -45,26 +46,37 @@ pub(super) struct Tile<'a, T> {
     pub inner: usize,
     /// The tile's first position in the block.
     pub s0: usize,
-    /// Each position's class, or [`IGNORED`] (also past the tile's end).
-    pub ys: [u32; TILE],
-    /// Each position's target weight (0 where ignored).
-    pub weights: [f64; TILE],
-    /// Each position's target logit (0 where ignored).
-    pub picked: [f64; TILE],
+    /// Its positions' targets ([`pick_targets`]).
+    pub targets: &'a TileTargets,
     /// The class weights in the working type, when weighted (the `a` of L).
     pub class_weights: Option<&'a [T]>,
     pub weight_sum: f64,
     pub smoothing: bool,
 }
 
-/// The gradient's side of a tile: where it goes (the block's gradient) and,
-/// per position, the (nll, smoothing) coefficients of the upstream gradient.
+/// A tile's positions' targets, written by [`pick_targets`] up to the
+/// tile's padded width.
+pub(super) struct TileTargets {
+    /// Each position's class, or [`IGNORED`] (also past the tile's end).
+    pub ys: [u32; TILE],
+    /// Each position's target weight (0 where ignored).
+    pub weights: [f64; TILE],
+    /// Each position's target logit (0 where ignored).
+    pub picked: [f64; TILE],
+}
+
+/// The gradient's side of a tile: where it goes (the block's gradient),
+/// per position the (nll, smoothing) coefficients of the upstream
+/// gradient, and room for the gradient's scales.
 pub(super) struct TileGrad<'a, T> {
     pub out: &'a mut [T],
     pub coefficients: &'a [(f64, f64); TILE],
+    pub scales: &'a mut Scales<T>,
 }
 
-/// Which of a tile's positions the reference kernel must decide.
+/// Which of a tile's positions the reference kernel must decide: [`kdim_tile`]
+/// writes every group's `reference_terms`, with the gradient its
+/// `reference_grad`, and `any`.
 pub(super) struct TileFlags {
     /// Kept positions whose statistics are not finite (their terms).
     pub reference_terms: [bool; TILE],
@@ -74,11 +86,42 @@ pub(super) struct TileFlags {
     pub any: bool,
 }
 
-/// What the gradient's sweep needs per position.
-struct Scales<T> {
+/// What the gradient's sweep needs per position (each group's written
+/// before the gradient reads it).
+pub(super) struct Scales<T> {
     scale_p: [T; TILE],
     scale_w: [T; TILE],
     target_entries: [T; TILE],
+}
+
+/// A task's buffers for its tiles, reused from tile to tile: each tile
+/// writes what it reads, so none is cleared in between.
+pub(super) struct TileBuffers<T> {
+    pub targets: TileTargets,
+    pub flags: TileFlags,
+    pub scales: Scales<T>,
+}
+
+impl<T: Lane> TileBuffers<T> {
+    pub fn new() -> Box<Self> {
+        Box::new(TileBuffers {
+            targets: TileTargets {
+                ys: [IGNORED; TILE],
+                weights: [0.0; TILE],
+                picked: [0.0; TILE],
+            },
+            flags: TileFlags {
+                reference_terms: [false; TILE],
+                reference_grad: [false; TILE],
+                any: false,
+            },
+            scales: Scales {
+                scale_p: [T::ZERO; TILE],
+                scale_w: [T::ZERO; TILE],
+                target_entries: [T::ZERO; TILE],
+            },
+        })
+    }
 }
 
 /// S = Σ e^(x−M) and L = Σ a·(x − M) for the group at j (a = the class
@@ -326,7 +369,7 @@ impl<T: Lane> GroupSums<T> for Avx512 {
         let scales = super::avx512::KdimScales {
             scale_p,
             scale_w,
-            ys: &t.ys,
+            ys: &t.targets.ys,
             target_entries: entries,
         };
         let stride = padded(tile.width);
@@ -375,9 +418,12 @@ impl<T: Lane> GroupSums<T> for Avx2 {
     }
 }
 
-/// The group at j: its terms and, with `WRITE` and `coefficients`, its
-/// gradient's scales (into `scales`), with the exponentials left in the
-/// packed tile.
+/// A group's side of the gradient: the tile's upstream coefficients and its scales.
+type GroupGrad<'a, T> = (&'a [(f64, f64); TILE], &'a mut Scales<T>);
+
+/// The group at j: its terms and, with `WRITE` and `grad` (the upstream
+/// coefficients and the scales), its gradient's scales, with the
+/// exponentials left in the packed tile.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
@@ -387,17 +433,16 @@ fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
     j: usize,
     max_t: &[T; LANES],
     next: Option<&mut Next<'_, T>>,
-    coefficients: Option<&[(f64, f64); TILE]>,
+    grad: Option<GroupGrad<'_, T>>,
     terms: &mut [(f64, f64); LANES],
     flags: &mut TileFlags,
-    scales: &mut Scales<T>,
 ) {
     let (sum_exp, sum_shifted) = S::sums::<COEF, WRITE>(t, pack, stride, j, max_t, next);
     let mut log_sums = [0.0f64; LANES];
     ln_into(&sum_exp, &mut log_sums);
-    let ys: &[u32; LANES] = t.ys[j..j + LANES].try_into().expect("LANES values");
-    let weights: &[f64; LANES] = t.weights[j..j + LANES].try_into().expect("LANES values");
-    let picked: &[f64; LANES] = t.picked[j..j + LANES].try_into().expect("LANES values");
+    let ys: &[u32; LANES] = t.targets.ys[j..j + LANES].try_into().expect("LANES values");
+    let weights: &[f64; LANES] = t.targets.weights[j..j + LANES].try_into().expect("LANES values");
+    let picked: &[f64; LANES] = t.targets.picked[j..j + LANES].try_into().expect("LANES values");
     let mut max = [0.0f64; LANES];
     let mut finite = [false; LANES];
     let mut kept = [false; LANES];
@@ -417,7 +462,7 @@ fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
     }
     flags.reference_terms[j..j + LANES].copy_from_slice(&reference_terms);
     flags.any |= reference_terms.iter().fold(false, |a, &r| a | r);
-    let Some(coefficients) = coefficients.filter(|_| WRITE) else {
+    let Some((coefficients, scales)) = grad.filter(|_| WRITE) else {
         return;
     };
     let coefficients: &[(f64, f64); LANES] = coefficients[j..j + LANES].try_into().expect("LANES values");
@@ -497,7 +542,7 @@ fn gradient_runs<T: Lane, const COEF: bool>(
     let mut first = vec![u16::MAX; classes];
     let mut next = [u16::MAX; TILE];
     for j in (0..width).rev() {
-        if let Some(head) = first.get_mut(t.ys[j] as usize) {
+        if let Some(head) = first.get_mut(t.targets.ys[j] as usize) {
             next[j] = *head;
             *head = j as u16;
         }
@@ -590,12 +635,8 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
 ) -> usize {
     let width = packed.width;
     let stride = padded(width);
-    let mut scales = Scales {
-        scale_p: [T::ZERO; TILE],
-        scale_w: [T::ZERO; TILE],
-        target_entries: [T::ZERO; TILE],
-    };
-    let coefficients = grad.as_ref().map(|g| g.coefficients);
+    let mut grad = grad;
+    flags.any = false;
     let mut next = next.filter(|_| S::copies(t));
     let copied = next.as_ref().map_or(0, |n| (n.tile.width / LANES * LANES).min(stride));
     for j in (0..stride).step_by(LANES) {
@@ -612,10 +653,9 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
                     j,
                     m,
                     next,
-                    coefficients,
+                    grad.as_deref_mut().map(|g| (g.coefficients, &mut *g.scales)),
                     &mut group_terms,
                     flags,
-                    &mut scales,
                 )
             };
         }
@@ -627,7 +667,7 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
         terms[j..j + n].copy_from_slice(&group_terms[..n]);
     }
     if let Some(grad) = grad {
-        write_gradient::<T, S, COEF>(t, packed, &scales, grad.out);
+        write_gradient::<T, S, COEF>(t, packed, grad.scales, grad.out);
     }
     copied
 }
@@ -648,47 +688,71 @@ fn tile_any<T: Lane, S: GroupSums<T>>(
     }
 }
 
-/// Each kept position's class, weight (`weights`, or 1) and logit (from
-/// the packed tile) into `t.ys`, `t.weights` and `t.picked`, which start as
-/// [`IGNORED`], 0 and 0; the tile's targets are those from position `p0`.
+/// Each position's class (or [`IGNORED`]), weight (`weights`, or 1; 0
+/// where ignored) and logit (from the packed tile; 0 where ignored) into
+/// `out`, up to the tile's padded width (ignored past its end); the tile's
+/// targets are those from position `p0`.
 pub(super) fn pick_targets<T: Lane>(
     level: Simd,
     targets: &ClassTargets<'_>,
     p0: usize,
     packed: &PackedTile<T>,
     weights: Option<&[f64]>,
-    t: &mut Tile<'_, T>,
+    out: &mut TileTargets,
 ) {
     let width = packed.width;
+    let stride = padded(width);
+    if !pick_targets_avx512(level, targets, p0, packed, weights, out) {
+        let mut ys = [usize::MAX; TILE];
+        targets.copy_into(p0, &mut ys[..width], usize::MAX);
+        for j in 0..width {
+            (out.ys[j], out.weights[j], out.picked[j]) = match ys[j] {
+                usize::MAX => (IGNORED, 0.0, 0.0),
+                y => (y as u32, weights.map_or(1.0, |w| w[y]), packed.at(y, j).to_f64()),
+            };
+        }
+    }
+    // The AVX-512 loop stops at the next multiple of 8.
+    out.ys[width..stride].fill(IGNORED);
+    out.weights[width..stride].fill(0.0);
+    out.picked[width..stride].fill(0.0);
+}
+
+/// [`pick_targets`] before the padding, for f32 and int64 targets on
+/// AVX-512 CPUs; false (nothing written) elsewhere.
+fn pick_targets_avx512<T: Lane>(
+    level: Simd,
+    targets: &ClassTargets<'_>,
+    p0: usize,
+    packed: &PackedTile<T>,
+    weights: Option<&[f64]>,
+    out: &mut TileTargets,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if level.level() == SimdLevel::Avx512 {
         if let (Some(values), Some((raw, ignore))) = (f32::cast(&packed.values), targets.as_int64()) {
-            let stride = padded(width);
+            let width = packed.width;
             // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and
             // it holds Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
-            return unsafe {
+            unsafe {
                 super::avx512::pick_targets(
                     &raw[p0..p0 + width],
                     ignore,
                     width,
                     values,
-                    stride,
+                    padded(width),
                     weights,
-                    &mut t.ys,
-                    &mut t.weights,
-                    &mut t.picked,
+                    &mut out.ys,
+                    &mut out.weights,
+                    &mut out.picked,
                 )
             };
+            return true;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = level;
-    let mut ys = [usize::MAX; TILE];
-    targets.copy_into(p0, &mut ys[..width], usize::MAX);
-    for j in (0..width).filter(|&j| ys[j] != usize::MAX) {
-        let y = ys[j];
-        (t.ys[j], t.weights[j], t.picked[j]) = (y as u32, weights.map_or(1.0, |w| w[y]), packed.at(y, j).to_f64());
-    }
+    let _ = (level, targets, p0, packed, weights, out);
+    false
 }
 
 /// One packed K-dim tile: terms and, with `grad`, gradient (see [`tile`]);

@@ -304,13 +304,13 @@ impl<T: Lane> PackedTile<T> {
         }
     }
 
-    /// Makes room for `classes` rows of `width` positions; the max starts
-    /// at −∞ (what [`tile_pack`] and `kdim.rs` fill in).
+    /// Makes room for `classes` rows of `width` positions. Neither the
+    /// values nor the max are cleared: [`tile_pack_columns`] and `kdim.rs`'s
+    /// sweeps write every one (padding included) before it is read.
     pub fn reset(&mut self, classes: usize, width: usize) {
         let stride = padded(width);
         self.width = width;
         self.values.resize(classes * stride, T::ZERO);
-        self.max.clear();
         self.max.resize(stride, T::NEG_INFINITY);
     }
 
@@ -339,18 +339,21 @@ fn tile_pack_columns<T: Lane>(block: &[T], inner: usize, s0: usize, first: usize
     let width = tile.width;
     let stride = padded(width);
     let classes = tile.values.len() / stride.max(1);
-    // On the stack while the classes stream in: with the max in the heap
-    // next to `values`, LLVM no longer vectorises the loop.
-    let mut max = [T::NEG_INFINITY; TILE];
-    for k in 0..classes {
-        let run = &block[k * inner + s0 + first..][..width - first];
-        pack_run(
-            run,
-            &mut tile.values[k * stride + first..][..stride - first],
-            &mut max[..width - first],
-        );
+    // Usually `kdim.rs` copied the whole tile: then only the padding is left.
+    if first < width {
+        // On the stack while the classes stream in: with the max in the heap
+        // next to `values`, LLVM no longer vectorises the loop.
+        let mut max = [T::NEG_INFINITY; TILE];
+        for k in 0..classes {
+            let run = &block[k * inner + s0 + first..][..width - first];
+            pack_run(
+                run,
+                &mut tile.values[k * stride + first..][..stride - first],
+                &mut max[..width - first],
+            );
+        }
+        tile.max[first..width].copy_from_slice(&max[..width - first]);
     }
-    tile.max[first..width].copy_from_slice(&max[..width - first]);
     tile.max[width..stride].fill(T::ZERO);
 }
 

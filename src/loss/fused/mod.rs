@@ -74,6 +74,8 @@ pub(super) struct Scratch<T> {
     next_at: Option<((usize, usize, usize), usize)>,
     /// A K-dim tile's statistics.
     stats: TileStats,
+    /// A class-target K-dim tile's targets, flags and gradient scales.
+    kdim: Box<kdim::TileBuffers<T>>,
 }
 
 impl<T: Lane> Default for Scratch<T> {
@@ -84,6 +86,7 @@ impl<T: Lane> Default for Scratch<T> {
             next_tile: PackedTile::new(),
             next_at: None,
             stats: TileStats::new(),
+            kdim: kdim::TileBuffers::new(),
         }
     }
 }
@@ -114,14 +117,77 @@ trait Kernel<T>: Sync {
 }
 
 /// Pairwise sums of both halves of the terms, in a fixed order (independent
-/// of how the terms were computed).
+/// of how the terms were computed): a node of more than [`LEAF`] terms is
+/// the sum of its halves (the left one n/2 long), a leaf the sum of its
+/// terms in order from 0.
 pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
-    if terms.len() <= 8 {
+    let n = terms.len();
+    if n <= LEAF {
         return terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
     }
-    let mid = terms.len() / 2;
+    // LEAF·2^k terms halve exactly down to whole leaves: the same tree
+    // without recursion, leaves first, then the levels above them.
+    if n <= FLAT && n.is_multiple_of(LEAF) && (n / LEAF).is_power_of_two() {
+        let mut sums = [(0.0, 0.0); FLAT / LEAF];
+        let mut count = n / LEAF;
+        leaf_sums(terms, &mut sums[..count]);
+        while count > 1 {
+            count /= 2;
+            for i in 0..count {
+                sums[i] = (sums[2 * i].0 + sums[2 * i + 1].0, sums[2 * i].1 + sums[2 * i + 1].1);
+            }
+        }
+        return sums[0];
+    }
+    let mid = n / 2;
     let (left, right) = (pairwise_sum(&terms[..mid]), pairwise_sum(&terms[mid..]));
     (left.0 + right.0, left.1 + right.1)
+}
+
+/// Terms per leaf of [`pairwise_sum`]'s tree.
+const LEAF: usize = 8;
+
+/// The largest node that [`pairwise_sum`] sums without recursion (its leaf
+/// sums on the stack: 8 KiB); a K-dim job's terms are one such node.
+const FLAT: usize = 4096;
+
+/// Each leaf's sum (`terms` holds `sums.len()` whole leaves), eight leaves
+/// at a time: eight independent chains of additions instead of one, and on
+/// x86-64 a term's two halves in one SSE2 addition (the same two sums).
+fn leaf_sums(terms: &[(f64, f64)], sums: &mut [(f64, f64)]) {
+    let mut leaves = terms.chunks_exact(8 * LEAF);
+    let mut out = sums.chunks_exact_mut(8);
+    for (t, s) in (&mut leaves).zip(&mut out) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_add_pd, _mm_set_pd, _mm_setzero_pd, _mm_storeu_pd};
+            // SAFETY: SSE2 is baseline on x86-64; `pair` holds the two f64 stored.
+            unsafe {
+                let mut acc = [_mm_setzero_pd(); 8];
+                for k in 0..LEAF {
+                    for l in 0..8 {
+                        let v = t[l * LEAF + k];
+                        acc[l] = _mm_add_pd(acc[l], _mm_set_pd(v.1, v.0));
+                    }
+                }
+                for l in 0..8 {
+                    let mut pair = [0.0; 2];
+                    _mm_storeu_pd(pair.as_mut_ptr(), acc[l]);
+                    s[l] = (pair[0], pair[1]);
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        for l in 0..8 {
+            s[l] = t[l * LEAF..(l + 1) * LEAF]
+                .iter()
+                .fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
+        }
+    }
+    // Fewer than eight leaves (a node of under 64 terms).
+    for (t, s) in leaves.remainder().chunks_exact(LEAF).zip(out.into_remainder()) {
+        *s = t.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
+    }
 }
 
 /// K-dim tiles per parallel job within a batch's forward.
@@ -130,19 +196,21 @@ const TILES_PER_JOB: usize = 16;
 /// Positions per parallel job within a batch's forward.
 const JOB: usize = TILE * TILES_PER_JOB;
 
-/// Job `job`'s positions of batch `task` (block `block`) into `slots`.
+/// Job `job`'s positions of batch `task` (block `block`, `inner` positions)
+/// into `slots`. The last tile asks for the next job's first one too: the
+/// thread usually takes that job next, and its copy is then ready.
 fn kdim_job<T: Lane>(
     kernel: &dyn Kernel<T>,
     task: usize,
     block: &[T],
+    inner: usize,
     job: usize,
     slots: &mut [(f64, f64)],
     scratch: &mut Scratch<T>,
 ) {
-    let len = slots.len();
     for (t, tile) in slots.chunks_mut(TILE).enumerate() {
         let s0 = job * JOB + t * TILE;
-        let next = TILE.min(len.saturating_sub((t + 1) * TILE));
+        let next = TILE.min(inner.saturating_sub(s0 + TILE));
         kernel.tile(task, block, s0, next, None, tile, scratch);
     }
 }
@@ -164,7 +232,7 @@ fn kdim_job_sums<T: Lane>(kernel: &dyn Kernel<T>, task: usize, block: &[T], inne
             |(scratch, slots), job| {
                 // Every slot is written, so a reused buffer needs no clearing.
                 slots.resize(JOB, (0.0, 0.0));
-                kdim_job(kernel, task, block, job, slots, scratch);
+                kdim_job(kernel, task, block, inner, job, slots, scratch);
                 pairwise_sum(slots)
             },
         )
@@ -253,7 +321,7 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                             .par_chunks_mut(JOB)
                             .enumerate()
                             .for_each_init(Scratch::default, |scratch, (job, slots)| {
-                                kdim_job(kernel, task, block, job, slots, scratch)
+                                kdim_job(kernel, task, block, inner, job, slots, scratch)
                             });
                     }
                 })
@@ -434,10 +502,14 @@ fn backward_typed<T: Lane>(
                 }
             } else {
                 let block = &x[..out.len()];
-                for (t, tile) in slots.chunks_mut(TILE).enumerate() {
-                    let s0 = first + t * TILE;
-                    let next = TILE.min(inner.saturating_sub(s0 + TILE));
+                let tiles = GradientTiles::new(out, inner, first, slots.len());
+                let mut s0 = first;
+                while s0 < first + slots.len() {
+                    let end = tiles.end(s0);
+                    let next = tiles.end(end) - end;
+                    let tile = &mut slots[s0 - first..end - first];
                     kernel.tile(index, block, s0, next, Some((&mut *out, up)), tile, scratch);
+                    s0 = end;
                 }
             }
         };
@@ -472,6 +544,48 @@ fn backward_typed<T: Lane>(
             ),
     }
     Some(terms)
+}
+
+/// Where a K-dim task's tiles end when it writes the gradient: every
+/// [`TILE`] positions from where the gradient's class runs start on a
+/// 64-byte line, and at the ends of its pieces of `piece` positions (the
+/// slots that `TermsLayout::fill` hands over) and of the block. The runs'
+/// streaming stores then take whole lines: a line that a tile shared with
+/// the next would take a plain store, which first reads the line from
+/// memory and holds up every store after it meanwhile.
+struct GradientTiles {
+    /// Positions before a run's first line boundary (< 16; 0 when the
+    /// classes' runs do not all start alike).
+    lead: usize,
+    piece: usize,
+    inner: usize,
+}
+
+impl GradientTiles {
+    /// For the block's gradient `out` (classes `inner` apart), pieces of
+    /// `piece` positions from position `first` (a multiple of `piece`).
+    fn new<T>(out: &[T], inner: usize, first: usize, piece: usize) -> Self {
+        let size = std::mem::size_of::<T>();
+        let lead = match (inner * size).is_multiple_of(64) && (out.as_ptr() as usize).is_multiple_of(size) {
+            true => (64 - out.as_ptr() as usize % 64) % 64 / size,
+            false => 0,
+        };
+        debug_assert!(first.is_multiple_of(piece.max(1)));
+        GradientTiles {
+            lead: lead % TILE,
+            piece: piece.max(1),
+            inner,
+        }
+    }
+
+    /// The end of the tile that starts at s0 (s0 itself at the block's end).
+    fn end(&self, s0: usize) -> usize {
+        let to_line = TILE - (s0 + TILE - self.lead) % TILE;
+        (s0 + to_line)
+            .min((s0 / self.piece + 1) * self.piece)
+            .min(self.inner)
+            .max(s0)
+    }
 }
 
 /// The gradient w.r.t. probability targets: s·(1−ε)·w_c·lp_c per position,

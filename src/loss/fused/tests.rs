@@ -706,6 +706,77 @@ fn half_rows_swept_directly_give_the_scalar_bits() {
     }
 }
 
+/// The gradient's tiles follow the output's 64-byte lines (`GradientTiles`):
+/// at every offset of the output from a line, the terms and the gradient
+/// are the same bits, streamed (a large block) or not.
+#[test]
+fn gradient_tiles_follow_the_output_lines() {
+    let mut rng = Rng(6464);
+    for (round, shape) in [[1, 5, 2 * JOB], [2, 2, JOB + 48], [1, 3, 1024]]
+        .into_iter()
+        .enumerate()
+    {
+        check_output_offsets(random_case::<f32>(&mut rng, &shape, round != 1));
+        check_output_offsets(random_case::<f64>(&mut rng, &shape, round == 1));
+    }
+}
+
+fn check_output_offsets<T: Lane>(mut case: Case<T>) {
+    case.probabilities = None;
+    let per_line = 64 / std::mem::size_of::<T>();
+    let mut buffer = vec![T::ZERO; case.x.len() + per_line];
+    let (terms, gradient): (Vec<Vec<u64>>, Vec<Vec<u64>>) = (0..per_line)
+        .map(|offset| {
+            let out = &mut buffer[offset..offset + case.x.len()];
+            let terms = case.with(|problem, input, target, up| {
+                forward_backward_into(problem, input.data, target, up, out).expect("f32/f64 go fused")
+            });
+            let flat: Vec<f64> = terms.iter().flat_map(|t| [t.0, t.1]).collect();
+            (bits64(&flat), bits(out))
+        })
+        .unzip();
+    for offset in 1..per_line {
+        assert_eq!(terms[offset], terms[0], "terms at offset {offset}");
+        assert_eq!(gradient[offset], gradient[0], "gradient at offset {offset}");
+    }
+}
+
+/// `pairwise_sum`'s definition, recursive all the way down.
+fn pairwise_reference(terms: &[(f64, f64)]) -> (f64, f64) {
+    if terms.len() <= 8 {
+        return terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
+    }
+    let mid = terms.len() / 2;
+    let (left, right) = (pairwise_reference(&terms[..mid]), pairwise_reference(&terms[mid..]));
+    (left.0 + right.0, left.1 + right.1)
+}
+
+/// `pairwise_sum`'s flat sums of whole leaves give the recursive
+/// definition's bits, on random lengths (and every power-of-two node size).
+#[test]
+fn pairwise_sum_gives_the_recursive_bits() {
+    let mut rng = Rng(5000);
+    let terms: Vec<(f64, f64)> = (0..3 * JOB)
+        .map(|i| match i % 89 {
+            0 => (-0.0, -0.0),
+            1 => (rng.normal_ish(1e15), -rng.normal_ish(1e-15)),
+            _ => (rng.normal_ish(1e3), rng.normal_ish(1e-3)),
+        })
+        .collect();
+    let powers = (0..=13).flat_map(|k| [(1 << k) - 1, 1 << k, (1 << k) + 1]);
+    let lengths: Vec<usize> = powers.chain((0..400).map(|_| 1 + rng.below(5000))).collect();
+    for n in lengths {
+        let start = rng.below(terms.len() - n + 1);
+        let slice = &terms[start..start + n];
+        let (a, b) = (pairwise_sum(slice), pairwise_reference(slice));
+        assert_eq!(
+            (a.0.to_bits(), a.1.to_bits()),
+            (b.0.to_bits(), b.1.to_bits()),
+            "{n} terms"
+        );
+    }
+}
+
 /// Over a power-of-two count of jobs, the jobs' own pairwise sums summed
 /// by halving give the pairwise sum's bits.
 #[test]
