@@ -31,7 +31,7 @@ pub(super) fn exp8(d: __m256) -> __m256 {
     for &c in &POLY[1..] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let e_r = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+    let e_r = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
     let biased = _mm256_max_epi32(_mm256_add_epi32(n_bits, _mm256_set1_epi32(127)), _mm256_setzero_si256());
     _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
 }

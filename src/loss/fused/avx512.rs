@@ -35,7 +35,7 @@ pub(super) fn exp16(d: __m512) -> __m512 {
     for &c in &POLY[1..] {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
-    let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
+    let e_r = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
     let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(n, _mm512_set1_ps(-126.0));
     _mm512_maskz_scalef_ps(normal, e_r, n)
 }
