@@ -606,7 +606,7 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max, Bits};
+    use super::super::lane_tests::{check_next_max_of_sweeps, Bits};
     use super::*;
 
     /// Whether this CPU has AVX2, FMA and F16C; if not, the test says it was skipped.
@@ -711,28 +711,18 @@ mod tests {
         if !has_avx2_f16c_else_say_skipped() {
             return;
         }
-        // SAFETY (all four closures): the CPU has AVX2, FMA and F16C (checked above).
+        // SAFETY (all three closures): the CPU has AVX2, FMA and F16C (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
-        let scan =
+        let forward =
             |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
-        check_next_max::<H>(70, row_max, scan);
-        // The backward sweep's scan, unweighted (NaN-free rounding) and weighted.
-        let k = |n: usize| ClassGradient {
-            base: -1e-5,
-            target: n / 3,
-            at_target: -0.5,
+        // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
+        let backward = |src: &[H], max: f32, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+            match w.is_empty() {
+                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
+            }
         };
-        // (`out` and `w` have the row's length.)
-        let backward = |src: &[H], max: f32, next: &[H]| unsafe {
-            let mut out = vec![H::from_f64(0.0); src.len()];
-            class_backward::<H, true, false>(src, max, 0.5, k(src.len()), 0.25, &[], &mut out, next).1
-        };
-        check_next_max::<H>(70, row_max, backward);
-        let weighted = |src: &[H], max: f32, next: &[H]| unsafe {
-            let (mut out, w) = (vec![H::from_f64(0.0); src.len()], vec![1.5; src.len()]);
-            class_backward::<H, false, true>(src, max, 0.5, k(src.len()), 0.25, &w, &mut out, next).1
-        };
-        check_next_max::<H>(70, row_max, weighted);
+        check_next_max_of_sweeps::<H>(70, row_max, forward, backward);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What the tests of the AVX2 and the AVX-512 half loops share: a half
 //! type's bit pattern, and the check that a sweep's next-row max is the
-//! row max that decides which rows the loops take.
+//! row max that decides which rows the loops take, for forward's sweep and
+//! the backward's.
 
 use half::{bf16, f16};
 
 use super::super::super::element::Element;
-use super::widen_with_max;
+use super::{widen_with_max, ClassGradient};
 
 /// A half type's bit pattern.
 pub(super) trait Bits {
@@ -81,5 +82,30 @@ pub(super) fn check_next_max<H: Element>(
         } else {
             assert_eq!(expected, None, "round {round}");
         }
+    }
+}
+
+/// [`check_next_max`] on a level's forward scan (`forward`, as
+/// `check_next_max`'s `scan`) and on its backward sweep, unweighted and
+/// weighted: `backward(src, max, k, w, out, next)` runs the sweep with the
+/// class gradient `k`, weighted by `w` unless `w` is empty, into `out`.
+pub(super) fn check_next_max_of_sweeps<H: Element>(
+    longest: usize,
+    row_max: impl Fn(&[H]) -> Option<f32>,
+    forward: impl Fn(&[H], f32, &[H]) -> Option<Option<f32>>,
+    backward: impl Fn(&[H], f32, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<f32>>,
+) {
+    check_next_max(longest, &row_max, forward);
+    let k = |n: usize| ClassGradient {
+        base: -1e-5,
+        target: n / 3,
+        at_target: -0.5,
+    };
+    for weighted in [false, true] {
+        check_next_max(longest, &row_max, |src, max, next| {
+            let mut out = vec![H::from_f64(0.0); src.len()];
+            let w = if weighted { vec![1.5; src.len()] } else { vec![] };
+            backward(src, max, k(src.len()), &w, &mut out, next)
+        });
     }
 }
