@@ -123,7 +123,7 @@ trait Kernel<T>: Sync {
 pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
     let n = terms.len();
     if n <= LEAF {
-        return terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
+        return leaf_sum(terms);
     }
     // LEAF·2^k terms halve exactly down to whole leaves: the same tree
     // without recursion, leaves first, then the levels above them.
@@ -142,6 +142,11 @@ pub(crate) fn pairwise_sum(terms: &[(f64, f64)]) -> (f64, f64) {
     let mid = n / 2;
     let (left, right) = (pairwise_sum(&terms[..mid]), pairwise_sum(&terms[mid..]));
     (left.0 + right.0, left.1 + right.1)
+}
+
+/// A leaf of [`pairwise_sum`]'s tree: its terms in order from 0.
+fn leaf_sum(terms: &[(f64, f64)]) -> (f64, f64) {
+    terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1))
 }
 
 /// Terms per leaf of [`pairwise_sum`]'s tree.
@@ -179,14 +184,12 @@ fn leaf_sums(terms: &[(f64, f64)], sums: &mut [(f64, f64)]) {
         }
         #[cfg(not(target_arch = "x86_64"))]
         for l in 0..8 {
-            s[l] = t[l * LEAF..(l + 1) * LEAF]
-                .iter()
-                .fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
+            s[l] = leaf_sum(&t[l * LEAF..(l + 1) * LEAF]);
         }
     }
     // Fewer than eight leaves (a node of under 64 terms).
     for (t, s) in leaves.remainder().chunks_exact(LEAF).zip(out.into_remainder()) {
-        *s = t.iter().fold((0.0, 0.0), |(a, b), t| (a + t.0, b + t.1));
+        *s = leaf_sum(t);
     }
 }
 
