@@ -557,34 +557,36 @@ fn class_position<T: Element>(
     let (level, max, ln_sum) = (h.level, ls.max, ls.ln_sum);
     // A direct row's sweep also finds the next row's max, as forward's does.
     let next = h.next_row(input, p);
-    let sweep = |target: &mut [T]| match (&row, smoothing, &h.weight) {
-        (Source::Widened(row), Some(_), Some(w)) => (
-            half::class_log_softmax_backward::<T, true, true>(level, row, max, ln_sum, k, w, target),
+    let sweep = |target: &mut [T]| match &row {
+        // The f32 copy's sweep finds no next max.
+        Source::Widened(row) => (
+            match (smoothing, &h.weight) {
+                (Some(_), Some(w)) => {
+                    half::class_log_softmax_backward::<T, true, true>(level, row, max, ln_sum, k, w, target)
+                }
+                (Some(_), None) => {
+                    half::class_log_softmax_backward::<T, true, false>(level, row, max, ln_sum, k, &[], target)
+                }
+                (None, Some(w)) if weighted => {
+                    half::class_log_softmax_backward::<T, false, true>(level, row, max, ln_sum, k, w, target)
+                }
+                (None, _) => {
+                    half::class_log_softmax_backward::<T, false, false>(level, row, max, ln_sum, k, &[], target)
+                }
+            },
             None,
         ),
-        (Source::Widened(row), Some(_), None) => (
-            half::class_log_softmax_backward::<T, true, false>(level, row, max, ln_sum, k, &[], target),
-            None,
-        ),
-        (Source::Widened(row), None, Some(w)) if weighted => (
-            half::class_log_softmax_backward::<T, false, true>(level, row, max, ln_sum, k, w, target),
-            None,
-        ),
-        (Source::Widened(row), None, _) => (
-            half::class_log_softmax_backward::<T, false, false>(level, row, max, ln_sum, k, &[], target),
-            None,
-        ),
-        (Source::Direct(d), Some(_), Some(w)) => d.class_backward::<true, true>(level, ln_sum, k, w, target, next),
-        (Source::Direct(d), Some(_), None) => match sum_g {
-            Some(sum_g) => d.class_backward_with_total::<true, false>(ln_sum, k, sum_g, &[], target, next),
-            None => d.class_backward::<true, false>(level, ln_sum, k, &[], target, next),
-        },
-        (Source::Direct(d), None, Some(w)) if weighted => {
-            d.class_backward::<false, true>(level, ln_sum, k, w, target, next)
-        }
-        (Source::Direct(d), None, _) => match sum_g {
-            Some(sum_g) => d.class_backward_with_total::<false, false>(ln_sum, k, sum_g, &[], target, next),
-            None => d.class_backward::<false, false>(level, ln_sum, k, &[], target, next),
+        Source::Direct(d) => match (smoothing, &h.weight) {
+            (Some(_), Some(w)) => d.class_backward::<true, true>(level, ln_sum, k, w, target, next),
+            (Some(_), None) => match sum_g {
+                Some(sum_g) => d.class_backward_with_total::<true, false>(ln_sum, k, sum_g, &[], target, next),
+                None => d.class_backward::<true, false>(level, ln_sum, k, &[], target, next),
+            },
+            (None, Some(w)) if weighted => d.class_backward::<false, true>(level, ln_sum, k, w, target, next),
+            (None, _) => match sum_g {
+                Some(sum_g) => d.class_backward_with_total::<false, false>(ln_sum, k, sum_g, &[], target, next),
+                None => d.class_backward::<false, false>(level, ln_sum, k, &[], target, next),
+            },
         },
     };
     let mut next_max = None;
