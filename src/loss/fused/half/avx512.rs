@@ -526,7 +526,7 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, Bits};
+    use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient, Bits};
     use super::*;
 
     /// Every 61st f32 bit pattern, 16 at a time, through `round16` and
@@ -639,14 +639,7 @@ mod tests {
             let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
             // SAFETY: the CPU has AVX-512 F (checked above).
             let max = unsafe { row_max(&src) }.expect("a finite row");
-            let (ln_sum, k) = (
-                6.5,
-                ClassGradient {
-                    base: -1e-5,
-                    target: n / 3,
-                    at_target: -0.5,
-                },
-            );
+            let (ln_sum, k) = (6.5, test_gradient(n));
             let mut buffer = vec![H::from_f64(0.0); n + 64];
             let aligned = buffer.as_ptr().align_offset(64);
             for offset in 0..16 {

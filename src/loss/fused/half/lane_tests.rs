@@ -96,16 +96,21 @@ pub(super) fn check_next_max_of_sweeps<H: Element>(
     backward: impl Fn(&[H], f32, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<f32>>,
 ) {
     check_next_max(longest, &row_max, forward);
-    let k = |n: usize| ClassGradient {
-        base: -1e-5,
-        target: n / 3,
-        at_target: -0.5,
-    };
     for weighted in [false, true] {
         check_next_max(longest, &row_max, |src, max, next| {
             let mut out = vec![H::from_f64(0.0); src.len()];
             let w = if weighted { vec![1.5; src.len()] } else { vec![] };
-            backward(src, max, k(src.len()), &w, &mut out, next)
+            backward(src, max, test_gradient(src.len()), &w, &mut out, next)
         });
+    }
+}
+
+/// The class gradient the backward sweeps' tests use on `n` classes: a
+/// small base, and the target a third of the way in.
+pub(super) fn test_gradient(n: usize) -> ClassGradient {
+    ClassGradient {
+        base: -1e-5,
+        target: n / 3,
+        at_target: -0.5,
     }
 }
