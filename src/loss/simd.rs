@@ -13,7 +13,7 @@ pub enum SimdLevel {
     Scalar,
     /// x86-64 with AVX2 and FMA.
     Avx2,
-    /// x86-64 with AVX-512 F, VL and DQ (and AVX2 and FMA).
+    /// x86-64 with AVX-512 F, VL, DQ and BW (and AVX2 and FMA).
     Avx512,
 }
 
@@ -71,7 +71,8 @@ pub fn detected() -> SimdLevel {
         let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
         let avx512 = is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512dq");
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512bw");
         if avx2 && avx512 {
             return SimdLevel::Avx512;
         }

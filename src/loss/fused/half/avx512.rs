@@ -18,7 +18,7 @@ use half::{bf16, f16};
 use super::super::super::element::Element;
 use super::super::avx512::exp16;
 use super::super::lanes::{fold_lanes, prefetch, LANES};
-use super::ClassGradient;
+use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
@@ -162,119 +162,135 @@ fn fold(v: __m512) -> f32 {
     fold_lanes(&lanes) as f32
 }
 
-/// A row's max and whether it holds NaN or +inf, found 16 classes at a
-/// time in the row's order, so every scan of a row gives the same verdict.
+/// Classes per step of a [`BitScan`]: 32 patterns of 16 bits in a vector.
+const SCAN: usize = 2 * LANES;
+
+/// A row's extremes from its raw 16-bit patterns, 32 classes per step and
+/// three instructions, none widening: the signed max and the unsigned min
+/// and max that [`BitVerdict::of`] reads. Integer maxes and mins give the
+/// same result in any order, so every scan of a row gives the same verdict.
 #[derive(Clone, Copy)]
-struct MaxScan {
-    acc: __m512,
-    /// Lanes that saw NaN or +inf: "not below +inf", unordered included.
-    bad: __mmask16,
+struct BitScan {
+    smax: __m512i,
+    umin: __m512i,
+    umax: __m512i,
 }
 
-impl MaxScan {
+impl BitScan {
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     fn new() -> Self {
-        MaxScan {
-            acc: _mm512_set1_ps(f32::NEG_INFINITY),
-            bad: 0,
+        BitScan {
+            smax: _mm512_set1_epi16(i16::MIN),
+            umin: _mm512_set1_epi16(-1),
+            umax: _mm512_setzero_si512(),
         }
     }
 
-    /// The lanes of `mask` of `v`, the next 16 classes.
+    /// The 32 patterns of `v`, in the lanes of `mask`.
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn add(&mut self, mask: __mmask16, v: __m512) {
-        // max(v, acc) is acc where the two are equal (±0 keeps the earlier
-        // zero, as `f32::max` compiles) or v is NaN.
-        self.acc = _mm512_mask_max_ps(self.acc, mask, v, self.acc);
-        self.bad |= _mm512_mask_cmp_ps_mask::<_CMP_NLT_UQ>(mask, v, _mm512_set1_ps(f32::INFINITY));
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn add(&mut self, mask: __mmask32, v: __m512i) {
+        self.smax = _mm512_mask_max_epi16(self.smax, mask, self.smax, v);
+        self.umin = _mm512_mask_min_epu16(self.umin, mask, self.umin, v);
+        self.umax = _mm512_mask_max_epu16(self.umax, mask, self.umax, v);
     }
 
-    /// Classes `i..i + 16` of `src` (`i + 16 ≤ src.len()`).
+    /// Classes `i..i + 32` of `src` (`i + 32 ≤ src.len()`).
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn add_at<H: Half16>(&mut self, src: &[H], i: usize) {
-        // SAFETY: the caller's promise.
-        self.add(!0, unsafe { load(src, i) });
+        assert!(i + SCAN <= src.len());
+        // SAFETY: 32 values of 2 bytes from `i` are in `src` (asserted);
+        // `loadu` takes any alignment.
+        self.add(!0, unsafe { _mm512_loadu_si512(src.as_ptr().add(i).cast()) });
     }
 
-    /// Classes `i..i + 64` of `src` (`i + 64 ≤ src.len()`), as four
-    /// [`MaxScan::add_at`] calls give them but with one max on the
-    /// accumulator's chain instead of four: max(a, b) keeps b unless a > b,
-    /// so a tree of the four (earlier ones second) keeps the earliest of
-    /// equal values too, ±0 included; only NaN, which marks the row anyway,
-    /// could make them differ.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The classes from `from` on.
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn add_four_at<H: Half16>(&mut self, src: &[H], i: usize) {
-        // SAFETY: the caller's promise.
-        let v = unsafe { [0, 1, 2, 3].map(|k| load(src, i + k * LANES)) };
-        let inf = _mm512_set1_ps(f32::INFINITY);
-        for x in v {
-            self.bad |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, inf);
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn add_rest<H: Half16>(&mut self, src: &[H], mut from: usize) {
+        while from + SCAN <= src.len() {
+            // SAFETY: the CPU has AVX-512 F and BW; from + 32 ≤ src.len().
+            unsafe { self.add_at(src, from) };
+            from += SCAN;
         }
-        let first = _mm512_max_ps(v[1], v[0]);
-        let second = _mm512_max_ps(v[3], v[2]);
-        self.acc = _mm512_max_ps(_mm512_max_ps(second, first), self.acc);
+        if from < src.len() {
+            let rest = &src[from..];
+            let mut padded = [H::from_f64(0.0); SCAN];
+            padded[..rest.len()].copy_from_slice(rest);
+            // SAFETY: `padded` holds 32 values of 2 bytes.
+            let v = unsafe { _mm512_loadu_si512(padded.as_ptr().cast()) };
+            self.add(((1u64 << rest.len()) - 1) as __mmask32, v);
+        }
     }
 
-    /// The classes after `full`, the last whole 16 (fewer than 16).
+    /// The extremes of `src`, the row scanned, when it holds no NaN and no
+    /// +inf and its max is finite; `None` otherwise. As
+    /// `half::widen_with_max` finds it, the max's bits included.
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn add_tail<H: Half16>(&mut self, src: &[H], full: usize) {
-        let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
-        self.add(mask, unsafe { load(&padded, 0) });
-    }
-
-    /// The max (as `half::widen_with_max` finds it), when the row holds no
-    /// NaN and no +inf and the max is finite; `None` otherwise.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn verdict(self) -> Option<f32> {
-        if self.bad != 0 {
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn verdict<H: Half16 + Bits>(self, src: &[H]) -> Option<Extremes> {
+        if src.is_empty() {
             return None;
         }
-        let mut lanes = [0.0f32; LANES];
-        // SAFETY: `lanes` holds 16 f32.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), self.acc) };
-        let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        max.is_finite().then_some(max)
+        let lanes = |v: __m512i| {
+            let mut lanes = [0u16; SCAN];
+            // SAFETY: `lanes` holds 32 values of 2 bytes.
+            unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), v) };
+            lanes
+        };
+        let smax = lanes(self.smax).into_iter().map(|b| b as i16).fold(i16::MIN, i16::max) as u16;
+        let umin = lanes(self.umin).into_iter().fold(u16::MAX, u16::min);
+        let umax = lanes(self.umax).into_iter().fold(0, u16::max);
+        match BitVerdict::of::<H>(smax, umin, umax) {
+            BitVerdict::Rejected => None,
+            BitVerdict::Found(extremes) => Some(extremes),
+            BitVerdict::ZeroMax(min) => Some(Extremes {
+                max: float_row_max(src),
+                min,
+            }),
+        }
     }
 }
 
-/// The row's max, when the row holds no NaN and no +inf and the max is
-/// finite; `None` otherwise (see [`MaxScan::verdict`]).
-///
-/// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
+/// The max of a row (no NaN in it) as `half::widen_with_max` finds it, for
+/// a row whose max is a zero: 16 classes at a time in the row's order, each
+/// lane keeping the earlier of equal values (±0: the earlier zero), then
+/// the lanes folded as `f32::max` compiles.
+#[target_feature(enable = "avx512f")]
+fn float_row_max<H: Half16>(src: &[H]) -> f32 {
     let full = src.len() / LANES * LANES;
-    let mut scan = MaxScan::new();
-    let mut i = 0;
-    // Alone in its loop, the accumulator's chain of maxes would set the pace.
-    while i + 4 * LANES <= full {
-        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 64 ≤ full.
-        unsafe { scan.add_four_at(src, i) };
-        i += 4 * LANES;
-    }
-    while i < full {
-        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
-        unsafe { scan.add_at(src, i) };
-        i += LANES;
+    let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
+    for i in (0..full).step_by(LANES) {
+        // max(v, acc) is acc where the two are equal.
+        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full.
+        acc = _mm512_max_ps(unsafe { load(src, i) }, acc);
     }
     if full < src.len() {
-        scan.add_tail(src, full);
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        acc = _mm512_mask_max_ps(acc, mask, unsafe { load(&padded, 0) }, acc);
     }
-    scan.verdict()
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: `lanes` holds 16 f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+    lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+}
+
+/// The row's extremes, when the row holds no NaN and no +inf and its max
+/// is finite; `None` otherwise (see [`BitScan::verdict`]).
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+pub(super) unsafe fn row_max<H: Half16 + Bits>(src: &[H]) -> Option<Extremes> {
+    let mut scan = BitScan::new();
+    scan.add_rest(src, 0);
+    scan.verdict(src)
 }
 
 /// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
@@ -361,18 +377,18 @@ fn weights(w: &[f32], start: usize) -> __m512 {
 /// whose read from memory then overlaps this row's arithmetic.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>(
     src: &[H],
     max: f32,
     ln_sum: f32,
     w: &[f32],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     assert!(!WEIGHTED || w.len() >= src.len());
     let scan_next = next.len() == src.len();
-    let mut scan = MaxScan::new();
+    let mut scan = BitScan::new();
     let (m, ln) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum));
     // SAFETY (both closures' calls): the CPU has AVX-512 F (the caller's promise).
     let term = |x: __m512, start: usize| unsafe {
@@ -384,27 +400,33 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     };
     let full = src.len() / LANES * LANES;
     let mut acc = _mm512_setzero_ps();
+    // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
+    let mut add_chunk = |i: usize| acc = _mm512_add_ps(acc, term(unsafe { load(src, i) }, i));
+    // Two chunks of 16 a turn, and 32 classes of the next row in one scan.
     let mut i = 0;
-    while i < full {
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full, and ≤ next.len() when scanned.
-        unsafe {
-            acc = _mm512_add_ps(acc, term(load(src, i), i));
-            if scan_next {
-                scan.add_at(next, i);
-            }
+    while i + SCAN <= full {
+        add_chunk(i);
+        add_chunk(i + LANES);
+        if scan_next {
+            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ full ≤ next.len().
+            unsafe { scan.add_at(next, i) };
         }
-        i += LANES;
+        i += SCAN;
+    }
+    let scanned = i;
+    if i < full {
+        add_chunk(i);
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
         // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, term(x, full));
-        if scan_next {
-            scan.add_tail(next, full);
-        }
     }
-    (fold(acc), scan_next.then(|| scan.verdict()))
+    if scan_next {
+        scan.add_rest(next, scanned);
+    }
+    (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
 /// `half::class_backward_row`'s sweep on the half-precision row, given
@@ -414,10 +436,10 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
 /// [`log_probability_sum`] finds it.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: bool>(
+pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
     max: f32,
     ln_sum: f32,
@@ -426,7 +448,7 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
     w: &[f32],
     out: &mut [H],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
@@ -440,10 +462,10 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
+unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
     src: &[H],
     max: f32,
     ln_sum: f32,
@@ -452,11 +474,11 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     w: &[f32],
     out: &mut [H],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     let n = src.len();
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
     let scan_next = next.len() == n;
-    let mut scan = MaxScan::new();
+    let mut scan = BitScan::new();
     let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
@@ -487,21 +509,29 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     };
     let full = n / LANES * LANES;
     let mut acc = _mm512_setzero_ps();
-    let mut i = 0;
-    while i < full {
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted),
-        // and ≤ next.len() when scanned.
-        unsafe {
-            let (o, term) = step(load(src, i), i);
-            _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), o);
-            if SUM {
-                acc = _mm512_add_ps(acc, term);
-            }
-            if scan_next {
-                scan.add_at(next, i);
-            }
+    let out_at = out.as_mut_ptr();
+    // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full ≤ out.len() (asserted).
+    let mut chunk = |i: usize| unsafe {
+        let (o, term) = step(load(src, i), i);
+        _mm256_storeu_si256(out_at.add(i).cast(), o);
+        if SUM {
+            acc = _mm512_add_ps(acc, term);
         }
-        i += LANES;
+    };
+    // Two chunks of 16 a turn, and 32 classes of the next row in one scan.
+    let mut i = 0;
+    while i + SCAN <= full {
+        chunk(i);
+        chunk(i + LANES);
+        if scan_next {
+            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ full ≤ next.len().
+            unsafe { scan.add_at(next, i) };
+        }
+        i += SCAN;
+    }
+    let scanned = i;
+    if i < full {
+        chunk(i);
     }
     if full < n {
         let (padded, mask) = tail(src, full);
@@ -515,18 +545,18 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
             }
         }
         out[full..n].copy_from_slice(&written[..n - full]);
-        if scan_next {
-            scan.add_tail(next, full);
-        }
+    }
+    if scan_next {
+        scan.add_rest(next, scanned);
     }
     let sum = if SUM { fold(acc) } else { 0.0 };
-    (sum, scan_next.then(|| scan.verdict()))
+    (sum, scan_next.then(|| scan.verdict(next)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient, Bits};
+    use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient};
     use super::*;
 
     /// Every 61st f32 bit pattern, 16 at a time, through `round16` and
@@ -603,13 +633,22 @@ mod tests {
         }
     }
 
+    /// Whether this CPU has AVX-512 F and BW (the scans need BW); if not,
+    /// the test says it was skipped.
+    fn has_avx512_bw_else_say_skipped() -> bool {
+        let has = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw");
+        if !has {
+            eprintln!("skipped: this CPU lacks AVX-512 F or BW");
+        }
+        has
+    }
+
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
-    fn next_max_is_row_max<H: Half16>() {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+    fn next_max_is_row_max<H: Half16 + Bits>() {
+        if !has_avx512_bw_else_say_skipped() {
             return;
         }
-        // SAFETY (all three closures): the CPU has AVX-512 F (checked above).
+        // SAFETY (all three closures): the CPU has AVX-512 F and BW (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
         let forward =
             |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
@@ -627,8 +666,7 @@ mod tests {
     /// for bit: rows of 40 and 16411 classes at every 2-byte offset from a
     /// 64-byte boundary, unweighted and weighted.
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512_bw_else_say_skipped() {
             return;
         }
         for n in [40, 16411] {
@@ -637,8 +675,8 @@ mod tests {
                 .collect();
             let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
             let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
-            // SAFETY: the CPU has AVX-512 F (checked above).
-            let max = unsafe { row_max(&src) }.expect("a finite row");
+            // SAFETY: the CPU has AVX-512 F and BW (checked above).
+            let max = unsafe { row_max(&src) }.expect("a finite row").max;
             let (ln_sum, k) = (6.5, test_gradient(n));
             let mut buffer = vec![H::from_f64(0.0); n + 64];
             let aligned = buffer.as_ptr().align_offset(64);
