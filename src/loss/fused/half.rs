@@ -461,9 +461,7 @@ enum Kernel {
 #[derive(Clone, Copy)]
 pub(crate) struct Direct<'a, T> {
     src: &'a [T],
-    max: f32,
-    /// The row's min.
-    min: f32,
+    row: Extremes,
     kernel: Kernel,
 }
 
@@ -490,7 +488,7 @@ impl<'a, T: Element> Direct<'a, T> {
                 // and BW, and Avx2 only with AVX2 and FMA, F16C checked above.
                 None => on_kernel!(kernel, |k| on_half!(T, src, |s, H| unsafe { k::row_max::<H>(s) })),
             };
-            return extremes.map(|Extremes { max, min }| Direct { src, max, min, kernel });
+            return extremes.map(|row| Direct { src, row, kernel });
         }
         let _ = (level, src, known);
         None
@@ -498,7 +496,7 @@ impl<'a, T: Element> Direct<'a, T> {
 
     /// The row's max.
     pub fn max(&self) -> f32 {
-        self.max
+        self.row.max
     }
 
     /// Class `c`'s logit.
@@ -516,7 +514,7 @@ impl<'a, T: Element> Direct<'a, T> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
-            m::exp_sum::<H, false>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]), none).0
+            m::exp_sum::<H, false>(s, self.row, as_type::<T, H>(next).unwrap_or(&[]), none).0
         }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {next:?} {}", none.base)
@@ -528,7 +526,7 @@ impl<'a, T: Element> Direct<'a, T> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
-            m::exp_sum::<H, true>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]), k)
+            m::exp_sum::<H, true>(s, self.row, as_type::<T, H>(next).unwrap_or(&[]), k)
         }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {next:?} {}", k.base)
@@ -546,7 +544,7 @@ impl<'a, T: Element> Direct<'a, T> {
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |k| on_half!(T, self.src, |s, H| unsafe {
             let next = as_type::<T, H>(next).unwrap_or(&[]);
-            let (sum, next_max) = k::log_probability_sum::<H, WEIGHTED>(s, self.max, ln_sum, w, next);
+            let (sum, next_max) = k::log_probability_sum::<H, WEIGHTED>(s, self.row.max, ln_sum, w, next);
             (sum, next_max.map(NextMax))
         }));
         #[cfg(not(target_arch = "x86_64"))]
@@ -586,7 +584,7 @@ impl<'a, T: Element> Direct<'a, T> {
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
             let out = as_type_mut::<T, H>(out).expect("out has the row's type");
             let next = as_type::<T, H>(next).unwrap_or(&[]);
-            let (sum, next_max) = m::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out, next);
+            let (sum, next_max) = m::class_backward::<H, SUM, WEIGHTED>(s, self.row, ln_sum, k, sum_g, w, out, next);
             (sum, next_max.map(NextMax))
         }));
         #[cfg(not(target_arch = "x86_64"))]

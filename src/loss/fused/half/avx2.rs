@@ -354,7 +354,8 @@ pub(super) unsafe fn row_max<H: Half8 + Bits>(src: &[H]) -> Option<Extremes> {
     scan.verdict(src)
 }
 
-/// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
+/// `half::exp_sum` on the half-precision row of extremes `row` (its max
+/// alone matters: `exp8` needs no hint of the range): Σ e^(x − max), prefetching
 /// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
 /// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
 /// the same lanes, the same order), whose chain of adds, alone in its loop,
@@ -365,10 +366,11 @@ pub(super) unsafe fn row_max<H: Half8 + Bits>(src: &[H]) -> Option<Extremes> {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn exp_sum<H: Half8, const TOTAL: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     next: &[H],
     k: ClassGradient,
 ) -> (f32, f32) {
+    let max = row.max;
     let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm256_set1_ps(max);
     let exp = |x: Lanes| x.map(|x| exp8(_mm256_sub_ps(x, m)));
@@ -493,7 +495,8 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
     (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row, given
+/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`:
+/// its max alone matters), given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
@@ -505,7 +508,7 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -518,8 +521,8 @@ pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIG
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
     // SAFETY (both): the caller's promise.
     match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, row.max, ln_sum, k, sum_g, w, out, next) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, row.max, ln_sum, k, sum_g, w, out, next) },
     }
 }
 
@@ -750,13 +753,14 @@ mod tests {
         }
         // SAFETY (all three closures): the CPU has AVX2, FMA and F16C (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
-        let forward =
-            |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
+        let forward = |src: &[H], row: Extremes, next: &[H]| unsafe {
+            log_probability_sum::<H, false>(src, row.max, 0.5, &[], next).1
+        };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], max: f32, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(70, row_max, forward, backward);

@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::super::element::Element;
-use super::super::avx512::exp16;
+use super::super::avx512::{exp16, exp16_normal, NORMAL_EXP_FLOOR};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
@@ -293,16 +293,47 @@ pub(super) unsafe fn row_max<H: Half16 + Bits>(src: &[H]) -> Option<Extremes> {
     scan.verdict(src)
 }
 
-/// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
-/// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
-/// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
-/// the same lanes, the same order), whose chain of adds, alone in its loop,
-/// would set that loop's pace; here it rides along.
+/// `half::exp_sum` on the half-precision row of extremes `row`: Σ e^(x −
+/// max), prefetching the next row (`next`, or empty) meanwhile. With
+/// `TOTAL` also Σg of the unweighted class gradient `k` (as
+/// `half::class_gradient_sum` adds it: the same lanes, the same order),
+/// whose chain of adds, alone in its loop, would set that loop's pace; here
+/// it rides along.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
+    src: &[H],
+    row: Extremes,
+    next: &[H],
+    k: ClassGradient,
+) -> (f32, f32) {
+    // x − max is monotone in x: from the min's on, every exp is normal.
+    // SAFETY (both): the caller's promise.
+    match row.min - row.max >= NORMAL_EXP_FLOOR {
+        true => unsafe { exp_sweep::<H, TOTAL, true>(src, row.max, next, k) },
+        false => unsafe { exp_sweep::<H, TOTAL, false>(src, row.max, next, k) },
+    }
+}
+
+/// [`exp16`], or with `NORMAL` (every d at or above `NORMAL_EXP_FLOOR`)
+/// [`exp16_normal`]: the same bits.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp<const NORMAL: bool>(d: __m512) -> __m512 {
+    match NORMAL {
+        true => exp16_normal(d),
+        false => exp16(d),
+    }
+}
+
+/// [`exp_sum`]; with `NORMAL` every x − max is at or above `NORMAL_EXP_FLOOR`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn exp_sweep<H: Half16, const TOTAL: bool, const NORMAL: bool>(
     src: &[H],
     max: f32,
     next: &[H],
@@ -326,7 +357,7 @@ pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
         }
         // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
         let x = unsafe { load(src, i) };
-        acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(x, m)));
+        acc = _mm512_add_ps(acc, exp::<NORMAL>(_mm512_sub_ps(x, m)));
         if TOTAL {
             acc_g = _mm512_add_ps(acc_g, g(i));
         }
@@ -336,7 +367,8 @@ pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
         let (padded, mask) = tail(src, full);
         // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
         let x = unsafe { load(&padded, 0) };
-        acc = _mm512_mask_add_ps(acc, mask, acc, exp16(_mm512_sub_ps(x, m)));
+        // The padding's lanes, whatever their exp, are not added.
+        acc = _mm512_mask_add_ps(acc, mask, acc, exp::<NORMAL>(_mm512_sub_ps(x, m)));
         if TOTAL {
             acc_g = _mm512_mask_add_ps(acc_g, mask, acc_g, g(full));
         }
@@ -429,7 +461,8 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row, given
+/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`,
+/// whose range tells whether an exp can underflow), given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
@@ -441,7 +474,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -452,20 +485,37 @@ pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEI
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
-    // SAFETY (both): the caller's promise.
-    match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
+    // lp is monotone in x (its roundings are): from the min's on, every exp
+    // is normal.
+    let normal = H::round_f32((row.min - row.max) - ln_sum) >= NORMAL_EXP_FLOOR;
+    let max = row.max;
+    // SAFETY (all four): the caller's promise.
+    unsafe {
+        match (numbers, normal) {
+            (true, true) => backward_sweep::<H, SUM, WEIGHTED, true, true>(src, max, ln_sum, k, sum_g, w, out, next),
+            (true, false) => backward_sweep::<H, SUM, WEIGHTED, true, false>(src, max, ln_sum, k, sum_g, w, out, next),
+            (false, true) => backward_sweep::<H, SUM, WEIGHTED, false, true>(src, max, ln_sum, k, sum_g, w, out, next),
+            (false, false) => {
+                backward_sweep::<H, SUM, WEIGHTED, false, false>(src, max, ln_sum, k, sum_g, w, out, next)
+            }
+        }
     }
 }
 
-/// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN, with
+/// `NORMAL` every lp is at or above `NORMAL_EXP_FLOOR`.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
+unsafe fn backward_sweep<
+    H: Half16 + Bits,
+    const SUM: bool,
+    const WEIGHTED: bool,
+    const NUMBERS: bool,
+    const NORMAL: bool,
+>(
     src: &[H],
     max: f32,
     ln_sum: f32,
@@ -488,7 +538,7 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
         // Never NaN (see `log_probability`): the portable loop's NaN
         // branch around the exp is not needed.
         let lp = log_probability::<H>(x, m, ln);
-        let e = exp16(lp);
+        let e = exp::<NORMAL>(lp);
         let wv = if WEIGHTED { weights(w, start) } else { base };
         let mut g = if WEIGHTED {
             H::round16(_mm512_mul_ps(base, wv))
@@ -609,7 +659,8 @@ mod tests {
     }
 
     /// `exp16` against the portable exp on every 61st negative f32 pattern
-    /// (NaN included), and densely where 2^n leaves the normal range.
+    /// (NaN included), and densely where 2^n leaves the normal range; and
+    /// `exp16_normal` on those from `NORMAL_EXP_FLOOR` on, and densely just above it.
     #[test]
     fn exp16_gives_the_portable_bits() {
         use super::super::super::super::fast_exp::exp_nonpositive_f32;
@@ -618,17 +669,26 @@ mod tests {
             return;
         }
         let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
+        let above_floor = (0..1 << 20).map(|i| NORMAL_EXP_FLOOR + 2.0 * i as f32 / (1 << 20) as f32);
         let inputs: Vec<f32> = (0..=u32::MAX / 61)
             .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
             .chain(edge)
+            .chain(above_floor)
             .collect();
         for chunk in inputs.chunks_exact(LANES) {
-            let mut e = [0.0f32; LANES];
+            let (mut e, mut e_normal) = ([0.0f32; LANES], [0.0f32; LANES]);
             // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
-            unsafe { _mm512_storeu_ps(e.as_mut_ptr(), exp16(_mm512_loadu_ps(chunk.as_ptr()))) };
+            unsafe {
+                let d = _mm512_loadu_ps(chunk.as_ptr());
+                _mm512_storeu_ps(e.as_mut_ptr(), exp16(d));
+                _mm512_storeu_ps(e_normal.as_mut_ptr(), exp16_normal(d));
+            }
             for l in 0..LANES {
                 let expected = exp_nonpositive_f32(chunk[l]);
                 assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+                if chunk[l] >= NORMAL_EXP_FLOOR {
+                    assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{:e}", chunk[l]);
+                }
             }
         }
     }
@@ -650,55 +710,75 @@ mod tests {
         }
         // SAFETY (all three closures): the CPU has AVX-512 F and BW (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
-        let forward =
-            |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
+        let forward = |src: &[H], row: Extremes, next: &[H]| unsafe {
+            log_probability_sum::<H, false>(src, row.max, 0.5, &[], next).1
+        };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], max: f32, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(150, row_max, forward, backward);
     }
 
-    /// The backward sweep's gradient and sum are the portable sweep's, bit
-    /// for bit: rows of 40 and 16411 classes at every 2-byte offset from a
-    /// 64-byte boundary, unweighted and weighted.
+    /// The Σ exp sweep and the backward sweep's gradient and sum are the
+    /// portable sweeps', bit for bit: rows of 40 and 16411 classes, with
+    /// every lane's exp normal or one lane's not (−80, whose exp is 0 where
+    /// the unmasked exp's is subnormal, or −inf), the backward at every
+    /// 2-byte offset from a 64-byte boundary, unweighted and weighted, also
+    /// with g = 0 off the target (where a subnormal e would show in the
+    /// sign of the gradient's zeros).
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
         if !has_avx512_bw_else_say_skipped() {
             return;
         }
-        for n in [40, 16411] {
-            let src: Vec<H> = (0..n)
+        for (n, deep) in [40, 16411]
+            .into_iter()
+            .flat_map(|n| [(n, None), (n, Some(-80.0)), (n, Some(f64::NEG_INFINITY))])
+        {
+            let mut src: Vec<H> = (0..n)
                 .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
                 .collect();
+            if let Some(v) = deep {
+                src[n / 2] = H::from_f64(v);
+            }
             let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
             let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
             // SAFETY: the CPU has AVX-512 F and BW (checked above).
-            let max = unsafe { row_max(&src) }.expect("a finite row").max;
-            let (ln_sum, k) = (6.5, test_gradient(n));
+            let extremes = unsafe { row_max(&src) }.expect("a finite row");
+            let max = extremes.max;
+            let k = test_gradient(n);
+            // SAFETY: the CPU has AVX-512 F.
+            let (sum_exp, sum_g) = unsafe { exp_sum::<H, true>(&src, extremes, &[], k) };
+            let want = super::super::exp_sum::<H>(&row, max, &[]);
+            assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
+            let want = super::super::class_gradient_sum::<H, false>(n, k, &[]);
+            assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {deep:?}");
+            let ln_sum = H::round_f32(H::round_f32(sum_exp).ln());
             let mut buffer = vec![H::from_f64(0.0); n + 64];
             let aligned = buffer.as_ptr().align_offset(64);
-            for offset in 0..16 {
+            let zero_base = ClassGradient { base: 0.0, ..k };
+            for (offset, k) in (0..16).map(|o| (o, k)).chain([(0, zero_base), (5, zero_base)]) {
+                let at = format!("{n} classes at {offset}, {deep:?}, base {}", k.base);
                 let out = &mut buffer[aligned + offset..aligned + offset + n];
                 let mut expected = vec![H::from_f64(0.0); n];
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
-                // SAFETY: the CPU has AVX-512 F; `out` has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "{n} classes at {offset}");
-                assert!(
-                    out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()),
-                    "{n} classes at {offset}"
-                );
+                // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
+                assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
                 let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
                 // SAFETY: as above; `w` too has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, true>(&src, max, ln_sum, k, sum_g, &w, out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {n} classes at {offset}");
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
                 let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
-                assert!(same, "weighted, {n} classes at {offset}");
+                assert!(same, "weighted, {at}");
             }
         }
     }

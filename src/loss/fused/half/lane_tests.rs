@@ -52,7 +52,7 @@ fn test_row<H: Bits>(kind: usize, n: usize, uniform: &mut impl FnMut() -> f64) -
 }
 
 /// The next row's extremes that `scan` (a level's `log_probability_sum`
-/// or backward sweep over a finite row with its max, returning the next
+/// or backward sweep over a finite row with its extremes, returning the next
 /// row's extremes) finds are `row_max`'s, bit for bit; and `row_max` finds
 /// [`widen_with_max`]'s max (its bits, ±0 included) and the row's min
 /// where `reduced.rs` finds a finite log-softmax, else `None`. Rows of
@@ -60,7 +60,7 @@ fn test_row<H: Bits>(kind: usize, n: usize, uniform: &mut impl FnMut() -> f64) -
 pub(super) fn check_next_max<H: Bits>(
     longest: usize,
     row_max: impl Fn(&[H]) -> Option<Extremes>,
-    scan: impl Fn(&[H], f32, &[H]) -> Option<Option<Extremes>>,
+    scan: impl Fn(&[H], Extremes, &[H]) -> Option<Option<Extremes>>,
 ) {
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut uniform = move || {
@@ -73,7 +73,7 @@ pub(super) fn check_next_max<H: Bits>(
         let (n, kind) = (1 + round % longest, round / longest % KINDS);
         let (src, next) = (test_row::<H>(0, n, &mut uniform), test_row::<H>(kind, n, &mut uniform));
         let expected = row_max(&next);
-        let found = scan(&src, row_max(&src).expect("a finite row").max, &next);
+        let found = scan(&src, row_max(&src).expect("a finite row"), &next);
         let bits = |e: Option<Extremes>| e.map(|e| (e.max.to_bits(), e.min.to_bits()));
         assert_eq!(bits(found.expect("scanned")), bits(expected), "round {round}");
         let mut copy = vec![0.0f32; n];
@@ -95,20 +95,20 @@ pub(super) fn check_next_max<H: Bits>(
 
 /// [`check_next_max`] on a level's forward scan (`forward`, as
 /// `check_next_max`'s `scan`) and on its backward sweep, unweighted and
-/// weighted: `backward(src, max, k, w, out, next)` runs the sweep with the
+/// weighted: `backward(src, row, k, w, out, next)` runs the sweep with the
 /// class gradient `k`, weighted by `w` unless `w` is empty, into `out`.
 pub(super) fn check_next_max_of_sweeps<H: Bits>(
     longest: usize,
     row_max: impl Fn(&[H]) -> Option<Extremes>,
-    forward: impl Fn(&[H], f32, &[H]) -> Option<Option<Extremes>>,
-    backward: impl Fn(&[H], f32, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<Extremes>>,
+    forward: impl Fn(&[H], Extremes, &[H]) -> Option<Option<Extremes>>,
+    backward: impl Fn(&[H], Extremes, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<Extremes>>,
 ) {
     check_next_max(longest, &row_max, forward);
     for weighted in [false, true] {
-        check_next_max(longest, &row_max, |src, max, next| {
+        check_next_max(longest, &row_max, |src, row, next| {
             let mut out = vec![H::from_f64(0.0); src.len()];
             let w = if weighted { vec![1.5; src.len()] } else { vec![] };
-            backward(src, max, test_gradient(src.len()), &w, &mut out, next)
+            backward(src, row, test_gradient(src.len()), &w, &mut out, next)
         });
     }
 }
