@@ -434,7 +434,8 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     let mut acc = _mm512_setzero_ps();
     // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
     let mut add_chunk = |i: usize| acc = _mm512_add_ps(acc, term(unsafe { load(src, i) }, i));
-    // Two chunks of 16 a turn, and 32 classes of the next row in one scan.
+    // Two chunks of 16 a turn, and 32 classes of the next row in one scan
+    // (measured faster for bf16 than a scan every other chunk).
     let mut i = 0;
     while i + SCAN <= full {
         add_chunk(i);
@@ -568,20 +569,18 @@ unsafe fn backward_sweep<
             acc = _mm512_add_ps(acc, term);
         }
     };
-    // Two chunks of 16 a turn, and 32 classes of the next row in one scan.
+    // 32 classes of the next row in one scan every other chunk of 16, up
+    // to the last whole 32: the body written once, so that LLVM inlines it
+    // in every variant (unrolled by two, the weighted ones called it).
+    let scanned = full / SCAN * SCAN;
     let mut i = 0;
-    while i + SCAN <= full {
+    while i < full {
         chunk(i);
-        chunk(i + LANES);
-        if scan_next {
-            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ full ≤ next.len().
+        if scan_next && i % SCAN == 0 && i < scanned {
+            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ scanned ≤ next.len().
             unsafe { scan.add_at(next, i) };
         }
-        i += SCAN;
-    }
-    let scanned = i;
-    if i < full {
-        chunk(i);
+        i += LANES;
     }
     if full < n {
         let (padded, mask) = tail(src, full);
