@@ -46,12 +46,12 @@ pub(crate) trait Half16: Element {
     /// Each lane rounded to this type, its bits, as `Element::narrow_f32`.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn narrow16(v: __m512) -> __m256i;
     /// [`Half16::narrow16`] for lanes that hold no NaN.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn narrow16_number(v: __m512) -> __m256i {
         // SAFETY: the caller's promise.
         unsafe { Self::narrow16(v) }
@@ -104,19 +104,48 @@ impl Half16 for bf16 {
         _mm512_castsi512_ps(_mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
     }
 
+    /// [`Half16::round16`]'s steps without its last and: the high halves
+    /// are picked out as they are.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn narrow16(v: __m512) -> __m256i {
-        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16(v)));
-        _mm512_cvtepi32_epi16(high)
+        let bits = _mm512_castps_si512(v);
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        high_halves(_mm512_mask_or_epi32(
+            nearest_even(bits),
+            nan,
+            bits,
+            _mm512_set1_epi32(0x0040_0000),
+        ))
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn narrow16_number(v: __m512) -> __m256i {
-        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16_number(v)));
-        _mm512_cvtepi32_epi16(high)
+        high_halves(nearest_even(_mm512_castps_si512(v)))
     }
+}
+
+/// Word 2l + 1 of a 512-bit vector (the high half of 32-bit lane l) into
+/// word l, for l < 16.
+const HIGH_HALVES: [u16; 32] = {
+    let mut index = [0; 32];
+    let mut l = 0;
+    while l < LANES {
+        index[l] = 2 * l as u16 + 1;
+        l += 1;
+    }
+    index
+};
+
+/// The high 16 bits of each 32-bit lane, in order: one permute, where a
+/// shift and a narrowing (two µops) would take two instructions.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn high_halves(bits: __m512i) -> __m256i {
+    // SAFETY: `HIGH_HALVES` holds 64 bytes; `loadu` takes any alignment.
+    let index = unsafe { _mm512_loadu_si512(HIGH_HALVES.as_ptr().cast()) };
+    _mm512_castsi512_si256(_mm512_permutexvar_epi16(index, bits))
 }
 
 /// bf16's round to nearest, ties to even, on f32 bits (NaN aside): the
@@ -414,8 +443,8 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
 /// [`log_probability_sum`] finds it.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
@@ -440,8 +469,8 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
     src: &[H],
@@ -461,7 +490,7 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
     // the smoothing terms.
-    // SAFETY: the CPU has AVX-512 F (the caller's promise).
+    // SAFETY: the CPU has AVX-512 F and BW (the caller's promise).
     let step = |x: __m512, start: usize| unsafe {
         // Never NaN (see `log_probability`): the portable loop's NaN
         // branch around the exp is not needed.
@@ -529,19 +558,24 @@ mod tests {
     use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient, Bits};
     use super::*;
 
+    /// Whether this CPU runs this file's loops: AVX-512 F and BW.
+    fn has_avx512() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
     /// Every 61st f32 bit pattern, 16 at a time, through `round16` and
     /// `narrow16` against `half_bits.rs`, and every half pattern through
     /// `widen16` (NaN aside for bf16, whose `widen16` leaves NaN as it is).
     fn matches_half_bits<H: Half16 + HalfBits + Bits>(widen_nan: bool) {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         let patterns: Vec<u32> = (0..=u32::MAX / 61).map(|i| i.wrapping_mul(61)).collect();
         for chunk in patterns.chunks_exact(LANES) {
             let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
             let (mut rounded, mut narrowed) = ([0.0f32; LANES], [H::from_f64(0.0); LANES]);
-            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 values.
+            // SAFETY: the CPU has AVX-512 F and BW (checked above); the arrays hold 16 values.
             unsafe {
                 let x = _mm512_loadu_ps(v.as_ptr());
                 _mm512_storeu_ps(rounded.as_mut_ptr(), H::round16(x));
@@ -605,11 +639,11 @@ mod tests {
 
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
     fn next_max_is_row_max<H: Half16>() {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
-        // SAFETY (all three closures): the CPU has AVX-512 F (checked above).
+        // SAFETY (all three closures): the CPU has AVX-512 F and BW (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
         let forward =
             |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
@@ -627,8 +661,8 @@ mod tests {
     /// for bit: rows of 40 and 16411 classes at every 2-byte offset from a
     /// 64-byte boundary, unweighted and weighted.
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         for n in [40, 16411] {
@@ -637,7 +671,7 @@ mod tests {
                 .collect();
             let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
             let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
-            // SAFETY: the CPU has AVX-512 F (checked above).
+            // SAFETY: the CPU has AVX-512 F and BW (checked above).
             let max = unsafe { row_max(&src) }.expect("a finite row");
             let (ln_sum, k) = (6.5, test_gradient(n));
             let mut buffer = vec![H::from_f64(0.0); n + 64];
@@ -647,7 +681,7 @@ mod tests {
                 let mut expected = vec![H::from_f64(0.0); n];
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
-                // SAFETY: the CPU has AVX-512 F; `out` has the row's length.
+                // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
                 let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "{n} classes at {offset}");
                 assert!(
