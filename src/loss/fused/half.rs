@@ -405,7 +405,7 @@ impl<'a, T: Element> Direct<'a, T> {
             let max = match known {
                 Some(NextMax(max)) => max,
                 // SAFETY: `level` is a `Simd`, which only `simd::current()`
-                // makes: it holds Avx512 only when the CPU reports AVX-512 F,
+                // makes: it holds Avx512 only when the CPU reports AVX-512 F and BW,
                 // and Avx2 only with AVX2 and FMA, F16C checked above.
                 None => on_kernel!(kernel, |k| on_half!(T, src, |s, H| unsafe { k::row_max::<H>(s) })),
             };

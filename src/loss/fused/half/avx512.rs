@@ -28,7 +28,7 @@ pub(crate) trait Half16: Element {
     /// do not come here).
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn widen16(bits: __m256i) -> __m512;
     /// Each lane rounded to this type, as `Element::round_f32`.
     ///
@@ -46,12 +46,12 @@ pub(crate) trait Half16: Element {
     /// Each lane rounded to this type, its bits, as `Element::narrow_f32`.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn narrow16(v: __m512) -> __m256i;
     /// [`Half16::narrow16`] for lanes that hold no NaN.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn narrow16_number(v: __m512) -> __m256i {
         // SAFETY: the caller's promise.
         unsafe { Self::narrow16(v) }
@@ -79,10 +79,16 @@ impl Half16 for f16 {
 }
 
 impl Half16 for bf16 {
+    /// One word permute puts the values in the lanes' high halves and the
+    /// zeros of the upper 256 bits below them: one µop, where a zero
+    /// extension and a shift take two. (VBMI2's expanding load, the other
+    /// one-instruction way, measured slower on Sapphire Rapids.)
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn widen16(bits: __m256i) -> __m512 {
-        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
+        // SAFETY: `LOW_TO_HIGH` holds 64 bytes; `loadu` takes any alignment.
+        let index = unsafe { _mm512_loadu_si512(LOW_TO_HIGH.as_ptr().cast()) };
+        _mm512_castsi512_ps(_mm512_permutexvar_epi16(index, _mm512_zextsi256_si512(bits)))
     }
 
     /// `half_bits.rs`'s bf16 rounding: NaN made quiet, else 16 bits dropped
@@ -104,19 +110,61 @@ impl Half16 for bf16 {
         _mm512_castsi512_ps(_mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
     }
 
+    /// [`Half16::round16`]'s steps without its last and: the high halves
+    /// are picked out as they are.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn narrow16(v: __m512) -> __m256i {
-        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16(v)));
-        _mm512_cvtepi32_epi16(high)
+        let bits = _mm512_castps_si512(v);
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        high_halves(_mm512_mask_or_epi32(
+            nearest_even(bits),
+            nan,
+            bits,
+            _mm512_set1_epi32(0x0040_0000),
+        ))
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn narrow16_number(v: __m512) -> __m256i {
-        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16_number(v)));
-        _mm512_cvtepi32_epi16(high)
+        high_halves(nearest_even(_mm512_castps_si512(v)))
     }
+}
+
+/// Word l of a 512-bit vector into word 2l + 1 (the high half of 32-bit
+/// lane l), for l < 16, and word 16 (zero in a widened 256-bit vector)
+/// into the low halves.
+const LOW_TO_HIGH: [u16; 32] = {
+    let mut index = [16; 32];
+    let mut l = 0;
+    while l < LANES {
+        index[2 * l + 1] = l as u16;
+        l += 1;
+    }
+    index
+};
+
+/// Word 2l + 1 of a 512-bit vector (the high half of 32-bit lane l) into
+/// word l, for l < 16.
+const HIGH_HALVES: [u16; 32] = {
+    let mut index = [0; 32];
+    let mut l = 0;
+    while l < LANES {
+        index[l] = 2 * l as u16 + 1;
+        l += 1;
+    }
+    index
+};
+
+/// The high 16 bits of each 32-bit lane, in order: one permute, where a
+/// shift and a narrowing (two µops) would take two instructions.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn high_halves(bits: __m512i) -> __m256i {
+    // SAFETY: `HIGH_HALVES` holds 64 bytes; `loadu` takes any alignment.
+    let index = unsafe { _mm512_loadu_si512(HIGH_HALVES.as_ptr().cast()) };
+    _mm512_castsi512_si256(_mm512_permutexvar_epi16(index, bits))
 }
 
 /// bf16's round to nearest, ties to even, on f32 bits (NaN aside): the
@@ -133,9 +181,9 @@ fn nearest_even(bits: __m512i) -> __m512i {
 /// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
+/// The CPU must support AVX-512 F and BW.
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn load<H: Half16>(src: &[H], start: usize) -> __m512 {
     assert!(start + LANES <= src.len());
     // SAFETY: 16 values of 2 bytes from `start` are in `src` (asserted);
@@ -194,9 +242,9 @@ impl MaxScan {
     /// Classes `i..i + 16` of `src` (`i + 16 ≤ src.len()`).
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn add_at<H: Half16>(&mut self, src: &[H], i: usize) {
         // SAFETY: the caller's promise.
         self.add(!0, unsafe { load(src, i) });
@@ -210,9 +258,9 @@ impl MaxScan {
     /// could make them differ.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn add_four_at<H: Half16>(&mut self, src: &[H], i: usize) {
         // SAFETY: the caller's promise.
         let v = unsafe { [0, 1, 2, 3].map(|k| load(src, i + k * LANES)) };
@@ -227,10 +275,10 @@ impl MaxScan {
 
     /// The classes after `full`, the last whole 16 (fewer than 16).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     fn add_tail<H: Half16>(&mut self, src: &[H], full: usize) {
         let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         self.add(mask, unsafe { load(&padded, 0) });
     }
 
@@ -254,20 +302,20 @@ impl MaxScan {
 /// finite; `None` otherwise (see [`MaxScan::verdict`]).
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
     let full = src.len() / LANES * LANES;
     let mut scan = MaxScan::new();
     let mut i = 0;
     // Alone in its loop, the accumulator's chain of maxes would set the pace.
     while i + 4 * LANES <= full {
-        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 64 ≤ full.
+        // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 64 ≤ full.
         unsafe { scan.add_four_at(src, i) };
         i += 4 * LANES;
     }
     while i < full {
-        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
+        // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
         unsafe { scan.add_at(src, i) };
         i += LANES;
     }
@@ -284,8 +332,8 @@ pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
 /// would set that loop's pace; here it rides along.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
     src: &[H],
     max: f32,
@@ -308,7 +356,7 @@ pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
         if let Some(v) = next.get(i / LANES * per_line) {
             prefetch(v);
         }
-        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
+        // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
         let x = unsafe { load(src, i) };
         acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(x, m)));
         if TOTAL {
@@ -318,7 +366,7 @@ pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, exp16(_mm512_sub_ps(x, m)));
         if TOTAL {
@@ -361,8 +409,8 @@ fn weights(w: &[f32], start: usize) -> __m512 {
 /// whose read from memory then overlaps this row's arithmetic.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     src: &[H],
     max: f32,
@@ -374,7 +422,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     let scan_next = next.len() == src.len();
     let mut scan = MaxScan::new();
     let (m, ln) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum));
-    // SAFETY (both closures' calls): the CPU has AVX-512 F (the caller's promise).
+    // SAFETY (both closures' calls): the CPU has AVX-512 F and BW (the caller's promise).
     let term = |x: __m512, start: usize| unsafe {
         let lp = log_probability::<H>(x, m, ln);
         match WEIGHTED {
@@ -386,7 +434,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < full {
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full, and ≤ next.len() when scanned.
+        // SAFETY: the CPU has AVX-512 F and BW; i + 16 ≤ full, and ≤ next.len() when scanned.
         unsafe {
             acc = _mm512_add_ps(acc, term(load(src, i), i));
             if scan_next {
@@ -397,7 +445,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, term(x, full));
         if scan_next {
@@ -414,8 +462,8 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
 /// [`log_probability_sum`] finds it.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
@@ -440,8 +488,8 @@ pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: 
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
     src: &[H],
@@ -461,7 +509,7 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
     // the smoothing terms.
-    // SAFETY: the CPU has AVX-512 F (the caller's promise).
+    // SAFETY: the CPU has AVX-512 F and BW (the caller's promise).
     let step = |x: __m512, start: usize| unsafe {
         // Never NaN (see `log_probability`): the portable loop's NaN
         // branch around the exp is not needed.
@@ -489,7 +537,7 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < full {
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full ≤ out.len() (asserted),
+        // SAFETY: the CPU has AVX-512 F and BW; i + 16 ≤ full ≤ out.len() (asserted),
         // and ≤ next.len() when scanned.
         unsafe {
             let (o, term) = step(load(src, i), i);
@@ -506,7 +554,7 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     if full < n {
         let (padded, mask) = tail(src, full);
         let mut written = [H::from_f64(0.0); LANES];
-        // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX-512 F and BW.
         unsafe {
             let (o, term) = step(load(&padded, 0), full);
             _mm256_storeu_si256(written.as_mut_ptr().cast(), o);
@@ -529,19 +577,24 @@ mod tests {
     use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient, Bits};
     use super::*;
 
+    /// Whether this CPU runs this file's loops: AVX-512 F and BW.
+    fn has_avx512() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
     /// Every 61st f32 bit pattern, 16 at a time, through `round16` and
     /// `narrow16` against `half_bits.rs`, and every half pattern through
     /// `widen16` (NaN aside for bf16, whose `widen16` leaves NaN as it is).
     fn matches_half_bits<H: Half16 + HalfBits + Bits>(widen_nan: bool) {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         let patterns: Vec<u32> = (0..=u32::MAX / 61).map(|i| i.wrapping_mul(61)).collect();
         for chunk in patterns.chunks_exact(LANES) {
             let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
             let (mut rounded, mut narrowed) = ([0.0f32; LANES], [H::from_f64(0.0); LANES]);
-            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 values.
+            // SAFETY: the CPU has AVX-512 F and BW (checked above); the arrays hold 16 values.
             unsafe {
                 let x = _mm512_loadu_ps(v.as_ptr());
                 _mm512_storeu_ps(rounded.as_mut_ptr(), H::round16(x));
@@ -605,11 +658,11 @@ mod tests {
 
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
     fn next_max_is_row_max<H: Half16>() {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
-        // SAFETY (all three closures): the CPU has AVX-512 F (checked above).
+        // SAFETY (all three closures): the CPU has AVX-512 F and BW (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
         let forward =
             |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
@@ -627,8 +680,8 @@ mod tests {
     /// for bit: rows of 40 and 16411 classes at every 2-byte offset from a
     /// 64-byte boundary, unweighted and weighted.
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         for n in [40, 16411] {
@@ -637,7 +690,7 @@ mod tests {
                 .collect();
             let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
             let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
-            // SAFETY: the CPU has AVX-512 F (checked above).
+            // SAFETY: the CPU has AVX-512 F and BW (checked above).
             let max = unsafe { row_max(&src) }.expect("a finite row");
             let (ln_sum, k) = (6.5, test_gradient(n));
             let mut buffer = vec![H::from_f64(0.0); n + 64];
@@ -647,7 +700,7 @@ mod tests {
                 let mut expected = vec![H::from_f64(0.0); n];
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
-                // SAFETY: the CPU has AVX-512 F; `out` has the row's length.
+                // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
                 let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "{n} classes at {offset}");
                 assert!(
