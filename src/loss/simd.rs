@@ -13,7 +13,7 @@ pub enum SimdLevel {
     Scalar,
     /// x86-64 with AVX2 and FMA.
     Avx2,
-    /// x86-64 with AVX-512 F, VL, DQ and BW (and AVX2 and FMA).
+    /// x86-64 with AVX-512 F, BW, VL and DQ (and AVX2 and FMA).
     Avx512,
 }
 
@@ -69,10 +69,12 @@ pub fn detected() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        // BW: the bf16 kernel's word permutes and the half scans' 16-bit
+        // maxes and mins. Every CPU with AVX-512 VL and DQ has it.
         let avx512 = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512dq")
-            && is_x86_feature_detected!("avx512bw");
+            && is_x86_feature_detected!("avx512dq");
         if avx2 && avx512 {
             return SimdLevel::Avx512;
         }

@@ -272,7 +272,8 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
 /// each kept position's class (else `u32::MAX`, also past `width`), its
 /// weight (1 without `weights`) and its logit from the packed tile
 /// (`values`, rows `stride` apart), both 0 where not kept. `targets` holds
-/// the tile's raw targets (at least `width`), `ignore` marks ignored ones.
+/// the raw targets from the tile's first on (at least `width`), `ignore`
+/// marks ignored ones; the next tile's are prefetched meanwhile.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
 pub(super) fn pick_targets(
@@ -291,6 +292,11 @@ pub(super) fn pick_targets(
     let lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     let mut j = 0;
     while j < width {
+        // One line of eight targets per step: the next tile's, so that its
+        // loads below find them in cache.
+        if let Some(ahead) = targets.get(j + TILE) {
+            prefetch(ahead);
+        }
         let within = ((1u16 << (width - j).min(8)) - 1) as u8;
         // SAFETY: only the lanes below width are loaded (masked lanes do not fault).
         let y = unsafe { _mm512_maskz_loadu_epi64(within, targets.as_ptr().add(j)) };

@@ -736,7 +736,7 @@ fn pick_targets_avx512<T: Lane>(
             // it holds Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
             unsafe {
                 super::avx512::pick_targets(
-                    &raw[p0..p0 + width],
+                    &raw[p0..],
                     ignore,
                     width,
                     values,

@@ -346,7 +346,7 @@ fn f32_bits_at(level: SimdLevel, cases: &[Case<f32>]) -> Vec<(Vec<u64>, Vec<u64>
 fn has_avx512_else_say_skipped() -> bool {
     let has = simd::detected() >= SimdLevel::Avx512;
     if !has {
-        eprintln!("skipped: this CPU has no AVX-512 (F, VL, DQ)");
+        eprintln!("skipped: this CPU has no AVX-512 (F, BW, VL, DQ)");
     }
     has
 }

@@ -28,7 +28,7 @@ pub(crate) trait Half16: Element {
     /// do not come here).
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn widen16(bits: __m256i) -> __m512;
     /// Each lane rounded to this type, as `Element::round_f32`.
     ///
@@ -46,12 +46,12 @@ pub(crate) trait Half16: Element {
     /// Each lane rounded to this type, its bits, as `Element::narrow_f32`.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn narrow16(v: __m512) -> __m256i;
     /// [`Half16::narrow16`] for lanes that hold no NaN.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F and BW.
     unsafe fn narrow16_number(v: __m512) -> __m256i {
         // SAFETY: the caller's promise.
         unsafe { Self::narrow16(v) }
@@ -79,10 +79,16 @@ impl Half16 for f16 {
 }
 
 impl Half16 for bf16 {
+    /// One word permute puts the values in the lanes' high halves and the
+    /// zeros of the upper 256 bits below them: one µop, where a zero
+    /// extension and a shift take two. (VBMI2's expanding load, the other
+    /// one-instruction way, measured slower on Sapphire Rapids.)
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn widen16(bits: __m256i) -> __m512 {
-        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
+        // SAFETY: `LOW_TO_HIGH` holds 64 bytes; `loadu` takes any alignment.
+        let index = unsafe { _mm512_loadu_si512(LOW_TO_HIGH.as_ptr().cast()) };
+        _mm512_castsi512_ps(_mm512_permutexvar_epi16(index, _mm512_zextsi256_si512(bits)))
     }
 
     /// `half_bits.rs`'s bf16 rounding: NaN made quiet, else 16 bits dropped
@@ -104,19 +110,61 @@ impl Half16 for bf16 {
         _mm512_castsi512_ps(_mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
     }
 
+    /// [`Half16::round16`]'s steps without its last and: the high halves
+    /// are picked out as they are.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn narrow16(v: __m512) -> __m256i {
-        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16(v)));
-        _mm512_cvtepi32_epi16(high)
+        let bits = _mm512_castps_si512(v);
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        high_halves(_mm512_mask_or_epi32(
+            nearest_even(bits),
+            nan,
+            bits,
+            _mm512_set1_epi32(0x0040_0000),
+        ))
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn narrow16_number(v: __m512) -> __m256i {
-        let high = _mm512_srli_epi32::<16>(_mm512_castps_si512(Self::round16_number(v)));
-        _mm512_cvtepi32_epi16(high)
+        high_halves(nearest_even(_mm512_castps_si512(v)))
     }
+}
+
+/// Word l of a 512-bit vector into word 2l + 1 (the high half of 32-bit
+/// lane l), for l < 16, and word 16 (zero in a widened 256-bit vector)
+/// into the low halves.
+const LOW_TO_HIGH: [u16; 32] = {
+    let mut index = [16; 32];
+    let mut l = 0;
+    while l < LANES {
+        index[2 * l + 1] = l as u16;
+        l += 1;
+    }
+    index
+};
+
+/// Word 2l + 1 of a 512-bit vector (the high half of 32-bit lane l) into
+/// word l, for l < 16.
+const HIGH_HALVES: [u16; 32] = {
+    let mut index = [0; 32];
+    let mut l = 0;
+    while l < LANES {
+        index[l] = 2 * l as u16 + 1;
+        l += 1;
+    }
+    index
+};
+
+/// The high 16 bits of each 32-bit lane, in order: one permute, where a
+/// shift and a narrowing (two µops) would take two instructions.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn high_halves(bits: __m512i) -> __m256i {
+    // SAFETY: `HIGH_HALVES` holds 64 bytes; `loadu` takes any alignment.
+    let index = unsafe { _mm512_loadu_si512(HIGH_HALVES.as_ptr().cast()) };
+    _mm512_castsi512_si256(_mm512_permutexvar_epi16(index, bits))
 }
 
 /// bf16's round to nearest, ties to even, on f32 bits (NaN aside): the
@@ -133,9 +181,9 @@ fn nearest_even(bits: __m512i) -> __m512i {
 /// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
+/// The CPU must support AVX-512 F and BW.
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn load<H: Half16>(src: &[H], start: usize) -> __m512 {
     assert!(start + LANES <= src.len());
     // SAFETY: 16 values of 2 bytes from `start` are in `src` (asserted);
@@ -261,18 +309,18 @@ impl BitScan {
 /// a row whose max is a zero: 16 classes at a time in the row's order, each
 /// lane keeping the earlier of equal values (±0: the earlier zero), then
 /// the lanes folded as `f32::max` compiles.
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw")]
 fn float_row_max<H: Half16>(src: &[H]) -> f32 {
     let full = src.len() / LANES * LANES;
     let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
     for i in (0..full).step_by(LANES) {
         // max(v, acc) is acc where the two are equal.
-        // SAFETY: the CPU has AVX-512 F; i + 16 ≤ full.
+        // SAFETY: the CPU has AVX-512 F and BW; i + 16 ≤ full.
         acc = _mm512_max_ps(unsafe { load(src, i) }, acc);
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         acc = _mm512_mask_max_ps(acc, mask, unsafe { load(&padded, 0) }, acc);
     }
     let mut lanes = [0.0f32; LANES];
@@ -301,8 +349,8 @@ pub(super) unsafe fn row_max<H: Half16 + Bits>(src: &[H]) -> Option<Extremes> {
 /// it rides along.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
     src: &[H],
     row: Extremes,
@@ -331,8 +379,8 @@ fn exp<const NORMAL: bool>(d: __m512) -> __m512 {
 /// [`exp_sum`]; with `NORMAL` every x − max is at or above `NORMAL_EXP_FLOOR`.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 unsafe fn exp_sweep<H: Half16, const TOTAL: bool, const NORMAL: bool>(
     src: &[H],
     max: f32,
@@ -355,7 +403,7 @@ unsafe fn exp_sweep<H: Half16, const TOTAL: bool, const NORMAL: bool>(
         if let Some(v) = next.get(i / LANES * per_line) {
             prefetch(v);
         }
-        // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
+        // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
         let x = unsafe { load(src, i) };
         acc = _mm512_add_ps(acc, exp::<NORMAL>(_mm512_sub_ps(x, m)));
         if TOTAL {
@@ -365,7 +413,7 @@ unsafe fn exp_sweep<H: Half16, const TOTAL: bool, const NORMAL: bool>(
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         let x = unsafe { load(&padded, 0) };
         // The padding's lanes, whatever their exp, are not added.
         acc = _mm512_mask_add_ps(acc, mask, acc, exp::<NORMAL>(_mm512_sub_ps(x, m)));
@@ -422,7 +470,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     let scan_next = next.len() == src.len();
     let mut scan = BitScan::new();
     let (m, ln) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum));
-    // SAFETY (both closures' calls): the CPU has AVX-512 F (the caller's promise).
+    // SAFETY (both closures' calls): the CPU has AVX-512 F and BW (the caller's promise).
     let term = |x: __m512, start: usize| unsafe {
         let lp = log_probability::<H>(x, m, ln);
         match WEIGHTED {
@@ -432,7 +480,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     };
     let full = src.len() / LANES * LANES;
     let mut acc = _mm512_setzero_ps();
-    // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full.
+    // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
     let mut add_chunk = |i: usize| acc = _mm512_add_ps(acc, term(unsafe { load(src, i) }, i));
     // Two chunks of 16 a turn, and 32 classes of the next row in one scan
     // (measured faster for bf16 than a scan every other chunk).
@@ -452,7 +500,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, term(x, full));
     }
@@ -534,7 +582,7 @@ unsafe fn backward_sweep<
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
     // the smoothing terms.
-    // SAFETY: the CPU has AVX-512 F (the caller's promise).
+    // SAFETY: the CPU has AVX-512 F and BW (the caller's promise).
     let step = |x: __m512, start: usize| unsafe {
         // Never NaN (see `log_probability`): the portable loop's NaN
         // branch around the exp is not needed.
@@ -561,7 +609,7 @@ unsafe fn backward_sweep<
     let full = n / LANES * LANES;
     let mut acc = _mm512_setzero_ps();
     let out_at = out.as_mut_ptr();
-    // SAFETY: the CPU has AVX-512 F (the caller's promise); i + 16 ≤ full ≤ out.len() (asserted).
+    // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full ≤ out.len() (asserted).
     let mut chunk = |i: usize| unsafe {
         let (o, term) = step(load(src, i), i);
         _mm256_storeu_si256(out_at.add(i).cast(), o);
@@ -585,7 +633,7 @@ unsafe fn backward_sweep<
     if full < n {
         let (padded, mask) = tail(src, full);
         let mut written = [H::from_f64(0.0); LANES];
-        // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX-512 F.
+        // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX-512 F and BW.
         unsafe {
             let (o, term) = step(load(&padded, 0), full);
             _mm256_storeu_si256(written.as_mut_ptr().cast(), o);
@@ -608,19 +656,24 @@ mod tests {
     use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient};
     use super::*;
 
+    /// Whether this CPU runs this file's loops: AVX-512 F and BW.
+    fn has_avx512() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
     /// Every 61st f32 bit pattern, 16 at a time, through `round16` and
     /// `narrow16` against `half_bits.rs`, and every half pattern through
     /// `widen16` (NaN aside for bf16, whose `widen16` leaves NaN as it is).
     fn matches_half_bits<H: Half16 + HalfBits + Bits>(widen_nan: bool) {
-        if !is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         let patterns: Vec<u32> = (0..=u32::MAX / 61).map(|i| i.wrapping_mul(61)).collect();
         for chunk in patterns.chunks_exact(LANES) {
             let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
             let (mut rounded, mut narrowed) = ([0.0f32; LANES], [H::from_f64(0.0); LANES]);
-            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 values.
+            // SAFETY: the CPU has AVX-512 F and BW (checked above); the arrays hold 16 values.
             unsafe {
                 let x = _mm512_loadu_ps(v.as_ptr());
                 _mm512_storeu_ps(rounded.as_mut_ptr(), H::round16(x));
@@ -692,19 +745,10 @@ mod tests {
         }
     }
 
-    /// Whether this CPU has AVX-512 F and BW (the scans need BW); if not,
-    /// the test says it was skipped.
-    fn has_avx512_bw_else_say_skipped() -> bool {
-        let has = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw");
-        if !has {
-            eprintln!("skipped: this CPU lacks AVX-512 F or BW");
-        }
-        has
-    }
-
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
     fn next_max_is_row_max<H: Half16 + Bits>() {
-        if !has_avx512_bw_else_say_skipped() {
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         // SAFETY (all three closures): the CPU has AVX-512 F and BW (checked above).
@@ -730,7 +774,8 @@ mod tests {
     /// with g = 0 off the target (where a subnormal e would show in the
     /// sign of the gradient's zeros).
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
-        if !has_avx512_bw_else_say_skipped() {
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         for (n, deep) in [40, 16411]
@@ -749,7 +794,7 @@ mod tests {
             let extremes = unsafe { row_max(&src) }.expect("a finite row");
             let max = extremes.max;
             let k = test_gradient(n);
-            // SAFETY: the CPU has AVX-512 F.
+            // SAFETY: the CPU has AVX-512 F and BW.
             let (sum_exp, sum_g) = unsafe { exp_sum::<H, true>(&src, extremes, &[], k) };
             let want = super::super::exp_sum::<H>(&row, max, &[]);
             assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
