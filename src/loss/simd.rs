@@ -69,8 +69,8 @@ pub fn detected() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        // BW: the bf16 kernel narrows with a word permute. Every CPU with
-        // AVX-512 VL and DQ has it.
+        // BW: the bf16 kernel's word permutes and the half scans' 16-bit
+        // maxes and mins. Every CPU with AVX-512 VL and DQ has it.
         let avx512 = is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")

@@ -319,6 +319,85 @@ dispatched! {
     class_gradient_total<T: Element; const WEIGHTED: bool>(n: usize, k: ClassGradient, w: &[f32]) -> f32 = class_gradient_sum
 }
 
+/// A half type's bit pattern: f16 and bf16 are 16-bit sign-magnitude, so
+/// their raw bits order their values ([`BitVerdict::of`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) trait Bits: Element {
+    fn of_bits(bits: u16) -> Self;
+    fn bits(self) -> u16;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Bits for f16 {
+    fn of_bits(bits: u16) -> Self {
+        f16::from_bits(bits)
+    }
+    fn bits(self) -> u16 {
+        self.to_bits()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Bits for bf16 {
+    fn of_bits(bits: u16) -> Self {
+        bf16::from_bits(bits)
+    }
+    fn bits(self) -> u16 {
+        self.to_bits()
+    }
+}
+
+/// A row's max and min, for a row [`Direct::of`] takes (no NaN, no +inf,
+/// a finite max). The min tells whether any of its exps can underflow.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Extremes {
+    pub max: f32,
+    pub min: f32,
+}
+
+/// What three reductions of a row's raw 16-bit patterns tell of its
+/// extremes, the scans in `half/avx512.rs` and `half/avx2.rs` (which see
+/// the values without widening them).
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, PartialEq)]
+pub(crate) enum BitVerdict {
+    /// NaN, +inf or only −inf: the row takes the f32 copy.
+    Rejected,
+    /// The row's extremes.
+    Found(Extremes),
+    /// The max is a zero: which one, +0 or −0, the float scan's order of
+    /// the row decides (a rare row, so it is scanned again). The row's min.
+    ZeroMax(f32),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl BitVerdict {
+    /// From a nonempty row's signed 16-bit max `smax` and unsigned 16-bit
+    /// `umin` and `umax` of its patterns. Sign-magnitude, read as integers:
+    /// if any value has its sign clear, `smax` is the max (+inf and NaN
+    /// above every number); if none has, the max is the smallest
+    /// magnitude, `umin`. Any negative value makes `umax` the most negative
+    /// one, negative NaN above −inf.
+    pub fn of<H: Bits>(smax: u16, umin: u16, umax: u16) -> Self {
+        const SIGN: u16 = 0x8000;
+        let inf = H::from_f64(f64::INFINITY).bits();
+        let positive = smax & SIGN == 0;
+        if (positive && smax >= inf) || umax > (inf | SIGN) {
+            return BitVerdict::Rejected;
+        }
+        let max = if positive { smax } else { umin };
+        let min = H::of_bits(if umax & SIGN != 0 { umax } else { umin }).widen_f32();
+        match max {
+            m if m == inf | SIGN => BitVerdict::Rejected,
+            m if m & !SIGN == 0 => BitVerdict::ZeroMax(min),
+            m => BitVerdict::Found(Extremes {
+                max: H::of_bits(m).widen_f32(),
+                min,
+            }),
+        }
+    }
+}
+
 /// The slice as `&[H]`, when `T` is `H`.
 #[cfg(target_arch = "x86_64")]
 fn as_type<T: 'static, H: 'static>(s: &[T]) -> Option<&[H]> {
@@ -382,14 +461,14 @@ enum Kernel {
 #[derive(Clone, Copy)]
 pub(crate) struct Direct<'a, T> {
     src: &'a [T],
-    max: f32,
+    row: Extremes,
     kernel: Kernel,
 }
 
-/// A row's max as [`Direct::of`] would find it (`None` where the row takes
-/// the f32 copy), found by a sweep of the row before it.
+/// A row's extremes as [`Direct::of`] would find them (`None` where the
+/// row takes the f32 copy), found by a sweep of the row before it.
 #[derive(Clone, Copy)]
-pub(crate) struct NextMax(Option<f32>);
+pub(crate) struct NextMax(Option<Extremes>);
 
 impl<'a, T: Element> Direct<'a, T> {
     /// The row `src` with its max, when the AVX-512 or AVX2 loops can take
@@ -402,14 +481,14 @@ impl<'a, T: Element> Direct<'a, T> {
                 SimdLevel::Avx2 if level.has_f16c() => Kernel::Avx2,
                 _ => return None,
             };
-            let max = match known {
-                Some(NextMax(max)) => max,
+            let extremes = match known {
+                Some(NextMax(extremes)) => extremes,
                 // SAFETY: `level` is a `Simd`, which only `simd::current()`
-                // makes: it holds Avx512 only when the CPU reports AVX-512 F and BW,
-                // and Avx2 only with AVX2 and FMA, F16C checked above.
+                // makes: it holds Avx512 only when the CPU reports AVX-512 F
+                // and BW, and Avx2 only with AVX2 and FMA, F16C checked above.
                 None => on_kernel!(kernel, |k| on_half!(T, src, |s, H| unsafe { k::row_max::<H>(s) })),
             };
-            return max.map(|max| Direct { src, max, kernel });
+            return extremes.map(|row| Direct { src, row, kernel });
         }
         let _ = (level, src, known);
         None
@@ -417,7 +496,7 @@ impl<'a, T: Element> Direct<'a, T> {
 
     /// The row's max.
     pub fn max(&self) -> f32 {
-        self.max
+        self.row.max
     }
 
     /// Class `c`'s logit.
@@ -435,7 +514,7 @@ impl<'a, T: Element> Direct<'a, T> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
-            m::exp_sum::<H, false>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]), none).0
+            m::exp_sum::<H, false>(s, self.row, as_type::<T, H>(next).unwrap_or(&[]), none).0
         }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {next:?} {}", none.base)
@@ -447,7 +526,7 @@ impl<'a, T: Element> Direct<'a, T> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
-            m::exp_sum::<H, true>(s, self.max, as_type::<T, H>(next).unwrap_or(&[]), k)
+            m::exp_sum::<H, true>(s, self.row, as_type::<T, H>(next).unwrap_or(&[]), k)
         }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {next:?} {}", k.base)
@@ -465,7 +544,7 @@ impl<'a, T: Element> Direct<'a, T> {
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |k| on_half!(T, self.src, |s, H| unsafe {
             let next = as_type::<T, H>(next).unwrap_or(&[]);
-            let (sum, next_max) = k::log_probability_sum::<H, WEIGHTED>(s, self.max, ln_sum, w, next);
+            let (sum, next_max) = k::log_probability_sum::<H, WEIGHTED>(s, self.row.max, ln_sum, w, next);
             (sum, next_max.map(NextMax))
         }));
         #[cfg(not(target_arch = "x86_64"))]
@@ -505,7 +584,7 @@ impl<'a, T: Element> Direct<'a, T> {
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
             let out = as_type_mut::<T, H>(out).expect("out has the row's type");
             let next = as_type::<T, H>(next).unwrap_or(&[]);
-            let (sum, next_max) = m::class_backward::<H, SUM, WEIGHTED>(s, self.max, ln_sum, k, sum_g, w, out, next);
+            let (sum, next_max) = m::class_backward::<H, SUM, WEIGHTED>(s, self.row, ln_sum, k, sum_g, w, out, next);
             (sum, next_max.map(NextMax))
         }));
         #[cfg(not(target_arch = "x86_64"))]

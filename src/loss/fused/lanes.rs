@@ -556,7 +556,7 @@ macro_rules! dispatched {
                 // Avx2 only when the CPU reports AVX2 and FMA.
                 $crate::loss::simd::SimdLevel::Avx2 => unsafe { avx2::<$($gen),* $(, $c)*>($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above, Avx512 only when the CPU reports AVX-512 F, VL and DQ.
+                // SAFETY: as above, Avx512 only when the CPU reports AVX-512 F, VL, DQ and BW.
                 $crate::loss::simd::SimdLevel::Avx512 => unsafe { avx512::<$($gen),* $(, $c)*>($($arg),*) },
                 _ => $body::<$($gen),* $(, $c)*>($($arg),*),
             }

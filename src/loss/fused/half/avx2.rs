@@ -17,7 +17,7 @@ use half::{bf16, f16};
 use super::super::super::element::Element;
 use super::super::avx2::exp8;
 use super::super::lanes::{fold_lanes, prefetch, LANES};
-use super::ClassGradient;
+use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
 /// Lanes per vector: half of the portable 16.
 const HALF: usize = LANES / 2;
@@ -213,110 +213,149 @@ fn fold(v: Lanes) -> f32 {
     fold_lanes(&lanes) as f32
 }
 
-/// A row's max and whether it holds NaN or +inf, found 16 classes at a
-/// time in the row's order, so every scan of a row gives the same verdict.
+/// A row's extremes from its raw 16-bit patterns, 16 classes per step and
+/// three instructions, none widening: the signed max and the unsigned min
+/// and max that [`BitVerdict::of`] reads. Integer maxes and mins give the
+/// same result in any order, so every scan of a row gives the same verdict.
 #[derive(Clone, Copy)]
-struct MaxScan {
-    acc: Lanes,
-    /// All ones in lanes that saw NaN or +inf: "not below +inf", unordered included.
-    bad: __m256,
+struct BitScan {
+    smax: __m256i,
+    umin: __m256i,
+    umax: __m256i,
 }
 
-impl MaxScan {
+impl BitScan {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn new() -> Self {
-        MaxScan {
-            acc: [_mm256_set1_ps(f32::NEG_INFINITY); 2],
-            bad: _mm256_setzero_ps(),
+        BitScan {
+            smax: _mm256_set1_epi16(i16::MIN),
+            umin: _mm256_set1_epi16(-1),
+            umax: _mm256_setzero_si256(),
         }
     }
 
-    /// `v`, the next 16 classes.
+    /// The 16 patterns of `v`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn add(&mut self, v: Lanes) {
-        let inf = _mm256_set1_ps(f32::INFINITY);
-        for h in 0..2 {
-            // max(v, acc) is acc where the two are equal (±0 keeps the
-            // earlier zero, as `f32::max` compiles) or v is NaN.
-            self.acc[h] = _mm256_max_ps(v[h], self.acc[h]);
-            self.bad = _mm256_or_ps(self.bad, _mm256_cmp_ps::<_CMP_NLT_UQ>(v[h], inf));
-        }
+    fn add(&mut self, v: __m256i) {
+        self.smax = _mm256_max_epi16(self.smax, v);
+        self.umin = _mm256_min_epu16(self.umin, v);
+        self.umax = _mm256_max_epu16(self.umax, v);
     }
 
     /// Classes `i..i + 16` of `src` (`i + 16 ≤ src.len()`).
     ///
     /// # Safety
-    /// The CPU must support AVX2 and F16C.
-    #[inline]
-    #[target_feature(enable = "avx2,f16c")]
-    unsafe fn add_at<H: Half8>(&mut self, src: &[H], i: usize) {
-        // SAFETY: the caller's promise.
-        self.add(unsafe { load(src, i) });
-    }
-
-    /// The classes after `full`, the last whole 16 (fewer than 16).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and F16C.
-    #[inline]
-    #[target_feature(enable = "avx2,f16c")]
-    unsafe fn add_tail<H: Half8>(&mut self, src: &[H], full: usize) {
-        let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the caller's promise.
-        let v = unsafe { load(&padded, 0) };
-        let inf = _mm256_set1_ps(f32::INFINITY);
-        for h in 0..2 {
-            let max = _mm256_max_ps(v[h], self.acc[h]);
-            self.acc[h] = _mm256_blendv_ps(self.acc[h], max, mask[h]);
-            let bad = _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(v[h], inf), mask[h]);
-            self.bad = _mm256_or_ps(self.bad, bad);
-        }
-    }
-
-    /// The max (as `half::widen_with_max` finds it), when the row holds no
-    /// NaN and no +inf and the max is finite; `None` otherwise.
+    /// The CPU must support AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn verdict(self) -> Option<f32> {
-        if _mm256_movemask_ps(self.bad) != 0 {
+    unsafe fn add_at<H: Half8>(&mut self, src: &[H], i: usize) {
+        assert!(i + LANES <= src.len());
+        // SAFETY: 16 values of 2 bytes from `i` are in `src` (asserted);
+        // `loadu` takes any alignment.
+        self.add(unsafe { _mm256_loadu_si256(src.as_ptr().add(i).cast()) });
+    }
+
+    /// The classes after `full`, the last whole 16 (fewer than 16), padded
+    /// with the row's first value, which changes no extreme.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn add_tail<H: Half8>(&mut self, src: &[H], full: usize) {
+        let rest = &src[full..];
+        if let Some(&first) = src.first() {
+            let mut padded = [first; LANES];
+            padded[..rest.len()].copy_from_slice(rest);
+            // SAFETY: `padded` holds 16 values; the CPU has AVX2.
+            unsafe { self.add_at(&padded, 0) };
+        }
+    }
+
+    /// The extremes of `src`, the row scanned, when it holds no NaN and no
+    /// +inf and its max is finite; `None` otherwise. As
+    /// `half::widen_with_max` finds it, the max's bits included.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    fn verdict<H: Half8 + Bits>(self, src: &[H]) -> Option<Extremes> {
+        if src.is_empty() {
             return None;
         }
-        let mut lanes = [0.0f32; LANES];
-        // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8.
-        unsafe {
-            _mm256_storeu_ps(lanes.as_mut_ptr(), self.acc[0]);
-            _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), self.acc[1]);
+        let lanes = |v: __m256i| {
+            let mut lanes = [0u16; LANES];
+            // SAFETY: `lanes` holds 16 values of 2 bytes.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+            lanes
+        };
+        let smax = lanes(self.smax).into_iter().map(|b| b as i16).fold(i16::MIN, i16::max) as u16;
+        let umin = lanes(self.umin).into_iter().fold(u16::MAX, u16::min);
+        let umax = lanes(self.umax).into_iter().fold(0, u16::max);
+        match BitVerdict::of::<H>(smax, umin, umax) {
+            BitVerdict::Rejected => None,
+            BitVerdict::Found(extremes) => Some(extremes),
+            // SAFETY: the CPU has AVX2 and F16C.
+            BitVerdict::ZeroMax(min) => Some(Extremes {
+                max: unsafe { float_row_max(src) },
+                min,
+            }),
         }
-        let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        max.is_finite().then_some(max)
     }
 }
 
-/// The row's max, when the row holds no NaN and no +inf and the max is
-/// finite; `None` otherwise (see [`MaxScan::verdict`]).
+/// The max of a row (no NaN in it) as `half::widen_with_max` finds it, for
+/// a row whose max is a zero: 16 classes at a time in the row's order, each
+/// lane keeping the earlier of equal values (±0: the earlier zero), then
+/// the lanes folded as `f32::max` compiles.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn float_row_max<H: Half8>(src: &[H]) -> f32 {
+    let full = src.len() / LANES * LANES;
+    let mut acc = [_mm256_set1_ps(f32::NEG_INFINITY); 2];
+    // max(v, acc) is acc where the two are equal.
+    let mut add = |v: Lanes, mask: Lanes| {
+        for h in 0..2 {
+            acc[h] = _mm256_blendv_ps(acc[h], _mm256_max_ps(v[h], acc[h]), mask[h]);
+        }
+    };
+    let all = [_mm256_castsi256_ps(_mm256_set1_epi32(-1)); 2];
+    for i in (0..full).step_by(LANES) {
+        // SAFETY: the caller's promise; i + 16 ≤ full.
+        add(unsafe { load(src, i) }, all);
+    }
+    if full < src.len() {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the caller's promise.
+        add(unsafe { load(&padded, 0) }, mask);
+    }
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8.
+    unsafe {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[0]);
+        _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), acc[1]);
+    }
+    lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+}
+
+/// The row's extremes, when the row holds no NaN and no +inf and its max
+/// is finite; `None` otherwise (see [`BitScan::verdict`]).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn row_max<H: Half8>(src: &[H]) -> Option<f32> {
+pub(super) unsafe fn row_max<H: Half8 + Bits>(src: &[H]) -> Option<Extremes> {
     let full = src.len() / LANES * LANES;
-    let mut scan = MaxScan::new();
-    let mut i = 0;
-    while i < full {
-        // SAFETY: the CPU has AVX2 and F16C (the caller's promise); i + 16 ≤ full.
+    let mut scan = BitScan::new();
+    for i in (0..full).step_by(LANES) {
+        // SAFETY: the CPU has AVX2 (the caller's promise); i + 16 ≤ full.
         unsafe { scan.add_at(src, i) };
-        i += LANES;
     }
-    if full < src.len() {
-        // SAFETY: the caller's promise.
-        unsafe { scan.add_tail(src, full) };
-    }
-    scan.verdict()
+    scan.add_tail(src, full);
+    scan.verdict(src)
 }
 
-/// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
+/// `half::exp_sum` on the half-precision row of extremes `row` (its max
+/// alone matters: `exp8` needs no hint of the range): Σ e^(x − max), prefetching
 /// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
 /// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
 /// the same lanes, the same order), whose chain of adds, alone in its loop,
@@ -327,10 +366,11 @@ pub(super) unsafe fn row_max<H: Half8>(src: &[H]) -> Option<f32> {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn exp_sum<H: Half8, const TOTAL: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     next: &[H],
     k: ClassGradient,
 ) -> (f32, f32) {
+    let max = row.max;
     let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm256_set1_ps(max);
     let exp = |x: Lanes| x.map(|x| exp8(_mm256_sub_ps(x, m)));
@@ -407,16 +447,16 @@ fn weights(w: &[f32], start: usize) -> Lanes {
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn log_probability_sum<H: Half8, const WEIGHTED: bool>(
+pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
     src: &[H],
     max: f32,
     ln_sum: f32,
     w: &[f32],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     assert!(!WEIGHTED || w.len() >= src.len());
     let scan_next = next.len() == src.len();
-    let mut scan = MaxScan::new();
+    let mut scan = BitScan::new();
     let (m, ln) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum));
     // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
     let term = |x: Lanes, start: usize| unsafe {
@@ -452,10 +492,11 @@ pub(super) unsafe fn log_probability_sum<H: Half8, const WEIGHTED: bool>(
             }
         }
     }
-    (fold(acc), scan_next.then(|| scan.verdict()))
+    (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row, given
+/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`:
+/// its max alone matters), given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
@@ -465,23 +506,23 @@ pub(super) unsafe fn log_probability_sum<H: Half8, const WEIGHTED: bool>(
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn class_backward<H: Half8, const SUM: bool, const WEIGHTED: bool>(
+pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
     // SAFETY (both): the caller's promise.
     match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, row.max, ln_sum, k, sum_g, w, out, next) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, row.max, ln_sum, k, sum_g, w, out, next) },
     }
 }
 
@@ -500,7 +541,7 @@ fn with_lane(g: __m256, lane: usize, v: __m256) -> __m256 {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
+unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
     src: &[H],
     max: f32,
     ln_sum: f32,
@@ -509,11 +550,11 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
     w: &[f32],
     out: &mut [H],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     let n = src.len();
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
     let scan_next = next.len() == n;
-    let mut scan = MaxScan::new();
+    let mut scan = BitScan::new();
     let (m, ln, total) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum), _mm256_set1_ps(sum_g));
     let (base, at_target) = (_mm256_set1_ps(k.base), _mm256_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits, lanes
@@ -590,8 +631,7 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
         }
         out[full..n].copy_from_slice(&written[..n - full]);
         if scan_next {
-            // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
-            unsafe { scan.add_tail(next, full) };
+            scan.add_tail(next, full);
         }
     }
     if stream {
@@ -600,13 +640,13 @@ unsafe fn backward_sweep<H: Half8, const SUM: bool, const WEIGHTED: bool, const 
         _mm_sfence();
     }
     let sum = if SUM { fold(acc) } else { 0.0 };
-    (sum, scan_next.then(|| scan.verdict()))
+    (sum, scan_next.then(|| scan.verdict(next)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, Bits};
+    use super::super::lane_tests::check_next_max_of_sweeps;
     use super::*;
 
     /// Whether this CPU has AVX2, FMA and F16C; if not, the test says it was skipped.
@@ -707,19 +747,20 @@ mod tests {
     }
 
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 70 classes.
-    fn next_max_is_row_max<H: Half8>() {
+    fn next_max_is_row_max<H: Half8 + Bits>() {
         if !has_avx2_f16c_else_say_skipped() {
             return;
         }
         // SAFETY (all three closures): the CPU has AVX2, FMA and F16C (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
-        let forward =
-            |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
+        let forward = |src: &[H], row: Extremes, next: &[H]| unsafe {
+            log_probability_sum::<H, false>(src, row.max, 0.5, &[], next).1
+        };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], max: f32, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(70, row_max, forward, backward);

@@ -16,9 +16,9 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::super::element::Element;
-use super::super::avx512::exp16;
+use super::super::avx512::{exp16, exp16_normal, NORMAL_EXP_FLOOR};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
-use super::ClassGradient;
+use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
@@ -210,131 +210,178 @@ fn fold(v: __m512) -> f32 {
     fold_lanes(&lanes) as f32
 }
 
-/// A row's max and whether it holds NaN or +inf, found 16 classes at a
-/// time in the row's order, so every scan of a row gives the same verdict.
+/// Classes per step of a [`BitScan`]: 32 patterns of 16 bits in a vector.
+const SCAN: usize = 2 * LANES;
+
+/// A row's extremes from its raw 16-bit patterns, 32 classes per step and
+/// three instructions, none widening: the signed max and the unsigned min
+/// and max that [`BitVerdict::of`] reads. Integer maxes and mins give the
+/// same result in any order, so every scan of a row gives the same verdict.
 #[derive(Clone, Copy)]
-struct MaxScan {
-    acc: __m512,
-    /// Lanes that saw NaN or +inf: "not below +inf", unordered included.
-    bad: __mmask16,
+struct BitScan {
+    smax: __m512i,
+    umin: __m512i,
+    umax: __m512i,
 }
 
-impl MaxScan {
+impl BitScan {
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     fn new() -> Self {
-        MaxScan {
-            acc: _mm512_set1_ps(f32::NEG_INFINITY),
-            bad: 0,
+        BitScan {
+            smax: _mm512_set1_epi16(i16::MIN),
+            umin: _mm512_set1_epi16(-1),
+            umax: _mm512_setzero_si512(),
         }
     }
 
-    /// The lanes of `mask` of `v`, the next 16 classes.
+    /// The 32 patterns of `v`, in the lanes of `mask`.
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn add(&mut self, mask: __mmask16, v: __m512) {
-        // max(v, acc) is acc where the two are equal (±0 keeps the earlier
-        // zero, as `f32::max` compiles) or v is NaN.
-        self.acc = _mm512_mask_max_ps(self.acc, mask, v, self.acc);
-        self.bad |= _mm512_mask_cmp_ps_mask::<_CMP_NLT_UQ>(mask, v, _mm512_set1_ps(f32::INFINITY));
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn add(&mut self, mask: __mmask32, v: __m512i) {
+        self.smax = _mm512_mask_max_epi16(self.smax, mask, self.smax, v);
+        self.umin = _mm512_mask_min_epu16(self.umin, mask, self.umin, v);
+        self.umax = _mm512_mask_max_epu16(self.umax, mask, self.umax, v);
     }
 
-    /// Classes `i..i + 16` of `src` (`i + 16 ≤ src.len()`).
+    /// Classes `i..i + 32` of `src` (`i + 32 ≤ src.len()`).
     ///
     /// # Safety
     /// The CPU must support AVX-512 F and BW.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn add_at<H: Half16>(&mut self, src: &[H], i: usize) {
-        // SAFETY: the caller's promise.
-        self.add(!0, unsafe { load(src, i) });
+        assert!(i + SCAN <= src.len());
+        // SAFETY: 32 values of 2 bytes from `i` are in `src` (asserted);
+        // `loadu` takes any alignment.
+        self.add(!0, unsafe { _mm512_loadu_si512(src.as_ptr().add(i).cast()) });
     }
 
-    /// Classes `i..i + 64` of `src` (`i + 64 ≤ src.len()`), as four
-    /// [`MaxScan::add_at`] calls give them but with one max on the
-    /// accumulator's chain instead of four: max(a, b) keeps b unless a > b,
-    /// so a tree of the four (earlier ones second) keeps the earliest of
-    /// equal values too, ±0 included; only NaN, which marks the row anyway,
-    /// could make them differ.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F and BW.
+    /// The classes from `from` on.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn add_four_at<H: Half16>(&mut self, src: &[H], i: usize) {
-        // SAFETY: the caller's promise.
-        let v = unsafe { [0, 1, 2, 3].map(|k| load(src, i + k * LANES)) };
-        let inf = _mm512_set1_ps(f32::INFINITY);
-        for x in v {
-            self.bad |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, inf);
+    fn add_rest<H: Half16>(&mut self, src: &[H], mut from: usize) {
+        while from + SCAN <= src.len() {
+            // SAFETY: the CPU has AVX-512 F and BW; from + 32 ≤ src.len().
+            unsafe { self.add_at(src, from) };
+            from += SCAN;
         }
-        let first = _mm512_max_ps(v[1], v[0]);
-        let second = _mm512_max_ps(v[3], v[2]);
-        self.acc = _mm512_max_ps(_mm512_max_ps(second, first), self.acc);
+        if from < src.len() {
+            let rest = &src[from..];
+            let mut padded = [H::from_f64(0.0); SCAN];
+            padded[..rest.len()].copy_from_slice(rest);
+            // SAFETY: `padded` holds 32 values of 2 bytes.
+            let v = unsafe { _mm512_loadu_si512(padded.as_ptr().cast()) };
+            self.add(((1u64 << rest.len()) - 1) as __mmask32, v);
+        }
     }
 
-    /// The classes after `full`, the last whole 16 (fewer than 16).
+    /// The extremes of `src`, the row scanned, when it holds no NaN and no
+    /// +inf and its max is finite; `None` otherwise. As
+    /// `half::widen_with_max` finds it, the max's bits included.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    fn add_tail<H: Half16>(&mut self, src: &[H], full: usize) {
-        let (padded, mask) = tail(src, full);
-        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
-        self.add(mask, unsafe { load(&padded, 0) });
-    }
-
-    /// The max (as `half::widen_with_max` finds it), when the row holds no
-    /// NaN and no +inf and the max is finite; `None` otherwise.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn verdict(self) -> Option<f32> {
-        if self.bad != 0 {
+    fn verdict<H: Half16 + Bits>(self, src: &[H]) -> Option<Extremes> {
+        if src.is_empty() {
             return None;
         }
-        let mut lanes = [0.0f32; LANES];
-        // SAFETY: `lanes` holds 16 f32.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), self.acc) };
-        let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        max.is_finite().then_some(max)
+        let lanes = |v: __m512i| {
+            let mut lanes = [0u16; SCAN];
+            // SAFETY: `lanes` holds 32 values of 2 bytes.
+            unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), v) };
+            lanes
+        };
+        let smax = lanes(self.smax).into_iter().map(|b| b as i16).fold(i16::MIN, i16::max) as u16;
+        let umin = lanes(self.umin).into_iter().fold(u16::MAX, u16::min);
+        let umax = lanes(self.umax).into_iter().fold(0, u16::max);
+        match BitVerdict::of::<H>(smax, umin, umax) {
+            BitVerdict::Rejected => None,
+            BitVerdict::Found(extremes) => Some(extremes),
+            BitVerdict::ZeroMax(min) => Some(Extremes {
+                max: float_row_max(src),
+                min,
+            }),
+        }
     }
 }
 
-/// The row's max, when the row holds no NaN and no +inf and the max is
-/// finite; `None` otherwise (see [`MaxScan::verdict`]).
+/// The max of a row (no NaN in it) as `half::widen_with_max` finds it, for
+/// a row whose max is a zero: 16 classes at a time in the row's order, each
+/// lane keeping the earlier of equal values (±0: the earlier zero), then
+/// the lanes folded as `f32::max` compiles.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn float_row_max<H: Half16>(src: &[H]) -> f32 {
+    let full = src.len() / LANES * LANES;
+    let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
+    for i in (0..full).step_by(LANES) {
+        // max(v, acc) is acc where the two are equal.
+        // SAFETY: the CPU has AVX-512 F and BW; i + 16 ≤ full.
+        acc = _mm512_max_ps(unsafe { load(src, i) }, acc);
+    }
+    if full < src.len() {
+        let (padded, mask) = tail(src, full);
+        // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
+        acc = _mm512_mask_max_ps(acc, mask, unsafe { load(&padded, 0) }, acc);
+    }
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: `lanes` holds 16 f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+    lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+}
+
+/// The row's extremes, when the row holds no NaN and no +inf and its max
+/// is finite; `None` otherwise (see [`BitScan::verdict`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-pub(super) unsafe fn row_max<H: Half16>(src: &[H]) -> Option<f32> {
-    let full = src.len() / LANES * LANES;
-    let mut scan = MaxScan::new();
-    let mut i = 0;
-    // Alone in its loop, the accumulator's chain of maxes would set the pace.
-    while i + 4 * LANES <= full {
-        // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 64 ≤ full.
-        unsafe { scan.add_four_at(src, i) };
-        i += 4 * LANES;
-    }
-    while i < full {
-        // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
-        unsafe { scan.add_at(src, i) };
-        i += LANES;
-    }
-    if full < src.len() {
-        scan.add_tail(src, full);
-    }
-    scan.verdict()
+pub(super) unsafe fn row_max<H: Half16 + Bits>(src: &[H]) -> Option<Extremes> {
+    let mut scan = BitScan::new();
+    scan.add_rest(src, 0);
+    scan.verdict(src)
 }
 
-/// `half::exp_sum` on the half-precision row: Σ e^(x − max), prefetching
-/// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
-/// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
-/// the same lanes, the same order), whose chain of adds, alone in its loop,
-/// would set that loop's pace; here it rides along.
+/// `half::exp_sum` on the half-precision row of extremes `row`: Σ e^(x −
+/// max), prefetching the next row (`next`, or empty) meanwhile. With
+/// `TOTAL` also Σg of the unweighted class gradient `k` (as
+/// `half::class_gradient_sum` adds it: the same lanes, the same order),
+/// whose chain of adds, alone in its loop, would set that loop's pace; here
+/// it rides along.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
+    src: &[H],
+    row: Extremes,
+    next: &[H],
+    k: ClassGradient,
+) -> (f32, f32) {
+    // x − max is monotone in x: from the min's on, every exp is normal.
+    // SAFETY (both): the caller's promise.
+    match row.min - row.max >= NORMAL_EXP_FLOOR {
+        true => unsafe { exp_sweep::<H, TOTAL, true>(src, row.max, next, k) },
+        false => unsafe { exp_sweep::<H, TOTAL, false>(src, row.max, next, k) },
+    }
+}
+
+/// [`exp16`], or with `NORMAL` (every d at or above `NORMAL_EXP_FLOOR`)
+/// [`exp16_normal`]: the same bits.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp<const NORMAL: bool>(d: __m512) -> __m512 {
+    match NORMAL {
+        true => exp16_normal(d),
+        false => exp16(d),
+    }
+}
+
+/// [`exp_sum`]; with `NORMAL` every x − max is at or above `NORMAL_EXP_FLOOR`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn exp_sweep<H: Half16, const TOTAL: bool, const NORMAL: bool>(
     src: &[H],
     max: f32,
     next: &[H],
@@ -358,7 +405,7 @@ pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
         }
         // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
         let x = unsafe { load(src, i) };
-        acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(x, m)));
+        acc = _mm512_add_ps(acc, exp::<NORMAL>(_mm512_sub_ps(x, m)));
         if TOTAL {
             acc_g = _mm512_add_ps(acc_g, g(i));
         }
@@ -368,7 +415,8 @@ pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
         let (padded, mask) = tail(src, full);
         // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         let x = unsafe { load(&padded, 0) };
-        acc = _mm512_mask_add_ps(acc, mask, acc, exp16(_mm512_sub_ps(x, m)));
+        // The padding's lanes, whatever their exp, are not added.
+        acc = _mm512_mask_add_ps(acc, mask, acc, exp::<NORMAL>(_mm512_sub_ps(x, m)));
         if TOTAL {
             acc_g = _mm512_mask_add_ps(acc_g, mask, acc_g, g(full));
         }
@@ -411,16 +459,16 @@ fn weights(w: &[f32], start: usize) -> __m512 {
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
+pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>(
     src: &[H],
     max: f32,
     ln_sum: f32,
     w: &[f32],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     assert!(!WEIGHTED || w.len() >= src.len());
     let scan_next = next.len() == src.len();
-    let mut scan = MaxScan::new();
+    let mut scan = BitScan::new();
     let (m, ln) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum));
     // SAFETY (both closures' calls): the CPU has AVX-512 F and BW (the caller's promise).
     let term = |x: __m512, start: usize| unsafe {
@@ -432,30 +480,38 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
     };
     let full = src.len() / LANES * LANES;
     let mut acc = _mm512_setzero_ps();
+    // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
+    let mut add_chunk = |i: usize| acc = _mm512_add_ps(acc, term(unsafe { load(src, i) }, i));
+    // Two chunks of 16 a turn, and 32 classes of the next row in one scan
+    // (measured faster for bf16 than a scan every other chunk).
     let mut i = 0;
-    while i < full {
-        // SAFETY: the CPU has AVX-512 F and BW; i + 16 ≤ full, and ≤ next.len() when scanned.
-        unsafe {
-            acc = _mm512_add_ps(acc, term(load(src, i), i));
-            if scan_next {
-                scan.add_at(next, i);
-            }
+    while i + SCAN <= full {
+        add_chunk(i);
+        add_chunk(i + LANES);
+        if scan_next {
+            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ full ≤ next.len().
+            unsafe { scan.add_at(next, i) };
         }
-        i += LANES;
+        i += SCAN;
+    }
+    let scanned = i;
+    if i < full {
+        add_chunk(i);
     }
     if full < src.len() {
         let (padded, mask) = tail(src, full);
         // SAFETY: `padded` holds 16 values; the CPU has AVX-512 F and BW.
         let x = unsafe { load(&padded, 0) };
         acc = _mm512_mask_add_ps(acc, mask, acc, term(x, full));
-        if scan_next {
-            scan.add_tail(next, full);
-        }
     }
-    (fold(acc), scan_next.then(|| scan.verdict()))
+    if scan_next {
+        scan.add_rest(next, scanned);
+    }
+    (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row, given
+/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`,
+/// whose range tells whether an exp can underflow), given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
@@ -465,33 +521,50 @@ pub(super) unsafe fn log_probability_sum<H: Half16, const WEIGHTED: bool>(
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn class_backward<H: Half16, const SUM: bool, const WEIGHTED: bool>(
+pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
     w: &[f32],
     out: &mut [H],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
-    // SAFETY (both): the caller's promise.
-    match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
+    // lp is monotone in x (its roundings are): from the min's on, every exp
+    // is normal.
+    let normal = H::round_f32((row.min - row.max) - ln_sum) >= NORMAL_EXP_FLOOR;
+    let max = row.max;
+    // SAFETY (all four): the caller's promise.
+    unsafe {
+        match (numbers, normal) {
+            (true, true) => backward_sweep::<H, SUM, WEIGHTED, true, true>(src, max, ln_sum, k, sum_g, w, out, next),
+            (true, false) => backward_sweep::<H, SUM, WEIGHTED, true, false>(src, max, ln_sum, k, sum_g, w, out, next),
+            (false, true) => backward_sweep::<H, SUM, WEIGHTED, false, true>(src, max, ln_sum, k, sum_g, w, out, next),
+            (false, false) => {
+                backward_sweep::<H, SUM, WEIGHTED, false, false>(src, max, ln_sum, k, sum_g, w, out, next)
+            }
+        }
     }
 }
 
-/// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN, with
+/// `NORMAL` every lp is at or above `NORMAL_EXP_FLOOR`.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
+unsafe fn backward_sweep<
+    H: Half16 + Bits,
+    const SUM: bool,
+    const WEIGHTED: bool,
+    const NUMBERS: bool,
+    const NORMAL: bool,
+>(
     src: &[H],
     max: f32,
     ln_sum: f32,
@@ -500,11 +573,11 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     w: &[f32],
     out: &mut [H],
     next: &[H],
-) -> (f32, Option<Option<f32>>) {
+) -> (f32, Option<Option<Extremes>>) {
     let n = src.len();
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
     let scan_next = next.len() == n;
-    let mut scan = MaxScan::new();
+    let mut scan = BitScan::new();
     let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
@@ -514,7 +587,7 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
         // Never NaN (see `log_probability`): the portable loop's NaN
         // branch around the exp is not needed.
         let lp = log_probability::<H>(x, m, ln);
-        let e = exp16(lp);
+        let e = exp::<NORMAL>(lp);
         let wv = if WEIGHTED { weights(w, start) } else { base };
         let mut g = if WEIGHTED {
             H::round16(_mm512_mul_ps(base, wv))
@@ -535,19 +608,25 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
     };
     let full = n / LANES * LANES;
     let mut acc = _mm512_setzero_ps();
+    let out_at = out.as_mut_ptr();
+    // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full ≤ out.len() (asserted).
+    let mut chunk = |i: usize| unsafe {
+        let (o, term) = step(load(src, i), i);
+        _mm256_storeu_si256(out_at.add(i).cast(), o);
+        if SUM {
+            acc = _mm512_add_ps(acc, term);
+        }
+    };
+    // 32 classes of the next row in one scan every other chunk of 16, up
+    // to the last whole 32: the body written once, so that LLVM inlines it
+    // in every variant (unrolled by two, the weighted ones called it).
+    let scanned = full / SCAN * SCAN;
     let mut i = 0;
     while i < full {
-        // SAFETY: the CPU has AVX-512 F and BW; i + 16 ≤ full ≤ out.len() (asserted),
-        // and ≤ next.len() when scanned.
-        unsafe {
-            let (o, term) = step(load(src, i), i);
-            _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), o);
-            if SUM {
-                acc = _mm512_add_ps(acc, term);
-            }
-            if scan_next {
-                scan.add_at(next, i);
-            }
+        chunk(i);
+        if scan_next && i % SCAN == 0 && i < scanned {
+            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ scanned ≤ next.len().
+            unsafe { scan.add_at(next, i) };
         }
         i += LANES;
     }
@@ -563,18 +642,18 @@ unsafe fn backward_sweep<H: Half16, const SUM: bool, const WEIGHTED: bool, const
             }
         }
         out[full..n].copy_from_slice(&written[..n - full]);
-        if scan_next {
-            scan.add_tail(next, full);
-        }
+    }
+    if scan_next {
+        scan.add_rest(next, scanned);
     }
     let sum = if SUM { fold(acc) } else { 0.0 };
-    (sum, scan_next.then(|| scan.verdict()))
+    (sum, scan_next.then(|| scan.verdict(next)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient, Bits};
+    use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient};
     use super::*;
 
     /// Whether this CPU runs this file's loops: AVX-512 F and BW.
@@ -632,7 +711,8 @@ mod tests {
     }
 
     /// `exp16` against the portable exp on every 61st negative f32 pattern
-    /// (NaN included), and densely where 2^n leaves the normal range.
+    /// (NaN included), and densely where 2^n leaves the normal range; and
+    /// `exp16_normal` on those from `NORMAL_EXP_FLOOR` on, and densely just above it.
     #[test]
     fn exp16_gives_the_portable_bits() {
         use super::super::super::super::fast_exp::exp_nonpositive_f32;
@@ -641,79 +721,108 @@ mod tests {
             return;
         }
         let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
+        let above_floor = (0..1 << 20).map(|i| NORMAL_EXP_FLOOR + 2.0 * i as f32 / (1 << 20) as f32);
         let inputs: Vec<f32> = (0..=u32::MAX / 61)
             .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
             .chain(edge)
+            .chain(above_floor)
             .collect();
         for chunk in inputs.chunks_exact(LANES) {
-            let mut e = [0.0f32; LANES];
+            let (mut e, mut e_normal) = ([0.0f32; LANES], [0.0f32; LANES]);
             // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
-            unsafe { _mm512_storeu_ps(e.as_mut_ptr(), exp16(_mm512_loadu_ps(chunk.as_ptr()))) };
+            unsafe {
+                let d = _mm512_loadu_ps(chunk.as_ptr());
+                _mm512_storeu_ps(e.as_mut_ptr(), exp16(d));
+                _mm512_storeu_ps(e_normal.as_mut_ptr(), exp16_normal(d));
+            }
             for l in 0..LANES {
                 let expected = exp_nonpositive_f32(chunk[l]);
                 assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+                if chunk[l] >= NORMAL_EXP_FLOOR {
+                    assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{:e}", chunk[l]);
+                }
             }
         }
     }
 
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
-    fn next_max_is_row_max<H: Half16>() {
+    fn next_max_is_row_max<H: Half16 + Bits>() {
         if !has_avx512() {
             eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
         // SAFETY (all three closures): the CPU has AVX-512 F and BW (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
-        let forward =
-            |src: &[H], max: f32, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
+        let forward = |src: &[H], row: Extremes, next: &[H]| unsafe {
+            log_probability_sum::<H, false>(src, row.max, 0.5, &[], next).1
+        };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], max: f32, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(150, row_max, forward, backward);
     }
 
-    /// The backward sweep's gradient and sum are the portable sweep's, bit
-    /// for bit: rows of 40 and 16411 classes at every 2-byte offset from a
-    /// 64-byte boundary, unweighted and weighted.
+    /// The Σ exp sweep and the backward sweep's gradient and sum are the
+    /// portable sweeps', bit for bit: rows of 40 and 16411 classes, with
+    /// every lane's exp normal or one lane's not (−80, whose exp is 0 where
+    /// the unmasked exp's is subnormal, or −inf), the backward at every
+    /// 2-byte offset from a 64-byte boundary, unweighted and weighted, also
+    /// with g = 0 off the target (where a subnormal e would show in the
+    /// sign of the gradient's zeros).
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
         if !has_avx512() {
             eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
-        for n in [40, 16411] {
-            let src: Vec<H> = (0..n)
+        for (n, deep) in [40, 16411]
+            .into_iter()
+            .flat_map(|n| [(n, None), (n, Some(-80.0)), (n, Some(f64::NEG_INFINITY))])
+        {
+            let mut src: Vec<H> = (0..n)
                 .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
                 .collect();
+            if let Some(v) = deep {
+                src[n / 2] = H::from_f64(v);
+            }
             let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
             let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
             // SAFETY: the CPU has AVX-512 F and BW (checked above).
-            let max = unsafe { row_max(&src) }.expect("a finite row");
-            let (ln_sum, k) = (6.5, test_gradient(n));
+            let extremes = unsafe { row_max(&src) }.expect("a finite row");
+            let max = extremes.max;
+            let k = test_gradient(n);
+            // SAFETY: the CPU has AVX-512 F and BW.
+            let (sum_exp, sum_g) = unsafe { exp_sum::<H, true>(&src, extremes, &[], k) };
+            let want = super::super::exp_sum::<H>(&row, max, &[]);
+            assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
+            let want = super::super::class_gradient_sum::<H, false>(n, k, &[]);
+            assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {deep:?}");
+            let ln_sum = H::round_f32(H::round_f32(sum_exp).ln());
             let mut buffer = vec![H::from_f64(0.0); n + 64];
             let aligned = buffer.as_ptr().align_offset(64);
-            for offset in 0..16 {
+            let zero_base = ClassGradient { base: 0.0, ..k };
+            for (offset, k) in (0..16).map(|o| (o, k)).chain([(0, zero_base), (5, zero_base)]) {
+                let at = format!("{n} classes at {offset}, {deep:?}, base {}", k.base);
                 let out = &mut buffer[aligned + offset..aligned + offset + n];
                 let mut expected = vec![H::from_f64(0.0); n];
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
                 // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "{n} classes at {offset}");
-                assert!(
-                    out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()),
-                    "{n} classes at {offset}"
-                );
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
+                assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
                 let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
                 // SAFETY: as above; `w` too has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, true>(&src, max, ln_sum, k, sum_g, &w, out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {n} classes at {offset}");
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
                 let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
-                assert!(same, "weighted, {n} classes at {offset}");
+                assert!(same, "weighted, {at}");
             }
         }
     }

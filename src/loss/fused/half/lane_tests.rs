@@ -1,47 +1,66 @@
-//! What the tests of the AVX2 and the AVX-512 half loops share: a half
-//! type's bit pattern, and the check that a sweep's next-row max is the
-//! row max that decides which rows the loops take, for forward's sweep and
-//! the backward's.
+//! What the tests of the AVX2 and the AVX-512 half loops share: the check
+//! that a sweep's next-row extremes are the row scan's that decides which
+//! rows the loops take, for forward's sweep and the backward's, on rows
+//! built to reach every case of the scans.
 
-use half::{bf16, f16};
+use super::{widen_with_max, Bits, ClassGradient, Extremes};
 
-use super::super::super::element::Element;
-use super::{widen_with_max, ClassGradient};
+/// Kinds of rows [`check_next_max`] builds.
+const KINDS: usize = 9;
 
-/// A half type's bit pattern.
-pub(super) trait Bits {
-    fn of_bits(bits: u16) -> Self;
-    fn bits(self) -> u16;
+/// A row of `n` values of kind `kind`, from `uniform` (values in [0, 1)):
+/// 0 plain numbers; 1–3 with ±0, −inf, NaN of either sign or +inf, now and
+/// then (1), often (2) or only (3); 4 negative numbers, −inf and rarely a
+/// negative NaN; 5 numbers below zero and zeros of either sign (the max a
+/// zero, −0 and +0 in every order); 6 subnormals and zeros of either sign;
+/// 7 negative subnormals and −0; 8 −inf, now and then a negative NaN.
+fn test_row<H: Bits>(kind: usize, n: usize, uniform: &mut impl FnMut() -> f64) -> Vec<H> {
+    let nan = H::from_f64(f64::NAN).bits();
+    let of = |v: f64| H::from_f64(v).bits();
+    (0..n)
+        .map(|_| {
+            let (u, v) = (uniform(), uniform());
+            let sign = if v < 0.5 { 0x8000 } else { 0 };
+            // Subnormal in both types: the 7 low bits, exponent zero.
+            let subnormal = (v * 1e6) as u16 & 0x7f;
+            let special = [
+                of(0.0),
+                of(-0.0),
+                of(f64::NEG_INFINITY),
+                nan,
+                nan | 0x8000,
+                of(f64::INFINITY),
+            ];
+            let bits = match kind {
+                0 => of((u - 0.5) * 40.0),
+                1..=3 if u < [0.02, 0.3, 1.0][kind - 1] => special[(v * 6.0) as usize],
+                1..=3 => of((v - 0.5) * 40.0),
+                4 if u < 0.005 => nan | 0x8000,
+                4 if u < 0.1 => of(f64::NEG_INFINITY),
+                4 => of(-v * 40.0 - 1e-3),
+                5 if u < 0.2 => sign,
+                5 => of(-v * 20.0 - 1e-2),
+                6 if u < 0.1 => sign,
+                6 => sign | subnormal,
+                7 => 0x8000 | if u < 0.1 { 0 } else { subnormal },
+                _ if u < 0.05 => nan | 0x8000,
+                _ => of(f64::NEG_INFINITY),
+            };
+            H::of_bits(bits)
+        })
+        .collect()
 }
 
-impl Bits for f16 {
-    fn of_bits(bits: u16) -> Self {
-        f16::from_bits(bits)
-    }
-    fn bits(self) -> u16 {
-        self.to_bits()
-    }
-}
-
-impl Bits for bf16 {
-    fn of_bits(bits: u16) -> Self {
-        bf16::from_bits(bits)
-    }
-    fn bits(self) -> u16 {
-        self.to_bits()
-    }
-}
-
-/// The next row's max that `scan` (a level's `log_probability_sum` or
-/// backward sweep over a finite row with its max, returning the next row's
-/// max) finds is
-/// `row_max`'s, bit for bit, and `row_max` is [`widen_with_max`]'s max
-/// where `reduced.rs` finds a finite log-softmax, else `None`: 2000 rows of
-/// every length up to `longest` with ±0, −inf, NaN, +inf or only −inf.
-pub(super) fn check_next_max<H: Element>(
+/// The next row's extremes that `scan` (a level's `log_probability_sum`
+/// or backward sweep over a finite row with its extremes, returning the next
+/// row's extremes) finds are `row_max`'s, bit for bit; and `row_max` finds
+/// [`widen_with_max`]'s max (its bits, ±0 included) and the row's min
+/// where `reduced.rs` finds a finite log-softmax, else `None`. Rows of
+/// every length up to `longest`, of every kind of [`test_row`], twice.
+pub(super) fn check_next_max<H: Bits>(
     longest: usize,
-    row_max: impl Fn(&[H]) -> Option<f32>,
-    scan: impl Fn(&[H], f32, &[H]) -> Option<Option<f32>>,
+    row_max: impl Fn(&[H]) -> Option<Extremes>,
+    scan: impl Fn(&[H], Extremes, &[H]) -> Option<Option<Extremes>>,
 ) {
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut uniform = move || {
@@ -50,35 +69,24 @@ pub(super) fn check_next_max<H: Element>(
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    for round in 0..2000 {
-        let n = 1 + round % longest;
-        let mut row = |special: f64| -> Vec<H> {
-            (0..n)
-                .map(|_| {
-                    let u = uniform();
-                    let v = match (u < special, (u * 1000.0) as usize % 6) {
-                        (false, _) => (uniform() - 0.5) * 40.0,
-                        (true, 0) => 0.0,
-                        (true, 1) => -0.0,
-                        (true, 2 | 3) => f64::NEG_INFINITY,
-                        (true, 4) => f64::NAN,
-                        (true, _) => f64::INFINITY,
-                    };
-                    H::from_f64(v)
-                })
-                .collect()
-        };
-        let special = [0.0, 0.02, 0.3, 1.0][round % 4];
-        let (src, next) = (row(0.0), row(special));
+    for round in 0..2 * KINDS * longest {
+        let (n, kind) = (1 + round % longest, round / longest % KINDS);
+        let (src, next) = (test_row::<H>(0, n, &mut uniform), test_row::<H>(kind, n, &mut uniform));
         let expected = row_max(&next);
         let found = scan(&src, row_max(&src).expect("a finite row"), &next);
-        let bits = |m: Option<f32>| m.map(f32::to_bits);
+        let bits = |e: Option<Extremes>| e.map(|e| (e.max.to_bits(), e.min.to_bits()));
         assert_eq!(bits(found.expect("scanned")), bits(expected), "round {round}");
         let mut copy = vec![0.0f32; n];
         let (max, _) = widen_with_max(&next, &mut copy);
         // As `reduced.rs` decides which rows have a finite log-softmax.
         if max.is_finite() && !copy.iter().any(|v| v.is_nan() || *v == f32::INFINITY) {
-            assert_eq!(bits(expected), Some(max.to_bits()), "round {round}");
+            let extremes = expected.expect("a finite row");
+            assert_eq!(extremes.max.to_bits(), max.to_bits(), "round {round}");
+            assert_eq!(
+                extremes.min,
+                copy.iter().fold(f32::INFINITY, |m, &v| m.min(v)),
+                "round {round}"
+            );
         } else {
             assert_eq!(expected, None, "round {round}");
         }
@@ -87,20 +95,20 @@ pub(super) fn check_next_max<H: Element>(
 
 /// [`check_next_max`] on a level's forward scan (`forward`, as
 /// `check_next_max`'s `scan`) and on its backward sweep, unweighted and
-/// weighted: `backward(src, max, k, w, out, next)` runs the sweep with the
+/// weighted: `backward(src, row, k, w, out, next)` runs the sweep with the
 /// class gradient `k`, weighted by `w` unless `w` is empty, into `out`.
-pub(super) fn check_next_max_of_sweeps<H: Element>(
+pub(super) fn check_next_max_of_sweeps<H: Bits>(
     longest: usize,
-    row_max: impl Fn(&[H]) -> Option<f32>,
-    forward: impl Fn(&[H], f32, &[H]) -> Option<Option<f32>>,
-    backward: impl Fn(&[H], f32, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<f32>>,
+    row_max: impl Fn(&[H]) -> Option<Extremes>,
+    forward: impl Fn(&[H], Extremes, &[H]) -> Option<Option<Extremes>>,
+    backward: impl Fn(&[H], Extremes, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<Extremes>>,
 ) {
     check_next_max(longest, &row_max, forward);
     for weighted in [false, true] {
-        check_next_max(longest, &row_max, |src, max, next| {
+        check_next_max(longest, &row_max, |src, row, next| {
             let mut out = vec![H::from_f64(0.0); src.len()];
             let w = if weighted { vec![1.5; src.len()] } else { vec![] };
-            backward(src, max, test_gradient(src.len()), &w, &mut out, next)
+            backward(src, row, test_gradient(src.len()), &w, &mut out, next)
         });
     }
 }
