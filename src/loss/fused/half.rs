@@ -396,6 +396,25 @@ impl BitVerdict {
             }),
         }
     }
+
+    /// [`BitVerdict::of`] from the lanes of the three reductions (each lane
+    /// a partial signed max, unsigned min and unsigned max of the patterns).
+    pub fn of_lanes<H: Bits>(smax: &[u16], umin: &[u16], umax: &[u16]) -> Self {
+        let smax = smax.iter().map(|&b| b as i16).fold(i16::MIN, i16::max) as u16;
+        let umin = umin.iter().copied().fold(u16::MAX, u16::min);
+        let umax = umax.iter().copied().fold(0, u16::max);
+        Self::of::<H>(smax, umin, umax)
+    }
+
+    /// The row's extremes, `None` when rejected; a zero max comes from
+    /// `float_max`, the row scanned in float order.
+    pub fn extremes(self, float_max: impl FnOnce() -> f32) -> Option<Extremes> {
+        match self {
+            BitVerdict::Rejected => None,
+            BitVerdict::Found(extremes) => Some(extremes),
+            BitVerdict::ZeroMax(min) => Some(Extremes { max: float_max(), min }),
+        }
+    }
 }
 
 /// The slice as `&[H]`, when `T` is `H`.

@@ -286,18 +286,9 @@ impl BitScan {
             unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
             lanes
         };
-        let smax = lanes(self.smax).into_iter().map(|b| b as i16).fold(i16::MIN, i16::max) as u16;
-        let umin = lanes(self.umin).into_iter().fold(u16::MAX, u16::min);
-        let umax = lanes(self.umax).into_iter().fold(0, u16::max);
-        match BitVerdict::of::<H>(smax, umin, umax) {
-            BitVerdict::Rejected => None,
-            BitVerdict::Found(extremes) => Some(extremes),
-            // SAFETY: the CPU has AVX2 and F16C.
-            BitVerdict::ZeroMax(min) => Some(Extremes {
-                max: unsafe { float_row_max(src) },
-                min,
-            }),
-        }
+        let verdict = BitVerdict::of_lanes::<H>(&lanes(self.smax), &lanes(self.umin), &lanes(self.umax));
+        // SAFETY: the CPU has AVX2 and F16C.
+        verdict.extremes(|| unsafe { float_row_max(src) })
     }
 }
 

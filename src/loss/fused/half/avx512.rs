@@ -291,17 +291,8 @@ impl BitScan {
             unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), v) };
             lanes
         };
-        let smax = lanes(self.smax).into_iter().map(|b| b as i16).fold(i16::MIN, i16::max) as u16;
-        let umin = lanes(self.umin).into_iter().fold(u16::MAX, u16::min);
-        let umax = lanes(self.umax).into_iter().fold(0, u16::max);
-        match BitVerdict::of::<H>(smax, umin, umax) {
-            BitVerdict::Rejected => None,
-            BitVerdict::Found(extremes) => Some(extremes),
-            BitVerdict::ZeroMax(min) => Some(Extremes {
-                max: float_row_max(src),
-                min,
-            }),
-        }
+        let verdict = BitVerdict::of_lanes::<H>(&lanes(self.smax), &lanes(self.umin), &lanes(self.umax));
+        verdict.extremes(|| float_row_max(src))
     }
 }
 
