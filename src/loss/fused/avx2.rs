@@ -18,6 +18,13 @@ use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn exp8(d: __m256) -> __m256 {
+    exp8_with(d, &POLY)
+}
+
+/// [`exp8`] with `poly` for (e^r − 1)/r (`fast_exp::POLY` or `HALF_POLY`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn exp8_with(d: __m256, poly: &[f32]) -> __m256 {
     // `max` with NaN in the first operand returns the second, as f32::max does.
     let clamped = _mm256_max_ps(d, _mm256_set1_ps(MIN_INPUT));
     let rounder = _mm256_set1_ps(ROUNDER);
@@ -27,8 +34,8 @@ pub(super) fn exp8(d: __m256) -> __m256 {
     // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), clamped);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    let mut p = _mm256_set1_ps(POLY[0]);
-    for &c in &POLY[1..] {
+    let mut p = _mm256_set1_ps(poly[0]);
+    for &c in &poly[1..] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let e_r = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));

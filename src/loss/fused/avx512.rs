@@ -26,7 +26,14 @@ use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn exp16(d: __m512) -> __m512 {
-    let (e_r, n) = exp16_parts(d);
+    exp16_with(d, &POLY)
+}
+
+/// [`exp16`] with `poly` for (e^r − 1)/r (`fast_exp::POLY` or `HALF_POLY`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn exp16_with(d: __m512, poly: &[f32]) -> __m512 {
+    let (e_r, n) = exp16_parts(d, poly);
     let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(n, _mm512_set1_ps(-126.0));
     _mm512_maskz_scalef_ps(normal, e_r, n)
 }
@@ -35,26 +42,26 @@ pub(super) fn exp16(d: __m512) -> __m512 {
 /// (−87·log2 e ≈ −125.5, and n < −126 only below d ≈ −87.7).
 pub(super) const NORMAL_EXP_FLOOR: f32 = -87.0;
 
-/// [`exp16`] for sixteen d from [`NORMAL_EXP_FLOOR`] to 0: the same bits
-/// without the compare and the mask, which only zero lanes below it.
+/// [`exp16_with`] for sixteen d from [`NORMAL_EXP_FLOOR`] to 0: the same
+/// bits without the compare and the mask, which only zero lanes below it.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn exp16_normal(d: __m512) -> __m512 {
-    let (e_r, n) = exp16_parts(d);
+pub(super) fn exp16_normal_with(d: __m512, poly: &[f32]) -> __m512 {
+    let (e_r, n) = exp16_parts(d, poly);
     _mm512_scalef_ps(e_r, n)
 }
 
 /// e^r and n of e^d = e^r·2^n (see [`exp16`]).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn exp16_parts(d: __m512) -> (__m512, __m512) {
+fn exp16_parts(d: __m512, poly: &[f32]) -> (__m512, __m512) {
     let rounder = _mm512_set1_ps(ROUNDER);
     let n = _mm512_sub_ps(_mm512_fmadd_ps(d, _mm512_set1_ps(LOG2_E), rounder), rounder);
     // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), d);
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    let mut p = _mm512_set1_ps(POLY[0]);
-    for &c in &POLY[1..] {
+    let mut p = _mm512_set1_ps(poly[0]);
+    for &c in &poly[1..] {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     (_mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0)), n)

@@ -21,7 +21,7 @@ use std::any::TypeId;
 use half::{bf16, f16};
 
 use super::super::element::Element;
-use super::super::fast_exp::exp_nonpositive_f32;
+use super::super::fast_exp::exp_half;
 use super::super::simd::{Simd, SimdLevel};
 use super::lanes::{dispatched, fold_lanes, prefetch, LANES};
 
@@ -85,11 +85,11 @@ fn exp_sum<T: Element>(row: &[f32], max: f32, next: &[T]) -> f32 {
             prefetch(v);
         }
         for l in 0..LANES {
-            acc[l] += exp_nonpositive_f32(chunk[l] - max);
+            acc[l] += exp_half(chunk[l] - max);
         }
     }
     for (l, &x) in rest.iter().enumerate() {
-        acc[l] += exp_nonpositive_f32(x - max);
+        acc[l] += exp_half(x - max);
     }
     fold_lanes(&acc) as f32
 }
@@ -186,7 +186,7 @@ fn backward_with<T: Element, const SUM: bool, const WEIGHTED: bool>(
     let step = |x: f32, g: f32, w: f32, o: &mut T, acc: &mut f32| {
         let lp = T::round_f32((x - max) - ln_sum);
         // The fast exp maps NaN to a number; libtorch's gives NaN.
-        let e = if lp.is_nan() { lp } else { exp_nonpositive_f32(lp) };
+        let e = if lp.is_nan() { lp } else { exp_half(lp) };
         *o = T::narrow_f32(g - e * sum_g);
         if SUM {
             *acc += if WEIGHTED { T::round_f32(lp * w) } else { lp };

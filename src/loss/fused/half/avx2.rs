@@ -15,7 +15,8 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::super::element::Element;
-use super::super::avx2::exp8;
+use super::super::super::fast_exp::HALF_POLY;
+use super::super::avx2::exp8_with;
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
@@ -364,7 +365,7 @@ pub(super) unsafe fn exp_sum<H: Half8, const TOTAL: bool>(
     let max = row.max;
     let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm256_set1_ps(max);
-    let exp = |x: Lanes| x.map(|x| exp8(_mm256_sub_ps(x, m)));
+    let exp = |x: Lanes| x.map(|x| exp8_with(_mm256_sub_ps(x, m), &HALF_POLY));
     let base = [_mm256_set1_ps(k.base); 2];
     // g for the 16 classes from `start`: `base`, but at the target.
     let g = |start: usize| -> Lanes {
@@ -559,7 +560,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
             // Never NaN (see `log_probability`): the portable loop's NaN
             // branch around the exp is not needed.
             let lp = log_probability::<H>(x[h], m, ln);
-            let e = exp8(lp);
+            let e = exp8_with(lp, &HALF_POLY);
             let mut g = if WEIGHTED {
                 H::round8(_mm256_mul_ps(base, wv[h]))
             } else {
@@ -713,11 +714,12 @@ mod tests {
         matches_half_bits::<bf16>(false);
     }
 
-    /// `exp8` against the portable exp on every 61st negative f32 pattern
-    /// (NaN included), and densely where 2^n leaves the normal range.
+    /// `exp8_with` against the portable exp, with either polynomial, on
+    /// every 61st negative f32 pattern (NaN included), and densely where 2^n
+    /// leaves the normal range.
     #[test]
     fn exp8_gives_the_portable_bits() {
-        use super::super::super::super::fast_exp::exp_nonpositive_f32;
+        use super::super::super::super::fast_exp::{exp_half, exp_nonpositive_f32, POLY};
         if !has_avx2_f16c_else_say_skipped() {
             return;
         }
@@ -726,13 +728,16 @@ mod tests {
             .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
             .chain(edge)
             .collect();
-        for chunk in inputs.chunks_exact(HALF) {
-            let mut e = [0.0f32; HALF];
-            // SAFETY: the CPU has AVX2 and FMA (checked above); the arrays hold 8 f32.
-            unsafe { _mm256_storeu_ps(e.as_mut_ptr(), exp8(_mm256_loadu_ps(chunk.as_ptr()))) };
-            for l in 0..HALF {
-                let expected = exp_nonpositive_f32(chunk[l]);
-                assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+        let exp_f32: fn(f32) -> f32 = exp_nonpositive_f32;
+        for (poly, portable) in [(&POLY[..], exp_f32), (&HALF_POLY[..], exp_half)] {
+            for chunk in inputs.chunks_exact(HALF) {
+                let mut e = [0.0f32; HALF];
+                // SAFETY: the CPU has AVX2 and FMA (checked above); the arrays hold 8 f32.
+                unsafe { _mm256_storeu_ps(e.as_mut_ptr(), exp8_with(_mm256_loadu_ps(chunk.as_ptr()), poly)) };
+                for l in 0..HALF {
+                    let expected = portable(chunk[l]);
+                    assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+                }
             }
         }
     }

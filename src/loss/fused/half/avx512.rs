@@ -16,7 +16,8 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::super::element::Element;
-use super::super::avx512::{exp16, exp16_normal, NORMAL_EXP_FLOOR};
+use super::super::super::fast_exp::HALF_POLY;
+use super::super::avx512::{exp16_normal_with, exp16_with, NORMAL_EXP_FLOOR};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
@@ -356,14 +357,14 @@ pub(super) unsafe fn exp_sum<H: Half16, const TOTAL: bool>(
     }
 }
 
-/// [`exp16`], or with `NORMAL` (every d at or above `NORMAL_EXP_FLOOR`)
-/// [`exp16_normal`]: the same bits.
+/// [`exp16_with`] of [`HALF_POLY`], or with `NORMAL` (every d at or above `NORMAL_EXP_FLOOR`)
+/// [`exp16_normal_with`] of it: the same bits.
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn exp<const NORMAL: bool>(d: __m512) -> __m512 {
     match NORMAL {
-        true => exp16_normal(d),
-        false => exp16(d),
+        true => exp16_normal_with(d, &HALF_POLY),
+        false => exp16_with(d, &HALF_POLY),
     }
 }
 
@@ -701,12 +702,13 @@ mod tests {
         }
     }
 
-    /// `exp16` against the portable exp on every 61st negative f32 pattern
-    /// (NaN included), and densely where 2^n leaves the normal range; and
-    /// `exp16_normal` on those from `NORMAL_EXP_FLOOR` on, and densely just above it.
+    /// `exp16_with` against the portable exp, with either polynomial, on
+    /// every 61st negative f32 pattern (NaN included), and densely where 2^n
+    /// leaves the normal range; and `exp16_normal_with` on those from
+    /// `NORMAL_EXP_FLOOR` on, and densely just above it.
     #[test]
     fn exp16_gives_the_portable_bits() {
-        use super::super::super::super::fast_exp::exp_nonpositive_f32;
+        use super::super::super::super::fast_exp::{exp_half, exp_nonpositive_f32, POLY};
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512 F");
             return;
@@ -718,19 +720,22 @@ mod tests {
             .chain(edge)
             .chain(above_floor)
             .collect();
-        for chunk in inputs.chunks_exact(LANES) {
-            let (mut e, mut e_normal) = ([0.0f32; LANES], [0.0f32; LANES]);
-            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
-            unsafe {
-                let d = _mm512_loadu_ps(chunk.as_ptr());
-                _mm512_storeu_ps(e.as_mut_ptr(), exp16(d));
-                _mm512_storeu_ps(e_normal.as_mut_ptr(), exp16_normal(d));
-            }
-            for l in 0..LANES {
-                let expected = exp_nonpositive_f32(chunk[l]);
-                assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
-                if chunk[l] >= NORMAL_EXP_FLOOR {
-                    assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{:e}", chunk[l]);
+        let exp_f32: fn(f32) -> f32 = exp_nonpositive_f32;
+        for (poly, portable) in [(&POLY[..], exp_f32), (&HALF_POLY[..], exp_half)] {
+            for chunk in inputs.chunks_exact(LANES) {
+                let (mut e, mut e_normal) = ([0.0f32; LANES], [0.0f32; LANES]);
+                // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
+                unsafe {
+                    let d = _mm512_loadu_ps(chunk.as_ptr());
+                    _mm512_storeu_ps(e.as_mut_ptr(), exp16_with(d, poly));
+                    _mm512_storeu_ps(e_normal.as_mut_ptr(), exp16_normal_with(d, poly));
+                }
+                for l in 0..LANES {
+                    let expected = portable(chunk[l]);
+                    assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+                    if chunk[l] >= NORMAL_EXP_FLOOR {
+                        assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{:e}", chunk[l]);
+                    }
                 }
             }
         }
