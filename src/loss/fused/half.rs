@@ -11,6 +11,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod exp_table;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod lane_tests;
 

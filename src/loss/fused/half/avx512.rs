@@ -4,8 +4,9 @@
 //!
 //! One 16-lane vector holds the portable loops' 16 lanes (lane l sums the
 //! classes c ≡ l mod 16, the last few classes go to lanes 0..), every step
-//! is the portable step (the exp is `fast_exp`'s, see `fused/avx512.rs`),
-//! and the rounding is `half_bits.rs`'s: `vcvtps2ph` with round-to-nearest-
+//! is the portable step (the exp is `fast_exp`'s, see `fused/avx512.rs`;
+//! the backward gathers e^(lp) from `exp_table.rs`, that exp's values of
+//! every half-precision lp), and the rounding is `half_bits.rs`'s: `vcvtps2ph` with round-to-nearest-
 //! even rounds exactly as it does (tested on every 61st f32 pattern), and
 //! bf16 rounds with the same integer steps. So every level gives the same
 //! bits. Rows holding NaN or +inf (or only −inf) never come here: their
@@ -15,16 +16,16 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::super::element::Element;
 use super::super::super::fast_exp::HALF_POLY;
 use super::super::avx512::{exp16_normal_with, exp16_with, NORMAL_EXP_FLOOR};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
+use super::exp_table::ExpTable;
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-/// A half type's conversions on 16 lanes.
-pub(crate) trait Half16: Element {
+/// A half type's conversions on 16 lanes (and its table of exps).
+pub(crate) trait Half16: ExpTable {
     /// Sixteen values (their bits) as f32, exactly (NaN aside: rows with NaN
     /// do not come here).
     ///
@@ -57,6 +58,12 @@ pub(crate) trait Half16: Element {
         // SAFETY: the caller's promise.
         unsafe { Self::narrow16(v) }
     }
+    /// [`Half16::round16_number`], and each rounded lane's bits in the low
+    /// half of its 32 bits: its index in the type's [`ExpTable`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW.
+    unsafe fn round16_number_indexed(v: __m512) -> (__m512, __m512i);
 }
 
 impl Half16 for f16 {
@@ -76,6 +83,13 @@ impl Half16 for f16 {
     #[target_feature(enable = "avx512f")]
     unsafe fn narrow16(v: __m512) -> __m256i {
         _mm512_cvtps_ph::<ROUND_NEAREST_EVEN>(v)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round16_number_indexed(v: __m512) -> (__m512, __m512i) {
+        let bits = _mm512_cvtps_ph::<ROUND_NEAREST_EVEN>(v);
+        (_mm512_cvtph_ps(bits), _mm512_cvtepu16_epi32(bits))
     }
 }
 
@@ -130,6 +144,14 @@ impl Half16 for bf16 {
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn narrow16_number(v: __m512) -> __m256i {
         high_halves(nearest_even(_mm512_castps_si512(v)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn round16_number_indexed(v: __m512) -> (__m512, __m512i) {
+        let nearest = nearest_even(_mm512_castps_si512(v));
+        let rounded = _mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32));
+        (_mm512_castsi512_ps(rounded), _mm512_srli_epi32::<16>(nearest))
     }
 }
 
@@ -526,37 +548,24 @@ pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEI
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
-    // lp is monotone in x (its roundings are): from the min's on, every exp
-    // is normal.
-    let normal = H::round_f32((row.min - row.max) - ln_sum) >= NORMAL_EXP_FLOOR;
     let max = row.max;
-    // SAFETY (all four): the caller's promise.
+    // SAFETY (both): the caller's promise.
     unsafe {
-        match (numbers, normal) {
-            (true, true) => backward_sweep::<H, SUM, WEIGHTED, true, true>(src, max, ln_sum, k, sum_g, w, out, next),
-            (true, false) => backward_sweep::<H, SUM, WEIGHTED, true, false>(src, max, ln_sum, k, sum_g, w, out, next),
-            (false, true) => backward_sweep::<H, SUM, WEIGHTED, false, true>(src, max, ln_sum, k, sum_g, w, out, next),
-            (false, false) => {
-                backward_sweep::<H, SUM, WEIGHTED, false, false>(src, max, ln_sum, k, sum_g, w, out, next)
-            }
+        match numbers {
+            true => backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next),
+            false => backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next),
         }
     }
 }
 
-/// [`class_backward`]; with `NUMBERS` no gradient value is NaN, with
-/// `NORMAL` every lp is at or above `NORMAL_EXP_FLOOR`.
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN. Its
+/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn backward_sweep<
-    H: Half16 + Bits,
-    const SUM: bool,
-    const WEIGHTED: bool,
-    const NUMBERS: bool,
-    const NORMAL: bool,
->(
+unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
     src: &[H],
     max: f32,
     ln_sum: f32,
@@ -572,14 +581,17 @@ unsafe fn backward_sweep<
     let mut scan = BitScan::new();
     let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
+    let table = H::exp_table().as_ptr();
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
     // the smoothing terms.
     // SAFETY: the CPU has AVX-512 F and BW (the caller's promise).
     let step = |x: __m512, start: usize| unsafe {
         // Never NaN (see `log_probability`): the portable loop's NaN
         // branch around the exp is not needed.
-        let lp = log_probability::<H>(x, m, ln);
-        let e = exp::<NORMAL>(lp);
+        let (lp, index) = H::round16_number_indexed(_mm512_sub_ps(_mm512_sub_ps(x, m), ln));
+        // SAFETY: each index is 16 bits zero-extended, below `PATTERNS`,
+        // the table's length.
+        let e = _mm512_i32gather_ps::<4>(index, table);
         let wv = if WEIGHTED { weights(w, start) } else { base };
         let mut g = if WEIGHTED {
             H::round16(_mm512_mul_ps(base, wv))
