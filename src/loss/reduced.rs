@@ -106,9 +106,10 @@ struct Scratch<T> {
     gq: Vec<f32>,
     /// A K-dim position's gradient before it is scattered.
     out: Vec<T>,
-    /// The max of the row at this position, found by the previous
-    /// position's last sweep (`half::Direct`).
-    next_max: Option<(usize, half::NextMax)>,
+    /// The row at this position as the previous position's last sweep
+    /// scanned it: its max and min for `half::Direct`, or that it takes the
+    /// f32 copy.
+    next_max: Option<(usize, half::ScannedRow)>,
 }
 
 impl<T: Element> Scratch<T> {
@@ -228,7 +229,7 @@ impl<'p, T: Element> Half<'p, T> {
         data: &'a [T],
         p: usize,
         row: &'a mut [f32],
-        known: Option<half::NextMax>,
+        known: Option<half::ScannedRow>,
         gradient: Option<half::ClassGradient>,
     ) -> (LogSoftmax, Source<'a, T>, Option<f32>) {
         if self.last_dim && self.problem.inner == 1 {

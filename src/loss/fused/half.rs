@@ -489,12 +489,12 @@ pub(crate) struct Direct<'a, T> {
 /// A row's extremes as [`Direct::of`] would find them (`None` where the
 /// row takes the f32 copy), found by a sweep of the row before it.
 #[derive(Clone, Copy)]
-pub(crate) struct NextMax(Option<Extremes>);
+pub(crate) struct ScannedRow(Option<Extremes>);
 
 impl<'a, T: Element> Direct<'a, T> {
     /// The row `src` with its max, when the AVX-512 or AVX2 loops can take
     /// it; `known`, when a sweep of the row before found it, spares its pass.
-    pub fn of(level: Simd, src: &'a [T], known: Option<NextMax>) -> Option<Self> {
+    pub fn of(level: Simd, src: &'a [T], known: Option<ScannedRow>) -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
         if T::REDUCED {
             let kernel = match level.level() {
@@ -503,7 +503,7 @@ impl<'a, T: Element> Direct<'a, T> {
                 _ => return None,
             };
             let extremes = match known {
-                Some(NextMax(extremes)) => extremes,
+                Some(ScannedRow(extremes)) => extremes,
                 // SAFETY: `level` is a `Simd`, which only `simd::current()`
                 // makes: it holds Avx512 only when the CPU reports AVX-512 F
                 // and BW, and Avx2 only with AVX2 and FMA, F16C checked above.
@@ -560,13 +560,13 @@ impl<'a, T: Element> Direct<'a, T> {
         ln_sum: f32,
         w: &[f32],
         next: &[T],
-    ) -> (f32, Option<NextMax>) {
+    ) -> (f32, Option<ScannedRow>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |k| on_half!(T, self.src, |s, H| unsafe {
             let next = as_type::<T, H>(next).unwrap_or(&[]);
             let (sum, next_max) = k::log_probability_sum::<H, WEIGHTED>(s, self.row.max, ln_sum, w, next);
-            (sum, next_max.map(NextMax))
+            (sum, next_max.map(ScannedRow))
         }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`Direct::of` makes none here: {ln_sum} {w:?} {next:?}")
@@ -584,7 +584,7 @@ impl<'a, T: Element> Direct<'a, T> {
         w: &[f32],
         out: &mut [T],
         next: &[T],
-    ) -> (f32, Option<NextMax>) {
+    ) -> (f32, Option<ScannedRow>) {
         let sum_g = class_gradient_total::<T, WEIGHTED>(level, self.src.len(), k, w);
         self.class_backward_with_total::<SUM, WEIGHTED>(ln_sum, k, sum_g, w, out, next)
     }
@@ -599,14 +599,14 @@ impl<'a, T: Element> Direct<'a, T> {
         w: &[f32],
         out: &mut [T],
         next: &[T],
-    ) -> (f32, Option<NextMax>) {
+    ) -> (f32, Option<ScannedRow>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Direct` exists only on CPUs with its kernel's features (`Direct::of`).
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
             let out = as_type_mut::<T, H>(out).expect("out has the row's type");
             let next = as_type::<T, H>(next).unwrap_or(&[]);
             let (sum, next_max) = m::class_backward::<H, SUM, WEIGHTED>(s, self.row, ln_sum, k, sum_g, w, out, next);
-            (sum, next_max.map(NextMax))
+            (sum, next_max.map(ScannedRow))
         }));
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
