@@ -11,8 +11,11 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, MIN_INPUT, POLY, ROUNDER};
-use super::kdim::KdimNext;
+use super::kdim::{KdimNext, KdimScales};
 use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
+
+/// Lanes of a 256-bit vector of f32: half of [`LANES`].
+const HALF: usize = LANES / 2;
 
 /// e^d for eight d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
 #[inline]
@@ -228,4 +231,100 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
         }
     }
     (out_exp, out_shifted)
+}
+
+/// `kdim::write_gradient` for f32, as `avx512::kdim_gradient` computes it,
+/// in groups of 8 positions: each class's run of the tile's gradient,
+/// e·scale_p + a·scale_w (a = the class weight with `COEF`, else 1; a
+/// product and a sum rounded apart, as the portable loop does) with the
+/// target's entry at the target's class, from the exponentials in `values`
+/// (classes `stride` apart) to `out` at k·inner + s0 (`width` positions),
+/// straight from registers: no buffer on the stack copied out after.
+///
+/// With `stream`, a run that starts on a 32-byte boundary (as the tiles'
+/// runs do when the output is, see `GradientTiles`) goes out in streaming
+/// stores; other runs take ordinary ones, and a run's last partial group a
+/// masked store. The caller fences.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn kdim_gradient<const COEF: bool>(
+    values: &[f32],
+    stride: usize,
+    width: usize,
+    scales: &KdimScales<'_>,
+    a: &[f32],
+    out: &mut [f32],
+    inner: usize,
+    s0: usize,
+    stream: bool,
+) {
+    let classes = values.len() / stride.max(1);
+    // Every access below is in bounds when these hold (groups of 8 end at
+    // or before `stride`, a multiple of 16 at least `width`).
+    assert!(width <= stride && stride.is_multiple_of(LANES) && (!COEF || a.len() >= classes));
+    assert!(scales.scale_p.len() >= stride && scales.scale_w.len() >= stride);
+    assert!(scales.ys.len() >= stride && scales.target_entries.len() >= stride);
+    assert!(classes == 0 || out.len() >= (classes - 1) * inner + s0 + width);
+    for k in 0..classes {
+        let w = _mm256_set1_ps(if COEF { a[k] } else { 1.0 });
+        let class = _mm256_set1_epi32(k as i32);
+        let e = &values[k * stride..][..stride];
+        let dst = out[k * inner + s0..][..width].as_mut_ptr();
+        let aligned = stream && (dst as usize).is_multiple_of(32);
+        let mut p = 0;
+        while p + HALF <= width {
+            let g = kdim_gradient_group::<COEF>(e, scales, w, class, p);
+            // SAFETY: positions p..p + 8 of the run (p + 8 ≤ width); with
+            // `aligned`, dst + p is 32-byte aligned (p a multiple of 8).
+            unsafe {
+                match aligned {
+                    true => _mm256_stream_ps(dst.add(p), g),
+                    false => _mm256_storeu_ps(dst.add(p), g),
+                }
+            }
+            p += HALF;
+        }
+        if p < width {
+            let g = kdim_gradient_group::<COEF>(e, scales, w, class, p);
+            let below = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32((width - p) as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            // SAFETY: only the lanes below width − p are written: positions of the run.
+            unsafe { _mm256_maskstore_ps(dst.add(p), below, g) };
+        }
+    }
+}
+
+/// The gradient of the 8 positions at j of one class's run `e` (its
+/// exponentials), with `w` its weight and `class` its index in every lane.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn kdim_gradient_group<const COEF: bool>(
+    e: &[f32],
+    scales: &KdimScales<'_>,
+    w: __m256,
+    class: __m256i,
+    j: usize,
+) -> __m256 {
+    let (e, sp, sw) = (
+        &e[j..j + HALF],
+        &scales.scale_p[j..j + HALF],
+        &scales.scale_w[j..j + HALF],
+    );
+    let (ys, entries) = (&scales.ys[j..j + HALF], &scales.target_entries[j..j + HALF]);
+    // SAFETY: each slice above holds 8 values.
+    unsafe {
+        let sw = _mm256_loadu_ps(sw.as_ptr());
+        let shift = if COEF { _mm256_mul_ps(w, sw) } else { sw };
+        let g = _mm256_add_ps(
+            _mm256_mul_ps(_mm256_loadu_ps(e.as_ptr()), _mm256_loadu_ps(sp.as_ptr())),
+            shift,
+        );
+        let target = _mm256_cmpeq_epi32(_mm256_loadu_si256(ys.as_ptr().cast()), class);
+        _mm256_blendv_ps(g, _mm256_loadu_ps(entries.as_ptr()), _mm256_castsi256_ps(target))
+    }
 }

@@ -10,7 +10,7 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, POLY, ROUNDER};
-use super::kdim::KdimNext;
+use super::kdim::{KdimNext, KdimScales};
 use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
 
 /// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane
@@ -330,17 +330,6 @@ pub(super) fn pick_targets(
         }
         j += 8;
     }
-}
-
-/// What [`kdim_gradient`] needs per position of a packed K-dim tile (each
-/// array holds the tile's padded width at least): the gradient's scales
-/// (e·scale_p + a·scale_w) and the target's class (`u32::MAX` where none)
-/// with its entry.
-pub(super) struct KdimScales<'a> {
-    pub scale_p: &'a [f32],
-    pub scale_w: &'a [f32],
-    pub ys: &'a [u32],
-    pub target_entries: &'a [f32],
 }
 
 /// `kdim::write_gradient` for f32: each class's run of the tile's gradient,

@@ -356,32 +356,24 @@ impl<T: Lane> GroupSums<T> for Avx512 {
         out: &mut [T],
         stream: bool,
     ) {
-        let (Some(values), Some(out32), Some(a), Some(scale_p), Some(scale_w), Some(entries)) = (
-            f32::cast(&tile.values),
-            f32::cast_mut(out),
-            f32::cast(t.class_weights.unwrap_or(&[])),
-            f32::cast(&scales.scale_p[..]),
-            f32::cast(&scales.scale_w[..]),
-            f32::cast(&scales.target_entries[..]),
-        ) else {
-            return gradient_runs::<T, COEF>(t, tile, scales, out, stream);
-        };
-        let scales = super::avx512::KdimScales {
-            scale_p,
-            scale_w,
-            ys: &t.targets.ys,
-            target_entries: entries,
-        };
-        let stride = padded(tile.width);
-        // SAFETY: as in `sums` above: the AVX-512 level's branch only.
-        unsafe {
-            super::avx512::kdim_gradient::<COEF>(values, stride, tile.width, &scales, a, out32, t.inner, t.s0, stream)
-        }
+        f32_gradient::<T, COEF>(
+            t,
+            tile,
+            scales,
+            out,
+            stream,
+            |values, stride, width, scales, a, out, inner, s0, stream| {
+                // SAFETY: as in `sums` above: the AVX-512 level's branch only.
+                unsafe {
+                    super::avx512::kdim_gradient::<COEF>(values, stride, width, scales, a, out, inner, s0, stream)
+                }
+            },
+        );
     }
 }
 
-/// `avx2::kdim_sums` for f32 (the gradient in portable code); [`sums`]
-/// for other types. Only [`kdim_tile`]'s AVX2 branch names it.
+/// `avx2::kdim_sums` and `avx2::kdim_gradient` for f32; [`sums`] and
+/// [`gradient_runs`] for other types. Only [`kdim_tile`]'s AVX2 branch names it.
 #[cfg(target_arch = "x86_64")]
 struct Avx2;
 
@@ -414,8 +406,74 @@ impl<T: Lane> GroupSums<T> for Avx2 {
         out: &mut [T],
         stream: bool,
     ) {
-        gradient_runs::<T, COEF>(t, tile, scales, out, stream);
+        f32_gradient::<T, COEF>(
+            t,
+            tile,
+            scales,
+            out,
+            stream,
+            |values, stride, width, scales, a, out, inner, s0, stream| {
+                // SAFETY: as in `sums` above: the AVX2 level's branch only.
+                unsafe { super::avx2::kdim_gradient::<COEF>(values, stride, width, scales, a, out, inner, s0, stream) }
+            },
+        );
     }
+}
+
+/// What the f32 gradient loops (`avx2::kdim_gradient`,
+/// `avx512::kdim_gradient`) need per position of a packed tile (each array
+/// holds the tile's padded width at least): the gradient's scales
+/// (e·scale_p + a·scale_w) and the target's class (`u32::MAX` where none)
+/// with its entry.
+pub(super) struct KdimScales<'a> {
+    pub scale_p: &'a [f32],
+    pub scale_w: &'a [f32],
+    pub ys: &'a [u32],
+    pub target_entries: &'a [f32],
+}
+
+/// [`write_gradient`]'s runs for f32 by `gradient` (`avx2::kdim_gradient`
+/// or `avx512::kdim_gradient`, given the packed exponentials, their
+/// stride, the tile's width, the scales, the class weights, the output,
+/// the class stride in it, the tile's first position and whether to
+/// stream); other types take [`gradient_runs`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn f32_gradient<T: Lane, const COEF: bool>(
+    t: &Tile<'_, T>,
+    tile: &PackedTile<T>,
+    scales: &Scales<T>,
+    out: &mut [T],
+    stream: bool,
+    gradient: impl FnOnce(&[f32], usize, usize, &KdimScales<'_>, &[f32], &mut [f32], usize, usize, bool),
+) {
+    let (Some(values), Some(out32), Some(a), Some(scale_p), Some(scale_w), Some(entries)) = (
+        f32::cast(&tile.values),
+        f32::cast_mut(out),
+        f32::cast(t.class_weights.unwrap_or(&[])),
+        f32::cast(&scales.scale_p[..]),
+        f32::cast(&scales.scale_w[..]),
+        f32::cast(&scales.target_entries[..]),
+    ) else {
+        return gradient_runs::<T, COEF>(t, tile, scales, out, stream);
+    };
+    let scales = KdimScales {
+        scale_p,
+        scale_w,
+        ys: &t.targets.ys,
+        target_entries: entries,
+    };
+    gradient(
+        values,
+        padded(tile.width),
+        tile.width,
+        &scales,
+        a,
+        out32,
+        t.inner,
+        t.s0,
+        stream,
+    );
 }
 
 /// A group's side of the gradient: the tile's upstream coefficients and its scales.
