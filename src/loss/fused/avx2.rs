@@ -328,3 +328,78 @@ fn kdim_gradient_group<const COEF: bool>(
         _mm256_blendv_ps(g, _mm256_loadu_ps(entries.as_ptr()), _mm256_castsi256_ps(target))
     }
 }
+
+/// `kdim::pick_targets` for f32, four positions per step with gathers (as
+/// `avx512::pick_targets` takes eight): each kept position's class (else
+/// `u32::MAX`, also past `width`), its weight (1 without `weights`) and its
+/// logit from the packed tile (`values`, rows `stride` apart), both 0 where
+/// not kept. `targets` holds the raw targets from the tile's first on (at
+/// least `width`), `ignore` marks ignored ones; the next tile's are
+/// prefetched meanwhile.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pick_targets(
+    targets: &[i64],
+    ignore: i64,
+    width: usize,
+    values: &[f32],
+    stride: usize,
+    weights: Option<&[f64]>,
+    out_ys: &mut [u32; TILE],
+    out_weights: &mut [f64; TILE],
+    out_picked: &mut [f64; TILE],
+) {
+    let classes = values.len() / stride.max(1);
+    assert!(width <= TILE && width <= stride && targets.len() >= width && weights.is_none_or(|w| w.len() >= classes));
+    assert!(classes < 1 << 31 && stride < 1 << 31);
+    let lane = _mm256_setr_epi64x(0, 1, 2, 3);
+    // The low 32 bits of each 64-bit lane, in lanes 0–3.
+    let low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    let mut j = 0;
+    while j < width {
+        // One line of eight targets every other step: the next tile's, so
+        // that its loads below find them in cache.
+        if let Some(ahead) = targets.get(j + TILE).filter(|_| j % 8 == 0) {
+            prefetch(ahead);
+        }
+        let within = _mm256_cmpgt_epi64(_mm256_set1_epi64x((width - j).min(4) as i64), lane);
+        // SAFETY: only the lanes below width are loaded (masked lanes do not fault).
+        let y = unsafe { _mm256_maskload_epi64(targets.as_ptr().add(j), within) };
+        let kept = _mm256_andnot_si256(_mm256_cmpeq_epi64(y, _mm256_set1_epi64x(ignore)), within);
+        // Validation keeps every kept class in 0..C; checked here, as the gathers rely on it.
+        let outside = _mm256_or_si256(
+            _mm256_cmpgt_epi64(_mm256_setzero_si256(), y),
+            _mm256_cmpgt_epi64(y, _mm256_set1_epi64x(classes as i64 - 1)),
+        );
+        assert_eq!(
+            _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_and_si256(kept, outside))),
+            0
+        );
+        // y·stride + j + l: y and stride below 2^31 (asserted), so their low
+        // halves' product is exact.
+        let at = _mm256_add_epi64(
+            _mm256_mul_epu32(y, _mm256_set1_epi64x(stride as i64)),
+            _mm256_add_epi64(lane, _mm256_set1_epi64x(j as i64)),
+        );
+        let kept32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(kept, low_halves));
+        // SAFETY: the gathers read only kept lanes, at class y < C (asserted),
+        // position j + l < width ≤ stride: inside `values` and `weights`.
+        // The stores write 4 lanes at j + 4 ≤ TILE (j < width ≤ TILE, j a multiple of 4).
+        unsafe {
+            let picked = _mm256_mask_i64gather_ps::<4>(_mm_setzero_ps(), values.as_ptr(), at, _mm_castsi128_ps(kept32));
+            let weight = match weights {
+                Some(w) => _mm256_mask_i64gather_pd::<8>(_mm256_setzero_pd(), w.as_ptr(), y, _mm256_castsi256_pd(kept)),
+                None => _mm256_and_pd(_mm256_castsi256_pd(kept), _mm256_set1_pd(1.0)),
+            };
+            let class = _mm256_blendv_epi8(_mm256_set1_epi64x(-1), y, kept);
+            let class = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(class, low_halves));
+            _mm_storeu_si128(out_ys.as_mut_ptr().add(j).cast(), class);
+            _mm256_storeu_pd(out_weights.as_mut_ptr().add(j), weight);
+            _mm256_storeu_pd(out_picked.as_mut_ptr().add(j), _mm256_cvtps_pd(picked));
+        }
+        j += 4;
+    }
+}

@@ -760,7 +760,7 @@ pub(super) fn pick_targets<T: Lane>(
 ) {
     let width = packed.width;
     let stride = padded(width);
-    if !pick_targets_avx512(level, targets, p0, packed, weights, out) {
+    if !pick_targets_simd(level, targets, p0, packed, weights, out) {
         let mut ys = [usize::MAX; TILE];
         targets.copy_into(p0, &mut ys[..width], usize::MAX);
         for j in 0..width {
@@ -770,15 +770,15 @@ pub(super) fn pick_targets<T: Lane>(
             };
         }
     }
-    // The AVX-512 loop stops at the next multiple of 8.
+    // The AVX-512 loop stops at the next multiple of 8, AVX2's of 4.
     out.ys[width..stride].fill(IGNORED);
     out.weights[width..stride].fill(0.0);
     out.picked[width..stride].fill(0.0);
 }
 
-/// [`pick_targets`] before the padding, for f32 and int64 targets on
-/// AVX-512 CPUs; false (nothing written) elsewhere.
-fn pick_targets_avx512<T: Lane>(
+/// [`pick_targets`] before the padding, for f32 and int64 targets at the
+/// AVX-512 and AVX2 levels; false (nothing written) elsewhere.
+fn pick_targets_simd<T: Lane>(
     level: Simd,
     targets: &ClassTargets<'_>,
     p0: usize,
@@ -787,26 +787,22 @@ fn pick_targets_avx512<T: Lane>(
     out: &mut TileTargets,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if level.level() == SimdLevel::Avx512 {
-        if let (Some(values), Some((raw, ignore))) = (f32::cast(&packed.values), targets.as_int64()) {
-            let width = packed.width;
+    if let (Some(values), Some((raw, ignore))) = (f32::cast(&packed.values), targets.as_int64()) {
+        let (width, raw) = (packed.width, &raw[p0..]);
+        let (ys, w, picked) = (&mut out.ys, &mut out.weights, &mut out.picked);
+        match level.level() {
             // SAFETY: `level` is a `Simd`, which only `simd::current()` makes, and
             // it holds Avx512 only when the CPU reports AVX-512 F, VL, DQ, AVX2 and FMA.
-            unsafe {
-                super::avx512::pick_targets(
-                    &raw[p0..],
-                    ignore,
-                    width,
-                    values,
-                    padded(width),
-                    weights,
-                    &mut out.ys,
-                    &mut out.weights,
-                    &mut out.picked,
-                )
-            };
-            return true;
+            SimdLevel::Avx512 => unsafe {
+                super::avx512::pick_targets(raw, ignore, width, values, padded(width), weights, ys, w, picked)
+            },
+            // SAFETY: as above, Avx2 only when the CPU reports AVX2 and FMA.
+            SimdLevel::Avx2 => unsafe {
+                super::avx2::pick_targets(raw, ignore, width, values, padded(width), weights, ys, w, picked)
+            },
+            _ => return false,
         }
+        return true;
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (level, targets, p0, packed, weights, out);
