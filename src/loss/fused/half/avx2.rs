@@ -6,18 +6,20 @@
 //! Two 8-lane vectors, `[lo, hi]`, hold the portable loops' 16 lanes (lane
 //! l sums the classes c ≡ l mod 16, the last few classes go to lanes 0..),
 //! every step is the portable step (the exp is `fast_exp`'s, see
-//! `fused/avx2.rs`), and the rounding is `half_bits.rs`'s (tested on every
-//! 61st f32 pattern), so every level gives the same bits. Rows holding NaN
+//! `fused/avx2.rs`; the backward gathers e^(lp) from `exp_table.rs`, that
+//! exp's values of every half-precision lp), and the rounding is
+//! `half_bits.rs`'s (tested on every 61st f32 pattern), so every level
+//! gives the same bits. Rows holding NaN
 //! or +inf (or only −inf) never come here: `row_max` turns them away.
 
 use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::super::element::Element;
 use super::super::super::fast_exp::HALF_POLY;
 use super::super::avx2::exp8_with;
 use super::super::lanes::{fold_lanes, prefetch, LANES};
+use super::exp_table::ExpTable;
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
 /// Lanes per vector: half of the portable 16.
@@ -33,8 +35,8 @@ const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT;
 /// The portable 16 lanes: lanes 0–7 and 8–15.
 type Lanes = [__m256; 2];
 
-/// A half type's conversions on 8 lanes.
-pub(crate) trait Half8: Element {
+/// A half type's conversions on 8 lanes (and its table of exps).
+pub(crate) trait Half8: ExpTable {
     /// Eight values (their bits) as f32, exactly (NaN aside: rows with NaN
     /// do not come here).
     ///
@@ -67,6 +69,12 @@ pub(crate) trait Half8: Element {
         // SAFETY: the caller's promise.
         unsafe { Self::narrow8(v) }
     }
+    /// [`Half8::round8_number`], and each rounded lane's bits in the low
+    /// half of its 32 bits: its index in the type's [`ExpTable`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i);
 }
 
 impl Half8 for f16 {
@@ -86,6 +94,13 @@ impl Half8 for f16 {
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn narrow8(v: __m256) -> __m128i {
         _mm256_cvtps_ph::<ROUND_NEAREST_EVEN>(v)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i) {
+        let bits = _mm256_cvtps_ph::<ROUND_NEAREST_EVEN>(v);
+        (_mm256_cvtph_ps(bits), _mm256_cvtepu16_epi32(bits))
     }
 }
 
@@ -145,6 +160,14 @@ impl Half8 for bf16 {
     unsafe fn narrow8_number(v: __m256) -> __m128i {
         // SAFETY: the caller's promise.
         high_halves(unsafe { Self::round8_number(v) })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i) {
+        let nearest = bf16_nearest(_mm256_castps_si256(v));
+        let rounded = _mm256_and_si256(nearest, _mm256_set1_epi32(0xffff_0000_u32 as i32));
+        (_mm256_castsi256_ps(rounded), _mm256_srli_epi32::<16>(nearest))
     }
 }
 
@@ -527,7 +550,8 @@ fn with_lane(g: __m256, lane: usize, v: __m256) -> __m256 {
     _mm256_blendv_ps(g, v, _mm256_castsi256_ps(hit))
 }
 
-/// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN. Its
+/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -549,6 +573,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     let mut scan = BitScan::new();
     let (m, ln, total) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum), _mm256_set1_ps(sum_g));
     let (base, at_target) = (_mm256_set1_ps(k.base), _mm256_set1_ps(k.at_target));
+    let table = H::exp_table().as_ptr();
     // Classes `start..start + 16`: the 16 gradient values (their bits, lanes
     // 0–7 and 8–15), and the smoothing terms.
     // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
@@ -559,8 +584,10 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
         for h in 0..2 {
             // Never NaN (see `log_probability`): the portable loop's NaN
             // branch around the exp is not needed.
-            let lp = log_probability::<H>(x[h], m, ln);
-            let e = exp8_with(lp, &HALF_POLY);
+            let (lp, index) = H::round8_number_indexed(_mm256_sub_ps(_mm256_sub_ps(x[h], m), ln));
+            // SAFETY: each index is 16 bits zero-extended, below `PATTERNS`,
+            // the table's length.
+            let e = _mm256_i32gather_ps::<4>(table, index);
             let mut g = if WEIGHTED {
                 H::round8(_mm256_mul_ps(base, wv[h]))
             } else {
@@ -652,7 +679,8 @@ mod tests {
     }
 
     /// Every 61st f32 bit pattern, 8 at a time, through `round8` and
-    /// `narrow8` (and their NaN-free forms off NaN) against `half_bits.rs`,
+    /// `narrow8` (and their NaN-free forms off NaN, `round8_number_indexed`'s
+    /// indices among them) against `half_bits.rs`,
     /// and every half pattern through `load` (NaN aside for bf16, whose
     /// `widen8` leaves NaN as it is).
     fn matches_half_bits<H: Half8 + HalfBits + Bits>(widen_nan: bool) {
@@ -664,6 +692,7 @@ mod tests {
             let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
             let (mut rounded, mut narrowed) = ([0.0f32; HALF], [H::from_f64(0.0); HALF]);
             let (mut number, mut narrowed_number) = ([0.0f32; HALF], [H::from_f64(0.0); HALF]);
+            let (mut indexed, mut index) = ([0.0f32; HALF], [0u32; HALF]);
             // SAFETY: the CPU has AVX2 and F16C (checked above); the arrays hold 8 values.
             unsafe {
                 let x = _mm256_loadu_ps(v.as_ptr());
@@ -671,6 +700,9 @@ mod tests {
                 _mm_storeu_si128(narrowed.as_mut_ptr().cast(), H::narrow8(x));
                 _mm256_storeu_ps(number.as_mut_ptr(), H::round8_number(x));
                 _mm_storeu_si128(narrowed_number.as_mut_ptr().cast(), H::narrow8_number(x));
+                let (rounded, bits) = H::round8_number_indexed(x);
+                _mm256_storeu_ps(indexed.as_mut_ptr(), rounded);
+                _mm256_storeu_si256(index.as_mut_ptr().cast(), bits);
             }
             for l in 0..HALF {
                 assert_eq!(rounded[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
@@ -683,6 +715,8 @@ mod tests {
                         "narrow {:#x}",
                         chunk[l]
                     );
+                    assert_eq!(indexed[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                    assert_eq!(index[l], u32::from(H::narrow(v[l]).bits()), "index {:#x}", chunk[l]);
                 }
             }
         }
