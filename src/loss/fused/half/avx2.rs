@@ -3,14 +3,15 @@
 //! `half/avx512.rs` does on AVX-512: no f32 copy of the row is written or
 //! read again, and f16 converts with `vcvtph2ps`/`vcvtps2ph`.
 //!
-//! Two 8-lane vectors, `[lo, hi]`, hold the portable loops' 16 lanes (lane
-//! l sums the classes c ≡ l mod 16, the last few classes go to lanes 0..),
-//! every step is the portable step (the exp is `fast_exp`'s, see
-//! `fused/avx2.rs`; the backward gathers e^(lp) from `exp_table.rs`, that
-//! exp's values of every half-precision lp), and the rounding is
-//! `half_bits.rs`'s (tested on every 61st f32 pattern), so every level
-//! gives the same bits. Rows holding NaN
-//! or +inf (or only −inf) never come here: `row_max` turns them away.
+//! Two 8-lane vectors hold the portable loops' 16 lanes (lane l sums the
+//! classes c ≡ l mod 16, the last few classes go to lanes 0..; lanes 0–7
+//! and 8–15, or for bf16 in the order its loads leave them, see
+//! `Half8::swizzle`), every step is the portable step (the exp is
+//! `fast_exp`'s, see `fused/avx2.rs`; the backward gathers e^(lp) from
+//! `exp_table.rs`, that exp's values of every half-precision lp), and the
+//! rounding is `half_bits.rs`'s (tested on every 61st f32 pattern), so
+//! every level gives the same bits. Rows holding NaN or +inf (or only
+//! −inf) never come here: `row_max` turns them away.
 
 use std::arch::x86_64::*;
 
