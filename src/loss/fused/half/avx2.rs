@@ -3,21 +3,24 @@
 //! `half/avx512.rs` does on AVX-512: no f32 copy of the row is written or
 //! read again, and f16 converts with `vcvtph2ps`/`vcvtps2ph`.
 //!
-//! Two 8-lane vectors, `[lo, hi]`, hold the portable loops' 16 lanes (lane
-//! l sums the classes c ≡ l mod 16, the last few classes go to lanes 0..),
-//! every step is the portable step (the exp is `fast_exp`'s, see
-//! `fused/avx2.rs`), and the rounding is `half_bits.rs`'s (tested on every
-//! 61st f32 pattern), so every level gives the same bits. Rows holding NaN
-//! or +inf (or only −inf) never come here: `row_max` turns them away.
+//! Two 8-lane vectors hold the portable loops' 16 lanes (lane l sums the
+//! classes c ≡ l mod 16, the last few classes go to lanes 0..; lanes 0–7
+//! and 8–15, or for bf16 in the order its loads leave them, see
+//! `Half8::swizzle`), every step is the portable step (the exp is
+//! `fast_exp`'s, see `fused/avx2.rs`; the backward gathers e^(lp) from
+//! `exp_table.rs`, that exp's values of every half-precision lp), and the
+//! rounding is `half_bits.rs`'s (tested on every 61st f32 pattern), so
+//! every level gives the same bits. Rows holding NaN or +inf (or only
+//! −inf) never come here: `row_max` turns them away.
 
 use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::super::element::Element;
 use super::super::super::fast_exp::HALF_POLY;
 use super::super::avx2::exp8_with;
 use super::super::lanes::{fold_lanes, prefetch, LANES};
+use super::exp_table::ExpTable;
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
 
 /// Lanes per vector: half of the portable 16.
@@ -33,8 +36,8 @@ const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT;
 /// The portable 16 lanes: lanes 0–7 and 8–15.
 type Lanes = [__m256; 2];
 
-/// A half type's conversions on 8 lanes.
-pub(crate) trait Half8: Element {
+/// A half type's conversions on 8 lanes (and its table of exps).
+pub(crate) trait Half8: ExpTable {
     /// Eight values (their bits) as f32, exactly (NaN aside: rows with NaN
     /// do not come here).
     ///
@@ -67,6 +70,54 @@ pub(crate) trait Half8: Element {
         // SAFETY: the caller's promise.
         unsafe { Self::narrow8(v) }
     }
+    /// [`Half8::round8_number`], and each rounded lane's bits in the low
+    /// half of its 32 bits: its index in the type's [`ExpTable`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i);
+    /// The 16 values at `p`, widened, in this type's lane order (see
+    /// [`Half8::swizzle`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C; `p` must point at 16 values.
+    unsafe fn widen16(p: *const Self) -> Lanes {
+        // SAFETY: the caller's promise; `loadu` takes any alignment.
+        unsafe {
+            [
+                Self::widen8(_mm_loadu_si128(p.cast())),
+                Self::widen8(_mm_loadu_si128(p.add(HALF).cast())),
+            ]
+        }
+    }
+    /// [`Half8::narrow8`] of 16 lanes in this type's order: their 16
+    /// patterns in class order, 0–7 and 8–15.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn narrow16(v: Lanes) -> [__m128i; 2] {
+        // SAFETY: the caller's promise.
+        unsafe { [Self::narrow8(v[0]), Self::narrow8(v[1])] }
+    }
+    /// [`Half8::narrow16`] for lanes that hold no NaN.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    unsafe fn narrow16_number(v: Lanes) -> [__m128i; 2] {
+        // SAFETY: the caller's promise.
+        unsafe { [Self::narrow8_number(v[0]), Self::narrow8_number(v[1])] }
+    }
+    /// Lanes in class order (lanes 0–7 and 8–15 of the portable loops) into
+    /// this type's order, the order [`Half8::widen16`] loads in, and back
+    /// (it is its own inverse). The order is the same everywhere in a row's
+    /// loop, so a lane sums the same classes in the same order either way;
+    /// [`fold`] puts the lanes back first.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn swizzle(v: Lanes) -> Lanes {
+        v
+    }
 }
 
 impl Half8 for f16 {
@@ -87,6 +138,13 @@ impl Half8 for f16 {
     unsafe fn narrow8(v: __m256) -> __m128i {
         _mm256_cvtps_ph::<ROUND_NEAREST_EVEN>(v)
     }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i) {
+        let bits = _mm256_cvtps_ph::<ROUND_NEAREST_EVEN>(v);
+        (_mm256_cvtph_ps(bits), _mm256_cvtepu16_epi32(bits))
+    }
 }
 
 /// bf16 rounding's integer step: 16 bits dropped to nearest, ties to even
@@ -105,6 +163,20 @@ fn high_halves(v: __m256) -> __m128i {
     let high = _mm256_srli_epi32::<16>(_mm256_castps_si256(v));
     // Each lane is at most 0xffff, so the unsigned saturation never bites.
     _mm_packus_epi32(_mm256_castsi256_si128(high), _mm256_extracti128_si256::<1>(high))
+}
+
+/// The high 16 bits of each 32-bit lane of `v`, bf16's lanes (see
+/// `swizzle`), in class order: one pack, where [`high_halves`] for each
+/// half takes two and two shuffles.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn high_halves16(v: Lanes) -> [__m128i; 2] {
+    let [a, b] = v.map(|v| _mm256_srli_epi32::<16>(_mm256_castps_si256(v)));
+    // Each lane is at most 0xffff, so the unsigned saturation never bites.
+    // Each 128-bit half packs 4 lanes of `a`, then 4 of `b`: classes 0–7
+    // in the low half, 8–15 in the high.
+    let packed = _mm256_packus_epi32(a, b);
+    [_mm256_castsi256_si128(packed), _mm256_extracti128_si256::<1>(packed)]
 }
 
 impl Half8 for bf16 {
@@ -146,6 +218,52 @@ impl Half8 for bf16 {
         // SAFETY: the caller's promise.
         high_halves(unsafe { Self::round8_number(v) })
     }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i) {
+        let nearest = bf16_nearest(_mm256_castps_si256(v));
+        let rounded = _mm256_and_si256(nearest, _mm256_set1_epi32(0xffff_0000_u32 as i32));
+        (_mm256_castsi256_ps(rounded), _mm256_srli_epi32::<16>(nearest))
+    }
+
+    /// One 32-byte load and two interleaves with zeros (each within a
+    /// 128-bit half), two shuffles where two `widen8` take two and two
+    /// shifts; the lanes come out in [`Half8::swizzle`]'s order.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn widen16(p: *const Self) -> Lanes {
+        // SAFETY: the caller's promise; `loadu` takes any alignment.
+        let v = unsafe { _mm256_loadu_si256(p.cast()) };
+        let zero = _mm256_setzero_si256();
+        [_mm256_unpacklo_epi16(zero, v), _mm256_unpackhi_epi16(zero, v)].map(|v| _mm256_castsi256_ps(v))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn narrow16(v: Lanes) -> [__m128i; 2] {
+        // SAFETY: the caller's promise.
+        high_halves16(v.map(|v| unsafe { Self::round8(v) }))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn narrow16_number(v: Lanes) -> [__m128i; 2] {
+        // SAFETY: the caller's promise.
+        high_halves16(v.map(|v| unsafe { Self::round8_number(v) }))
+    }
+
+    /// Classes 0–3 and 8–11 in the first vector, 4–7 and 12–15 in the
+    /// second: the 128-bit quarters 1 and 2 of the 16 lanes swapped, as
+    /// `widen16`'s interleaves leave them.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn swizzle(v: Lanes) -> Lanes {
+        [
+            _mm256_permute2f128_ps::<0x20>(v[0], v[1]),
+            _mm256_permute2f128_ps::<0x31>(v[0], v[1]),
+        ]
+    }
 }
 
 /// The 16 values from `src[start..]` (`start + 16 ≤ src.len()`), widened.
@@ -156,35 +274,46 @@ impl Half8 for bf16 {
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn load<H: Half8>(src: &[H], start: usize) -> Lanes {
     assert!(start + LANES <= src.len());
-    // SAFETY: 16 values of 2 bytes from `start` are in `src` (asserted);
-    // `loadu` takes any alignment; the CPU has AVX2 and F16C (the caller's promise).
+    // SAFETY: 16 values from `start` are in `src` (asserted); the CPU has
+    // AVX2 and F16C (the caller's promise).
+    unsafe { H::widen16(src.as_ptr().add(start)) }
+}
+
+/// 16 values in class order into `H`'s lanes (see [`Half8::swizzle`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn to_lanes<H: Half8>(v: &[f32; LANES]) -> Lanes {
+    // SAFETY: `v` holds 16 f32, two unaligned loads of 8; the CPU has AVX2
+    // (this function's feature).
+    unsafe { H::swizzle([_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(HALF))]) }
+}
+
+/// `H`'s lanes back in class order: [`to_lanes`] undone.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn from_lanes<H: Half8>(v: Lanes) -> [f32; LANES] {
+    let mut lanes = [0.0f32; LANES];
+    // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8; the CPU has
+    // AVX2 (this function's feature).
     unsafe {
-        let p = src.as_ptr().add(start);
-        [
-            H::widen8(_mm_loadu_si128(p.cast())),
-            H::widen8(_mm_loadu_si128(p.add(HALF).cast())),
-        ]
+        let v = H::swizzle(v);
+        _mm256_storeu_ps(lanes.as_mut_ptr(), v[0]);
+        _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), v[1]);
     }
+    lanes
 }
 
 /// The classes after the last whole 16 (fewer than 16), padded with zeros,
-/// and the mask (all ones) of the lanes they fill.
+/// and the mask (all ones) of the lanes they fill, in `H`'s lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn tail<H: Half8>(src: &[H], full: usize) -> ([H; LANES], Lanes) {
     let mut padded = [H::from_f64(0.0); LANES];
     let rest = &src[full..];
     padded[..rest.len()].copy_from_slice(rest);
-    let mut mask = [0i32; LANES];
-    mask[..rest.len()].fill(-1);
-    // SAFETY: `mask` holds 16 i32, two unaligned loads of 8.
-    let mask = unsafe {
-        [
-            _mm256_loadu_si256(mask.as_ptr().cast()),
-            _mm256_loadu_si256(mask.as_ptr().add(HALF).cast()),
-        ]
-    };
-    (padded, mask.map(|m| _mm256_castsi256_ps(m)))
+    let mut mask = [0.0f32; LANES];
+    mask[..rest.len()].fill(f32::from_bits(u32::MAX));
+    (padded, to_lanes::<H>(&mask))
 }
 
 /// `acc + v` in the lanes of `mask`, `acc` elsewhere.
@@ -201,17 +330,11 @@ fn add(acc: Lanes, v: Lanes) -> Lanes {
     [_mm256_add_ps(acc[0], v[0]), _mm256_add_ps(acc[1], v[1])]
 }
 
-/// The 16 lanes folded in `fold_lanes`'s tree.
+/// The 16 lanes (`H`'s) folded in `fold_lanes`'s tree, in class order.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn fold(v: Lanes) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8.
-    unsafe {
-        _mm256_storeu_ps(lanes.as_mut_ptr(), v[0]);
-        _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), v[1]);
-    }
-    fold_lanes(&lanes) as f32
+fn fold<H: Half8>(v: Lanes) -> f32 {
+    fold_lanes(&from_lanes::<H>(v)) as f32
 }
 
 /// A row's extremes from its raw 16-bit patterns, 16 classes per step and
@@ -320,13 +443,7 @@ unsafe fn float_row_max<H: Half8>(src: &[H]) -> f32 {
         // SAFETY: `padded` holds 16 values; the caller's promise.
         add(unsafe { load(&padded, 0) }, mask);
     }
-    let mut lanes = [0.0f32; LANES];
-    // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8.
-    unsafe {
-        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[0]);
-        _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), acc[1]);
-    }
-    lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+    from_lanes::<H>(acc).iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
 }
 
 /// The row's extremes, when the row holds no NaN and no +inf and its max
@@ -374,8 +491,7 @@ pub(super) unsafe fn exp_sum<H: Half8, const TOTAL: bool>(
         }
         let mut v = [k.base; LANES];
         v[k.target - start] = k.at_target;
-        // SAFETY: `v` holds 16 f32, two unaligned loads of 8.
-        unsafe { [_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(HALF))] }
+        to_lanes::<H>(&v)
     };
     let full = src.len() / LANES * LANES;
     let (mut acc, mut acc_g) = ([_mm256_setzero_ps(); 2], [_mm256_setzero_ps(); 2]);
@@ -400,7 +516,7 @@ pub(super) unsafe fn exp_sum<H: Half8, const TOTAL: bool>(
             acc_g = add_masked(acc_g, mask, g(full));
         }
     }
-    (fold(acc), if TOTAL { fold(acc_g) } else { 0.0 })
+    (fold::<H>(acc), if TOTAL { fold::<H>(acc_g) } else { 0.0 })
 }
 
 /// lp = r((x − max) − ln_sum) for 8 classes: never NaN, as rows here hold
@@ -415,20 +531,19 @@ unsafe fn log_probability<H: Half8>(x: __m256, max: __m256, ln_sum: __m256) -> _
     unsafe { H::round8_number(_mm256_sub_ps(_mm256_sub_ps(x, max), ln_sum)) }
 }
 
-/// The 16 weights from `w[start..]`, or the tail's zero-padded.
+/// The 16 weights from `w[start..]`, or the tail's zero-padded, in `H`'s lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn weights(w: &[f32], start: usize) -> Lanes {
+fn weights<H: Half8>(w: &[f32], start: usize) -> Lanes {
     let mut padded = [0.0f32; LANES];
     let chunk = &w[start..(start + LANES).min(w.len())];
-    let p = if chunk.len() == LANES {
-        chunk.as_ptr()
-    } else {
-        padded[..chunk.len()].copy_from_slice(chunk);
-        padded.as_ptr()
-    };
-    // SAFETY: `p` points at 16 f32, two unaligned loads of 8.
-    unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(HALF))] }
+    match <&[f32; LANES]>::try_from(chunk) {
+        Ok(chunk) => to_lanes::<H>(chunk),
+        Err(_) => {
+            padded[..chunk.len()].copy_from_slice(chunk);
+            to_lanes::<H>(&padded)
+        }
+    }
 }
 
 /// `half::log_probability_sum` on the half-precision row: Σ_c lp_c, or
@@ -455,7 +570,7 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
         let lp = x.map(|x| log_probability::<H>(x, m, ln));
         match WEIGHTED {
             true => {
-                let wv = weights(w, start);
+                let wv = weights::<H>(w, start);
                 [0, 1].map(|h| H::round8(_mm256_mul_ps(lp[h], wv[h])))
             }
             false => lp,
@@ -484,7 +599,7 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
             }
         }
     }
-    (fold(acc), scan_next.then(|| scan.verdict(next)))
+    (fold::<H>(acc), scan_next.then(|| scan.verdict(next)))
 }
 
 /// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`:
@@ -518,16 +633,8 @@ pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIG
     }
 }
 
-/// `g` with lane `lane` (< 8) set to `v`.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn with_lane(g: __m256, lane: usize, v: __m256) -> __m256 {
-    let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let hit = _mm256_cmpeq_epi32(index, _mm256_set1_epi32(lane as i32));
-    _mm256_blendv_ps(g, v, _mm256_castsi256_ps(hit))
-}
-
-/// [`class_backward`]; with `NUMBERS` no gradient value is NaN.
+/// [`class_backward`]; with `NUMBERS` no gradient value is NaN. Its
+/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -549,36 +656,44 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     let mut scan = BitScan::new();
     let (m, ln, total) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum), _mm256_set1_ps(sum_g));
     let (base, at_target) = (_mm256_set1_ps(k.base), _mm256_set1_ps(k.at_target));
+    let table = H::exp_table().as_ptr();
     // Classes `start..start + 16`: the 16 gradient values (their bits, lanes
     // 0–7 and 8–15), and the smoothing terms.
     // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
     let step = |x: Lanes, start: usize| unsafe {
-        let wv = if WEIGHTED { weights(w, start) } else { [base; 2] };
-        let mut o = [_mm_setzero_si128(); 2];
+        let wv = if WEIGHTED { weights::<H>(w, start) } else { [base; 2] };
+        // The target's lane, when the target is among these classes.
+        let hit = (k.target.wrapping_sub(start) < LANES).then(|| {
+            let mut hit = [0.0f32; LANES];
+            hit[k.target - start] = f32::from_bits(u32::MAX);
+            to_lanes::<H>(&hit)
+        });
+        let mut v = [_mm256_setzero_ps(); 2];
         let mut term = [_mm256_setzero_ps(); 2];
         for h in 0..2 {
             // Never NaN (see `log_probability`): the portable loop's NaN
             // branch around the exp is not needed.
-            let lp = log_probability::<H>(x[h], m, ln);
-            let e = exp8_with(lp, &HALF_POLY);
+            let (lp, index) = H::round8_number_indexed(_mm256_sub_ps(_mm256_sub_ps(x[h], m), ln));
+            // SAFETY: each index is 16 bits zero-extended, below `PATTERNS`,
+            // the table's length.
+            let e = _mm256_i32gather_ps::<4>(table, index);
             let mut g = if WEIGHTED {
                 H::round8(_mm256_mul_ps(base, wv[h]))
             } else {
                 base
             };
-            let first = start + h * HALF;
-            if k.target.wrapping_sub(first) < HALF {
-                g = with_lane(g, k.target - first, at_target);
+            if let Some(hit) = hit {
+                g = _mm256_blendv_ps(g, at_target, hit[h]);
             }
             // g − e·Σg, rounded twice as the portable loop does (no FMA).
-            let v = _mm256_sub_ps(g, _mm256_mul_ps(e, total));
-            o[h] = if NUMBERS { H::narrow8_number(v) } else { H::narrow8(v) };
+            v[h] = _mm256_sub_ps(g, _mm256_mul_ps(e, total));
             term[h] = if WEIGHTED {
                 H::round8(_mm256_mul_ps(lp, wv[h]))
             } else {
                 lp
             };
         }
+        let o = if NUMBERS { H::narrow16_number(v) } else { H::narrow16(v) };
         (o, term)
     };
     let full = n / LANES * LANES;
@@ -631,7 +746,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
         // thread may read the gradient once this job is done).
         _mm_sfence();
     }
-    let sum = if SUM { fold(acc) } else { 0.0 };
+    let sum = if SUM { fold::<H>(acc) } else { 0.0 };
     (sum, scan_next.then(|| scan.verdict(next)))
 }
 
@@ -652,7 +767,9 @@ mod tests {
     }
 
     /// Every 61st f32 bit pattern, 8 at a time, through `round8` and
-    /// `narrow8` (and their NaN-free forms off NaN) against `half_bits.rs`,
+    /// `narrow8` (and their NaN-free forms off NaN, `round8_number_indexed`'s
+    /// indices among them), and 16 at a time through `narrow16` (and
+    /// `narrow16_number` off NaN), against `half_bits.rs`,
     /// and every half pattern through `load` (NaN aside for bf16, whose
     /// `widen8` leaves NaN as it is).
     fn matches_half_bits<H: Half8 + HalfBits + Bits>(widen_nan: bool) {
@@ -664,6 +781,7 @@ mod tests {
             let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
             let (mut rounded, mut narrowed) = ([0.0f32; HALF], [H::from_f64(0.0); HALF]);
             let (mut number, mut narrowed_number) = ([0.0f32; HALF], [H::from_f64(0.0); HALF]);
+            let (mut indexed, mut index) = ([0.0f32; HALF], [0u32; HALF]);
             // SAFETY: the CPU has AVX2 and F16C (checked above); the arrays hold 8 values.
             unsafe {
                 let x = _mm256_loadu_ps(v.as_ptr());
@@ -671,6 +789,9 @@ mod tests {
                 _mm_storeu_si128(narrowed.as_mut_ptr().cast(), H::narrow8(x));
                 _mm256_storeu_ps(number.as_mut_ptr(), H::round8_number(x));
                 _mm_storeu_si128(narrowed_number.as_mut_ptr().cast(), H::narrow8_number(x));
+                let (rounded, bits) = H::round8_number_indexed(x);
+                _mm256_storeu_ps(indexed.as_mut_ptr(), rounded);
+                _mm256_storeu_si256(index.as_mut_ptr().cast(), bits);
             }
             for l in 0..HALF {
                 assert_eq!(rounded[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
@@ -683,18 +804,38 @@ mod tests {
                         "narrow {:#x}",
                         chunk[l]
                     );
+                    assert_eq!(indexed[l].to_bits(), H::round(v[l]).to_bits(), "round {:#x}", chunk[l]);
+                    assert_eq!(index[l], u32::from(H::narrow(v[l]).bits()), "index {:#x}", chunk[l]);
+                }
+            }
+        }
+        for chunk in patterns.chunks_exact(LANES) {
+            let v: Vec<f32> = chunk.iter().map(|&b| f32::from_bits(b)).collect();
+            let (mut narrowed, mut narrowed_number) = ([H::from_f64(0.0); LANES], [H::from_f64(0.0); LANES]);
+            // SAFETY: the CPU has AVX2 and F16C (checked above); `v` holds
+            // 16 f32, the arrays 16 values.
+            unsafe {
+                let x = to_lanes::<H>(v.as_slice().try_into().unwrap());
+                for (out, o) in [
+                    (&mut narrowed, H::narrow16(x)),
+                    (&mut narrowed_number, H::narrow16_number(x)),
+                ] {
+                    _mm_storeu_si128(out.as_mut_ptr().cast(), o[0]);
+                    _mm_storeu_si128(out.as_mut_ptr().add(HALF).cast(), o[1]);
+                }
+            }
+            for l in 0..LANES {
+                assert_eq!(narrowed[l].bits(), H::narrow(v[l]).bits(), "narrow16 {:#x}", chunk[l]);
+                if !v[l].is_nan() {
+                    let expected = H::narrow(v[l]).bits();
+                    assert_eq!(narrowed_number[l].bits(), expected, "narrow16 {:#x}", chunk[l]);
                 }
             }
         }
         let halves: Vec<H> = (0..=u16::MAX).map(H::of_bits).collect();
         for chunk in halves.chunks_exact(LANES) {
-            let mut widened = [0.0f32; LANES];
-            // SAFETY: as above; `widened` holds 16 f32.
-            unsafe {
-                let [lo, hi] = load(chunk, 0);
-                _mm256_storeu_ps(widened.as_mut_ptr(), lo);
-                _mm256_storeu_ps(widened.as_mut_ptr().add(HALF), hi);
-            }
+            // SAFETY: as above; `chunk` holds 16 values.
+            let widened = unsafe { from_lanes::<H>(load(chunk, 0)) };
             for l in 0..LANES {
                 let expected = chunk[l].widen();
                 if widen_nan || !expected.is_nan() {
