@@ -553,9 +553,8 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`,
-/// whose range tells whether an exp can underflow), given
-/// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
+/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`),
+/// given Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
 /// [`log_probability_sum`] finds it.
