@@ -31,6 +31,10 @@ pub(crate) const POLY: [f32; 6] = [1.394_645_8e-3, 8.369_159e-3, 4.166_626e-2, 1
 /// (e^r − 1 − r)/r² as [`POLY`]'s, with its constant term free; at most
 /// 2 ULPs over the test's grid.
 pub(crate) const HALF_POLY: [f32; 5] = [8.369_159e-3, 4.190_083_2e-2, 1.666_651_7e-1, 0.499_991_2, 1.0];
+/// d from here on: the exp's n = round(d·log2 e) is at least −126
+/// (−87·log2 e ≈ −125.5, and n < −126 only below d ≈ −87.7), so 2^n is a
+/// normal f32 and the vector exps may skip their clamp and underflow steps.
+pub(crate) const NORMAL_EXP_FLOOR: f32 = -87.0;
 /// Inputs are clamped here: low enough that 2^n is below the smallest
 /// normal f32 (the result is then exactly 0), high enough that the rounding
 /// trick below stays exact.

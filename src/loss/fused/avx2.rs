@@ -30,6 +30,27 @@ pub(super) fn exp8(d: __m256) -> __m256 {
 pub(super) fn exp8_with(d: __m256, poly: &[f32]) -> __m256 {
     // `max` with NaN in the first operand returns the second, as f32::max does.
     let clamped = _mm256_max_ps(d, _mm256_set1_ps(MIN_INPUT));
+    let (e_r, n_bits) = exp8_parts(clamped, poly);
+    let biased = _mm256_max_epi32(_mm256_add_epi32(n_bits, _mm256_set1_epi32(127)), _mm256_setzero_si256());
+    _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
+}
+
+/// [`exp8_with`] for eight d from `fast_exp::NORMAL_EXP_FLOOR` to 0: the
+/// same bits without the clamp and the floor under 2^n's exponent, which
+/// only act below it.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn exp8_normal_with(d: __m256, poly: &[f32]) -> __m256 {
+    let (e_r, n_bits) = exp8_parts(d, poly);
+    let biased = _mm256_add_epi32(n_bits, _mm256_set1_epi32(127));
+    _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
+}
+
+/// e^r and n (as an integer) of e^d = e^r·2^n for d ≥ `MIN_INPUT` (see
+/// `fast_exp::exp_nonpositive_f32`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8_parts(clamped: __m256, poly: &[f32]) -> (__m256, __m256i) {
     let rounder = _mm256_set1_ps(ROUNDER);
     let shifted = _mm256_fmadd_ps(clamped, _mm256_set1_ps(LOG2_E), rounder);
     let n = _mm256_sub_ps(shifted, rounder);
@@ -41,9 +62,7 @@ pub(super) fn exp8_with(d: __m256, poly: &[f32]) -> __m256 {
     for &c in &poly[1..] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let e_r = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
-    let biased = _mm256_max_epi32(_mm256_add_epi32(n_bits, _mm256_set1_epi32(127)), _mm256_setzero_si256());
-    _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
+    (_mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0)), n_bits)
 }
 
 /// `lanes::row_sums` for f32: S and L over a row given its max.

@@ -38,11 +38,7 @@ pub(super) fn exp16_with(d: __m512, poly: &[f32]) -> __m512 {
     _mm512_maskz_scalef_ps(normal, e_r, n)
 }
 
-/// d from here on: [`exp16`]'s n = round(d·log2 e) is at least −126
-/// (−87·log2 e ≈ −125.5, and n < −126 only below d ≈ −87.7).
-pub(super) const NORMAL_EXP_FLOOR: f32 = -87.0;
-
-/// [`exp16_with`] for sixteen d from [`NORMAL_EXP_FLOOR`] to 0: the same
+/// [`exp16_with`] for sixteen d from `fast_exp::NORMAL_EXP_FLOOR` to 0: the same
 /// bits without the compare and the mask, which only zero lanes below it.
 #[inline]
 #[target_feature(enable = "avx512f")]

@@ -17,8 +17,8 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::super::fast_exp::HALF_POLY;
-use super::super::avx2::exp8_with;
+use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
+use super::super::avx2::{exp8_normal_with, exp8_with};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::exp_table::ExpTable;
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
@@ -463,12 +463,12 @@ pub(super) unsafe fn row_max<H: Half8 + Bits>(src: &[H]) -> Option<Extremes> {
     scan.verdict(src)
 }
 
-/// `half::exp_sum` on the half-precision row of extremes `row` (its max
-/// alone matters: `exp8` needs no hint of the range): Σ e^(x − max), prefetching
-/// the next row (`next`, or empty) meanwhile. With `TOTAL` also Σg of the
-/// unweighted class gradient `k` (as `half::class_gradient_sum` adds it:
-/// the same lanes, the same order), whose chain of adds, alone in its loop,
-/// would set that loop's pace; here it rides along.
+/// `half::exp_sum` on the half-precision row of extremes `row`: Σ e^(x −
+/// max), prefetching the next row (`next`, or empty) meanwhile. With
+/// `TOTAL` also Σg of the unweighted class gradient `k` (as
+/// `half::class_gradient_sum` adds it: the same lanes, the same order),
+/// whose chain of adds, alone in its loop, would set that loop's pace; here
+/// it rides along.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -479,10 +479,34 @@ pub(super) unsafe fn exp_sum<H: Half8, const TOTAL: bool>(
     next: &[H],
     k: ClassGradient,
 ) -> (f32, f32) {
-    let max = row.max;
+    // x − max is monotone in x: from the min's on, every exp is normal.
+    // SAFETY (both): the caller's promise.
+    match row.min - row.max >= NORMAL_EXP_FLOOR {
+        true => unsafe { exp_sweep::<H, TOTAL, true>(src, row.max, next, k) },
+        false => unsafe { exp_sweep::<H, TOTAL, false>(src, row.max, next, k) },
+    }
+}
+
+/// [`exp_sum`]; with `NORMAL` every x − max is at or above
+/// `NORMAL_EXP_FLOOR`, and the exp is [`exp8_normal_with`] (the same bits).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn exp_sweep<H: Half8, const TOTAL: bool, const NORMAL: bool>(
+    src: &[H],
+    max: f32,
+    next: &[H],
+    k: ClassGradient,
+) -> (f32, f32) {
     let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm256_set1_ps(max);
-    let exp = |x: Lanes| x.map(|x| exp8_with(_mm256_sub_ps(x, m), &HALF_POLY));
+    let exp = |x: Lanes| {
+        x.map(|x| match NORMAL {
+            true => exp8_normal_with(_mm256_sub_ps(x, m), &HALF_POLY),
+            false => exp8_with(_mm256_sub_ps(x, m), &HALF_POLY),
+        })
+    };
     let base = [_mm256_set1_ps(k.base); 2];
     // g for the 16 classes from `start`: `base`, but at the target.
     let g = |start: usize| -> Lanes {
@@ -857,7 +881,8 @@ mod tests {
 
     /// `exp8_with` against the portable exp, with either polynomial, on
     /// every 61st negative f32 pattern (NaN included), and densely where 2^n
-    /// leaves the normal range.
+    /// leaves the normal range; and `exp8_normal_with` on those from
+    /// `NORMAL_EXP_FLOOR` on, and densely just above it.
     #[test]
     fn exp8_gives_the_portable_bits() {
         use super::super::super::super::fast_exp::{exp_half, exp_nonpositive_f32, POLY};
@@ -865,19 +890,28 @@ mod tests {
             return;
         }
         let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
+        let above_floor = (0..1 << 20).map(|i| NORMAL_EXP_FLOOR + 2.0 * i as f32 / (1 << 20) as f32);
         let inputs: Vec<f32> = (0..=u32::MAX / 61)
             .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
             .chain(edge)
+            .chain(above_floor)
             .collect();
         let exp_f32: fn(f32) -> f32 = exp_nonpositive_f32;
         for (poly, portable) in [(&POLY[..], exp_f32), (&HALF_POLY[..], exp_half)] {
             for chunk in inputs.chunks_exact(HALF) {
-                let mut e = [0.0f32; HALF];
+                let (mut e, mut e_normal) = ([0.0f32; HALF], [0.0f32; HALF]);
                 // SAFETY: the CPU has AVX2 and FMA (checked above); the arrays hold 8 f32.
-                unsafe { _mm256_storeu_ps(e.as_mut_ptr(), exp8_with(_mm256_loadu_ps(chunk.as_ptr()), poly)) };
+                unsafe {
+                    let d = _mm256_loadu_ps(chunk.as_ptr());
+                    _mm256_storeu_ps(e.as_mut_ptr(), exp8_with(d, poly));
+                    _mm256_storeu_ps(e_normal.as_mut_ptr(), exp8_normal_with(d, poly));
+                }
                 for l in 0..HALF {
                     let expected = portable(chunk[l]);
                     assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
+                    if chunk[l] >= NORMAL_EXP_FLOOR {
+                        assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{:e}", chunk[l]);
+                    }
                 }
             }
         }

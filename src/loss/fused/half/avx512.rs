@@ -16,8 +16,8 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::super::fast_exp::HALF_POLY;
-use super::super::avx512::{exp16_normal_with, exp16_with, NORMAL_EXP_FLOOR};
+use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
+use super::super::avx512::{exp16_normal_with, exp16_with};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::exp_table::ExpTable;
 use super::{BitVerdict, Bits, ClassGradient, Extremes};
