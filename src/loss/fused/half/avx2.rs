@@ -639,7 +639,7 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    row: Extremes,
+    max: f32,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -652,8 +652,8 @@ pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIG
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
     // SAFETY (both): the caller's promise.
     match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, row.max, ln_sum, k, sum_g, w, out, next) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, row.max, ln_sum, k, sum_g, w, out, next) },
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
     }
 }
 
@@ -777,7 +777,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::check_next_max_of_sweeps;
+    use super::super::lane_tests::{check_next_max_of_sweeps, check_vector_exps};
     use super::*;
 
     /// Whether this CPU has AVX2, FMA and F16C; if not, the test says it was skipped.
@@ -879,42 +879,23 @@ mod tests {
         matches_half_bits::<bf16>(false);
     }
 
-    /// `exp8_with` against the portable exp, with either polynomial, on
-    /// every 61st negative f32 pattern (NaN included), and densely where 2^n
-    /// leaves the normal range; and `exp8_normal_with` on those from
-    /// `NORMAL_EXP_FLOOR` on, and densely just above it.
+    /// `exp8_with` and `exp8_normal_with` against the portable exp
+    /// ([`check_vector_exps`]).
     #[test]
     fn exp8_gives_the_portable_bits() {
-        use super::super::super::super::fast_exp::{exp_half, exp_nonpositive_f32, POLY};
         if !has_avx2_f16c_else_say_skipped() {
             return;
         }
-        let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
-        let above_floor = (0..1 << 20).map(|i| NORMAL_EXP_FLOOR + 2.0 * i as f32 / (1 << 20) as f32);
-        let inputs: Vec<f32> = (0..=u32::MAX / 61)
-            .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
-            .chain(edge)
-            .chain(above_floor)
-            .collect();
-        let exp_f32: fn(f32) -> f32 = exp_nonpositive_f32;
-        for (poly, portable) in [(&POLY[..], exp_f32), (&HALF_POLY[..], exp_half)] {
-            for chunk in inputs.chunks_exact(HALF) {
-                let (mut e, mut e_normal) = ([0.0f32; HALF], [0.0f32; HALF]);
-                // SAFETY: the CPU has AVX2 and FMA (checked above); the arrays hold 8 f32.
-                unsafe {
-                    let d = _mm256_loadu_ps(chunk.as_ptr());
-                    _mm256_storeu_ps(e.as_mut_ptr(), exp8_with(d, poly));
-                    _mm256_storeu_ps(e_normal.as_mut_ptr(), exp8_normal_with(d, poly));
-                }
-                for l in 0..HALF {
-                    let expected = portable(chunk[l]);
-                    assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
-                    if chunk[l] >= NORMAL_EXP_FLOOR {
-                        assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{:e}", chunk[l]);
-                    }
-                }
+        check_vector_exps(HALF, |d, poly| {
+            let (mut e, mut e_normal) = (vec![0.0f32; HALF], vec![0.0f32; HALF]);
+            // SAFETY: the CPU has AVX2 and FMA (checked above); `d` and the vectors hold 8 f32.
+            unsafe {
+                let d = _mm256_loadu_ps(d.as_ptr());
+                _mm256_storeu_ps(e.as_mut_ptr(), exp8_with(d, poly));
+                _mm256_storeu_ps(e_normal.as_mut_ptr(), exp8_normal_with(d, poly));
             }
-        }
+            (e, e_normal)
+        });
     }
 
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 70 classes.
@@ -924,14 +905,13 @@ mod tests {
         }
         // SAFETY (all three closures): the CPU has AVX2, FMA and F16C (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
-        let forward = |src: &[H], row: Extremes, next: &[H]| unsafe {
-            log_probability_sum::<H, false>(src, row.max, 0.5, &[], next).1
-        };
+        let forward =
+            |src: &[H], max, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], max, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(70, row_max, forward, backward);

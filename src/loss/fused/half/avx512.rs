@@ -553,8 +553,8 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`),
-/// given Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
+/// `half::class_backward_row`'s sweep on the half-precision row of max
+/// `max`, given Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
 /// [`log_probability_sum`] finds it.
@@ -565,7 +565,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    row: Extremes,
+    max: f32,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -576,7 +576,6 @@ pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEI
     // Unweighted, with finite g and Σg, each g_c − e·Σg is a number
     // (e ∈ [0, 1]), so its rounding needs no NaN step.
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
-    let max = row.max;
     // SAFETY (both): the caller's promise.
     unsafe {
         match numbers {
@@ -701,7 +700,7 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, test_gradient};
+    use super::super::lane_tests::{check_next_max_of_sweeps, check_vector_exps, test_gradient};
     use super::*;
 
     /// Whether this CPU runs this file's loops: AVX-512 F and BW.
@@ -758,43 +757,24 @@ mod tests {
         }
     }
 
-    /// `exp16_with` against the portable exp, with either polynomial, on
-    /// every 61st negative f32 pattern (NaN included), and densely where 2^n
-    /// leaves the normal range; and `exp16_normal_with` on those from
-    /// `NORMAL_EXP_FLOOR` on, and densely just above it.
+    /// `exp16_with` and `exp16_normal_with` against the portable exp
+    /// ([`check_vector_exps`]).
     #[test]
     fn exp16_gives_the_portable_bits() {
-        use super::super::super::super::fast_exp::{exp_half, exp_nonpositive_f32, POLY};
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512 F");
             return;
         }
-        let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
-        let above_floor = (0..1 << 20).map(|i| NORMAL_EXP_FLOOR + 2.0 * i as f32 / (1 << 20) as f32);
-        let inputs: Vec<f32> = (0..=u32::MAX / 61)
-            .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
-            .chain(edge)
-            .chain(above_floor)
-            .collect();
-        let exp_f32: fn(f32) -> f32 = exp_nonpositive_f32;
-        for (poly, portable) in [(&POLY[..], exp_f32), (&HALF_POLY[..], exp_half)] {
-            for chunk in inputs.chunks_exact(LANES) {
-                let (mut e, mut e_normal) = ([0.0f32; LANES], [0.0f32; LANES]);
-                // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
-                unsafe {
-                    let d = _mm512_loadu_ps(chunk.as_ptr());
-                    _mm512_storeu_ps(e.as_mut_ptr(), exp16_with(d, poly));
-                    _mm512_storeu_ps(e_normal.as_mut_ptr(), exp16_normal_with(d, poly));
-                }
-                for l in 0..LANES {
-                    let expected = portable(chunk[l]);
-                    assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{:e}", chunk[l]);
-                    if chunk[l] >= NORMAL_EXP_FLOOR {
-                        assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{:e}", chunk[l]);
-                    }
-                }
+        check_vector_exps(LANES, |d, poly| {
+            let (mut e, mut e_normal) = (vec![0.0f32; LANES], vec![0.0f32; LANES]);
+            // SAFETY: the CPU has AVX-512 F (checked above); `d` and the vectors hold 16 f32.
+            unsafe {
+                let d = _mm512_loadu_ps(d.as_ptr());
+                _mm512_storeu_ps(e.as_mut_ptr(), exp16_with(d, poly));
+                _mm512_storeu_ps(e_normal.as_mut_ptr(), exp16_normal_with(d, poly));
             }
-        }
+            (e, e_normal)
+        });
     }
 
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
@@ -805,14 +785,13 @@ mod tests {
         }
         // SAFETY (all three closures): the CPU has AVX-512 F and BW (checked above).
         let row_max = |row: &[H]| unsafe { row_max(row) };
-        let forward = |src: &[H], row: Extremes, next: &[H]| unsafe {
-            log_probability_sum::<H, false>(src, row.max, 0.5, &[], next).1
-        };
+        let forward =
+            |src: &[H], max, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], max, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(150, row_max, forward, backward);
@@ -872,15 +851,13 @@ mod tests {
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
                 // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
-                let (sum, _) =
-                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
+                let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
                 assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
                 let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
                 // SAFETY: as above; `w` too has the row's length.
-                let (sum, _) =
-                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
+                let (sum, _) = unsafe { class_backward::<H, true, true>(&src, max, ln_sum, k, sum_g, &w, out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
                 let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
                 assert!(same, "weighted, {at}");

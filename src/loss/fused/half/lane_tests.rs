@@ -1,9 +1,40 @@
 //! What the tests of the AVX2 and the AVX-512 half loops share: the check
 //! that a sweep's next-row extremes are the row scan's that decides which
 //! rows the loops take, for forward's sweep and the backward's, on rows
-//! built to reach every case of the scans.
+//! built to reach every case of the scans; and the check of a level's
+//! vector exps against the portable one.
 
+use super::super::super::fast_exp::{exp_half, exp_nonpositive_f32, HALF_POLY, NORMAL_EXP_FLOOR, POLY};
 use super::{widen_with_max, Bits, ClassGradient, Extremes};
+
+/// A level's vector exps against the portable exp, bit for bit, with
+/// either polynomial: `exps(d, poly)` gives the level's exp and its
+/// normal-range exp of `lanes` values `d`. Inputs: every 61st negative f32
+/// pattern (NaN included), densely where 2^n leaves the normal range, and
+/// densely just above `NORMAL_EXP_FLOOR`; the normal-range exp is checked
+/// from the floor on.
+pub(super) fn check_vector_exps(lanes: usize, exps: impl Fn(&[f32], &[f32]) -> (Vec<f32>, Vec<f32>)) {
+    let edge = (0..1 << 20).map(|i| -87.0 - 20.0 * i as f32 / (1 << 20) as f32);
+    let above_floor = (0..1 << 20).map(|i| NORMAL_EXP_FLOOR + 2.0 * i as f32 / (1 << 20) as f32);
+    let inputs: Vec<f32> = (0..=u32::MAX / 61)
+        .map(|i| f32::from_bits(i.wrapping_mul(61) | 0x8000_0000))
+        .chain(edge)
+        .chain(above_floor)
+        .collect();
+    let exp_f32: fn(f32) -> f32 = exp_nonpositive_f32;
+    for (poly, portable) in [(&POLY[..], exp_f32), (&HALF_POLY[..], exp_half)] {
+        for chunk in inputs.chunks_exact(lanes) {
+            let (e, e_normal) = exps(chunk, poly);
+            for (l, &d) in chunk.iter().enumerate() {
+                let expected = portable(d);
+                assert_eq!(e[l].to_bits(), expected.to_bits(), "e^{d:e}");
+                if d >= NORMAL_EXP_FLOOR {
+                    assert_eq!(e_normal[l].to_bits(), expected.to_bits(), "normal e^{d:e}");
+                }
+            }
+        }
+    }
+}
 
 /// Kinds of rows [`check_next_max`] builds.
 const KINDS: usize = 9;
@@ -52,7 +83,7 @@ fn test_row<H: Bits>(kind: usize, n: usize, uniform: &mut impl FnMut() -> f64) -
 }
 
 /// The next row's extremes that `scan` (a level's `log_probability_sum`
-/// or backward sweep over a finite row with its extremes, returning the next
+/// or backward sweep over a finite row with its max, returning the next
 /// row's extremes) finds are `row_max`'s, bit for bit; and `row_max` finds
 /// [`widen_with_max`]'s max (its bits, ±0 included) and the row's min
 /// where `reduced.rs` finds a finite log-softmax, else `None`. Rows of
@@ -60,7 +91,7 @@ fn test_row<H: Bits>(kind: usize, n: usize, uniform: &mut impl FnMut() -> f64) -
 pub(super) fn check_next_max<H: Bits>(
     longest: usize,
     row_max: impl Fn(&[H]) -> Option<Extremes>,
-    scan: impl Fn(&[H], Extremes, &[H]) -> Option<Option<Extremes>>,
+    scan: impl Fn(&[H], f32, &[H]) -> Option<Option<Extremes>>,
 ) {
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut uniform = move || {
@@ -73,7 +104,7 @@ pub(super) fn check_next_max<H: Bits>(
         let (n, kind) = (1 + round % longest, round / longest % KINDS);
         let (src, next) = (test_row::<H>(0, n, &mut uniform), test_row::<H>(kind, n, &mut uniform));
         let expected = row_max(&next);
-        let found = scan(&src, row_max(&src).expect("a finite row"), &next);
+        let found = scan(&src, row_max(&src).expect("a finite row").max, &next);
         let bits = |e: Option<Extremes>| e.map(|e| (e.max.to_bits(), e.min.to_bits()));
         assert_eq!(bits(found.expect("scanned")), bits(expected), "round {round}");
         let mut copy = vec![0.0f32; n];
@@ -95,20 +126,20 @@ pub(super) fn check_next_max<H: Bits>(
 
 /// [`check_next_max`] on a level's forward scan (`forward`, as
 /// `check_next_max`'s `scan`) and on its backward sweep, unweighted and
-/// weighted: `backward(src, row, k, w, out, next)` runs the sweep with the
+/// weighted: `backward(src, max, k, w, out, next)` runs the sweep with the
 /// class gradient `k`, weighted by `w` unless `w` is empty, into `out`.
 pub(super) fn check_next_max_of_sweeps<H: Bits>(
     longest: usize,
     row_max: impl Fn(&[H]) -> Option<Extremes>,
-    forward: impl Fn(&[H], Extremes, &[H]) -> Option<Option<Extremes>>,
-    backward: impl Fn(&[H], Extremes, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<Extremes>>,
+    forward: impl Fn(&[H], f32, &[H]) -> Option<Option<Extremes>>,
+    backward: impl Fn(&[H], f32, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<Extremes>>,
 ) {
     check_next_max(longest, &row_max, forward);
     for weighted in [false, true] {
-        check_next_max(longest, &row_max, |src, row, next| {
+        check_next_max(longest, &row_max, |src, max, next| {
             let mut out = vec![H::from_f64(0.0); src.len()];
             let w = if weighted { vec![1.5; src.len()] } else { vec![] };
-            backward(src, row, test_gradient(src.len()), &w, &mut out, next)
+            backward(src, max, test_gradient(src.len()), &w, &mut out, next)
         });
     }
 }
