@@ -721,8 +721,12 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
             true => run!(true),
             false => run!(false),
         }
-        let n = LANES.min(width - j);
-        terms[j..j + n].copy_from_slice(&group_terms[..n]);
+        // A whole group's terms as one fixed-size move (a slice copy of
+        // runtime length was a call to memcpy per group).
+        match terms.get_mut(j..j + LANES).map(<&mut [(f64, f64); LANES]>::try_from) {
+            Some(Ok(whole)) => *whole = group_terms,
+            _ => terms[j..].copy_from_slice(&group_terms[..width - j]),
+        }
     }
     if let Some(grad) = grad {
         write_gradient::<T, S, COEF>(t, packed, grad.scales, grad.out);
