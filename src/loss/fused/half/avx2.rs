@@ -682,12 +682,13 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     let (base, at_target) = (_mm256_set1_ps(k.base), _mm256_set1_ps(k.at_target));
     let table = H::exp_table().as_ptr();
     // Classes `start..start + 16`: the 16 gradient values (their bits, lanes
-    // 0–7 and 8–15), and the smoothing terms.
+    // 0–7 and 8–15), and the smoothing terms; with `with_target` false, as if
+    // the target were not among them.
     // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
-    let step = |x: Lanes, start: usize| unsafe {
+    let step = |x: Lanes, start: usize, with_target: bool| unsafe {
         let wv = if WEIGHTED { weights::<H>(w, start) } else { [base; 2] };
         // The target's lane, when the target is among these classes.
-        let hit = (k.target.wrapping_sub(start) < LANES).then(|| {
+        let hit = (with_target && k.target.wrapping_sub(start) < LANES).then(|| {
             let mut hit = [0.0f32; LANES];
             hit[k.target - start] = f32::from_bits(u32::MAX);
             to_lanes::<H>(&hit)
@@ -730,7 +731,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
         // (asserted), and ≤ next.len() when scanned; with `stream`, out + i
         // is 16-byte aligned (above), as `_mm_stream_si128` requires.
         unsafe {
-            let (o, term) = step(load(src, i), i);
+            let (o, term) = step(load(src, i), i, false);
             let p = out.as_mut_ptr().add(i);
             if stream {
                 _mm_stream_si128(p.cast(), o[0]);
@@ -748,12 +749,27 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
         }
         i += LANES;
     }
+    // The loop above wrote the target's class as any other; the target's
+    // 16 classes again, with the target, kept out of the loop, where its
+    // test and blend would cost every step.
+    if k.target < full {
+        let start = k.target / LANES * LANES;
+        // SAFETY: the CPU has AVX2 and F16C; start + 16 ≤ full ≤ out.len().
+        // The same thread wrote these classes before (streamed or not), so
+        // these stores land after those.
+        unsafe {
+            let (o, _) = step(load(src, start), start, true);
+            let p = out.as_mut_ptr().add(start);
+            _mm_storeu_si128(p.cast(), o[0]);
+            _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+        }
+    }
     if full < n {
         let (padded, mask) = tail(src, full);
         let mut written = [H::from_f64(0.0); LANES];
         // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX2 and F16C.
         unsafe {
-            let (o, term) = step(load(&padded, 0), full);
+            let (o, term) = step(load(&padded, 0), full, true);
             _mm_storeu_si128(written.as_mut_ptr().cast(), o[0]);
             _mm_storeu_si128(written.as_mut_ptr().add(HALF).cast(), o[1]);
             if SUM {
