@@ -6,7 +6,7 @@
 //! Two 8-lane vectors hold the portable loops' 16 lanes (lane l sums the
 //! classes c ≡ l mod 16, the last few classes go to lanes 0..; lanes 0–7
 //! and 8–15, or for bf16 in the order its loads leave them, see
-//! `Half8::swizzle`), every step is the portable step (the exp is
+//! `Half8::to_order`), every step is the portable step (the exp is
 //! `fast_exp`'s, see `fused/avx2.rs`; the backward gathers e^(lp) from
 //! `exp_table.rs`, that exp's values of every half-precision lp), and the
 //! rounding is `half_bits.rs`'s (tested on every 61st f32 pattern), so
@@ -77,7 +77,7 @@ pub(crate) trait Half8: ExpTable {
     /// The CPU must support AVX2 and F16C.
     unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i);
     /// The 16 values at `p`, widened, in this type's lane order (see
-    /// [`Half8::swizzle`]).
+    /// [`Half8::to_order`]).
     ///
     /// # Safety
     /// The CPU must support AVX2 and F16C; `p` must point at 16 values.
@@ -108,14 +108,21 @@ pub(crate) trait Half8: ExpTable {
         unsafe { [Self::narrow8_number(v[0]), Self::narrow8_number(v[1])] }
     }
     /// Lanes in class order (lanes 0–7 and 8–15 of the portable loops) into
-    /// this type's order, the order [`Half8::widen16`] loads in, and back
-    /// (it is its own inverse). The order is the same everywhere in a row's
-    /// loop, so a lane sums the same classes in the same order either way;
-    /// [`fold`] puts the lanes back first.
+    /// this type's order, the order [`Half8::widen16`] loads in. The order
+    /// is the same everywhere in a row's loop, so a lane sums the same
+    /// classes in the same order either way; [`fold`] puts the lanes back
+    /// first ([`Half8::from_order`]).
     ///
     /// # Safety
     /// The CPU must support AVX2.
-    unsafe fn swizzle(v: Lanes) -> Lanes {
+    unsafe fn to_order(v: Lanes) -> Lanes {
+        v
+    }
+    /// [`Half8::to_order`] undone: this type's lanes in class order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn from_order(v: Lanes) -> Lanes {
         v
     }
 }
@@ -165,17 +172,15 @@ fn high_halves(v: __m256) -> __m128i {
     _mm_packus_epi32(_mm256_castsi256_si128(high), _mm256_extracti128_si256::<1>(high))
 }
 
-/// The high 16 bits of each 32-bit lane of `v`, bf16's lanes (see
-/// `swizzle`), in class order: one pack, where [`high_halves`] for each
-/// half takes two and two shuffles.
+/// The high 16 bits of each 32-bit lane of `v`, bf16's lanes (the even
+/// classes, then the odd: see `to_order`), in class order: each even
+/// class's bits shifted down beside its odd neighbour's, where
+/// [`high_halves`] for each half takes two shifts and two shuffles.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn high_halves16(v: Lanes) -> [__m128i; 2] {
-    let [a, b] = v.map(|v| _mm256_srli_epi32::<16>(_mm256_castps_si256(v)));
-    // Each lane is at most 0xffff, so the unsigned saturation never bites.
-    // Each 128-bit half packs 4 lanes of `a`, then 4 of `b`: classes 0–7
-    // in the low half, 8–15 in the high.
-    let packed = _mm256_packus_epi32(a, b);
+    let [even, odd] = v.map(|v| _mm256_castps_si256(v));
+    let packed = _mm256_blend_epi16::<0b1010_1010>(_mm256_srli_epi32::<16>(even), odd);
     [_mm256_castsi256_si128(packed), _mm256_extracti128_si256::<1>(packed)]
 }
 
@@ -227,16 +232,16 @@ impl Half8 for bf16 {
         (_mm256_castsi256_ps(rounded), _mm256_srli_epi32::<16>(nearest))
     }
 
-    /// One 32-byte load and two interleaves with zeros (each within a
-    /// 128-bit half), two shuffles where two `widen8` take two and two
-    /// shifts; the lanes come out in [`Half8::swizzle`]'s order.
+    /// One 32-byte load, a shift (the even classes) and an and (the odd),
+    /// where two `widen8` take two zero extensions and two shifts; the
+    /// lanes come out in [`Half8::to_order`]'s order.
     #[inline]
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn widen16(p: *const Self) -> Lanes {
         // SAFETY: the caller's promise; `loadu` takes any alignment.
         let v = unsafe { _mm256_loadu_si256(p.cast()) };
-        let zero = _mm256_setzero_si256();
-        [_mm256_unpacklo_epi16(zero, v), _mm256_unpackhi_epi16(zero, v)].map(|v| _mm256_castsi256_ps(v))
+        let high = _mm256_and_si256(v, _mm256_set1_epi32(0xffff_0000_u32 as i32));
+        [_mm256_slli_epi32::<16>(v), high].map(|v| _mm256_castsi256_ps(v))
     }
 
     #[inline]
@@ -253,15 +258,26 @@ impl Half8 for bf16 {
         high_halves16(v.map(|v| unsafe { Self::round8_number(v) }))
     }
 
-    /// Classes 0–3 and 8–11 in the first vector, 4–7 and 12–15 in the
-    /// second: the 128-bit quarters 1 and 2 of the 16 lanes swapped, as
-    /// `widen16`'s interleaves leave them.
+    /// The even classes (0, 2, …, 14) in the first vector, the odd in the
+    /// second, as `widen16` leaves them.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn swizzle(v: Lanes) -> Lanes {
+    unsafe fn to_order(v: Lanes) -> Lanes {
+        // Within each 128-bit half: two even (odd) classes of v[0], then two
+        // of v[1]; the 64-bit pairs then go in class order.
+        let even = _mm256_shuffle_ps::<0b10_00_10_00>(v[0], v[1]);
+        let odd = _mm256_shuffle_ps::<0b11_01_11_01>(v[0], v[1]);
+        [even, odd].map(|v| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v))))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn from_order(v: Lanes) -> Lanes {
+        // Within each 128-bit half: classes 0–3 and 8–11, 4–7 and 12–15.
+        let (low, high) = (_mm256_unpacklo_ps(v[0], v[1]), _mm256_unpackhi_ps(v[0], v[1]));
         [
-            _mm256_permute2f128_ps::<0x20>(v[0], v[1]),
-            _mm256_permute2f128_ps::<0x31>(v[0], v[1]),
+            _mm256_permute2f128_ps::<0x20>(low, high),
+            _mm256_permute2f128_ps::<0x31>(low, high),
         ]
     }
 }
@@ -279,13 +295,13 @@ unsafe fn load<H: Half8>(src: &[H], start: usize) -> Lanes {
     unsafe { H::widen16(src.as_ptr().add(start)) }
 }
 
-/// 16 values in class order into `H`'s lanes (see [`Half8::swizzle`]).
+/// 16 values in class order into `H`'s lanes (see [`Half8::to_order`]).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn to_lanes<H: Half8>(v: &[f32; LANES]) -> Lanes {
     // SAFETY: `v` holds 16 f32, two unaligned loads of 8; the CPU has AVX2
     // (this function's feature).
-    unsafe { H::swizzle([_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(HALF))]) }
+    unsafe { H::to_order([_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(HALF))]) }
 }
 
 /// `H`'s lanes back in class order: [`to_lanes`] undone.
@@ -296,7 +312,7 @@ fn from_lanes<H: Half8>(v: Lanes) -> [f32; LANES] {
     // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8; the CPU has
     // AVX2 (this function's feature).
     unsafe {
-        let v = H::swizzle(v);
+        let v = H::from_order(v);
         _mm256_storeu_ps(lanes.as_mut_ptr(), v[0]);
         _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), v[1]);
     }
