@@ -671,6 +671,61 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
     (fold::<H>(acc), scan_next.then(|| scan.verdict(next)))
 }
 
+/// [`backward_sweep`]'s loop over `src[..full]` (`full` a multiple of 16):
+/// `step` (the 16 classes from `start`, widened, and `start`) gives each 16
+/// classes' gradient bits, written to `out` (streamed with `stream`), and
+/// terms, summed with `SUM` (the lanes returned); the next row (`next`,
+/// when of the row's length) is scanned meanwhile. A function of its own
+/// (not inlined), so each `step`'s loop gets the registers to itself.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; with `stream`, `out` must be
+/// 16-byte aligned.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sweep<H: Half8, const SUM: bool>(
+    src: &[H],
+    out: &mut [H],
+    next: &[H],
+    full: usize,
+    stream: bool,
+    scan: &mut BitScan,
+    step: impl Fn(Lanes, usize) -> ([__m128i; 2], Lanes),
+) -> Lanes {
+    assert!(full <= out.len());
+    let scan_next = next.len() == src.len();
+    // In registers through the loop, not behind the reference.
+    let mut scanned = *scan;
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len()
+        // (asserted), and ≤ next.len() when scanned; with `stream`, out + i
+        // is 16-byte aligned (the caller's promise), as `_mm_stream_si128` requires.
+        unsafe {
+            let (o, term) = step(load(src, i), i);
+            let p = out.as_mut_ptr().add(i);
+            if stream {
+                _mm_stream_si128(p.cast(), o[0]);
+                _mm_stream_si128(p.add(HALF).cast(), o[1]);
+            } else {
+                _mm_storeu_si128(p.cast(), o[0]);
+                _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+            }
+            if SUM {
+                acc = add(acc, term);
+            }
+            if scan_next {
+                scanned.add_at(next, i);
+            }
+        }
+        i += LANES;
+    }
+    *scan = scanned;
+    acc
+}
+
 /// The patterns the lps of a row of `n` classes and extremes `row` can
 /// take, when they are at most [`GRADIENT_TABLE`] and few beside `n`.
 /// lp = r((x − max) − ln_sum) never rises as x falls and is never above
@@ -788,40 +843,13 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     let full = n / LANES * LANES;
     // Each 16 classes are 32 bytes, so an aligned row keeps every store aligned.
     let stream = (out.as_ptr() as usize).is_multiple_of(16) && std::mem::size_of_val(&out[..n]) >= STREAM_ROW_BYTES;
-    let mut acc = [_mm256_setzero_ps(); 2];
     // Unweighted, every class's gradient but the target's is a function of
     // its lp's bits: on rows whose lps take few patterns, a table of them
     // (built with `step`'s operations) replaces the product, difference and
     // rounding of each class.
     let mut gradients = MaybeUninit::<[u32; GRADIENT_TABLE]>::uninit();
     let lps = if WEIGHTED { None } else { lp_patterns::<H>(row, ln_sum, n) };
-    let mut sweep = |step: &dyn Fn(Lanes, usize) -> ([__m128i; 2], Lanes)| {
-        let mut i = 0;
-        while i < full {
-            // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len()
-            // (asserted), and ≤ next.len() when scanned; with `stream`, out + i
-            // is 16-byte aligned (above), as `_mm_stream_si128` requires.
-            unsafe {
-                let (o, term) = step(load(src, i), i);
-                let p = out.as_mut_ptr().add(i);
-                if stream {
-                    _mm_stream_si128(p.cast(), o[0]);
-                    _mm_stream_si128(p.add(HALF).cast(), o[1]);
-                } else {
-                    _mm_storeu_si128(p.cast(), o[0]);
-                    _mm_storeu_si128(p.add(HALF).cast(), o[1]);
-                }
-                if SUM {
-                    acc = add(acc, term);
-                }
-                if scan_next {
-                    scan.add_at(next, i);
-                }
-            }
-            i += LANES;
-        }
-    };
-    match lps {
+    let mut acc = match lps {
         Some(lps) => {
             // Entries 0..lps.len() (and up to the next multiple of 8, within
             // the table as GRADIENT_TABLE is one) are written, and only they are read.
@@ -845,7 +873,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
             // SAFETY (the closure): the CPU has AVX2 and F16C. Every lp of
             // the row has its pattern in `lps` (see `lp_patterns`), so each
             // gather reads `by_pattern` + 4·pattern: a written entry.
-            sweep(&|x: Lanes, _| unsafe {
+            sweep::<H, SUM>(src, out, next, full, stream, &mut scan, move |x: Lanes, _| unsafe {
                 let mut term = [_mm256_setzero_ps(); 2];
                 let mut o = [_mm256_setzero_si256(); 2];
                 for h in 0..2 {
@@ -856,8 +884,8 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
                 (H::pack16(o), term)
             })
         }
-        None => sweep(&|x, start| step(x, start, false)),
-    }
+        None => sweep::<H, SUM>(src, out, next, full, stream, &mut scan, |x, start| step(x, start, false)),
+    };
     // The loop above wrote the target's class as any other; the target's
     // 16 classes again, with the target, kept out of the loop, where its
     // test and blend would cost every step.
