@@ -737,7 +737,11 @@ fn lp_patterns<H: Half8>(row: Extremes, ln_sum: f32, n: usize) -> Option<std::op
     // The bits of r(t), as the sweep's steps find them.
     // SAFETY: the CPU has AVX2 and F16C (this function's features).
     let pattern = |t: f32| unsafe { _mm256_cvtsi256_si32(H::round8_number_indexed(_mm256_set1_ps(t)).1) as usize };
-    let (top, bottom) = (pattern((row.max - row.max) - ln_sum), pattern((row.min - row.max) - ln_sum));
+    let (top, bottom) = (
+        // The max's lp: max − max is +0 (the max is finite).
+        pattern(0.0 - ln_sum),
+        pattern((row.min - row.max) - ln_sum),
+    );
     let count = bottom.checked_sub(top)? + 1;
     (top >= 0x8000 && count <= GRADIENT_TABLE.min(n / 4)).then_some(top..top + count)
 }
@@ -848,7 +852,11 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     // (built with `step`'s operations) replaces the product, difference and
     // rounding of each class.
     let mut gradients = MaybeUninit::<[u32; GRADIENT_TABLE]>::uninit();
-    let lps = if WEIGHTED { None } else { lp_patterns::<H>(row, ln_sum, n) };
+    let lps = if WEIGHTED {
+        None
+    } else {
+        lp_patterns::<H>(row, ln_sum, n)
+    };
     let mut acc = match lps {
         Some(lps) => {
             // Entries 0..lps.len() (and up to the next multiple of 8, within
@@ -884,7 +892,9 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
                 (H::pack16(o), term)
             })
         }
-        None => sweep::<H, SUM>(src, out, next, full, stream, &mut scan, |x, start| step(x, start, false)),
+        None => sweep::<H, SUM>(src, out, next, full, stream, &mut scan, |x, start| {
+            step(x, start, false)
+        }),
     };
     // The loop above wrote the target's class as any other; the target's
     // 16 classes again, with the target, kept out of the loop, where its
@@ -1120,7 +1130,10 @@ mod tests {
             let zero_base = ClassGradient { base: 0.0, ..k };
             let cases = (0..16).flat_map(|o| targets.map(|k| (o, k)));
             for (offset, k) in cases.chain([(0, zero_base), (5, zero_base)]) {
-                let at = format!("{n} classes at {offset}, {deep:?}, base {}, target {}", k.base, k.target);
+                let at = format!(
+                    "{n} classes at {offset}, {deep:?}, base {}, target {}",
+                    k.base, k.target
+                );
                 let out = &mut buffer[aligned + offset..aligned + offset + n];
                 let mut expected = vec![H::from_f64(0.0); n];
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);

@@ -851,13 +851,15 @@ mod tests {
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
                 // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
                 assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
                 let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
                 // SAFETY: as above; `w` too has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
                 let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
                 assert!(same, "weighted, {at}");
