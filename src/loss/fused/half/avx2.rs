@@ -808,7 +808,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     // 0–7 and 8–15), and the smoothing terms; with `with_target` false, as if
     // the target were not among them.
     // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
-    let step = |x: Lanes, start: usize, with_target: bool| unsafe {
+    let step = move |x: Lanes, start: usize, with_target: bool| unsafe {
         let wv = if WEIGHTED { weights::<H>(w, start) } else { [base; 2] };
         // The target's lane, when the target is among these classes.
         let hit = (with_target && k.target.wrapping_sub(start) < LANES).then(|| {
@@ -892,7 +892,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
                 (H::pack16(o), term)
             })
         }
-        None => sweep::<H, SUM>(src, out, next, full, stream, &mut scan, |x, start| {
+        None => sweep::<H, SUM>(src, out, next, full, stream, &mut scan, move |x, start| {
             step(x, start, false)
         }),
     };
