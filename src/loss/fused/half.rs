@@ -605,8 +605,7 @@ impl<'a, T: Element> Direct<'a, T> {
         return on_kernel!(self.kernel, |m| on_half!(T, self.src, |s, H| unsafe {
             let out = as_type_mut::<T, H>(out).expect("out has the row's type");
             let next = as_type::<T, H>(next).unwrap_or(&[]);
-            let (sum, next_max) =
-                m::class_backward::<H, SUM, WEIGHTED>(s, self.row.max, ln_sum, k, sum_g, w, out, next);
+            let (sum, next_max) = m::class_backward::<H, SUM, WEIGHTED>(s, self.row, ln_sum, k, sum_g, w, out, next);
             (sum, next_max.map(ScannedRow))
         }));
         #[cfg(not(target_arch = "x86_64"))]

@@ -6,7 +6,7 @@
 //! Two 8-lane vectors hold the portable loops' 16 lanes (lane l sums the
 //! classes c ≡ l mod 16, the last few classes go to lanes 0..; lanes 0–7
 //! and 8–15, or for bf16 in the order its loads leave them, see
-//! `Half8::swizzle`), every step is the portable step (the exp is
+//! `Half8::to_order`), every step is the portable step (the exp is
 //! `fast_exp`'s, see `fused/avx2.rs`; the backward gathers e^(lp) from
 //! `exp_table.rs`, that exp's values of every half-precision lp), and the
 //! rounding is `half_bits.rs`'s (tested on every 61st f32 pattern), so
@@ -14,6 +14,7 @@
 //! −inf) never come here: `row_max` turns them away.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 use half::{bf16, f16};
 
@@ -29,6 +30,10 @@ const HALF: usize = LANES / 2;
 /// Gradient rows from this size on go out with streaming stores: written
 /// once and not read again here, they need not be read in before their write.
 const STREAM_ROW_BYTES: usize = 32 << 10;
+
+/// The most lp patterns a row's gradient table (see [`backward_sweep`])
+/// holds: 16 KiB on the stack.
+const GRADIENT_TABLE: usize = 4096;
 
 /// `vcvtps2ph`'s immediate: round to nearest, ties to even.
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT;
@@ -77,7 +82,7 @@ pub(crate) trait Half8: ExpTable {
     /// The CPU must support AVX2 and F16C.
     unsafe fn round8_number_indexed(v: __m256) -> (__m256, __m256i);
     /// The 16 values at `p`, widened, in this type's lane order (see
-    /// [`Half8::swizzle`]).
+    /// [`Half8::to_order`]).
     ///
     /// # Safety
     /// The CPU must support AVX2 and F16C; `p` must point at 16 values.
@@ -108,16 +113,30 @@ pub(crate) trait Half8: ExpTable {
         unsafe { [Self::narrow8_number(v[0]), Self::narrow8_number(v[1])] }
     }
     /// Lanes in class order (lanes 0–7 and 8–15 of the portable loops) into
-    /// this type's order, the order [`Half8::widen16`] loads in, and back
-    /// (it is its own inverse). The order is the same everywhere in a row's
-    /// loop, so a lane sums the same classes in the same order either way;
-    /// [`fold`] puts the lanes back first.
+    /// this type's order, the order [`Half8::widen16`] loads in. The order
+    /// is the same everywhere in a row's loop, so a lane sums the same
+    /// classes in the same order either way; [`fold`] puts the lanes back
+    /// first ([`Half8::from_order`]).
     ///
     /// # Safety
     /// The CPU must support AVX2.
-    unsafe fn swizzle(v: Lanes) -> Lanes {
+    unsafe fn to_order(v: Lanes) -> Lanes {
         v
     }
+    /// [`Half8::to_order`] undone: this type's lanes in class order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn from_order(v: Lanes) -> Lanes {
+        v
+    }
+    /// 16 patterns, each in the low 16 bits of a 32-bit lane whose high 16
+    /// are zero, in this type's lane order: as [`Half8::narrow16`] leaves
+    /// them, in class order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn pack16(v: [__m256i; 2]) -> [__m128i; 2];
 }
 
 impl Half8 for f16 {
@@ -145,6 +164,15 @@ impl Half8 for f16 {
         let bits = _mm256_cvtps_ph::<ROUND_NEAREST_EVEN>(v);
         (_mm256_cvtph_ps(bits), _mm256_cvtepu16_epi32(bits))
     }
+
+    /// One pack (the high zeros make its unsigned saturation exact) and one
+    /// permute (the pack works within 128-bit halves).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pack16(v: [__m256i; 2]) -> [__m128i; 2] {
+        let packed = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(v[0], v[1]));
+        [_mm256_castsi256_si128(packed), _mm256_extracti128_si256::<1>(packed)]
+    }
 }
 
 /// bf16 rounding's integer step: 16 bits dropped to nearest, ties to even
@@ -165,17 +193,15 @@ fn high_halves(v: __m256) -> __m128i {
     _mm_packus_epi32(_mm256_castsi256_si128(high), _mm256_extracti128_si256::<1>(high))
 }
 
-/// The high 16 bits of each 32-bit lane of `v`, bf16's lanes (see
-/// `swizzle`), in class order: one pack, where [`high_halves`] for each
-/// half takes two and two shuffles.
+/// The high 16 bits of each 32-bit lane of `v`, bf16's lanes (the even
+/// classes, then the odd: see `to_order`), in class order: each even
+/// class's bits shifted down beside its odd neighbour's, where
+/// [`high_halves`] for each half takes two shifts and two shuffles.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn high_halves16(v: Lanes) -> [__m128i; 2] {
-    let [a, b] = v.map(|v| _mm256_srli_epi32::<16>(_mm256_castps_si256(v)));
-    // Each lane is at most 0xffff, so the unsigned saturation never bites.
-    // Each 128-bit half packs 4 lanes of `a`, then 4 of `b`: classes 0–7
-    // in the low half, 8–15 in the high.
-    let packed = _mm256_packus_epi32(a, b);
+    let [even, odd] = v.map(|v| _mm256_castps_si256(v));
+    let packed = _mm256_blend_epi16::<0b1010_1010>(_mm256_srli_epi32::<16>(even), odd);
     [_mm256_castsi256_si128(packed), _mm256_extracti128_si256::<1>(packed)]
 }
 
@@ -227,16 +253,16 @@ impl Half8 for bf16 {
         (_mm256_castsi256_ps(rounded), _mm256_srli_epi32::<16>(nearest))
     }
 
-    /// One 32-byte load and two interleaves with zeros (each within a
-    /// 128-bit half), two shuffles where two `widen8` take two and two
-    /// shifts; the lanes come out in [`Half8::swizzle`]'s order.
+    /// One 32-byte load, a shift (the even classes) and an and (the odd),
+    /// where two `widen8` take two zero extensions and two shifts; the
+    /// lanes come out in [`Half8::to_order`]'s order.
     #[inline]
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn widen16(p: *const Self) -> Lanes {
         // SAFETY: the caller's promise; `loadu` takes any alignment.
         let v = unsafe { _mm256_loadu_si256(p.cast()) };
-        let zero = _mm256_setzero_si256();
-        [_mm256_unpacklo_epi16(zero, v), _mm256_unpackhi_epi16(zero, v)].map(|v| _mm256_castsi256_ps(v))
+        let high = _mm256_and_si256(v, _mm256_set1_epi32(0xffff_0000_u32 as i32));
+        [_mm256_slli_epi32::<16>(v), high].map(|v| _mm256_castsi256_ps(v))
     }
 
     #[inline]
@@ -253,15 +279,34 @@ impl Half8 for bf16 {
         high_halves16(v.map(|v| unsafe { Self::round8_number(v) }))
     }
 
-    /// Classes 0–3 and 8–11 in the first vector, 4–7 and 12–15 in the
-    /// second: the 128-bit quarters 1 and 2 of the 16 lanes swapped, as
-    /// `widen16`'s interleaves leave them.
+    /// The even classes (0, 2, …, 14) in the first vector, the odd in the
+    /// second, as `widen16` leaves them.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn swizzle(v: Lanes) -> Lanes {
+    unsafe fn to_order(v: Lanes) -> Lanes {
+        // Within each 128-bit half: two even (odd) classes of v[0], then two
+        // of v[1]; the 64-bit pairs then go in class order.
+        let even = _mm256_shuffle_ps::<0b10_00_10_00>(v[0], v[1]);
+        let odd = _mm256_shuffle_ps::<0b11_01_11_01>(v[0], v[1]);
+        [even, odd].map(|v| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v))))
+    }
+
+    /// Each odd class's pattern shifted up beside its even neighbour's.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pack16(v: [__m256i; 2]) -> [__m128i; 2] {
+        let packed = _mm256_or_si256(v[0], _mm256_slli_epi32::<16>(v[1]));
+        [_mm256_castsi256_si128(packed), _mm256_extracti128_si256::<1>(packed)]
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn from_order(v: Lanes) -> Lanes {
+        // Within each 128-bit half: classes 0–3 and 8–11, 4–7 and 12–15.
+        let (low, high) = (_mm256_unpacklo_ps(v[0], v[1]), _mm256_unpackhi_ps(v[0], v[1]));
         [
-            _mm256_permute2f128_ps::<0x20>(v[0], v[1]),
-            _mm256_permute2f128_ps::<0x31>(v[0], v[1]),
+            _mm256_permute2f128_ps::<0x20>(low, high),
+            _mm256_permute2f128_ps::<0x31>(low, high),
         ]
     }
 }
@@ -279,13 +324,13 @@ unsafe fn load<H: Half8>(src: &[H], start: usize) -> Lanes {
     unsafe { H::widen16(src.as_ptr().add(start)) }
 }
 
-/// 16 values in class order into `H`'s lanes (see [`Half8::swizzle`]).
+/// 16 values in class order into `H`'s lanes (see [`Half8::to_order`]).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn to_lanes<H: Half8>(v: &[f32; LANES]) -> Lanes {
     // SAFETY: `v` holds 16 f32, two unaligned loads of 8; the CPU has AVX2
     // (this function's feature).
-    unsafe { H::swizzle([_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(HALF))]) }
+    unsafe { H::to_order([_mm256_loadu_ps(v.as_ptr()), _mm256_loadu_ps(v.as_ptr().add(HALF))]) }
 }
 
 /// `H`'s lanes back in class order: [`to_lanes`] undone.
@@ -296,7 +341,7 @@ fn from_lanes<H: Half8>(v: Lanes) -> [f32; LANES] {
     // SAFETY: `lanes` holds 16 f32, two unaligned stores of 8; the CPU has
     // AVX2 (this function's feature).
     unsafe {
-        let v = H::swizzle(v);
+        let v = H::from_order(v);
         _mm256_storeu_ps(lanes.as_mut_ptr(), v[0]);
         _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), v[1]);
     }
@@ -626,8 +671,83 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
     (fold::<H>(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row (of extremes `row`:
-/// its max alone matters), given
+/// [`backward_sweep`]'s loop over `src[..full]` (`full` a multiple of 16):
+/// `step` (the 16 classes from `start`, widened, and `start`) gives each 16
+/// classes' gradient bits, written to `out` (streamed with `stream`), and
+/// terms, summed with `SUM` (the lanes returned); the next row (`next`,
+/// when of the row's length) is scanned meanwhile. A function of its own
+/// (not inlined), so each `step`'s loop gets the registers to itself.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; with `stream`, `out` must be
+/// 16-byte aligned.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sweep<H: Half8, const SUM: bool>(
+    src: &[H],
+    out: &mut [H],
+    next: &[H],
+    full: usize,
+    stream: bool,
+    scan: &mut BitScan,
+    step: impl Fn(Lanes, usize) -> ([__m128i; 2], Lanes),
+) -> Lanes {
+    assert!(full <= out.len());
+    let scan_next = next.len() == src.len();
+    // In registers through the loop, not behind the reference.
+    let mut scanned = *scan;
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len()
+        // (asserted), and ≤ next.len() when scanned; with `stream`, out + i
+        // is 16-byte aligned (the caller's promise), as `_mm_stream_si128` requires.
+        unsafe {
+            let (o, term) = step(load(src, i), i);
+            let p = out.as_mut_ptr().add(i);
+            if stream {
+                _mm_stream_si128(p.cast(), o[0]);
+                _mm_stream_si128(p.add(HALF).cast(), o[1]);
+            } else {
+                _mm_storeu_si128(p.cast(), o[0]);
+                _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+            }
+            if SUM {
+                acc = add(acc, term);
+            }
+            if scan_next {
+                scanned.add_at(next, i);
+            }
+        }
+        i += LANES;
+    }
+    *scan = scanned;
+    acc
+}
+
+/// The patterns the lps of a row of `n` classes and extremes `row` can
+/// take, when they are at most [`GRADIENT_TABLE`] and few beside `n`.
+/// lp = r((x − max) − ln_sum) never rises as x falls and is never above
+/// zero, so from the max down the patterns of the negative lps rise
+/// from the max's to the min's; `None` when the max's lp is +0 (its
+/// pattern then lies apart from the others').
+#[target_feature(enable = "avx2,f16c")]
+fn lp_patterns<H: Half8>(row: Extremes, ln_sum: f32, n: usize) -> Option<std::ops::Range<usize>> {
+    // The bits of r(t), as the sweep's steps find them.
+    // SAFETY: the CPU has AVX2 and F16C (this function's features).
+    let pattern = |t: f32| unsafe { _mm256_cvtsi256_si32(H::round8_number_indexed(_mm256_set1_ps(t)).1) as usize };
+    let (top, bottom) = (
+        // The max's lp: max − max is +0 (the max is finite).
+        pattern(0.0 - ln_sum),
+        pattern((row.min - row.max) - ln_sum),
+    );
+    let count = bottom.checked_sub(top)? + 1;
+    (top >= 0x8000 && count <= GRADIENT_TABLE.min(n / 4)).then_some(top..top + count)
+}
+
+/// `half::class_backward_row`'s sweep on the half-precision row of
+/// extremes `row`, given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
@@ -639,7 +759,7 @@ pub(super) unsafe fn log_probability_sum<H: Half8 + Bits, const WEIGHTED: bool>(
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -652,13 +772,15 @@ pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIG
     let numbers = !WEIGHTED && k.base.is_finite() && k.at_target.is_finite() && sum_g.is_finite();
     // SAFETY (both): the caller's promise.
     match numbers {
-        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next) },
-        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next) },
+        true => unsafe { backward_sweep::<H, SUM, WEIGHTED, true>(src, row, ln_sum, k, sum_g, w, out, next) },
+        false => unsafe { backward_sweep::<H, SUM, WEIGHTED, false>(src, row, ln_sum, k, sum_g, w, out, next) },
     }
 }
 
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN. Its
-/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits.
+/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits;
+/// unweighted, on rows whose lps take few patterns ([`lp_patterns`]), the
+/// gradient values themselves come from a table the row builds.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -666,7 +788,7 @@ pub(super) unsafe fn class_backward<H: Half8 + Bits, const SUM: bool, const WEIG
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -678,16 +800,18 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
     let scan_next = next.len() == n;
     let mut scan = BitScan::new();
-    let (m, ln, total) = (_mm256_set1_ps(max), _mm256_set1_ps(ln_sum), _mm256_set1_ps(sum_g));
+    let (m, ln, total) = (_mm256_set1_ps(row.max), _mm256_set1_ps(ln_sum), _mm256_set1_ps(sum_g));
     let (base, at_target) = (_mm256_set1_ps(k.base), _mm256_set1_ps(k.at_target));
-    let table = H::exp_table().as_ptr();
+    let exps = H::exp_table();
+    let table = exps.as_ptr();
     // Classes `start..start + 16`: the 16 gradient values (their bits, lanes
-    // 0–7 and 8–15), and the smoothing terms.
+    // 0–7 and 8–15), and the smoothing terms; with `with_target` false, as if
+    // the target were not among them.
     // SAFETY: the CPU has AVX2 and F16C (the caller's promise).
-    let step = |x: Lanes, start: usize| unsafe {
+    let step = move |x: Lanes, start: usize, with_target: bool| unsafe {
         let wv = if WEIGHTED { weights::<H>(w, start) } else { [base; 2] };
         // The target's lane, when the target is among these classes.
-        let hit = (k.target.wrapping_sub(start) < LANES).then(|| {
+        let hit = (with_target && k.target.wrapping_sub(start) < LANES).then(|| {
             let mut hit = [0.0f32; LANES];
             hit[k.target - start] = f32::from_bits(u32::MAX);
             to_lanes::<H>(&hit)
@@ -723,37 +847,76 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     let full = n / LANES * LANES;
     // Each 16 classes are 32 bytes, so an aligned row keeps every store aligned.
     let stream = (out.as_ptr() as usize).is_multiple_of(16) && std::mem::size_of_val(&out[..n]) >= STREAM_ROW_BYTES;
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut i = 0;
-    while i < full {
-        // SAFETY: the CPU has AVX2 and F16C; i + 16 ≤ full ≤ out.len()
-        // (asserted), and ≤ next.len() when scanned; with `stream`, out + i
-        // is 16-byte aligned (above), as `_mm_stream_si128` requires.
-        unsafe {
-            let (o, term) = step(load(src, i), i);
-            let p = out.as_mut_ptr().add(i);
-            if stream {
-                _mm_stream_si128(p.cast(), o[0]);
-                _mm_stream_si128(p.add(HALF).cast(), o[1]);
-            } else {
-                _mm_storeu_si128(p.cast(), o[0]);
-                _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+    // Unweighted, every class's gradient but the target's is a function of
+    // its lp's bits: on rows whose lps take few patterns, a table of them
+    // (built with `step`'s operations) replaces the product, difference and
+    // rounding of each class.
+    let mut gradients = MaybeUninit::<[u32; GRADIENT_TABLE]>::uninit();
+    let lps = if WEIGHTED {
+        None
+    } else {
+        lp_patterns::<H>(row, ln_sum, n)
+    };
+    let mut acc = match lps {
+        Some(lps) => {
+            // Entries 0..lps.len() (and up to the next multiple of 8, within
+            // the table as GRADIENT_TABLE is one) are written, and only they are read.
+            let entries = gradients.as_mut_ptr().cast::<u32>();
+            for j in (0..lps.len()).step_by(HALF) {
+                let first = lps.start + j;
+                // `lps` ends at or before −inf's pattern, far below `PATTERNS`.
+                let e: &[f32; HALF] = exps[first..first + HALF].try_into().expect("8 exps");
+                // SAFETY: the CPU has AVX2 and F16C; `e` holds 8 f32, and
+                // j + 8 ≤ GRADIENT_TABLE (j < lps.len() ≤ GRADIENT_TABLE, both
+                // multiples of 8) entries are in the table.
+                unsafe {
+                    // `step`'s g − e·Σg and rounding, g the target's neighbours'.
+                    let v = _mm256_sub_ps(base, _mm256_mul_ps(_mm256_loadu_ps(e.as_ptr()), total));
+                    let o = if NUMBERS { H::narrow8_number(v) } else { H::narrow8(v) };
+                    _mm256_storeu_si256(entries.add(j).cast(), _mm256_cvtepu16_epi32(o));
+                }
             }
-            if SUM {
-                acc = add(acc, term);
-            }
-            if scan_next {
-                scan.add_at(next, i);
-            }
+            // Entry lp − lps.start of the table, addressed by lp's bits.
+            let by_pattern = entries.cast::<i32>().cast_const().wrapping_sub(lps.start);
+            // SAFETY (the closure): the CPU has AVX2 and F16C. Every lp of
+            // the row has its pattern in `lps` (see `lp_patterns`), so each
+            // gather reads `by_pattern` + 4·pattern: a written entry.
+            sweep::<H, SUM>(src, out, next, full, stream, &mut scan, move |x: Lanes, _| unsafe {
+                let mut term = [_mm256_setzero_ps(); 2];
+                let mut o = [_mm256_setzero_si256(); 2];
+                for h in 0..2 {
+                    let (lp, index) = H::round8_number_indexed(_mm256_sub_ps(_mm256_sub_ps(x[h], m), ln));
+                    o[h] = _mm256_i32gather_epi32::<4>(by_pattern, index);
+                    term[h] = lp;
+                }
+                (H::pack16(o), term)
+            })
         }
-        i += LANES;
+        None => sweep::<H, SUM>(src, out, next, full, stream, &mut scan, move |x, start| {
+            step(x, start, false)
+        }),
+    };
+    // The loop above wrote the target's class as any other; the target's
+    // 16 classes again, with the target, kept out of the loop, where its
+    // test and blend would cost every step.
+    if k.target < full {
+        let start = k.target / LANES * LANES;
+        // SAFETY: the CPU has AVX2 and F16C; start + 16 ≤ full ≤ out.len().
+        // The same thread wrote these classes before (streamed or not), so
+        // these stores land after those.
+        unsafe {
+            let (o, _) = step(load(src, start), start, true);
+            let p = out.as_mut_ptr().add(start);
+            _mm_storeu_si128(p.cast(), o[0]);
+            _mm_storeu_si128(p.add(HALF).cast(), o[1]);
+        }
     }
     if full < n {
         let (padded, mask) = tail(src, full);
         let mut written = [H::from_f64(0.0); LANES];
         // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX2 and F16C.
         unsafe {
-            let (o, term) = step(load(&padded, 0), full);
+            let (o, term) = step(load(&padded, 0), full, true);
             _mm_storeu_si128(written.as_mut_ptr().cast(), o[0]);
             _mm_storeu_si128(written.as_mut_ptr().add(HALF).cast(), o[1]);
             if SUM {
@@ -777,7 +940,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, check_vector_exps};
+    use super::super::lane_tests::{check_next_max_of_sweeps, check_vector_exps, test_gradient};
     use super::*;
 
     /// Whether this CPU has AVX2, FMA and F16C; if not, the test says it was skipped.
@@ -908,10 +1071,10 @@ mod tests {
         let forward =
             |src: &[H], max, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], max, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(70, row_max, forward, backward);
@@ -920,6 +1083,87 @@ mod tests {
     #[test]
     fn next_max_is_row_max_f16() {
         next_max_is_row_max::<f16>();
+    }
+
+    /// The Σ exp sweep and the backward sweep's gradient and sum are the
+    /// portable sweeps', bit for bit: rows of 40 and 16411 classes (the
+    /// latter long enough for streaming stores, at the offsets 0 and 8 from
+    /// a 64-byte boundary), with every lane's exp normal or one lane's not
+    /// (−80, or −inf); the backward at every 2-byte offset from a 64-byte
+    /// boundary, the target in the first 16 classes, a third of the way in
+    /// and in the last few (after the last whole 16), unweighted (with and
+    /// without the table of gradients by lp pattern: both occur) and
+    /// weighted, also with g = 0 off the target.
+    fn backward_gives_the_portable_bits<H: Half8 + Bits>() {
+        if !has_avx2_f16c_else_say_skipped() {
+            return;
+        }
+        let mut tabled = [false; 2];
+        for (n, deep) in [40, 16411]
+            .into_iter()
+            .flat_map(|n| [(n, None), (n, Some(-80.0)), (n, Some(f64::NEG_INFINITY))])
+        {
+            let mut src: Vec<H> = (0..n)
+                .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
+                .collect();
+            if let Some(v) = deep {
+                src[n / 2] = H::from_f64(v);
+            }
+            let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
+            let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+            let extremes = unsafe { row_max(&src) }.expect("a finite row");
+            let max = extremes.max;
+            let k = test_gradient(n);
+            // SAFETY: as above.
+            let (sum_exp, sum_g) = unsafe { exp_sum::<H, true>(&src, extremes, &[], k) };
+            let want = super::super::exp_sum::<H>(&row, max, &[]);
+            assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
+            let want = super::super::class_gradient_sum::<H, false>(n, k, &[]);
+            assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {deep:?}");
+            let ln_sum = H::round_f32(H::round_f32(sum_exp).ln());
+            // SAFETY: as above.
+            tabled[unsafe { lp_patterns::<H>(extremes, ln_sum, n) }.is_some() as usize] = true;
+            let mut buffer = vec![H::from_f64(0.0); n + 64];
+            let aligned = buffer.as_ptr().align_offset(64);
+            let targets = [0, n / 3, n - 1].map(|target| ClassGradient { target, ..k });
+            let zero_base = ClassGradient { base: 0.0, ..k };
+            let cases = (0..16).flat_map(|o| targets.map(|k| (o, k)));
+            for (offset, k) in cases.chain([(0, zero_base), (5, zero_base)]) {
+                let at = format!(
+                    "{n} classes at {offset}, {deep:?}, base {}, target {}",
+                    k.base, k.target
+                );
+                let out = &mut buffer[aligned + offset..aligned + offset + n];
+                let mut expected = vec![H::from_f64(0.0); n];
+                let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
+                let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
+                // SAFETY: the CPU has AVX2, FMA and F16C; `out` has the row's length.
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
+                assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
+                let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
+                let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
+                // SAFETY: as above; `w` too has the row's length.
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
+                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
+                let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
+                assert!(same, "weighted, {at}");
+            }
+        }
+        assert_eq!(tabled, [true, true], "rows with and without the table of gradients");
+    }
+
+    #[test]
+    fn backward_gives_the_portable_bits_f16() {
+        backward_gives_the_portable_bits::<f16>();
+    }
+
+    #[test]
+    fn backward_gives_the_portable_bits_bf16() {
+        backward_gives_the_portable_bits::<bf16>();
     }
 
     #[test]

@@ -553,8 +553,8 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
     (fold(acc), scan_next.then(|| scan.verdict(next)))
 }
 
-/// `half::class_backward_row`'s sweep on the half-precision row of max
-/// `max`, given Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
+/// `half::class_backward_row`'s sweep on the half-precision row of
+/// extremes `row` (its max alone matters here), given Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
 /// returns what [`log_probability_sum`] returns; with `next` (the next row,
 /// of the row's length, or empty) also [`row_max`] of it, as
 /// [`log_probability_sum`] finds it.
@@ -565,7 +565,7 @@ pub(super) unsafe fn log_probability_sum<H: Half16 + Bits, const WEIGHTED: bool>
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -579,8 +579,8 @@ pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEI
     // SAFETY (both): the caller's promise.
     unsafe {
         match numbers {
-            true => backward_sweep::<H, SUM, WEIGHTED, true>(src, max, ln_sum, k, sum_g, w, out, next),
-            false => backward_sweep::<H, SUM, WEIGHTED, false>(src, max, ln_sum, k, sum_g, w, out, next),
+            true => backward_sweep::<H, SUM, WEIGHTED, true>(src, row.max, ln_sum, k, sum_g, w, out, next),
+            false => backward_sweep::<H, SUM, WEIGHTED, false>(src, row.max, ln_sum, k, sum_g, w, out, next),
         }
     }
 }
@@ -788,10 +788,10 @@ mod tests {
         let forward =
             |src: &[H], max, next: &[H]| unsafe { log_probability_sum::<H, false>(src, max, 0.5, &[], next).1 };
         // Unweighted: the sweep's NaN-free rounding; weighted: the other one.
-        let backward = |src: &[H], max, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
+        let backward = |src: &[H], row, k, w: &[f32], out: &mut [H], next: &[H]| unsafe {
             match w.is_empty() {
-                true => class_backward::<H, true, false>(src, max, 0.5, k, 0.25, w, out, next).1,
-                false => class_backward::<H, false, true>(src, max, 0.5, k, 0.25, w, out, next).1,
+                true => class_backward::<H, true, false>(src, row, 0.5, k, 0.25, w, out, next).1,
+                false => class_backward::<H, false, true>(src, row, 0.5, k, 0.25, w, out, next).1,
             }
         };
         check_next_max_of_sweeps::<H>(150, row_max, forward, backward);
@@ -851,13 +851,15 @@ mod tests {
                 let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
                 // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, false>(&src, max, ln_sum, k, sum_g, &[], out, &[]) };
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
                 assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
                 let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
                 let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
                 // SAFETY: as above; `w` too has the row's length.
-                let (sum, _) = unsafe { class_backward::<H, true, true>(&src, max, ln_sum, k, sum_g, &w, out, &[]) };
+                let (sum, _) =
+                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
                 assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
                 let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
                 assert!(same, "weighted, {at}");

@@ -126,20 +126,22 @@ pub(super) fn check_next_max<H: Bits>(
 
 /// [`check_next_max`] on a level's forward scan (`forward`, as
 /// `check_next_max`'s `scan`) and on its backward sweep, unweighted and
-/// weighted: `backward(src, max, k, w, out, next)` runs the sweep with the
-/// class gradient `k`, weighted by `w` unless `w` is empty, into `out`.
+/// weighted: `backward(src, row, k, w, out, next)` runs the sweep over `src`
+/// of extremes `row` with the class gradient `k`, weighted by `w` unless `w`
+/// is empty, into `out`.
 pub(super) fn check_next_max_of_sweeps<H: Bits>(
     longest: usize,
     row_max: impl Fn(&[H]) -> Option<Extremes>,
     forward: impl Fn(&[H], f32, &[H]) -> Option<Option<Extremes>>,
-    backward: impl Fn(&[H], f32, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<Extremes>>,
+    backward: impl Fn(&[H], Extremes, ClassGradient, &[f32], &mut [H], &[H]) -> Option<Option<Extremes>>,
 ) {
     check_next_max(longest, &row_max, forward);
     for weighted in [false, true] {
-        check_next_max(longest, &row_max, |src, max, next| {
+        check_next_max(longest, &row_max, |src, _, next| {
             let mut out = vec![H::from_f64(0.0); src.len()];
             let w = if weighted { vec![1.5; src.len()] } else { vec![] };
-            backward(src, max, test_gradient(src.len()), &w, &mut out, next)
+            let row = row_max(src).expect("a finite row");
+            backward(src, row, test_gradient(src.len()), &w, &mut out, next)
         });
     }
 }
