@@ -940,7 +940,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, check_vector_exps, test_gradient};
+    use super::super::lane_tests::{check_backward_sweeps, check_next_max_of_sweeps, check_vector_exps};
     use super::*;
 
     /// Whether this CPU has AVX2, FMA and F16C; if not, the test says it was skipped.
@@ -1085,74 +1085,28 @@ mod tests {
         next_max_is_row_max::<f16>();
     }
 
-    /// The Σ exp sweep and the backward sweep's gradient and sum are the
-    /// portable sweeps', bit for bit: rows of 40 and 16411 classes (the
-    /// latter long enough for streaming stores, at the offsets 0 and 8 from
-    /// a 64-byte boundary), with every lane's exp normal or one lane's not
-    /// (−80, or −inf); the backward at every 2-byte offset from a 64-byte
-    /// boundary, the target in the first 16 classes, a third of the way in
-    /// and in the last few (after the last whole 16), unweighted (with and
-    /// without the table of gradients by lp pattern: both occur) and
-    /// weighted, also with g = 0 off the target.
+    /// [`check_backward_sweeps`] at this level, whose long rows stream
+    /// (at offsets 0 and 8 from a 64-byte boundary) and whose unweighted
+    /// rows take the table of gradients by lp pattern or not: both occur.
     fn backward_gives_the_portable_bits<H: Half8 + Bits>() {
         if !has_avx2_f16c_else_say_skipped() {
             return;
         }
         let mut tabled = [false; 2];
-        for (n, deep) in [40, 16411]
-            .into_iter()
-            .flat_map(|n| [(n, None), (n, Some(-80.0)), (n, Some(f64::NEG_INFINITY))])
-        {
-            let mut src: Vec<H> = (0..n)
-                .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
-                .collect();
-            if let Some(v) = deep {
-                src[n / 2] = H::from_f64(v);
-            }
-            let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
-            let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
-            // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
-            let extremes = unsafe { row_max(&src) }.expect("a finite row");
-            let max = extremes.max;
-            let k = test_gradient(n);
-            // SAFETY: as above.
-            let (sum_exp, sum_g) = unsafe { exp_sum::<H, true>(&src, extremes, &[], k) };
-            let want = super::super::exp_sum::<H>(&row, max, &[]);
-            assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
-            let want = super::super::class_gradient_sum::<H, false>(n, k, &[]);
-            assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {deep:?}");
-            let ln_sum = H::round_f32(H::round_f32(sum_exp).ln());
-            // SAFETY: as above.
-            tabled[unsafe { lp_patterns::<H>(extremes, ln_sum, n) }.is_some() as usize] = true;
-            let mut buffer = vec![H::from_f64(0.0); n + 64];
-            let aligned = buffer.as_ptr().align_offset(64);
-            let targets = [0, n / 3, n - 1].map(|target| ClassGradient { target, ..k });
-            let zero_base = ClassGradient { base: 0.0, ..k };
-            let cases = (0..16).flat_map(|o| targets.map(|k| (o, k)));
-            for (offset, k) in cases.chain([(0, zero_base), (5, zero_base)]) {
-                let at = format!(
-                    "{n} classes at {offset}, {deep:?}, base {}, target {}",
-                    k.base, k.target
-                );
-                let out = &mut buffer[aligned + offset..aligned + offset + n];
-                let mut expected = vec![H::from_f64(0.0); n];
-                let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
-                let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
-                // SAFETY: the CPU has AVX2, FMA and F16C; `out` has the row's length.
-                let (sum, _) =
-                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
-                assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
-                let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
-                let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
-                // SAFETY: as above; `w` too has the row's length.
-                let (sum, _) =
-                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
-                let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
-                assert!(same, "weighted, {at}");
-            }
-        }
+        // SAFETY (every closure): the CPU has AVX2, FMA and F16C (checked
+        // above); `out` and the weights, when given, have the row's length.
+        check_backward_sweeps::<H>(
+            |src| unsafe { row_max(src) },
+            |src, row, k| unsafe { exp_sum::<H, true>(src, row, &[], k) },
+            |src, row, ln_sum, k, sum_g, w, out| unsafe {
+                match w.is_empty() {
+                    true => class_backward::<H, true, false>(src, row, ln_sum, k, sum_g, w, out, &[]).0,
+                    false => class_backward::<H, true, true>(src, row, ln_sum, k, sum_g, w, out, &[]).0,
+                }
+            },
+            |src, row, ln_sum| tabled[unsafe { lp_patterns::<H>(row, ln_sum, src.len()) }.is_some() as usize] = true,
+            |_, _, _| {},
+        );
         assert_eq!(tabled, [true, true], "rows with and without the table of gradients");
     }
 

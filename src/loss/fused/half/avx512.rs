@@ -700,7 +700,7 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
 #[cfg(test)]
 mod tests {
     use super::super::super::super::half_bits::HalfBits;
-    use super::super::lane_tests::{check_next_max_of_sweeps, check_vector_exps, test_gradient};
+    use super::super::lane_tests::{check_backward_sweeps, check_next_max_of_sweeps, check_vector_exps};
     use super::*;
 
     /// Whether this CPU runs this file's loops: AVX-512 F and BW.
@@ -797,74 +797,36 @@ mod tests {
         check_next_max_of_sweeps::<H>(150, row_max, forward, backward);
     }
 
-    /// The Σ exp sweep and the backward sweep's gradient and sum are the
-    /// portable sweeps', bit for bit: rows of 40 and 16411 classes (the
-    /// latter long enough for streaming stores: at offset 0 32-byte ones,
-    /// at 8 16-byte ones, elsewhere plain), with
-    /// every lane's exp normal or one lane's not (−80, whose exp is 0 where
-    /// the unmasked exp's is subnormal, or −inf), the backward at every
-    /// 2-byte offset from a 64-byte boundary, unweighted and weighted, also
-    /// with g = 0 off the target (where a subnormal e would show in the
-    /// sign of the gradient's zeros).
+    /// [`check_backward_sweeps`] at this level, with the stores each
+    /// output takes: on the long rows 32-byte streaming ones at offset 0,
+    /// 16-byte ones at 8, elsewhere plain.
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
         if !has_avx512() {
             eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
-        for (n, deep) in [40, 16411]
-            .into_iter()
-            .flat_map(|n| [(n, None), (n, Some(-80.0)), (n, Some(f64::NEG_INFINITY))])
-        {
-            let mut src: Vec<H> = (0..n)
-                .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
-                .collect();
-            if let Some(v) = deep {
-                src[n / 2] = H::from_f64(v);
-            }
-            let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
-            let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
-            // SAFETY: the CPU has AVX-512 F and BW (checked above).
-            let extremes = unsafe { row_max(&src) }.expect("a finite row");
-            let max = extremes.max;
-            let k = test_gradient(n);
-            // SAFETY: the CPU has AVX-512 F and BW.
-            let (sum_exp, sum_g) = unsafe { exp_sum::<H, true>(&src, extremes, &[], k) };
-            let want = super::super::exp_sum::<H>(&row, max, &[]);
-            assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
-            let want = super::super::class_gradient_sum::<H, false>(n, k, &[]);
-            assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {deep:?}");
-            let ln_sum = H::round_f32(H::round_f32(sum_exp).ln());
-            let mut buffer = vec![H::from_f64(0.0); n + 64];
-            let aligned = buffer.as_ptr().align_offset(64);
-            let zero_base = ClassGradient { base: 0.0, ..k };
-            for (offset, k) in (0..16).map(|o| (o, k)).chain([(0, zero_base), (5, zero_base)]) {
-                let at = format!("{n} classes at {offset}, {deep:?}, base {}", k.base);
-                let out = &mut buffer[aligned + offset..aligned + offset + n];
-                let kind = match (n, offset) {
+        // SAFETY (every closure): the CPU has AVX-512 F and BW (checked
+        // above); `out` and the weights, when given, have the row's length.
+        check_backward_sweeps::<H>(
+            |src| unsafe { row_max(src) },
+            |src, row, k| unsafe { exp_sum::<H, true>(src, row, &[], k) },
+            |src, row, ln_sum, k, sum_g, w, out| unsafe {
+                match w.is_empty() {
+                    true => class_backward::<H, true, false>(src, row, ln_sum, k, sum_g, w, out, &[]).0,
+                    false => class_backward::<H, true, true>(src, row, ln_sum, k, sum_g, w, out, &[]).0,
+                }
+            },
+            |_, _, _| {},
+            |out, offset, at| {
+                let kind = match (out.len(), offset) {
                     (40, _) => Store::Plain,
                     (_, 0) => Store::Stream32,
                     (_, 8) => Store::Stream16,
                     _ => Store::Plain,
                 };
-                assert_eq!(store_kind(out.as_ptr(), 2 * n), kind, "{at}");
-                let mut expected = vec![H::from_f64(0.0); n];
-                let want = super::super::class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected);
-                let sum_g = super::super::class_gradient_sum::<H, false>(n, k, &[]);
-                // SAFETY: the CPU has AVX-512 F and BW; `out` has the row's length.
-                let (sum, _) =
-                    unsafe { class_backward::<H, true, false>(&src, extremes, ln_sum, k, sum_g, &[], out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
-                assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
-                let want = super::super::class_backward_row::<H, true, true>(&row, max, ln_sum, k, &w, &mut expected);
-                let sum_g = super::super::class_gradient_sum::<H, true>(n, k, &w);
-                // SAFETY: as above; `w` too has the row's length.
-                let (sum, _) =
-                    unsafe { class_backward::<H, true, true>(&src, extremes, ln_sum, k, sum_g, &w, out, &[]) };
-                assert_eq!(sum.to_bits(), want.to_bits(), "weighted, {at}");
-                let same = out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits());
-                assert!(same, "weighted, {at}");
-            }
-        }
+                assert_eq!(store_kind(out.as_ptr(), 2 * out.len()), kind, "{at}");
+            },
+        );
     }
 
     #[test]

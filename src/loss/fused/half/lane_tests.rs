@@ -1,11 +1,12 @@
 //! What the tests of the AVX2 and the AVX-512 half loops share: the check
 //! that a sweep's next-row extremes are the row scan's that decides which
 //! rows the loops take, for forward's sweep and the backward's, on rows
-//! built to reach every case of the scans; and the check of a level's
-//! vector exps against the portable one.
+//! built to reach every case of the scans; the check of a level's vector
+//! exps against the portable one; and the check of a level's Σexp and
+//! backward sweeps against the portable ones.
 
 use super::super::super::fast_exp::{exp_half, exp_nonpositive_f32, HALF_POLY, NORMAL_EXP_FLOOR, POLY};
-use super::{widen_with_max, Bits, ClassGradient, Extremes};
+use super::{class_backward_row, class_gradient_sum, exp_sum, widen_with_max, Bits, ClassGradient, Extremes};
 
 /// A level's vector exps against the portable exp, bit for bit, with
 /// either polynomial: `exps(d, poly)` gives the level's exp and its
@@ -153,5 +154,77 @@ pub(super) fn test_gradient(n: usize) -> ClassGradient {
         base: -1e-5,
         target: n / 3,
         at_target: -0.5,
+    }
+}
+
+/// A level's Σexp sweep and backward sweep against the portable ones, bit
+/// for bit: rows of 40 and 16411 classes (the latter long enough for
+/// streaming stores), with every lane's exp normal or one lane's not (−80,
+/// whose exp is 0 where an unmasked exp's is subnormal, or −inf); the
+/// backward at every 2-byte offset from a 64-byte boundary, the target in
+/// the first 16 classes, a third of the way in and in the last few (after
+/// the last whole 16), unweighted and weighted (`backward` is weighted when
+/// given weights), also with g = 0 off the target (where a subnormal e
+/// would show in the sign of the gradient's zeros). `row_seen(row,
+/// extremes, ln_sum)` and `out_seen(out, offset, at)` let the level check
+/// what it decides per row (a table) and per output (its stores).
+#[allow(clippy::type_complexity)]
+pub(super) fn check_backward_sweeps<H: Bits>(
+    row_max: impl Fn(&[H]) -> Option<Extremes>,
+    sums: impl Fn(&[H], Extremes, ClassGradient) -> (f32, f32),
+    backward: impl Fn(&[H], Extremes, f32, ClassGradient, f32, &[f32], &mut [H]) -> f32,
+    mut row_seen: impl FnMut(&[H], Extremes, f32),
+    out_seen: impl Fn(&[H], usize, &str),
+) {
+    for (n, deep) in [40, 16411]
+        .into_iter()
+        .flat_map(|n| [(n, None), (n, Some(-80.0)), (n, Some(f64::NEG_INFINITY))])
+    {
+        let mut src: Vec<H> = (0..n)
+            .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
+            .collect();
+        if let Some(v) = deep {
+            src[n / 2] = H::from_f64(v);
+        }
+        let row: Vec<f32> = src.iter().map(|v| v.widen_f32()).collect();
+        let w: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
+        let extremes = row_max(&src).expect("a finite row");
+        let max = extremes.max;
+        let k = test_gradient(n);
+        let (sum_exp, sum_g) = sums(&src, extremes, k);
+        let want = exp_sum::<H>(&row, max, &[]);
+        assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
+        let want = class_gradient_sum::<H, false>(n, k, &[]);
+        assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {deep:?}");
+        let ln_sum = H::round_f32(H::round_f32(sum_exp).ln());
+        row_seen(&src, extremes, ln_sum);
+        let mut buffer = vec![H::from_f64(0.0); n + 64];
+        let aligned = buffer.as_ptr().align_offset(64);
+        let targets = [0, n / 3, n - 1].map(|target| ClassGradient { target, ..k });
+        let zero_base = ClassGradient { base: 0.0, ..k };
+        let cases = (0..16).flat_map(|o| targets.map(|k| (o, k)));
+        for (offset, k) in cases.chain([(0, zero_base), (5, zero_base)]) {
+            let at = format!(
+                "{n} classes at {offset}, {deep:?}, base {}, target {}",
+                k.base, k.target
+            );
+            let out = &mut buffer[aligned + offset..aligned + offset + n];
+            out_seen(out, offset, &at);
+            let mut expected = vec![H::from_f64(0.0); n];
+            for weights in [&[][..], &w] {
+                let want = match weights.is_empty() {
+                    true => class_backward_row::<H, true, false>(&row, max, ln_sum, k, &[], &mut expected),
+                    false => class_backward_row::<H, true, true>(&row, max, ln_sum, k, weights, &mut expected),
+                };
+                let sum_g = match weights.is_empty() {
+                    true => class_gradient_sum::<H, false>(n, k, &[]),
+                    false => class_gradient_sum::<H, true>(n, k, weights),
+                };
+                let sum = backward(&src, extremes, ln_sum, k, sum_g, weights, out);
+                let at = format!("{at}, {} weights", weights.len());
+                assert_eq!(sum.to_bits(), want.to_bits(), "{at}");
+                assert!(out.iter().zip(&expected).all(|(a, b)| a.bits() == b.bits()), "{at}");
+            }
+        }
     }
 }
