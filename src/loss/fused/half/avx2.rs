@@ -22,14 +22,10 @@ use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
 use super::super::avx2::{exp8_normal_with, exp8_with};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::exp_table::ExpTable;
-use super::{BitVerdict, Bits, ClassGradient, Extremes};
+use super::{BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
 
 /// Lanes per vector: half of the portable 16.
 const HALF: usize = LANES / 2;
-
-/// Gradient rows from this size on go out with streaming stores: written
-/// once and not read again here, they need not be read in before their write.
-const STREAM_ROW_BYTES: usize = 32 << 10;
 
 /// The most lp patterns a row's gradient table (see [`backward_sweep`])
 /// holds: 16 KiB on the stack.

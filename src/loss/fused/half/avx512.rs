@@ -20,15 +20,9 @@ use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
 use super::super::avx512::{exp16_normal_with, exp16_with};
 use super::super::lanes::{fold_lanes, prefetch, LANES};
 use super::exp_table::ExpTable;
-use super::{BitVerdict, Bits, ClassGradient, Extremes};
+use super::{BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-
-/// Gradient rows from this size on go out with streaming stores: written
-/// once and not read again here, they need not be read in before their
-/// write. One thread gains nothing (its sweep is bound by its instructions);
-/// two threads sharing the memory bus gain 3–5 % (forward+backward).
-const STREAM_ROW_BYTES: usize = 32 << 10;
 
 /// How [`backward_sweep`] writes a row's gradient.
 #[derive(Clone, Copy, PartialEq, Debug)]
