@@ -20,9 +20,9 @@ use half::{bf16, f16};
 
 use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
 use super::super::avx2::{exp8_normal_with, exp8_with};
-use super::super::lanes::{fold_lanes, prefetch, LANES};
+use super::super::lanes::{fold_lanes, LANES};
 use super::exp_table::ExpTable;
-use super::{BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
+use super::{prefetch_next_line, BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
 
 /// Lanes per vector: half of the portable 16.
 const HALF: usize = LANES / 2;
@@ -540,7 +540,6 @@ unsafe fn exp_sweep<H: Half8, const TOTAL: bool, const NORMAL: bool>(
     next: &[H],
     k: ClassGradient,
 ) -> (f32, f32) {
-    let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm256_set1_ps(max);
     let exp = |x: Lanes| {
         x.map(|x| match NORMAL {
@@ -562,10 +561,8 @@ unsafe fn exp_sweep<H: Half8, const TOTAL: bool, const NORMAL: bool>(
     let (mut acc, mut acc_g) = ([_mm256_setzero_ps(); 2], [_mm256_setzero_ps(); 2]);
     let mut i = 0;
     while i < full {
-        // As the portable loop: one line of the next row per 16 classes.
-        if let Some(v) = next.get(i / LANES * per_line) {
-            prefetch(v);
-        }
+        // As the portable loop.
+        prefetch_next_line(next, i);
         // SAFETY: the CPU has AVX2 and F16C (the caller's promise); i + 16 ≤ full.
         acc = add(acc, exp(unsafe { load(src, i) }));
         if TOTAL {

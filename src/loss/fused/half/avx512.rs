@@ -18,9 +18,9 @@ use half::{bf16, f16};
 
 use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
 use super::super::avx512::{exp16_normal_with, exp16_with};
-use super::super::lanes::{fold_lanes, prefetch, LANES};
+use super::super::lanes::{fold_lanes, LANES};
 use super::exp_table::ExpTable;
-use super::{BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
+use super::{prefetch_next_line, BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
@@ -424,7 +424,6 @@ unsafe fn exp_sweep<H: Half16, const TOTAL: bool, const NORMAL: bool>(
     next: &[H],
     k: ClassGradient,
 ) -> (f32, f32) {
-    let per_line = 64 / std::mem::size_of::<H>();
     let m = _mm512_set1_ps(max);
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
     // g for the 16 classes from `start`.
@@ -436,10 +435,8 @@ unsafe fn exp_sweep<H: Half16, const TOTAL: bool, const NORMAL: bool>(
     let (mut acc, mut acc_g) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let mut i = 0;
     while i < full {
-        // As the portable loop: one line of the next row per 16 classes.
-        if let Some(v) = next.get(i / LANES * per_line) {
-            prefetch(v);
-        }
+        // As the portable loop.
+        prefetch_next_line(next, i);
         // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full.
         let x = unsafe { load(src, i) };
         acc = _mm512_add_ps(acc, exp::<NORMAL>(_mm512_sub_ps(x, m)));
