@@ -192,6 +192,9 @@ pub(super) struct KdimNext<'a> {
 impl KdimNext<'_> {
     /// Panics unless the group at j of every one of `classes` classes lies
     /// within the slices: what the sweeps' unchecked copies rely on.
+    /// Inlined: a call from a sweep would need `vzeroupper` and cost the
+    /// caller its vector registers.
+    #[inline(always)]
     pub fn check(&self, classes: usize, inner: usize, j: usize) {
         let last = classes.saturating_sub(1);
         assert!(
