@@ -90,7 +90,7 @@ fn widen_with_max<T: Element>(src: &[T], dst: &mut [f32]) -> (f32, bool) {
 #[inline(always)]
 pub(super) fn prefetch_next_line<T>(next: &[T], start: usize) {
     let per_line = 64 / std::mem::size_of::<T>();
-    if start % per_line == 0 {
+    if start.is_multiple_of(per_line) {
         if let Some(v) = next.get(start) {
             prefetch(v);
         }
