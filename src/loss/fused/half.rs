@@ -379,6 +379,26 @@ pub(crate) struct Extremes {
     pub min: f32,
 }
 
+/// The patterns the lps of a row of `n` classes and extremes `row` can
+/// take, when they are at most `most` and few beside `n`: the AVX2 and
+/// AVX-512 backward sweeps then look the unweighted gradient up by lp
+/// pattern in a table the row builds. lp = r((x − max) − ln_sum) never
+/// rises as x falls and is never above zero, so from the max down the
+/// patterns of the negative lps rise from the max's to the min's; `None`
+/// when the max's lp is +0 (its pattern then lies apart from the others').
+#[cfg(target_arch = "x86_64")]
+fn lp_patterns<H: Bits>(row: Extremes, ln_sum: f32, n: usize, most: usize) -> Option<std::ops::Range<usize>> {
+    // The bits of r(t), as the sweeps' steps round it.
+    let pattern = |t: f32| H::narrow_f32(t).bits() as usize;
+    let (top, bottom) = (
+        // The max's lp: max − max is +0 (the max is finite).
+        pattern(0.0 - ln_sum),
+        pattern((row.min - row.max) - ln_sum),
+    );
+    let count = bottom.checked_sub(top)? + 1;
+    (top >= 0x8000 && count <= most.min(n / 4)).then_some(top..top + count)
+}
+
 /// What three reductions of a row's raw 16-bit patterns tell of its
 /// extremes, the scans in `half/avx512.rs` and `half/avx2.rs` (which see
 /// the values without widening them).

@@ -22,7 +22,7 @@ use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
 use super::super::avx2::{exp8_normal_with, exp8_with};
 use super::super::lanes::{fold_lanes, LANES};
 use super::exp_table::ExpTable;
-use super::{prefetch_next_line, BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
+use super::{lp_patterns, prefetch_next_line, BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
 
 /// Lanes per vector: half of the portable 16.
 const HALF: usize = LANES / 2;
@@ -719,26 +719,6 @@ unsafe fn sweep<H: Half8, const SUM: bool>(
     acc
 }
 
-/// The patterns the lps of a row of `n` classes and extremes `row` can
-/// take, when they are at most [`GRADIENT_TABLE`] and few beside `n`.
-/// lp = r((x − max) − ln_sum) never rises as x falls and is never above
-/// zero, so from the max down the patterns of the negative lps rise
-/// from the max's to the min's; `None` when the max's lp is +0 (its
-/// pattern then lies apart from the others').
-#[target_feature(enable = "avx2,f16c")]
-fn lp_patterns<H: Half8>(row: Extremes, ln_sum: f32, n: usize) -> Option<std::ops::Range<usize>> {
-    // The bits of r(t), as the sweep's steps find them.
-    // SAFETY: the CPU has AVX2 and F16C (this function's features).
-    let pattern = |t: f32| unsafe { _mm256_cvtsi256_si32(H::round8_number_indexed(_mm256_set1_ps(t)).1) as usize };
-    let (top, bottom) = (
-        // The max's lp: max − max is +0 (the max is finite).
-        pattern(0.0 - ln_sum),
-        pattern((row.min - row.max) - ln_sum),
-    );
-    let count = bottom.checked_sub(top)? + 1;
-    (top >= 0x8000 && count <= GRADIENT_TABLE.min(n / 4)).then_some(top..top + count)
-}
-
 /// `half::class_backward_row`'s sweep on the half-precision row of
 /// extremes `row`, given
 /// Σg (`sum_g`): writes r(g_c − e^(lp_c)·Σg) to `out` and with `SUM`
@@ -848,7 +828,7 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
     let lps = if WEIGHTED {
         None
     } else {
-        lp_patterns::<H>(row, ln_sum, n)
+        lp_patterns::<H>(row, ln_sum, n, GRADIENT_TABLE)
     };
     let mut acc = match lps {
         Some(lps) => {
@@ -1097,7 +1077,9 @@ mod tests {
                     false => class_backward::<H, true, true>(src, row, ln_sum, k, sum_g, w, out, &[]).0,
                 }
             },
-            |src, row, ln_sum| tabled[unsafe { lp_patterns::<H>(row, ln_sum, src.len()) }.is_some() as usize] = true,
+            |src, row, ln_sum| {
+                tabled[lp_patterns::<H>(row, ln_sum, src.len(), GRADIENT_TABLE).is_some() as usize] = true
+            },
             |_, _, _| {},
         );
         assert_eq!(tabled, [true, true], "rows with and without the table of gradients");

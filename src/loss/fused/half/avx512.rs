@@ -20,7 +20,7 @@ use super::super::super::fast_exp::{HALF_POLY, NORMAL_EXP_FLOOR};
 use super::super::avx512::{exp16_normal_with, exp16_with};
 use super::super::lanes::{fold_lanes, LANES};
 use super::exp_table::ExpTable;
-use super::{prefetch_next_line, BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
+use super::{lp_patterns, prefetch_next_line, BitVerdict, Bits, ClassGradient, Extremes, STREAM_ROW_BYTES};
 
 const ROUND_NEAREST_EVEN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
@@ -87,6 +87,12 @@ pub(crate) trait Half16: ExpTable {
     /// # Safety
     /// The CPU must support AVX-512 F and BW.
     unsafe fn round16_number_indexed(v: __m512) -> (__m512, __m512i);
+    /// [`Half16::round16_number`] of `a` and of `b`, and the 32 rounded
+    /// lanes' bits as 16-bit words, `a`'s then `b`'s.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW.
+    unsafe fn round32_number_patterns(a: __m512, b: __m512) -> (__m512, __m512, __m512i);
 }
 
 impl Half16 for f16 {
@@ -113,6 +119,17 @@ impl Half16 for f16 {
     unsafe fn round16_number_indexed(v: __m512) -> (__m512, __m512i) {
         let bits = _mm512_cvtps_ph::<ROUND_NEAREST_EVEN>(v);
         (_mm512_cvtph_ps(bits), _mm512_cvtepu16_epi32(bits))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round32_number_patterns(a: __m512, b: __m512) -> (__m512, __m512, __m512i) {
+        let (a, b) = (
+            _mm512_cvtps_ph::<ROUND_NEAREST_EVEN>(a),
+            _mm512_cvtps_ph::<ROUND_NEAREST_EVEN>(b),
+        );
+        let words = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
+        (_mm512_cvtph_ps(a), _mm512_cvtph_ps(b), words)
     }
 }
 
@@ -176,7 +193,37 @@ impl Half16 for bf16 {
         let rounded = _mm512_and_si512(nearest, _mm512_set1_epi32(0xffff_0000_u32 as i32));
         (_mm512_castsi512_ps(rounded), _mm512_srli_epi32::<16>(nearest))
     }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn round32_number_patterns(a: __m512, b: __m512) -> (__m512, __m512, __m512i) {
+        let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+        let (a, b) = (
+            nearest_even(_mm512_castps_si512(a)),
+            nearest_even(_mm512_castps_si512(b)),
+        );
+        // SAFETY: `HIGH_HALVES_OF_TWO` holds 64 bytes; `loadu` takes any alignment.
+        let index = unsafe { _mm512_loadu_si512(HIGH_HALVES_OF_TWO.as_ptr().cast()) };
+        (
+            _mm512_castsi512_ps(_mm512_and_si512(a, high)),
+            _mm512_castsi512_ps(_mm512_and_si512(b, high)),
+            _mm512_permutex2var_epi16(a, index, b),
+        )
+    }
 }
+
+/// Word 2l + 1 of the first of two 512-bit vectors (the high half of its
+/// 32-bit lane l) into word l, and of the second into word 16 + l, for l < 16.
+const HIGH_HALVES_OF_TWO: [u16; 32] = {
+    let mut index = [0; 32];
+    let mut l = 0;
+    while l < LANES {
+        index[l] = 2 * l as u16 + 1;
+        index[LANES + l] = 32 + 2 * l as u16 + 1;
+        l += 1;
+    }
+    index
+};
 
 /// Word l of a 512-bit vector into word 2l + 1 (the high half of 32-bit
 /// lane l), for l < 16, and word 16 (zero in a widened 256-bit vector)
@@ -570,14 +617,97 @@ pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEI
     // SAFETY (both): the caller's promise.
     unsafe {
         match numbers {
-            true => backward_sweep::<H, SUM, WEIGHTED, true>(src, row.max, ln_sum, k, sum_g, w, out, next),
-            false => backward_sweep::<H, SUM, WEIGHTED, false>(src, row.max, ln_sum, k, sum_g, w, out, next),
+            true => backward_sweep::<H, SUM, WEIGHTED, true>(src, row, ln_sum, k, sum_g, w, out, next),
+            false => backward_sweep::<H, SUM, WEIGHTED, false>(src, row, ln_sum, k, sum_g, w, out, next),
         }
     }
 }
 
+/// Most entries of a [`permuted_sweep`]'s table: 8 vectors of 32.
+const PERMUTED: usize = 256;
+
+/// [`backward_sweep`]'s loop on an unweighted row whose lp patterns `lps` number at most
+/// [`PERMUTED`], given each pattern's gradient bits (`gradients[p − lps.start]`):
+/// 32 classes a step, their gradients looked up with four two-vector word
+/// permutes (no gather) and picked by the index's bits 6 and 7. Writes the
+/// target's class as any other; returns the classes swept (a multiple of
+/// 32) and the lanes' sums.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW; `store` must be [`store_kind`]'s
+/// for `out`; every lp of the row must have its pattern in `lps`.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn permuted_sweep<H: Half16, const SUM: bool>(
+    src: &[H],
+    out: &mut [H],
+    next: &[H],
+    m: __m512,
+    ln: __m512,
+    lps: std::ops::Range<usize>,
+    gradients: &[u16; PERMUTED],
+    store: Store,
+    scan: &mut BitScan,
+) -> (usize, __m512) {
+    let full = src.len() / SCAN * SCAN;
+    assert!(full <= out.len());
+    let scan_next = next.len() == src.len();
+    // SAFETY: `gradients` holds 8·32 u16; `loadu` takes any alignment.
+    let t: [__m512i; 8] = std::array::from_fn(|q| unsafe { _mm512_loadu_si512(gradients.as_ptr().add(32 * q).cast()) });
+    let start = _mm512_set1_epi16(lps.start as u16 as i16);
+    let (bit6, bit7) = (_mm512_set1_epi16(64), _mm512_set1_epi16(128));
+    let mut scanned = *scan;
+    let mut acc = _mm512_setzero_ps();
+    let out_at = out.as_mut_ptr();
+    let mut i = 0;
+    while i < full {
+        // SAFETY: the CPU has AVX-512 F and BW (the caller's promise);
+        // i + 32 ≤ full ≤ out.len() (asserted), and ≤ next.len() when
+        // scanned; out + i has the alignment `store_kind` found for out.
+        unsafe {
+            let lp = |x: __m512| _mm512_sub_ps(_mm512_sub_ps(x, m), ln);
+            let (a, b, patterns) = H::round32_number_patterns(lp(load(src, i)), lp(load(src, i + LANES)));
+            // Below 256 (every pattern in `lps`, the caller's promise): each
+            // permute reads the index's low 6 bits.
+            let index = _mm512_sub_epi16(patterns, start);
+            let (high6, high7) = (_mm512_test_epi16_mask(index, bit6), _mm512_test_epi16_mask(index, bit7));
+            let quarter = |q: usize| _mm512_permutex2var_epi16(t[2 * q], index, t[2 * q + 1]);
+            let low = _mm512_mask_mov_epi16(quarter(0), high6, quarter(1));
+            let high = _mm512_mask_mov_epi16(quarter(2), high6, quarter(3));
+            let o = _mm512_mask_mov_epi16(low, high7, high);
+            let p = out_at.add(i);
+            match store {
+                Store::Plain => _mm512_storeu_si512(p.cast(), o),
+                Store::Stream32 => {
+                    _mm256_stream_si256(p.cast(), _mm512_castsi512_si256(o));
+                    _mm256_stream_si256(p.add(LANES).cast(), _mm512_extracti64x4_epi64::<1>(o));
+                }
+                Store::Stream16 => {
+                    _mm_stream_si128(p.cast(), _mm512_castsi512_si128(o));
+                    _mm_stream_si128(p.add(8).cast(), _mm512_extracti32x4_epi32::<1>(o));
+                    _mm_stream_si128(p.add(16).cast(), _mm512_extracti32x4_epi32::<2>(o));
+                    _mm_stream_si128(p.add(24).cast(), _mm512_extracti32x4_epi32::<3>(o));
+                }
+            }
+            if SUM {
+                acc = _mm512_add_ps(_mm512_add_ps(acc, a), b);
+            }
+            if scan_next {
+                scanned.add_at(next, i);
+            }
+        }
+        i += SCAN;
+    }
+    *scan = scanned;
+    (full, acc)
+}
+
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN. Its
-/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits.
+/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits;
+/// unweighted, on rows whose lps take at most [`PERMUTED`] patterns
+/// ([`lp_patterns`]), the gradient values themselves come from a table the
+/// row builds ([`permuted_sweep`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
@@ -585,7 +715,7 @@ pub(super) unsafe fn class_backward<H: Half16 + Bits, const SUM: bool, const WEI
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool, const NUMBERS: bool>(
     src: &[H],
-    max: f32,
+    row: Extremes,
     ln_sum: f32,
     k: ClassGradient,
     sum_g: f32,
@@ -597,9 +727,10 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
     assert!(out.len() >= n && (!WEIGHTED || w.len() >= n));
     let scan_next = next.len() == n;
     let mut scan = BitScan::new();
-    let (m, ln, total) = (_mm512_set1_ps(max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
+    let (m, ln, total) = (_mm512_set1_ps(row.max), _mm512_set1_ps(ln_sum), _mm512_set1_ps(sum_g));
     let (base, at_target) = (_mm512_set1_ps(k.base), _mm512_set1_ps(k.at_target));
-    let table = H::exp_table().as_ptr();
+    let exps = H::exp_table();
+    let table = exps.as_ptr();
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
     // the smoothing terms.
     // SAFETY: the CPU has AVX-512 F and BW (the caller's promise).
@@ -629,9 +760,40 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
         (o, term)
     };
     let full = n / LANES * LANES;
-    let mut acc = _mm512_setzero_ps();
+    let store = store_kind(out.as_ptr(), std::mem::size_of_val(&out[..n]));
+    // Unweighted, every class's gradient but the target's is a function of
+    // its lp's bits: on rows whose lps take few patterns, a table of them
+    // (built with `step`'s operations) replaces the exps' gather, the
+    // product, the difference and the rounding of each class.
+    let lps = if WEIGHTED {
+        None
+    } else {
+        lp_patterns::<H>(row, ln_sum, n, PERMUTED)
+    };
+    let (swept, mut acc) = match &lps {
+        Some(lps) => {
+            // Entries 0..lps.len() are the gradients; the rest are never read.
+            let mut gradients = [0u16; PERMUTED];
+            for j in (0..lps.len()).step_by(LANES) {
+                let first = lps.start + j;
+                // `lps` ends at or before −inf's pattern, far below `PATTERNS`.
+                let e: &[f32; LANES] = exps[first..first + LANES].try_into().expect("16 exps");
+                // SAFETY: the CPU has AVX-512 F and BW; `e` holds 16 f32, and
+                // j + 16 ≤ PERMUTED (j < lps.len() ≤ PERMUTED, both multiples of 16).
+                unsafe {
+                    // `step`'s g − e·Σg and rounding, g the target's neighbours'.
+                    let v = _mm512_sub_ps(base, _mm512_mul_ps(_mm512_loadu_ps(e.as_ptr()), total));
+                    let o = if NUMBERS { H::narrow16_number(v) } else { H::narrow16(v) };
+                    _mm256_storeu_si256(gradients.as_mut_ptr().add(j).cast(), o);
+                }
+            }
+            // SAFETY: the caller's promise; `store` is `store_kind`'s; every
+            // lp of the row has its pattern in `lps` (see `lp_patterns`).
+            unsafe { permuted_sweep::<H, SUM>(src, out, next, m, ln, lps.clone(), &gradients, store, &mut scan) }
+        }
+        None => (0, _mm512_setzero_ps()),
+    };
     let out_at = out.as_mut_ptr();
-    let store = store_kind(out_at, std::mem::size_of_val(&out[..n]));
     // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full ≤ out.len() (asserted);
     // out + i has the alignment `store_kind` found for out, as the streaming stores require.
     let mut chunk = |i: usize| unsafe {
@@ -653,14 +815,34 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
     // to the last whole 32: the body written once, so that LLVM inlines it
     // in every variant (unrolled by two, the weighted ones called it).
     let scanned = full / SCAN * SCAN;
-    let mut i = 0;
-    while i < full {
-        chunk(i);
-        if scan_next && i % SCAN == 0 && i < scanned {
-            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ scanned ≤ next.len().
-            unsafe { scan.add_at(next, i) };
+    if lps.is_none() {
+        let mut i = 0;
+        while i < full {
+            chunk(i);
+            if scan_next && i % SCAN == 0 && i < scanned {
+                // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ scanned ≤ next.len().
+                unsafe { scan.add_at(next, i) };
+            }
+            i += LANES;
         }
-        i += LANES;
+    } else if !WEIGHTED && swept < full {
+        // The 16 whole classes after the permuted sweep's last 32. (Weighted
+        // rows never take it: `!WEIGHTED` keeps this call out of their code,
+        // where a second call would leave `chunk` out of line.)
+        chunk(swept);
+    }
+    if store != Store::Plain {
+        // Streaming stores are weakly ordered: the fence makes them visible
+        // before any later store, such as the target's below or the one
+        // that tells the thread waiting on this job that it is done.
+        _mm_sfence();
+    }
+    // The permuted sweep wrote the target's class as any other: the
+    // target's 16 classes again, with the target.
+    if !WEIGHTED && k.target < swept {
+        let start = k.target / LANES * LANES;
+        // SAFETY: the CPU has AVX-512 F and BW; start + 16 ≤ swept ≤ out.len().
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(start).cast(), step(load(src, start), start).0) };
     }
     if full < n {
         let (padded, mask) = tail(src, full);
@@ -674,12 +856,6 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
             }
         }
         out[full..n].copy_from_slice(&written[..n - full]);
-    }
-    if store != Store::Plain {
-        // Streaming stores are weakly ordered: the fence makes them visible
-        // before any later store, such as the one that tells the thread
-        // waiting on this job that it is done.
-        _mm_sfence();
     }
     if scan_next {
         scan.add_rest(next, scanned);
@@ -790,12 +966,15 @@ mod tests {
 
     /// [`check_backward_sweeps`] at this level, with the stores each
     /// output takes: on the long rows 32-byte streaming ones at offset 0,
-    /// 16-byte ones at 8, elsewhere plain.
+    /// 16-byte ones at 8, elsewhere plain; and unweighted rows take the
+    /// permuted table of gradients by lp pattern or not: both occur, and
+    /// some row's table fills all four pairs of vectors.
     fn backward_stores_give_the_portable_bits<H: Half16 + Bits>() {
         if !has_avx512() {
             eprintln!("skipped: this CPU has no AVX-512 F and BW");
             return;
         }
+        let (mut permuted, mut widest) = ([false; 2], 0);
         // SAFETY (every closure): the CPU has AVX-512 F and BW (checked
         // above); `out` and the weights, when given, have the row's length.
         check_backward_sweeps::<H>(
@@ -807,7 +986,11 @@ mod tests {
                     false => class_backward::<H, true, true>(src, row, ln_sum, k, sum_g, w, out, &[]).0,
                 }
             },
-            |_, _, _| {},
+            |src, row, ln_sum| {
+                let lps = lp_patterns::<H>(row, ln_sum, src.len(), PERMUTED);
+                permuted[lps.is_some() as usize] = true;
+                widest = widest.max(lps.map_or(0, |lps| lps.len()));
+            },
             |out, offset, at| {
                 let kind = match (out.len(), offset) {
                     (40, _) => Store::Plain,
@@ -818,6 +1001,8 @@ mod tests {
                 assert_eq!(store_kind(out.as_ptr(), 2 * out.len()), kind, "{at}");
             },
         );
+        assert_eq!(permuted, [true, true], "rows with and without the table of gradients");
+        assert!(widest > PERMUTED * 3 / 4, "a table of {widest} patterns at most");
     }
 
     #[test]

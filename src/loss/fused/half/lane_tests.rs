@@ -159,8 +159,11 @@ pub(super) fn test_gradient(n: usize) -> ClassGradient {
 
 /// A level's Σexp sweep and backward sweep against the portable ones, bit
 /// for bit: rows of 40 and 16411 classes (the latter long enough for
-/// streaming stores), with every lane's exp normal or one lane's not (−80,
-/// whose exp is 0 where an unmasked exp's is subnormal, or −inf); the
+/// streaming stores), spread over [−10, 10) with every lane's exp normal or
+/// one lane's not (−80, whose exp is 0 where an unmasked exp's is
+/// subnormal, or −inf), or over [−0.9, 0.9) or [−7, 7) (the long rows'
+/// lps then take about 230 float16 patterns or 30 bfloat16 ones, 1600 or
+/// 200); the
 /// backward at every 2-byte offset from a 64-byte boundary, the target in
 /// the first 16 classes, a third of the way in and in the last few (after
 /// the last whole 16), unweighted and weighted (`backward` is weighted when
@@ -176,12 +179,18 @@ pub(super) fn check_backward_sweeps<H: Bits>(
     mut row_seen: impl FnMut(&[H], Extremes, f32),
     out_seen: impl Fn(&[H], usize, &str),
 ) {
-    for (n, deep) in [40, 16411]
-        .into_iter()
-        .flat_map(|n| [(n, None), (n, Some(-80.0)), (n, Some(f64::NEG_INFINITY))])
-    {
+    for (n, spread, deep) in [40, 16411].into_iter().flat_map(|n| {
+        [
+            (n, 20.0, None),
+            (n, 20.0, Some(-80.0)),
+            (n, 20.0, Some(f64::NEG_INFINITY)),
+            (n, 1.8, None),
+            (n, 14.0, None),
+        ]
+    }) {
         let mut src: Vec<H> = (0..n)
-            .map(|i| H::from_f64((i * 7919 % 1000) as f64 / 50.0 - 10.0))
+            // The same values as i·7919 mod 1000 / 50 − 10 for the spread of 20.
+            .map(|i| H::from_f64((i * 7919 % 1000) as f64 * spread / 1000.0 - spread / 2.0))
             .collect();
         if let Some(v) = deep {
             src[n / 2] = H::from_f64(v);
@@ -193,9 +202,13 @@ pub(super) fn check_backward_sweeps<H: Bits>(
         let k = test_gradient(n);
         let (sum_exp, sum_g) = sums(&src, extremes, k);
         let want = exp_sum::<H>(&row, max, &[]);
-        assert_eq!(sum_exp.to_bits(), want.to_bits(), "Σ exp, {n} classes, {deep:?}");
+        assert_eq!(
+            sum_exp.to_bits(),
+            want.to_bits(),
+            "Σ exp, {n} classes, {spread}, {deep:?}"
+        );
         let want = class_gradient_sum::<H, false>(n, k, &[]);
-        assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {deep:?}");
+        assert_eq!(sum_g.to_bits(), want.to_bits(), "Σg, {n} classes, {spread}, {deep:?}");
         let ln_sum = H::round_f32(H::round_f32(sum_exp).ln());
         row_seen(&src, extremes, ln_sum);
         let mut buffer = vec![H::from_f64(0.0); n + 64];
@@ -205,7 +218,7 @@ pub(super) fn check_backward_sweeps<H: Bits>(
         let cases = (0..16).flat_map(|o| targets.map(|k| (o, k)));
         for (offset, k) in cases.chain([(0, zero_base), (5, zero_base)]) {
             let at = format!(
-                "{n} classes at {offset}, {deep:?}, base {}, target {}",
+                "{n} classes at {offset}, {spread}, {deep:?}, base {}, target {}",
                 k.base, k.target
             );
             let out = &mut buffer[aligned + offset..aligned + offset + n];
