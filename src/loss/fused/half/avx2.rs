@@ -869,14 +869,19 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
             step(x, start, false)
         }),
     };
+    if stream {
+        // Streaming stores are weakly ordered: the fence makes them visible
+        // before any later store, such as the target's below or the one
+        // that tells the thread waiting on this job that it is done (as the
+        // AVX-512 level orders them).
+        _mm_sfence();
+    }
     // The loop above wrote the target's class as any other; the target's
     // 16 classes again, with the target, kept out of the loop, where its
     // test and blend would cost every step.
     if k.target < full {
         let start = k.target / LANES * LANES;
         // SAFETY: the CPU has AVX2 and F16C; start + 16 ≤ full ≤ out.len().
-        // The same thread wrote these classes before (streamed or not), so
-        // these stores land after those.
         unsafe {
             let (o, _) = step(load(src, start), start, true);
             let p = out.as_mut_ptr().add(start);
@@ -900,11 +905,6 @@ unsafe fn backward_sweep<H: Half8 + Bits, const SUM: bool, const WEIGHTED: bool,
         if scan_next {
             scan.add_tail(next, full);
         }
-    }
-    if stream {
-        // Orders the streaming stores before any later store (another
-        // thread may read the gradient once this job is done).
-        _mm_sfence();
     }
     let sum = if SUM { fold::<H>(acc) } else { 0.0 };
     (sum, scan_next.then(|| scan.verdict(next)))
