@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, POLY, ROUNDER};
 use super::kdim::{KdimNext, KdimScales};
-use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
+use super::lanes::{finish_block, prefetch, prefetch_at, BLOCK, LANES, TILE};
 
 /// Lanes of a 256-bit vector of f32: half of [`LANES`].
 const HALF: usize = LANES / 2;
@@ -176,73 +176,23 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
     }
     // SAFETY (all loads and stores below): within the slices, by the asserts above.
     let (m_lo, m_hi) = unsafe { (_mm256_loadu_ps(max.as_ptr()), _mm256_loadu_ps(max.as_ptr().add(8))) };
-    let mut next_max = [_mm256_set1_ps(f32::NEG_INFINITY); 2];
-    // Lanes 0–3, 4–7, 8–11 and 12–15 of S and of L in f64.
-    let mut sum_exp = [_mm256_setzero_pd(); 4];
-    let mut sum_shifted = [_mm256_setzero_pd(); 4];
-    let p = pack.as_mut_ptr();
-    let next_at = next
-        .as_mut()
-        .map(|n| (n.logits.as_ptr(), n.values.as_mut_ptr(), n.stride));
-    let mut k0 = 0;
-    while k0 < classes {
-        let (mut e_lo, mut e_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let (mut s_lo, mut s_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        for k in k0..classes.min(k0 + BLOCK / LANES) {
-            match next_at {
-                Some((logits, values, next_stride)) => unsafe {
-                    // The tile after next, a line per class and group, so
-                    // that the copy above it finds its lines in L2.
-                    if let Some(v) = ahead.get(TILE + k * inner + j) {
-                        prefetch(v);
-                    }
-                    let from = logits.add(k * inner + j);
-                    let to = values.add(k * next_stride + j);
-                    let (lo, hi) = (_mm256_loadu_ps(from), _mm256_loadu_ps(from.add(8)));
-                    _mm256_storeu_ps(to, lo);
-                    _mm256_storeu_ps(to.add(8), hi);
-                    // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.
-                    next_max = [_mm256_max_ps(lo, next_max[0]), _mm256_max_ps(hi, next_max[1])];
-                },
-                None => {
-                    if let Some(v) = ahead.get(k * inner + j) {
-                        prefetch(v);
-                    }
-                }
-            }
-            unsafe {
-                let run = p.add(k * stride + j);
-                let d_lo = _mm256_sub_ps(_mm256_loadu_ps(run), m_lo);
-                let d_hi = _mm256_sub_ps(_mm256_loadu_ps(run.add(8)), m_hi);
-                let (x_lo, x_hi) = (exp8(d_lo), exp8(d_hi));
-                e_lo = _mm256_add_ps(e_lo, x_lo);
-                e_hi = _mm256_add_ps(e_hi, x_hi);
-                if COEF {
-                    let w = _mm256_set1_ps(*a.get_unchecked(k));
-                    s_lo = _mm256_fmadd_ps(d_lo, w, s_lo);
-                    s_hi = _mm256_fmadd_ps(d_hi, w, s_hi);
-                } else {
-                    s_lo = _mm256_add_ps(s_lo, d_lo);
-                    s_hi = _mm256_add_ps(s_hi, d_hi);
-                }
-                if WRITE {
-                    _mm256_storeu_ps(run, x_lo);
-                    _mm256_storeu_ps(run.add(8), x_hi);
-                }
-            }
-        }
-        // Each lane's block sum into f64, as `sum_exp[l] += e_acc[l] as f64`.
-        for (i, v) in [e_lo, e_hi].into_iter().enumerate() {
-            sum_exp[2 * i] = _mm256_add_pd(sum_exp[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-            sum_exp[2 * i + 1] = _mm256_add_pd(sum_exp[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
-        }
-        for (i, v) in [s_lo, s_hi].into_iter().enumerate() {
-            sum_shifted[2 * i] = _mm256_add_pd(sum_shifted[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-            sum_shifted[2 * i + 1] =
-                _mm256_add_pd(sum_shifted[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
-        }
-        k0 += BLOCK / LANES;
-    }
+    let sweep = KdimSweep {
+        pack: pack.as_mut_ptr(),
+        stride,
+        j,
+        m: [m_lo, m_hi],
+        a,
+        ahead: ahead.as_ptr(),
+        inner,
+    };
+    // The copy or not chosen here, not in each class step.
+    let (sum_exp, sum_shifted, next_max) = match next.as_mut() {
+        // SAFETY: `check` above; the rest by the asserts above.
+        Some(n) => unsafe {
+            sweep.run::<COEF, WRITE, true>(classes, n.logits.as_ptr(), n.values.as_mut_ptr(), n.stride)
+        },
+        None => unsafe { sweep.run::<COEF, WRITE, false>(classes, std::ptr::null(), std::ptr::null_mut(), 0) },
+    };
     if let Some(n) = next {
         unsafe {
             _mm256_storeu_ps(n.max.as_mut_ptr(), next_max[0]);
@@ -258,6 +208,98 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
         }
     }
     (out_exp, out_shifted)
+}
+
+/// [`kdim_sums`]' loop over the classes of one group.
+struct KdimSweep<'a> {
+    pack: *mut f32,
+    stride: usize,
+    j: usize,
+    m: [__m256; 2],
+    a: &'a [f32],
+    /// The block from the next tile on (only prefetched from).
+    ahead: *const f32,
+    inner: usize,
+}
+
+impl KdimSweep<'_> {
+    /// S and L in f64 (lanes 0–3, 4–7, 8–11, 12–15) and, with `COPY`, the
+    /// max of the next tile's columns copied from `logits` to `values`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; the group at `j` of each of
+    /// `classes` classes must lie within `pack` (and within `logits` and
+    /// `values` with `COPY`, classes `inner` and `next_stride` apart), and
+    /// `a` hold `classes` weights with `COEF`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run<const COEF: bool, const WRITE: bool, const COPY: bool>(
+        &self,
+        classes: usize,
+        logits: *const f32,
+        values: *mut f32,
+        next_stride: usize,
+    ) -> ([__m256d; 4], [__m256d; 4], [__m256; 2]) {
+        let (p, j, inner) = (self.pack, self.j, self.inner);
+        let [m_lo, m_hi] = self.m;
+        let mut next_max = [_mm256_set1_ps(f32::NEG_INFINITY); 2];
+        let mut sum_exp = [_mm256_setzero_pd(); 4];
+        let mut sum_shifted = [_mm256_setzero_pd(); 4];
+        let mut k0 = 0;
+        while k0 < classes {
+            let (mut e_lo, mut e_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut s_lo, mut s_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for k in k0..classes.min(k0 + BLOCK / LANES) {
+                // SAFETY: the caller's promises.
+                unsafe {
+                    if COPY {
+                        // The tile after next, a line per class and group, so
+                        // that the copy below finds its lines in L2.
+                        prefetch_at(self.ahead.wrapping_add(TILE + k * inner + j));
+                        let from = logits.add(k * inner + j);
+                        let to = values.add(k * next_stride + j);
+                        let (lo, hi) = (_mm256_loadu_ps(from), _mm256_loadu_ps(from.add(8)));
+                        _mm256_storeu_ps(to, lo);
+                        _mm256_storeu_ps(to.add(8), hi);
+                        // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.
+                        next_max = [_mm256_max_ps(lo, next_max[0]), _mm256_max_ps(hi, next_max[1])];
+                    } else {
+                        prefetch_at(self.ahead.wrapping_add(k * inner + j));
+                    }
+                    let run = p.add(k * self.stride + j);
+                    let d_lo = _mm256_sub_ps(_mm256_loadu_ps(run), m_lo);
+                    let d_hi = _mm256_sub_ps(_mm256_loadu_ps(run.add(8)), m_hi);
+                    let (x_lo, x_hi) = (exp8(d_lo), exp8(d_hi));
+                    e_lo = _mm256_add_ps(e_lo, x_lo);
+                    e_hi = _mm256_add_ps(e_hi, x_hi);
+                    if COEF {
+                        let w = _mm256_set1_ps(*self.a.get_unchecked(k));
+                        s_lo = _mm256_fmadd_ps(d_lo, w, s_lo);
+                        s_hi = _mm256_fmadd_ps(d_hi, w, s_hi);
+                    } else {
+                        s_lo = _mm256_add_ps(s_lo, d_lo);
+                        s_hi = _mm256_add_ps(s_hi, d_hi);
+                    }
+                    if WRITE {
+                        _mm256_storeu_ps(run, x_lo);
+                        _mm256_storeu_ps(run.add(8), x_hi);
+                    }
+                }
+            }
+            // Each lane's block sum into f64, as `sum_exp[l] += e_acc[l] as f64`.
+            for (i, v) in [e_lo, e_hi].into_iter().enumerate() {
+                sum_exp[2 * i] = _mm256_add_pd(sum_exp[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+                sum_exp[2 * i + 1] = _mm256_add_pd(sum_exp[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
+            }
+            for (i, v) in [s_lo, s_hi].into_iter().enumerate() {
+                sum_shifted[2 * i] = _mm256_add_pd(sum_shifted[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+                sum_shifted[2 * i + 1] =
+                    _mm256_add_pd(sum_shifted[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
+            }
+            k0 += BLOCK / LANES;
+        }
+        (sum_exp, sum_shifted, next_max)
+    }
 }
 
 /// `kdim::write_gradient` for f32, as `avx512::kdim_gradient` computes it,

@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, POLY, ROUNDER};
 use super::kdim::{KdimNext, KdimScales};
-use super::lanes::{finish_block, prefetch, BLOCK, LANES, TILE};
+use super::lanes::{finish_block, prefetch, prefetch_at, BLOCK, LANES, TILE};
 
 /// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane
 /// (tested on every 61st negative pattern in `half/avx512.rs`). Its last
@@ -200,63 +200,23 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
     }
     // SAFETY (all loads and stores below): within the slices, by the asserts above.
     let m = unsafe { _mm512_loadu_ps(max.as_ptr()) };
-    let mut next_max = _mm512_set1_ps(f32::NEG_INFINITY);
-    let (mut exp_lo, mut exp_hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
-    let (mut shifted_lo, mut shifted_hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
-    let p = pack.as_mut_ptr();
-    let next_at = next
-        .as_mut()
-        .map(|n| (n.logits.as_ptr(), n.values.as_mut_ptr(), n.stride));
-    let mut k0 = 0;
-    while k0 < classes {
-        let mut e_acc = _mm512_setzero_ps();
-        let mut s_acc = _mm512_setzero_ps();
-        for k in k0..classes.min(k0 + BLOCK / LANES) {
-            match next_at {
-                Some((logits, values, next_stride)) => unsafe {
-                    // The tile after next, a line per class and group, so
-                    // that the copy above it finds its lines in L2.
-                    if let Some(v) = ahead.get(TILE + k * inner + j) {
-                        prefetch(v);
-                    }
-                    let v = _mm512_loadu_ps(logits.add(k * inner + j));
-                    _mm512_storeu_ps(values.add(k * next_stride + j), v);
-                    // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.
-                    next_max = _mm512_max_ps(v, next_max);
-                },
-                None => {
-                    if let Some(v) = ahead.get(k * inner + j) {
-                        prefetch(v);
-                    }
-                }
-            }
-            unsafe {
-                let run = p.add(k * stride + j);
-                let d = _mm512_sub_ps(_mm512_loadu_ps(run), m);
-                let e = exp16(d);
-                e_acc = _mm512_add_ps(e_acc, e);
-                s_acc = match COEF {
-                    true => _mm512_fmadd_ps(d, _mm512_set1_ps(*a.get_unchecked(k)), s_acc),
-                    false => _mm512_add_ps(s_acc, d),
-                };
-                if WRITE {
-                    _mm512_storeu_ps(run, e);
-                }
-            }
-        }
-        // Each lane's block sum into f64, as `sum_exp[l] += e_acc[l] as f64`.
-        exp_lo = _mm512_add_pd(exp_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e_acc)));
-        exp_hi = _mm512_add_pd(
-            exp_hi,
-            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e_acc)))),
-        );
-        shifted_lo = _mm512_add_pd(shifted_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(s_acc)));
-        shifted_hi = _mm512_add_pd(
-            shifted_hi,
-            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(s_acc)))),
-        );
-        k0 += BLOCK / LANES;
-    }
+    let sweep = KdimSweep {
+        pack: pack.as_mut_ptr(),
+        stride,
+        j,
+        m,
+        a,
+        ahead: ahead.as_ptr(),
+        inner,
+    };
+    // The copy or not chosen here, not in each class step.
+    let ([exp_lo, exp_hi], [shifted_lo, shifted_hi], next_max) = match next.as_mut() {
+        // SAFETY: `check` above; the rest by the asserts above.
+        Some(n) => unsafe {
+            sweep.run::<COEF, WRITE, true>(classes, n.logits.as_ptr(), n.values.as_mut_ptr(), n.stride)
+        },
+        None => unsafe { sweep.run::<COEF, WRITE, false>(classes, std::ptr::null(), std::ptr::null_mut(), 0) },
+    };
     if let Some(n) = next {
         unsafe { _mm512_storeu_ps(n.max.as_mut_ptr(), next_max) };
     }
@@ -325,6 +285,88 @@ pub(super) fn pick_targets(
             _mm512_storeu_pd(out_picked.as_mut_ptr().add(j), _mm512_cvtps_pd(picked));
         }
         j += 8;
+    }
+}
+
+/// [`kdim_sums`]' loop over the classes of one group.
+struct KdimSweep<'a> {
+    pack: *mut f32,
+    stride: usize,
+    j: usize,
+    m: __m512,
+    a: &'a [f32],
+    /// The block from the next tile on (only prefetched from).
+    ahead: *const f32,
+    inner: usize,
+}
+
+impl KdimSweep<'_> {
+    /// S and L in f64 (lanes 0–7 and 8–15) and, with `COPY`, the max of
+    /// the next tile's columns copied from `logits` to `values`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and FMA; the group at `j` of each of
+    /// `classes` classes must lie within `pack` (and within `logits` and
+    /// `values` with `COPY`, classes `inner` and `next_stride` apart), and
+    /// `a` hold `classes` weights with `COEF`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn run<const COEF: bool, const WRITE: bool, const COPY: bool>(
+        &self,
+        classes: usize,
+        logits: *const f32,
+        values: *mut f32,
+        next_stride: usize,
+    ) -> ([__m512d; 2], [__m512d; 2], __m512) {
+        let (p, j, inner, m) = (self.pack, self.j, self.inner, self.m);
+        let mut next_max = _mm512_set1_ps(f32::NEG_INFINITY);
+        let (mut exp_lo, mut exp_hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let (mut shifted_lo, mut shifted_hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let mut k0 = 0;
+        while k0 < classes {
+            let mut e_acc = _mm512_setzero_ps();
+            let mut s_acc = _mm512_setzero_ps();
+            for k in k0..classes.min(k0 + BLOCK / LANES) {
+                // SAFETY: the caller's promises.
+                unsafe {
+                    if COPY {
+                        // The tile after next, a line per class and group, so
+                        // that the copy below finds its lines in L2.
+                        prefetch_at(self.ahead.wrapping_add(TILE + k * inner + j));
+                        let v = _mm512_loadu_ps(logits.add(k * inner + j));
+                        _mm512_storeu_ps(values.add(k * next_stride + j), v);
+                        // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.
+                        next_max = _mm512_max_ps(v, next_max);
+                    } else {
+                        prefetch_at(self.ahead.wrapping_add(k * inner + j));
+                    }
+                    let run = p.add(k * self.stride + j);
+                    let d = _mm512_sub_ps(_mm512_loadu_ps(run), m);
+                    let e = exp16(d);
+                    e_acc = _mm512_add_ps(e_acc, e);
+                    s_acc = match COEF {
+                        true => _mm512_fmadd_ps(d, _mm512_set1_ps(*self.a.get_unchecked(k)), s_acc),
+                        false => _mm512_add_ps(s_acc, d),
+                    };
+                    if WRITE {
+                        _mm512_storeu_ps(run, e);
+                    }
+                }
+            }
+            // Each lane's block sum into f64, as `sum_exp[l] += e_acc[l] as f64`.
+            exp_lo = _mm512_add_pd(exp_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e_acc)));
+            exp_hi = _mm512_add_pd(
+                exp_hi,
+                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e_acc)))),
+            );
+            shifted_lo = _mm512_add_pd(shifted_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(s_acc)));
+            shifted_hi = _mm512_add_pd(
+                shifted_hi,
+                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(s_acc)))),
+            );
+            k0 += BLOCK / LANES;
+        }
+        ([exp_lo, exp_hi], [shifted_lo, shifted_hi], next_max)
     }
 }
 

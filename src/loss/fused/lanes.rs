@@ -151,6 +151,20 @@ pub(super) fn prefetch<T>(v: &T) {
     }
 }
 
+/// [`prefetch`] of the line at `p`, which may point anywhere (past a
+/// slice's end too): for loops that would otherwise test each address.
+#[inline(always)]
+pub(super) fn prefetch_at<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch cannot fault or change memory, whatever the
+    // address (an unmapped one is dropped); SSE is part of the x86-64
+    // baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        _mm_prefetch::<_MM_HINT_T1>(p.cast());
+    }
+}
+
 /// S and L over a row given its max; with `WRITE` the exponentials go to
 /// `out`, with `COEF` L is weighted by `a` (both the row's length). The next
 /// row is prefetched meanwhile, so the memory streams while this one computes.
