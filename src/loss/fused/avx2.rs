@@ -398,9 +398,10 @@ fn kdim_gradient_group<const COEF: bool>(
     }
 }
 
-/// `kdim::pick_targets` for f32, four positions per step with gathers (as
-/// `avx512::pick_targets` takes eight): each kept position's class (else
-/// `u32::MAX`, also past `width`), its weight (1 without `weights`) and its
+/// `kdim::pick_targets` for f32, four positions per gather (as
+/// `avx512::pick_targets` takes eight; whole lines of eight targets with
+/// plain loads and one prefetch, the last few with masked loads): each kept
+/// position's class (else `u32::MAX`, also past `width`), its weight (1 without `weights`) and its
 /// logit from the packed tile (`values`, rows `stride` apart), both 0 where
 /// not kept. `targets` holds the raw targets from the tile's first on (at
 /// least `width`), `ignore` marks ignored ones; the next tile's are
@@ -427,16 +428,8 @@ pub(super) unsafe fn pick_targets(
     let lane = _mm256_setr_epi64x(0, 1, 2, 3);
     // The low 32 bits of each 64-bit lane, in lanes 0–3.
     let low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    let mut j = 0;
-    while j < width {
-        // One line of eight targets every other step: the next tile's, so
-        // that its loads below find them in cache.
-        if let Some(ahead) = targets.get(j + TILE).filter(|_| j % 8 == 0) {
-            prefetch(ahead);
-        }
-        let within = _mm256_cmpgt_epi64(_mm256_set1_epi64x((width - j).min(4) as i64), lane);
-        // SAFETY: only the lanes below width are loaded (masked lanes do not fault).
-        let y = unsafe { _mm256_maskload_epi64(targets.as_ptr().add(j), within) };
+    // Four positions from j, given which of them lie below `width`.
+    let mut four = |j: usize, within: __m256i, y: __m256i| {
         let kept = _mm256_andnot_si256(_mm256_cmpeq_epi64(y, _mm256_set1_epi64x(ignore)), within);
         // Validation keeps every kept class in 0..C; checked here, as the gathers rely on it.
         let outside = _mm256_or_si256(
@@ -469,6 +462,27 @@ pub(super) unsafe fn pick_targets(
             _mm256_storeu_pd(out_weights.as_mut_ptr().add(j), weight);
             _mm256_storeu_pd(out_picked.as_mut_ptr().add(j), _mm256_cvtps_pd(picked));
         }
+    };
+    let all = _mm256_set1_epi64x(-1);
+    let mut j = 0;
+    // Whole lines of eight targets: plain loads, and the next tile's line
+    // prefetched, so that its loads find it in cache.
+    while j + 8 <= width {
+        prefetch_at(targets.as_ptr().wrapping_add(j + TILE));
+        // SAFETY: j + 8 ≤ width ≤ targets.len().
+        let (y0, y1) = unsafe {
+            let t = targets.as_ptr().add(j).cast::<__m256i>();
+            (_mm256_loadu_si256(t), _mm256_loadu_si256(t.add(1)))
+        };
+        four(j, all, y0);
+        four(j + 4, all, y1);
+        j += 8;
+    }
+    while j < width {
+        let within = _mm256_cmpgt_epi64(_mm256_set1_epi64x((width - j).min(4) as i64), lane);
+        // SAFETY: only the lanes below width are loaded (masked lanes do not fault).
+        let y = unsafe { _mm256_maskload_epi64(targets.as_ptr().add(j), within) };
+        four(j, within, y);
         j += 4;
     }
 }
