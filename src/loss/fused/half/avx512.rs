@@ -5,8 +5,9 @@
 //! One 16-lane vector holds the portable loops' 16 lanes (lane l sums the
 //! classes c ≡ l mod 16, the last few classes go to lanes 0..), every step
 //! is the portable step (the exp is `fast_exp`'s, see `fused/avx512.rs`;
-//! the backward gathers half its e^(lp) from `exp_table.rs`, that exp's
-//! values of every half-precision lp, and computes the other half), and the rounding is `half_bits.rs`'s: `vcvtps2ph` with round-to-nearest-
+//! the backward gathers e^(lp) from `exp_table.rs`, that exp's values of
+//! every half-precision lp, or for f16 half of them, computing the rest),
+//! and the rounding is `half_bits.rs`'s: `vcvtps2ph` with round-to-nearest-
 //! even rounds exactly as it does (tested on every 61st f32 pattern), and
 //! bf16 rounds with the same integer steps. So every level gives the same
 //! bits. Rows holding NaN or +inf (or only −inf) never come here: their
@@ -49,6 +50,11 @@ fn store_kind<H>(out: *const H, bytes: usize) -> Store {
 
 /// A half type's conversions on 16 lanes (and its table of exps).
 pub(crate) trait Half16: ExpTable {
+    /// Whether the backward sweep computes every other 16 classes' e^lp
+    /// rather than gathering it: f16, whose conversions leave the
+    /// vector units less to spare than the gather costs; not bf16
+    /// (measured 2–3 % slower with it, rows that miss the permuted table).
+    const COMPUTED_EXPS: bool;
     /// Sixteen values (their bits) as f32, exactly (NaN aside: rows with NaN
     /// do not come here).
     ///
@@ -96,6 +102,8 @@ pub(crate) trait Half16: ExpTable {
 }
 
 impl Half16 for f16 {
+    const COMPUTED_EXPS: bool = true;
+
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn widen16(bits: __m256i) -> __m512 {
@@ -134,6 +142,8 @@ impl Half16 for f16 {
 }
 
 impl Half16 for bf16 {
+    const COMPUTED_EXPS: bool = false;
+
     /// One word permute puts the values in the lanes' high halves and the
     /// zeros of the upper 256 bits below them: one µop, where a zero
     /// extension and a shift take two. (VBMI2's expanding load, the other
@@ -704,8 +714,8 @@ unsafe fn permuted_sweep<H: Half16, const SUM: bool>(
 }
 
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN. Its
-/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits, for
-/// every other 16 classes, and from [`exp`] (the same bits) for the rest;
+/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits (for
+/// f16, every other 16 classes: the rest from [`exp`], the same bits);
 /// unweighted, on rows whose lps take at most [`PERMUTED`] patterns
 /// ([`lp_patterns`]), the gradient values themselves come from a table the
 /// row builds ([`permuted_sweep`]).
@@ -817,14 +827,15 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
         }
     };
     // 32 classes a turn, and of the next row in one scan. The first 16
-    // gather their exps, the second 16 compute them: the gather waits on
-    // the loads, the exp on the vector units, so the two overlap (either
-    // alone measured ≈ 17 % slower, f16). After a permuted sweep (up to
-    // the last whole 32) it takes the 16 whole classes left, if any.
-    // (`chunk` called once, so that LLVM inlines it in every variant.)
+    // gather their exps; for f16 the second 16 compute them
+    // (`Half16::COMPUTED_EXPS`): the gather waits on the loads, the exp on
+    // the vector units, so the two overlap (f16: the gather alone measured
+    // 7–11 % slower, the exp alone slower still). After a permuted sweep
+    // (up to the last whole 32) it takes the 16 whole classes left, if
+    // any. (`chunk` called once, so that LLVM inlines it in every variant.)
     let mut i = swept;
     while i < full {
-        for (start, computed) in [(i, false), (i + LANES, true)] {
+        for (start, computed) in [(i, false), (i + LANES, H::COMPUTED_EXPS)] {
             if start < full {
                 chunk(start, computed);
             }
