@@ -6,7 +6,8 @@
 //! classes c ≡ l mod 16, the last few classes go to lanes 0..), every step
 //! is the portable step (the exp is `fast_exp`'s, see `fused/avx512.rs`;
 //! the backward gathers e^(lp) from `exp_table.rs`, that exp's values of
-//! every half-precision lp), and the rounding is `half_bits.rs`'s: `vcvtps2ph` with round-to-nearest-
+//! every half-precision lp, or for f16 half of them, computing the rest),
+//! and the rounding is `half_bits.rs`'s: `vcvtps2ph` with round-to-nearest-
 //! even rounds exactly as it does (tested on every 61st f32 pattern), and
 //! bf16 rounds with the same integer steps. So every level gives the same
 //! bits. Rows holding NaN or +inf (or only −inf) never come here: their
@@ -49,6 +50,11 @@ fn store_kind<H>(out: *const H, bytes: usize) -> Store {
 
 /// A half type's conversions on 16 lanes (and its table of exps).
 pub(crate) trait Half16: ExpTable {
+    /// Whether the backward sweep computes every other 16 classes' e^lp
+    /// rather than gathering it: f16, whose conversions leave the
+    /// vector units less to spare than the gather costs; not bf16
+    /// (measured 2–3 % slower with it, rows that miss the permuted table).
+    const COMPUTED_EXPS: bool;
     /// Sixteen values (their bits) as f32, exactly (NaN aside: rows with NaN
     /// do not come here).
     ///
@@ -96,6 +102,8 @@ pub(crate) trait Half16: ExpTable {
 }
 
 impl Half16 for f16 {
+    const COMPUTED_EXPS: bool = true;
+
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn widen16(bits: __m256i) -> __m512 {
@@ -134,6 +142,8 @@ impl Half16 for f16 {
 }
 
 impl Half16 for bf16 {
+    const COMPUTED_EXPS: bool = false;
+
     /// One word permute puts the values in the lanes' high halves and the
     /// zeros of the upper 256 bits below them: one µop, where a zero
     /// extension and a shift take two. (VBMI2's expanding load, the other
@@ -704,7 +714,8 @@ unsafe fn permuted_sweep<H: Half16, const SUM: bool>(
 }
 
 /// [`class_backward`]; with `NUMBERS` no gradient value is NaN. Its
-/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits;
+/// e^(lp_c) come from the type's [`ExpTable`], indexed by lp_c's bits (for
+/// f16, every other 16 classes: the rest from [`exp`], the same bits);
 /// unweighted, on rows whose lps take at most [`PERMUTED`] patterns
 /// ([`lp_patterns`]), the gradient values themselves come from a table the
 /// row builds ([`permuted_sweep`]).
@@ -732,15 +743,19 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
     let exps = H::exp_table();
     let table = exps.as_ptr();
     // Classes `start..start + 16`: the 16 gradient values (their bits), and
-    // the smoothing terms.
+    // the smoothing terms; with `computed` e^lp from the exp, else gathered
+    // from the table (the same bits, see `exp_table.rs`).
     // SAFETY: the CPU has AVX-512 F and BW (the caller's promise).
-    let step = |x: __m512, start: usize| unsafe {
+    let step = |x: __m512, start: usize, computed: bool| unsafe {
         // Never NaN (see `log_probability`): the portable loop's NaN
         // branch around the exp is not needed.
         let (lp, index) = H::round16_number_indexed(_mm512_sub_ps(_mm512_sub_ps(x, m), ln));
-        // SAFETY: each index is 16 bits zero-extended, below `PATTERNS`,
-        // the table's length.
-        let e = _mm512_i32gather_ps::<4>(index, table);
+        let e = match computed {
+            true => exp::<false>(lp),
+            // SAFETY: each index is 16 bits zero-extended, below `PATTERNS`,
+            // the table's length.
+            false => _mm512_i32gather_ps::<4>(index, table),
+        };
         let wv = if WEIGHTED { weights(w, start) } else { base };
         let mut g = if WEIGHTED {
             H::round16(_mm512_mul_ps(base, wv))
@@ -796,8 +811,8 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
     let out_at = out.as_mut_ptr();
     // SAFETY: the CPU has AVX-512 F and BW (the caller's promise); i + 16 ≤ full ≤ out.len() (asserted);
     // out + i has the alignment `store_kind` found for out, as the streaming stores require.
-    let mut chunk = |i: usize| unsafe {
-        let (o, term) = step(load(src, i), i);
+    let mut chunk = |i: usize, computed: bool| unsafe {
+        let (o, term) = step(load(src, i), i, computed);
         let p = out_at.add(i);
         match store {
             Store::Plain => _mm256_storeu_si256(p.cast(), o),
@@ -811,26 +826,27 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
             acc = _mm512_add_ps(acc, term);
         }
     };
-    // 32 classes of the next row in one scan every other chunk of 16, up
-    // to the last whole 32: the body written once, so that LLVM inlines it
-    // in every variant (unrolled by two, the weighted ones called it).
-    let scanned = full / SCAN * SCAN;
-    if lps.is_none() {
-        let mut i = 0;
-        while i < full {
-            chunk(i);
-            if scan_next && i % SCAN == 0 && i < scanned {
-                // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ scanned ≤ next.len().
-                unsafe { scan.add_at(next, i) };
+    // 32 classes a turn, and of the next row in one scan. The first 16
+    // gather their exps; for f16 the second 16 compute them
+    // (`Half16::COMPUTED_EXPS`): the gather waits on the loads, the exp on
+    // the vector units, so the two overlap (f16: the gather alone measured
+    // 7–11 % slower, the exp alone slower still). After a permuted sweep
+    // (up to the last whole 32) it takes the 16 whole classes left, if
+    // any. (`chunk` called once, so that LLVM inlines it in every variant.)
+    let mut i = swept;
+    while i < full {
+        for (start, computed) in [(i, false), (i + LANES, H::COMPUTED_EXPS)] {
+            if start < full {
+                chunk(start, computed);
             }
-            i += LANES;
         }
-    } else if !WEIGHTED && swept < full {
-        // The 16 whole classes after the permuted sweep's last 32. (Weighted
-        // rows never take it: `!WEIGHTED` keeps this call out of their code,
-        // where a second call would leave `chunk` out of line.)
-        chunk(swept);
+        if scan_next && i + SCAN <= full {
+            // SAFETY: the CPU has AVX-512 F and BW; i + 32 ≤ full ≤ next.len().
+            unsafe { scan.add_at(next, i) };
+        }
+        i += SCAN;
     }
+    let scanned = full / SCAN * SCAN;
     if store != Store::Plain {
         // Streaming stores are weakly ordered: the fence makes them visible
         // before any later store, such as the target's below or the one
@@ -842,14 +858,19 @@ unsafe fn backward_sweep<H: Half16 + Bits, const SUM: bool, const WEIGHTED: bool
     if !WEIGHTED && k.target < swept {
         let start = k.target / LANES * LANES;
         // SAFETY: the CPU has AVX-512 F and BW; start + 16 ≤ swept ≤ out.len().
-        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(start).cast(), step(load(src, start), start).0) };
+        unsafe {
+            _mm256_storeu_si256(
+                out.as_mut_ptr().add(start).cast(),
+                step(load(src, start), start, false).0,
+            )
+        };
     }
     if full < n {
         let (padded, mask) = tail(src, full);
         let mut written = [H::from_f64(0.0); LANES];
         // SAFETY: `padded` and `written` hold 16 values; the CPU has AVX-512 F and BW.
         unsafe {
-            let (o, term) = step(load(&padded, 0), full);
+            let (o, term) = step(load(&padded, 0), full, false);
             _mm256_storeu_si256(written.as_mut_ptr().cast(), o);
             if SUM {
                 acc = _mm512_mask_add_ps(acc, mask, acc, term);
@@ -942,6 +963,50 @@ mod tests {
             }
             (e, e_normal)
         });
+    }
+
+    /// The backward sweep's computed e^lp (`exp::<false>`) gives the
+    /// table's bits, which the other half of its classes gather, for every
+    /// lp a row can take: every value of the type at or below zero, −inf
+    /// included (lp never rises above zero, see `lp_patterns`; NaN rows
+    /// never come here).
+    fn computed_exp_is_the_table<H: Half16 + Bits>() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        let table = H::exp_table();
+        let lps: Vec<u16> = (0..=u16::MAX)
+            .filter(|&bits| H::of_bits(bits).widen_f32() <= 0.0)
+            .collect();
+        assert!(lps.len() > 30_000, "{} patterns", lps.len());
+        for chunk in lps.chunks(LANES) {
+            let mut lp = [0.0f32; LANES];
+            for (l, &bits) in chunk.iter().enumerate() {
+                lp[l] = H::of_bits(bits).widen_f32();
+            }
+            let mut e = [0.0f32; LANES];
+            // SAFETY: the CPU has AVX-512 F (checked above); the arrays hold 16 f32.
+            unsafe { _mm512_storeu_ps(e.as_mut_ptr(), exp::<false>(_mm512_loadu_ps(lp.as_ptr()))) };
+            for (l, &bits) in chunk.iter().enumerate() {
+                assert_eq!(
+                    e[l].to_bits(),
+                    table[bits as usize].to_bits(),
+                    "e^{} ({bits:#06x})",
+                    lp[l]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn computed_exp_is_the_table_f16() {
+        computed_exp_is_the_table::<f16>();
+    }
+
+    #[test]
+    fn computed_exp_is_the_table_bf16() {
+        computed_exp_is_the_table::<bf16>();
     }
 
     /// [`check_next_max`] on this level's forward and backward sweeps, rows up to 150 classes.
