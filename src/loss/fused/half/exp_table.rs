@@ -4,13 +4,12 @@
 //! of computed.
 //!
 //! Why a table: libtorch rounds lp to the half type before its exp, so the
-//! exp takes one of 2^16 inputs. On a CPU with one 512-bit floating-point
-//! port, the exp's ten vector operations cost ten cycles per 16 classes; a
-//! gather of 16 entries runs on the load ports beside that work and costs
-//! almost nothing (measured on Sapphire Rapids). The rows the kernel sees
-//! touch a few kilobytes of each table: their lp span a narrow range.
-//! Each table holds 256 KiB, built once, on first use, in well under a
-//! millisecond.
+//! exp takes one of 2^16 inputs. A gather of 16 entries runs on the load
+//! ports, beside the vector units' work; at the AVX-512 level float16 rows
+//! gather half their exps and compute the other half (the same bits), so
+//! that both kinds of units work (`Half16::COMPUTED_EXPS` in
+//! `avx512.rs`). The rows the kernel sees touch a few kilobytes of each
+//! table: their lp span a narrow range.
 
 use std::sync::OnceLock;
 
