@@ -141,14 +141,7 @@ fn row_max<T: Lane>(x: &[T]) -> T {
 /// Asks for the cache line holding `v` to be brought into L2. A hint only.
 #[inline(always)]
 pub(super) fn prefetch<T>(v: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch cannot fault or change memory, whatever the address;
-    // this one comes from a reference, so it is valid anyway. SSE is part of
-    // the x86-64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        _mm_prefetch::<_MM_HINT_T1>((v as *const T).cast());
-    }
+    prefetch_at(v);
 }
 
 /// [`prefetch`] of the line at `p`, which may point anywhere (past a
@@ -163,6 +156,8 @@ pub(super) fn prefetch_at<T>(p: *const T) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
         _mm_prefetch::<_MM_HINT_T1>(p.cast());
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// S and L over a row given its max; with `WRITE` the exponentials go to
