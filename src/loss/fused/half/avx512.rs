@@ -53,7 +53,8 @@ pub(crate) trait Half16: ExpTable {
     /// Whether the backward sweep computes every other 16 classes' e^lp
     /// rather than gathering it: f16, whose conversions leave the
     /// vector units less to spare than the gather costs; not bf16
-    /// (measured 2–3 % slower with it, rows that miss the permuted table).
+    /// (no faster with it, within noise, on rows that miss the permuted
+    /// table).
     const COMPUTED_EXPS: bool;
     /// Sixteen values (their bits) as f32, exactly (NaN aside: rows with NaN
     /// do not come here).
