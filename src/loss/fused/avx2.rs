@@ -311,7 +311,7 @@ impl KdimSweep<'_> {
 /// straight from registers: no buffer on the stack copied out after.
 ///
 /// With `stream`, a run that starts on a 32-byte boundary (as the tiles'
-/// runs do when the output is, see `GradientTiles`) goes out in streaming
+/// runs do when the output is, see `LineTiles`) goes out in streaming
 /// stores; other runs take ordinary ones, and a run's last partial group a
 /// masked store. The caller fences.
 ///

@@ -706,7 +706,7 @@ fn half_rows_swept_directly_give_the_scalar_bits() {
     }
 }
 
-/// The gradient's tiles follow the output's 64-byte lines (`GradientTiles`):
+/// The gradient's tiles follow the output's 64-byte lines (`LineTiles`):
 /// at every offset of the output from a line, on every level, the terms and
 /// the gradient are the scalar level's bits, streamed (a large block) or not.
 #[test]
@@ -736,6 +736,47 @@ fn check_output_offsets<T: Lane>(mut case: Case<T>) {
         simd::set_simd_level(None);
         let flat: Vec<f64> = terms.iter().flat_map(|t| [t.0, t.1]).collect();
         (bits64(&flat), bits(out))
+    };
+    let scalar = at(SimdLevel::Scalar, 0);
+    for level in [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512] {
+        for offset in 0..per_line {
+            assert!(at(level, offset) == scalar, "{level:?} at offset {offset}");
+        }
+    }
+}
+
+/// The forward's tiles follow the logits' 64-byte lines (`LineTiles`): at
+/// every offset of the logits from a line, on every level, the terms are
+/// the scalar level's bits, per position and reduced.
+#[test]
+fn forward_tiles_follow_the_logits_lines() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng(4646);
+    for (round, shape) in [[1, 9, 2 * JOB], [2, 2, JOB + 48], [1, 3, 1024]]
+        .into_iter()
+        .enumerate()
+    {
+        for reduction in [Reduction::None, Reduction::Mean] {
+            let mut f32_case = random_case::<f32>(&mut rng, &shape, round != 1);
+            let mut f64_case = random_case::<f64>(&mut rng, &shape, round == 1);
+            (f32_case.reduction, f64_case.reduction) = (reduction, reduction);
+            check_logits_offsets(f32_case);
+            check_logits_offsets(f64_case);
+        }
+    }
+}
+
+fn check_logits_offsets<T: Lane>(mut case: Case<T>) {
+    case.probabilities = None;
+    let per_line = 64 / std::mem::size_of::<T>();
+    let mut buffer = vec![T::ZERO; case.x.len() + per_line];
+    let mut at = |level, offset: usize| {
+        let x = &mut buffer[offset..offset + case.x.len()];
+        x.copy_from_slice(&case.x);
+        simd::set_simd_level(Some(level));
+        let terms = case.with(|problem, _, target, _| forward_terms(problem, x, target).expect("f32/f64 go fused"));
+        simd::set_simd_level(None);
+        bits64(&terms.iter().flat_map(|t| [t.0, t.1]).collect::<Vec<f64>>())
     };
     let scalar = at(SimdLevel::Scalar, 0);
     for level in [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512] {
