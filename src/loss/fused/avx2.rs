@@ -224,7 +224,10 @@ struct KdimSweep<'a> {
 
 impl KdimSweep<'_> {
     /// S and L in f64 (lanes 0–3, 4–7, 8–11, 12–15) and, with `COPY`, the
-    /// max of the next tile's columns copied from `logits` to `values`.
+    /// max of the next tile's columns copied from `logits` to `values`:
+    /// the group's two halves of 8 lanes one after the other (each half's
+    /// loop keeps the exp's constants in registers, where both halves'
+    /// accumulators together left too few of the 16).
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; the group at `j` of each of
@@ -240,62 +243,76 @@ impl KdimSweep<'_> {
         values: *mut f32,
         next_stride: usize,
     ) -> ([__m256d; 4], [__m256d; 4], [__m256; 2]) {
+        // SAFETY: the caller's promises, for each half.
+        let (lo_exp, lo_shifted, lo_max) =
+            unsafe { self.half::<COEF, WRITE, COPY, true>(0, classes, logits, values, next_stride) };
+        let (hi_exp, hi_shifted, hi_max) =
+            unsafe { self.half::<COEF, WRITE, COPY, false>(HALF, classes, logits, values, next_stride) };
+        (
+            [lo_exp[0], lo_exp[1], hi_exp[0], hi_exp[1]],
+            [lo_shifted[0], lo_shifted[1], hi_shifted[0], hi_shifted[1]],
+            [lo_max, hi_max],
+        )
+    }
+
+    /// [`KdimSweep::run`] for the 8 lanes from `h` (0 or `HALF`); with
+    /// `PREFETCH`, each class step prefetches the group's line ahead.
+    ///
+    /// # Safety
+    /// As [`KdimSweep::run`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn half<const COEF: bool, const WRITE: bool, const COPY: bool, const PREFETCH: bool>(
+        &self,
+        h: usize,
+        classes: usize,
+        logits: *const f32,
+        values: *mut f32,
+        next_stride: usize,
+    ) -> ([__m256d; 2], [__m256d; 2], __m256) {
         let (p, j, inner) = (self.pack, self.j, self.inner);
-        let [m_lo, m_hi] = self.m;
-        let mut next_max = [_mm256_set1_ps(f32::NEG_INFINITY); 2];
-        let mut sum_exp = [_mm256_setzero_pd(); 4];
-        let mut sum_shifted = [_mm256_setzero_pd(); 4];
+        let m = self.m[h / HALF];
+        let mut next_max = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut sum_exp = [_mm256_setzero_pd(); 2];
+        let mut sum_shifted = [_mm256_setzero_pd(); 2];
         let mut k0 = 0;
         while k0 < classes {
-            let (mut e_lo, mut e_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            let (mut s_lo, mut s_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut e, mut s) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             for k in k0..classes.min(k0 + BLOCK / LANES) {
                 // SAFETY: the caller's promises.
                 unsafe {
                     if COPY {
-                        // The tile after next, a line per class and group, so
-                        // that the copy below finds its lines in L2.
-                        prefetch_at(self.ahead.wrapping_add(TILE + k * inner + j));
-                        let from = logits.add(k * inner + j);
-                        let to = values.add(k * next_stride + j);
-                        let (lo, hi) = (_mm256_loadu_ps(from), _mm256_loadu_ps(from.add(8)));
-                        _mm256_storeu_ps(to, lo);
-                        _mm256_storeu_ps(to.add(8), hi);
+                        if PREFETCH {
+                            // The tile after next, a line per class and group, so
+                            // that the copy below finds its lines in L2.
+                            prefetch_at(self.ahead.wrapping_add(TILE + k * inner + j));
+                        }
+                        let v = _mm256_loadu_ps(logits.add(k * inner + j + h));
+                        _mm256_storeu_ps(values.add(k * next_stride + j + h), v);
                         // max(v, acc) is acc where v is NaN or equal: f32::max(acc, v), as in `tile_pack`.
-                        next_max = [_mm256_max_ps(lo, next_max[0]), _mm256_max_ps(hi, next_max[1])];
-                    } else {
+                        next_max = _mm256_max_ps(v, next_max);
+                    } else if PREFETCH {
                         prefetch_at(self.ahead.wrapping_add(k * inner + j));
                     }
-                    let run = p.add(k * self.stride + j);
-                    let d_lo = _mm256_sub_ps(_mm256_loadu_ps(run), m_lo);
-                    let d_hi = _mm256_sub_ps(_mm256_loadu_ps(run.add(8)), m_hi);
-                    let (x_lo, x_hi) = (exp8(d_lo), exp8(d_hi));
-                    e_lo = _mm256_add_ps(e_lo, x_lo);
-                    e_hi = _mm256_add_ps(e_hi, x_hi);
+                    let run = p.add(k * self.stride + j + h);
+                    let d = _mm256_sub_ps(_mm256_loadu_ps(run), m);
+                    let x = exp8(d);
+                    e = _mm256_add_ps(e, x);
                     if COEF {
-                        let w = _mm256_set1_ps(*self.a.get_unchecked(k));
-                        s_lo = _mm256_fmadd_ps(d_lo, w, s_lo);
-                        s_hi = _mm256_fmadd_ps(d_hi, w, s_hi);
+                        s = _mm256_fmadd_ps(d, _mm256_set1_ps(*self.a.get_unchecked(k)), s);
                     } else {
-                        s_lo = _mm256_add_ps(s_lo, d_lo);
-                        s_hi = _mm256_add_ps(s_hi, d_hi);
+                        s = _mm256_add_ps(s, d);
                     }
                     if WRITE {
-                        _mm256_storeu_ps(run, x_lo);
-                        _mm256_storeu_ps(run.add(8), x_hi);
+                        _mm256_storeu_ps(run, x);
                     }
                 }
             }
             // Each lane's block sum into f64, as `sum_exp[l] += e_acc[l] as f64`.
-            for (i, v) in [e_lo, e_hi].into_iter().enumerate() {
-                sum_exp[2 * i] = _mm256_add_pd(sum_exp[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-                sum_exp[2 * i + 1] = _mm256_add_pd(sum_exp[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
-            }
-            for (i, v) in [s_lo, s_hi].into_iter().enumerate() {
-                sum_shifted[2 * i] = _mm256_add_pd(sum_shifted[2 * i], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-                sum_shifted[2 * i + 1] =
-                    _mm256_add_pd(sum_shifted[2 * i + 1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
-            }
+            sum_exp[0] = _mm256_add_pd(sum_exp[0], _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+            sum_exp[1] = _mm256_add_pd(sum_exp[1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(e)));
+            sum_shifted[0] = _mm256_add_pd(sum_shifted[0], _mm256_cvtps_pd(_mm256_castps256_ps128(s)));
+            sum_shifted[1] = _mm256_add_pd(sum_shifted[1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(s)));
             k0 += BLOCK / LANES;
         }
         (sum_exp, sum_shifted, next_max)
