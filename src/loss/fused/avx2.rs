@@ -17,6 +17,9 @@ use super::lanes::{finish_block, prefetch, prefetch_at, BLOCK, LANES, TILE};
 /// Lanes of a 256-bit vector of f32: half of [`LANES`].
 const HALF: usize = LANES / 2;
 
+/// The rounder's bits less 127: shifted's bits less this are n + 127.
+const BIASED_ROUNDER_BITS: i32 = ROUNDER.to_bits() as i32 - 127;
+
 /// e^d for eight d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -34,9 +37,8 @@ pub(super) fn exp8_with(d: __m256, poly: &[f32]) -> __m256 {
     // NaN), and there give +0. Off the exp's chain of dependent steps, it
     // is 3 cycles shorter, which the K-dim sweep's latency-bound loop
     // feels.
-    let (e_r, n, n_bits) = exp8_parts(d, poly);
+    let (e_r, n, biased) = exp8_parts(d, poly);
     let normal = _mm256_cmp_ps::<_CMP_GE_OQ>(n, _mm256_set1_ps(-126.0));
-    let biased = _mm256_add_epi32(n_bits, _mm256_set1_epi32(127));
     _mm256_and_ps(
         normal,
         _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased))),
@@ -49,20 +51,22 @@ pub(super) fn exp8_with(d: __m256, poly: &[f32]) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn exp8_normal_with(d: __m256, poly: &[f32]) -> __m256 {
-    let (e_r, _, n_bits) = exp8_parts(d, poly);
-    let biased = _mm256_add_epi32(n_bits, _mm256_set1_epi32(127));
+    let (e_r, _, biased) = exp8_parts(d, poly);
     _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
 }
 
-/// e^r, n and n as an integer of e^d = e^r·2^n (see
-/// `fast_exp::exp_nonpositive_f32`); only meaningful where n ≥ −126.
+/// e^r, n, and n + 127 as an integer (2^n's biased exponent) of
+/// e^d = e^r·2^n (see `fast_exp::exp_nonpositive_f32`); only meaningful
+/// where n ≥ −126.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp8_parts(d: __m256, poly: &[f32]) -> (__m256, __m256, __m256i) {
     let rounder = _mm256_set1_ps(ROUNDER);
     let shifted = _mm256_fmadd_ps(d, _mm256_set1_ps(LOG2_E), rounder);
     let n = _mm256_sub_ps(shifted, rounder);
-    let n_bits = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(rounder));
+    // n is shifted's bits less the rounder's (wrapping i32 arithmetic);
+    // the bias folded into that one subtraction saves an addition per exp.
+    let biased = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(BIASED_ROUNDER_BITS));
     // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), d);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
@@ -70,7 +74,7 @@ fn exp8_parts(d: __m256, poly: &[f32]) -> (__m256, __m256, __m256i) {
     for &c in &poly[1..] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    (_mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0)), n, n_bits)
+    (_mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0)), n, biased)
 }
 
 /// `lanes::row_sums` for f32: S and L over a row given its max.
