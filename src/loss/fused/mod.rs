@@ -26,6 +26,7 @@ pub(super) mod half;
 mod kdim;
 mod lanes;
 mod probabilities;
+mod spare;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,7 @@ use classes::Classes;
 pub(crate) use lanes::Lane;
 use lanes::{PackedTile, TileStats, TILE};
 use probabilities::Probabilities;
+use spare::Spare;
 
 /// The upstream gradient: one value per position (`none`) or one in all.
 #[derive(Clone, Copy)]
@@ -76,6 +78,14 @@ pub(super) struct Scratch<T> {
     stats: TileStats,
     /// A class-target K-dim tile's targets, flags and gradient scales.
     kdim: Box<kdim::TileBuffers<T>>,
+}
+
+impl<T: Lane> spare::Reusable for Scratch<T> {
+    /// The next tile that the last task copied: the same block address and
+    /// position in the next call may hold other logits.
+    fn forget(&mut self) {
+        self.next_at = None;
+    }
 }
 
 impl<T: Lane> Default for Scratch<T> {
@@ -250,7 +260,7 @@ fn kdim_job_sums<T: Lane>(kernel: &dyn Kernel<T>, task: usize, block: &[T], inne
     let sums: Vec<(f64, f64)> = (0..inner / JOB)
         .into_par_iter()
         .map_init(
-            || (Scratch::default(), Vec::new()),
+            || (Spare::<Scratch<T>>::take(), Spare::<Vec<(f64, f64)>>::take()),
             |(scratch, slots), job| {
                 // Every slot is written, so a reused buffer needs no clearing.
                 slots.resize(JOB, (0.0, 0.0));
@@ -318,7 +328,7 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
         let layout = TermsLayout::new(problem, rows);
         let mut terms = layout.buffer();
         terms.par_chunks_mut(layout.dest_len()).enumerate().for_each_init(
-            || (Scratch::default(), Vec::new()),
+            || (Spare::<Scratch<T>>::take(), Spare::<Vec<(f64, f64)>>::take()),
             |(scratch, local), (task, dest)| {
                 let block = x.get(task * c * inner..(task + 1) * c * inner).unwrap_or(&[]);
                 if inner > 1 && !layout.per_position && splits_at_jobs(inner) {
@@ -342,7 +352,7 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
                         slots
                             .par_chunks_mut(JOB)
                             .enumerate()
-                            .for_each_init(Scratch::default, |scratch, (job, slots)| {
+                            .for_each_init(Spare::<Scratch<T>>::take, |scratch, (job, slots)| {
                                 kdim_job(kernel, task, block, inner, job, slots, scratch)
                             });
                     }
@@ -541,7 +551,7 @@ fn backward_typed<T: Lane>(
             .zip(terms.par_chunks_mut(layout.dest_len()))
             .enumerate()
             .for_each_init(
-                || (Scratch::default(), Vec::new()),
+                || (Spare::<Scratch<T>>::take(), Spare::<Vec<(f64, f64)>>::take()),
                 |(scratch, local), (i, (out, dest))| {
                     layout.fill(i, dest, local, |first, slots| {
                         task(i, &x[i * chunk..], out, first, slots, scratch)
@@ -555,7 +565,13 @@ fn backward_typed<T: Lane>(
             .zip(terms.par_chunks_mut(layout.dest_len()))
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Scratch::default(), Vec::new()),
+                || {
+                    (
+                        Vec::new(),
+                        Spare::<Scratch<T>>::take(),
+                        Spare::<Vec<(f64, f64)>>::take(),
+                    )
+                },
                 |(copy, scratch, local), (i, (data, dest))| {
                     copy.clear();
                     copy.extend_from_slice(data);

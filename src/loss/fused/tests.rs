@@ -786,6 +786,41 @@ fn check_logits_offsets<T: Lane>(mut case: Case<T>) {
     }
 }
 
+/// Scratch buffers outlive a call (`spare.rs`), and one of them remembers
+/// which next tile it copied, by block address and position: a later call
+/// on the same buffer, with other logits in it, must not take that copy.
+/// A kept scratch that copied job 1's first tile, then job 1 on new
+/// logits: the bits of a fresh scratch, on every level.
+#[test]
+fn a_kept_scratch_forgets_the_tile_it_copied() {
+    let _forcing = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng(2718);
+    for level in [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512] {
+        simd::set_simd_level(Some(level));
+        let mut case = random_case::<f32>(&mut rng, &[1, 3, 2 * JOB], false);
+        case.probabilities = None;
+        let mut block = case.x.clone();
+        let job = |block: &[f32], index: usize, scratch: &mut Scratch<f32>| {
+            case.with(|problem, _, target, _| {
+                with_kernel::<f32, f32, _>(problem, target, |kernel| {
+                    let mut slots = vec![(0.0, 0.0); JOB];
+                    kdim_job(kernel, 0, block, 2 * JOB, index, &mut slots, scratch);
+                    bits64(&slots.iter().flat_map(|t| [t.0, t.1]).collect::<Vec<f64>>())
+                })
+                .expect("a class-target kernel")
+            })
+        };
+        // Job 0's last tile copies job 1's first; the scratch is kept.
+        job(&block, 0, &mut Spare::<Scratch<f32>>::take());
+        for v in block.iter_mut() {
+            *v = -*v;
+        }
+        let kept = job(&block, 1, &mut Spare::<Scratch<f32>>::take());
+        assert!(kept == job(&block, 1, &mut Scratch::default()), "{level:?}");
+        simd::set_simd_level(None);
+    }
+}
+
 /// `pairwise_sum`'s definition, recursive all the way down.
 fn pairwise_reference(terms: &[(f64, f64)]) -> (f64, f64) {
     if terms.len() <= 8 {
