@@ -15,7 +15,8 @@ use std::ops::{Deref, DerefMut};
 
 /// At most this many buffers wait per thread: more than are ever in use at
 /// once on one thread (a task's and a nested task's), few enough to keep
-/// the memory held between calls small (a scratch is tens of KiB).
+/// the memory held between calls small (a K-dim scratch is tens of KiB; a
+/// row scratch for probability targets holds one coefficient per class).
 const KEPT: usize = 8;
 
 thread_local! {
