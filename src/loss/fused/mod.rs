@@ -214,9 +214,9 @@ const JOB: usize = TILE * TILES_PER_JOB;
 /// Job `job`'s positions of batch `task` (block `block`, `inner` positions)
 /// into `slots`, in tiles that follow the logits' 64-byte lines
 /// ([`LineTiles`]): a group of positions that straddles two lines makes
-/// each of the sweep's copies from the block two loads and two misses
-/// (measured at the AVX2 level, one thread: the forward 4–7 % slower with
-/// the logits 16 bytes past a line, as a large `Vec` is). The last tile
+/// each of the sweep's copies from the block touch two lines (measured at
+/// the AVX2 level, one thread: the forward 4–7 % slower with the logits 16
+/// bytes past a line, as a large `Vec` is). The last tile
 /// asks for the next job's first one too: the thread usually takes that
 /// job next, and its copy is then ready.
 fn kdim_job<T: Lane>(
@@ -328,7 +328,7 @@ fn forward_typed<E: Element, T: Lane>(problem: &Problem, x: &[T], target: &Targe
         let layout = TermsLayout::new(problem, rows);
         let mut terms = layout.buffer();
         terms.par_chunks_mut(layout.dest_len()).enumerate().for_each_init(
-            || (Spare::<Scratch<T>>::take(), Spare::<Vec<(f64, f64)>>::take()),
+            || (Spare::<Scratch<T>>::take(), Vec::new()),
             |(scratch, local), (task, dest)| {
                 let block = x.get(task * c * inner..(task + 1) * c * inner).unwrap_or(&[]);
                 if inner > 1 && !layout.per_position && splits_at_jobs(inner) {
@@ -551,7 +551,7 @@ fn backward_typed<T: Lane>(
             .zip(terms.par_chunks_mut(layout.dest_len()))
             .enumerate()
             .for_each_init(
-                || (Spare::<Scratch<T>>::take(), Spare::<Vec<(f64, f64)>>::take()),
+                || (Spare::<Scratch<T>>::take(), Vec::new()),
                 |(scratch, local), (i, (out, dest))| {
                     layout.fill(i, dest, local, |first, slots| {
                         task(i, &x[i * chunk..], out, first, slots, scratch)
@@ -565,13 +565,7 @@ fn backward_typed<T: Lane>(
             .zip(terms.par_chunks_mut(layout.dest_len()))
             .enumerate()
             .for_each_init(
-                || {
-                    (
-                        Vec::new(),
-                        Spare::<Scratch<T>>::take(),
-                        Spare::<Vec<(f64, f64)>>::take(),
-                    )
-                },
+                || (Vec::new(), Spare::<Scratch<T>>::take(), Vec::new()),
                 |(copy, scratch, local), (i, (data, dest))| {
                     copy.clear();
                     copy.extend_from_slice(data);

@@ -15,8 +15,10 @@ use std::ops::{Deref, DerefMut};
 
 /// At most this many buffers wait per thread: more than are ever in use at
 /// once on one thread (a task's and a nested task's), few enough to keep
-/// the memory held between calls small (a K-dim scratch is tens of KiB; a
-/// row scratch for probability targets holds one coefficient per class).
+/// the memory held between calls small (a K-dim scratch is tens of KiB, a
+/// K-dim job's slots 64 KiB; a row scratch for probability targets holds
+/// one coefficient per class). Buffers sized by the input (a task's terms,
+/// a copy of its logits) are not kept.
 const KEPT: usize = 8;
 
 thread_local! {
