@@ -727,7 +727,7 @@ fn check_output_offsets<T: Lane>(mut case: Case<T>) {
     case.probabilities = None;
     let per_line = 64 / std::mem::size_of::<T>();
     let mut buffer = vec![T::ZERO; case.x.len() + per_line];
-    let mut at = |level, offset: usize| {
+    let at = |level, offset: usize| {
         simd::set_simd_level(Some(level));
         let out = &mut buffer[offset..offset + case.x.len()];
         let terms = case.with(|problem, input, target, up| {
@@ -737,6 +737,13 @@ fn check_output_offsets<T: Lane>(mut case: Case<T>) {
         let flat: Vec<f64> = terms.iter().flat_map(|t| [t.0, t.1]).collect();
         (bits64(&flat), bits(out))
     };
+    every_offset_gives_the_scalar_bits(per_line, at);
+}
+
+/// `at(level, offset)` (a result, its buffer at `offset` elements from a
+/// 64-byte line) gives what the scalar level gives at offset 0, on every
+/// level and at each of a line's `per_line` offsets.
+fn every_offset_gives_the_scalar_bits<R: PartialEq>(per_line: usize, mut at: impl FnMut(SimdLevel, usize) -> R) {
     let scalar = at(SimdLevel::Scalar, 0);
     for level in [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512] {
         for offset in 0..per_line {
@@ -770,7 +777,7 @@ fn check_logits_offsets<T: Lane>(mut case: Case<T>) {
     case.probabilities = None;
     let per_line = 64 / std::mem::size_of::<T>();
     let mut buffer = vec![T::ZERO; case.x.len() + per_line];
-    let mut at = |level, offset: usize| {
+    let at = |level, offset: usize| {
         let x = &mut buffer[offset..offset + case.x.len()];
         x.copy_from_slice(&case.x);
         simd::set_simd_level(Some(level));
@@ -778,12 +785,7 @@ fn check_logits_offsets<T: Lane>(mut case: Case<T>) {
         simd::set_simd_level(None);
         bits64(&terms.iter().flat_map(|t| [t.0, t.1]).collect::<Vec<f64>>())
     };
-    let scalar = at(SimdLevel::Scalar, 0);
-    for level in [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512] {
-        for offset in 0..per_line {
-            assert!(at(level, offset) == scalar, "{level:?} at offset {offset}");
-        }
-    }
+    every_offset_gives_the_scalar_bits(per_line, at);
 }
 
 /// Scratch buffers outlive a call (`spare.rs`), and one of them remembers
