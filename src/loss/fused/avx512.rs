@@ -218,7 +218,11 @@ pub(super) unsafe fn kdim_sums<const COEF: bool, const WRITE: bool>(
         None => unsafe { sweep.run::<COEF, WRITE, false>(classes, std::ptr::null(), std::ptr::null_mut(), 0) },
     };
     if let Some(n) = next {
-        unsafe { _mm512_storeu_ps(n.max.as_mut_ptr(), next_max) };
+        unsafe {
+            _mm512_storeu_ps(n.max.as_mut_ptr(), next_max);
+            // This level keeps no min: its masked exp costs nothing extra.
+            _mm512_storeu_ps(n.min.as_mut_ptr(), _mm512_set1_ps(f32::NEG_INFINITY));
+        }
     }
     let mut sum_exp = [0.0f64; LANES];
     let mut sum_shifted = [0.0f64; LANES];

@@ -19,7 +19,10 @@
 //! out of the block, one class per step: a separate copy would wait for
 //! memory with nothing to do, while here the loads' wait overlaps with the
 //! exponentials. The same step prefetches that class's line of the tile
-//! after next, so that the copy's loads find it in L2. On AVX-512 the targets' logits and weights are gathered
+//! after next, so that the copy's loads find it in L2. The AVX2 copy also
+//! keeps each position's min (`PackedTile::min`): where a half group's
+//! logits all lie within `fast_exp::NORMAL_EXP_FLOOR` of their max, its
+//! exps skip the clamp, with the same bits. On AVX-512 the targets' logits and weights are gathered
 //! (`avx512::pick_targets`), and the gradient goes out from registers in
 //! whole 64-byte streaming lines (`avx512::kdim_gradient`): no buffer in
 //! between, one store per line.
@@ -180,13 +183,15 @@ pub(super) struct Next<'a, T> {
 
 /// The next tile's side of the f32 sweeps that copy it (`avx512::kdim_sums`,
 /// `avx2::kdim_sums`): the block from its first position on (classes
-/// `inner` apart), its packed values (rows `stride` apart) and the max of
-/// the group's 16 positions.
+/// `inner` apart), its packed values (rows `stride` apart) and the max and
+/// min of the group's 16 positions (the min may be written as −∞: see
+/// `PackedTile::min`).
 pub(super) struct KdimNext<'a> {
     pub logits: &'a [f32],
     pub values: &'a mut [f32],
     pub stride: usize,
     pub max: &'a mut [f32],
+    pub min: &'a mut [f32],
 }
 
 impl KdimNext<'_> {
@@ -202,7 +207,8 @@ impl KdimNext<'_> {
                 || (j + LANES <= self.stride
                     && self.logits.len() >= last * inner + j + LANES
                     && self.values.len() >= last * self.stride + j + LANES
-                    && self.max.len() >= LANES)
+                    && self.max.len() >= LANES
+                    && self.min.len() >= LANES)
         );
     }
 }
@@ -214,13 +220,14 @@ trait GroupSums<T: Lane> {
     /// Whether [`GroupSums::sums`] copies the next tile's groups.
     fn copies(t: &Tile<'_, T>) -> bool;
     /// [`sums`], and with `next` the group's columns of the next tile into
-    /// `next.tile` with their max.
+    /// `next.tile` with their max (and min). `extremes` are the group's
+    /// max and min per position (the min may be lower: `PackedTile::min`).
     fn sums<const COEF: bool, const WRITE: bool>(
         t: &Tile<'_, T>,
         pack: &mut [T],
         stride: usize,
         j: usize,
-        max: &[T; LANES],
+        extremes: (&[T; LANES], &[T; LANES]),
         next: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]);
     /// [`write_gradient`]'s runs, without the closing fence.
@@ -246,7 +253,7 @@ impl<T: Lane> GroupSums<T> for Portable {
         pack: &mut [T],
         stride: usize,
         j: usize,
-        max: &[T; LANES],
+        (max, _): (&[T; LANES], &[T; LANES]),
         _: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]) {
         sums::<T, COEF, WRITE>(t, pack, stride, j, max)
@@ -264,12 +271,13 @@ impl<T: Lane> GroupSums<T> for Portable {
 }
 
 /// A group's arguments to the f32 sweeps (`avx512::kdim_sums`,
-/// `avx2::kdim_sums`): the packed tile, the group's max, the class weights,
-/// the block from the next tile on, and the next tile's side.
+/// `avx2::kdim_sums`): the packed tile, the group's max and min, the class
+/// weights, the block from the next tile on, and the next tile's side.
 #[cfg(target_arch = "x86_64")]
 struct F32Group<'a> {
     pack: &'a mut [f32],
     max: &'a [f32],
+    min: &'a [f32],
     a: &'a [f32],
     ahead: &'a [f32],
     next: Option<KdimNext<'a>>,
@@ -282,7 +290,7 @@ fn f32_group<'a, T: Lane>(
     t: &'a Tile<'_, T>,
     pack: &'a mut [T],
     j: usize,
-    max: &'a [T; LANES],
+    (max, min): (&'a [T; LANES], &'a [T; LANES]),
     next: Option<&'a mut Next<'_, T>>,
 ) -> Option<F32Group<'a>> {
     let next = next.and_then(|n| {
@@ -292,12 +300,14 @@ fn f32_group<'a, T: Lane>(
             values: f32::cast_mut(&mut n.tile.values[..])?,
             stride,
             max: f32::cast_mut(&mut n.tile.max[j..j + LANES])?,
+            min: f32::cast_mut(&mut n.tile.min[j..j + LANES])?,
         })
     });
     let block = f32::cast(t.block)?;
     Some(F32Group {
         pack: f32::cast_mut(pack)?,
         max: f32::cast(&max[..])?,
+        min: f32::cast(&min[..])?,
         a: f32::cast(t.class_weights.unwrap_or(&[]))?,
         ahead: block.get(t.s0 + TILE..).unwrap_or(&[]),
         next,
@@ -313,14 +323,14 @@ fn sums_with<T: Lane, const COEF: bool, const WRITE: bool>(
     pack: &mut [T],
     stride: usize,
     j: usize,
-    max: &[T; LANES],
+    extremes: (&[T; LANES], &[T; LANES]),
     next: Option<&mut Next<'_, T>>,
     kernel: impl FnOnce(F32Group<'_>) -> ([f64; LANES], [f64; LANES]),
 ) -> ([f64; LANES], [f64; LANES]) {
     let is_f32 = f32::cast::<T>(&[]).is_some();
-    match f32_group(t, pack, j, max, next).filter(|_| is_f32) {
+    match f32_group(t, pack, j, extremes, next).filter(|_| is_f32) {
         Some(g) => kernel(g),
-        None => sums::<T, COEF, WRITE>(t, pack, stride, j, max),
+        None => sums::<T, COEF, WRITE>(t, pack, stride, j, extremes.0),
     }
 }
 
@@ -341,10 +351,10 @@ impl<T: Lane> GroupSums<T> for Avx512 {
         pack: &mut [T],
         stride: usize,
         j: usize,
-        max: &[T; LANES],
+        extremes: (&[T; LANES], &[T; LANES]),
         next: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]) {
-        sums_with::<T, COEF, WRITE>(t, pack, stride, j, max, next, |g| {
+        sums_with::<T, COEF, WRITE>(t, pack, stride, j, extremes, next, |g| {
             // SAFETY: `Avx512` is named only in `kdim_tile`'s branch for the
             // AVX-512 level, which a `Simd` token holds only when the CPU
             // reports AVX-512 F, VL, DQ, AVX2 and FMA.
@@ -391,14 +401,16 @@ impl<T: Lane> GroupSums<T> for Avx2 {
         pack: &mut [T],
         stride: usize,
         j: usize,
-        max: &[T; LANES],
+        extremes: (&[T; LANES], &[T; LANES]),
         next: Option<&mut Next<'_, T>>,
     ) -> ([f64; LANES], [f64; LANES]) {
-        sums_with::<T, COEF, WRITE>(t, pack, stride, j, max, next, |g| {
+        sums_with::<T, COEF, WRITE>(t, pack, stride, j, extremes, next, |g| {
             // SAFETY: `Avx2` is named only in `kdim_tile`'s branch for the
             // AVX2 level, which a `Simd` token holds only when the CPU
             // reports AVX2 and FMA.
-            unsafe { super::avx2::kdim_sums::<COEF, WRITE>(g.pack, stride, j, g.max, g.a, g.ahead, t.inner, g.next) }
+            unsafe {
+                super::avx2::kdim_sums::<COEF, WRITE>(g.pack, stride, j, (g.max, g.min), g.a, g.ahead, t.inner, g.next)
+            }
         })
     }
     #[inline(always)]
@@ -492,13 +504,13 @@ fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
     pack: &mut [T],
     stride: usize,
     j: usize,
-    max_t: &[T; LANES],
+    (max_t, min_t): (&[T; LANES], &[T; LANES]),
     next: Option<&mut Next<'_, T>>,
     grad: Option<GroupGrad<'_, T>>,
     terms: &mut [(f64, f64); LANES],
     flags: &mut TileFlags,
 ) {
-    let (sum_exp, sum_shifted) = S::sums::<COEF, WRITE>(t, pack, stride, j, max_t, next);
+    let (sum_exp, sum_shifted) = S::sums::<COEF, WRITE>(t, pack, stride, j, (max_t, min_t), next);
     let mut log_sums = [0.0f64; LANES];
     ln_into(&sum_exp, &mut log_sums);
     let ys: &[u32; LANES] = t.targets.ys[j..j + LANES].try_into().expect("LANES values");
@@ -702,6 +714,7 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
     let copied = next.as_ref().map_or(0, |n| (n.tile.width / LANES * LANES).min(stride));
     for j in (0..stride).step_by(LANES) {
         let m: &[T; LANES] = packed.max[j..j + LANES].try_into().expect("LANES values");
+        let low: &[T; LANES] = packed.min[j..j + LANES].try_into().expect("LANES values");
         let mut group_terms = [(0.0, 0.0); LANES];
         let pack = &mut packed.values[..];
         let next = next.as_deref_mut().filter(|_| j < copied);
@@ -712,7 +725,7 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
                     pack,
                     stride,
                     j,
-                    m,
+                    (m, low),
                     next,
                     grad.as_deref_mut().map(|g| (g.coefficients, &mut *g.scales)),
                     &mut group_terms,

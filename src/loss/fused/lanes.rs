@@ -301,6 +301,10 @@ pub(super) struct PackedTile<T> {
     pub values: Vec<T>,
     /// The max per position (padding lanes: 0).
     pub max: Vec<T>,
+    /// The min per position where the AVX2 sweep that copied the tile
+    /// kept it, else −∞ (padding lanes: 0). A position whose
+    /// min − max is at least `fast_exp::NORMAL_EXP_FLOOR` needs no clamp in its exps.
+    pub min: Vec<T>,
     pub width: usize,
 }
 
@@ -309,18 +313,20 @@ impl<T: Lane> PackedTile<T> {
         PackedTile {
             values: Vec::new(),
             max: Vec::new(),
+            min: Vec::new(),
             width: 0,
         }
     }
 
     /// Makes room for `classes` rows of `width` positions. Neither the
-    /// values nor the max are cleared: [`tile_pack_columns`] and `kdim.rs`'s
-    /// sweeps write every one (padding included) before it is read.
+    /// values nor the max and min are cleared: [`tile_pack_columns`] and
+    /// `kdim.rs`'s sweeps write every one (padding included) before it is read.
     pub fn reset(&mut self, classes: usize, width: usize) {
         let stride = padded(width);
         self.width = width;
         self.values.resize(classes * stride, T::ZERO);
         self.max.resize(stride, T::NEG_INFINITY);
+        self.min.resize(stride, T::NEG_INFINITY);
     }
 
     /// The value of class `k` at position `j` of the tile.
@@ -362,8 +368,11 @@ fn tile_pack_columns<T: Lane>(block: &[T], inner: usize, s0: usize, first: usize
             );
         }
         tile.max[first..width].copy_from_slice(&max[..width - first]);
+        // Not kept here: these positions' exps take the clamp.
+        tile.min[first..width].fill(T::NEG_INFINITY);
     }
     tile.max[width..stride].fill(T::ZERO);
+    tile.min[width..stride].fill(T::ZERO);
 }
 
 /// Copies one class's run into its packed row (padding with zeros) and

@@ -430,6 +430,13 @@ fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
                 let i = rng.below(case.x.len());
                 case.x[i] = f32::NEG_INFINITY;
             }
+            // A few finite logits far below the rest, where the exp needs its
+            // clamp (x − max below `NORMAL_EXP_FLOOR`, some below `MIN_INPUT`):
+            // a group's min must see them.
+            for _ in 0..rng.below(8) {
+                let i = rng.below(case.x.len());
+                case.x[i] = -80.0 - 40.0 * rng.uniform() as f32;
+            }
             if round % 2 == 0 {
                 // One position with every class at −inf.
                 let (b, j) = (rng.below(shape[0]), rng.below(s));
