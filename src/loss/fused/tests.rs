@@ -404,8 +404,9 @@ fn half_types_give_the_same_bits_on_every_level() {
 /// K-dim cases for `kdim.rs`: position counts per batch rarely a multiple
 /// of 16 and often more than one tile, −inf logits (some positions all
 /// −inf, which the reference decides), ignored positions, weights,
-/// smoothing, every reduction, per-position upstream gradients, and
-/// blocks large enough for the gradient's streaming stores.
+/// smoothing, every reduction, per-position upstream gradients, blocks
+/// large enough for the gradient's streaming stores, more classes than
+/// one block of f32 sums, and logits far below their position's max.
 fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
     let mut rng = Rng(seed);
     (0..count)
@@ -419,6 +420,10 @@ fn kdim_cases(seed: u64, count: usize) -> Vec<Case<f32>> {
             if round % 10 == 7 {
                 // A block large enough for streaming stores (`kdim::STREAM_BYTES`).
                 shape = vec![2, 21, 70 + rng.below(3), 70];
+            }
+            if round % 10 == 3 {
+                // More classes than one block of the sweeps' f32 sums (`BLOCK / LANES`).
+                shape = vec![1, 65 + rng.below(100), 20 + rng.below(200)];
             }
             if round % 4 == 1 {
                 shape.push(2 + rng.below(3));
