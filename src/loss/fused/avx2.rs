@@ -422,12 +422,23 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
     for k in 0..classes {
         let w = _mm256_set1_ps(if COEF { a[k] } else { 1.0 });
         let class = _mm256_set1_epi32(k as i32);
-        let e = &values[k * stride..][..stride];
+        let run = GradientRun {
+            e: values[k * stride..][..stride].as_ptr(),
+            scale_p: scales.scale_p.as_ptr(),
+            scale_w: scales.scale_w.as_ptr(),
+            ys: scales.ys.as_ptr(),
+            target_entries: scales.target_entries.as_ptr(),
+        };
         let dst = out[k * inner + s0..][..width].as_mut_ptr();
         let aligned = stream && (dst as usize).is_multiple_of(32);
+        // The whole groups' end, once: a test of p + 8 ≤ width per group
+        // took three instructions of the loop's control.
+        let whole = width / HALF * HALF;
         let mut p = 0;
-        while p + HALF <= width {
-            let g = kdim_gradient_group::<COEF>(e, scales, w, class, p);
+        while p < whole {
+            // SAFETY: p + 8 ≤ width ≤ stride, and each of the run's arrays
+            // holds `stride` values at least (asserted above).
+            let g = unsafe { kdim_gradient_group::<COEF>(&run, w, class, p) };
             // SAFETY: positions p..p + 8 of the run (p + 8 ≤ width); with
             // `aligned`, dst + p is 32-byte aligned (p a multiple of 8).
             unsafe {
@@ -439,7 +450,9 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
             p += HALF;
         }
         if p < width {
-            let g = kdim_gradient_group::<COEF>(e, scales, w, class, p);
+            // SAFETY: p + 8 ≤ stride: p is a multiple of 8 below width ≤
+            // stride, a multiple of 16 (asserted above).
+            let g = unsafe { kdim_gradient_group::<COEF>(&run, w, class, p) };
             let below = _mm256_cmpgt_epi32(
                 _mm256_set1_epi32((width - p) as i32),
                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
@@ -452,32 +465,39 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
 
 /// The gradient of the 8 positions at j of one class's run `e` (its
 /// exponentials), with `w` its weight and `class` its index in every lane.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; positions j..j + 8 of each of `run`'s
+/// arrays must lie within it (pointers, not slices: a bounds test per
+/// group was three of the loop's fifteen instructions).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn kdim_gradient_group<const COEF: bool>(
-    e: &[f32],
-    scales: &KdimScales<'_>,
-    w: __m256,
-    class: __m256i,
-    j: usize,
-) -> __m256 {
-    let (e, sp, sw) = (
-        &e[j..j + HALF],
-        &scales.scale_p[j..j + HALF],
-        &scales.scale_w[j..j + HALF],
-    );
-    let (ys, entries) = (&scales.ys[j..j + HALF], &scales.target_entries[j..j + HALF]);
-    // SAFETY: each slice above holds 8 values.
+unsafe fn kdim_gradient_group<const COEF: bool>(run: &GradientRun, w: __m256, class: __m256i, j: usize) -> __m256 {
+    // SAFETY: the caller's promise.
     unsafe {
-        let sw = _mm256_loadu_ps(sw.as_ptr());
+        let sw = _mm256_loadu_ps(run.scale_w.add(j));
         let shift = if COEF { _mm256_mul_ps(w, sw) } else { sw };
         let g = _mm256_add_ps(
-            _mm256_mul_ps(_mm256_loadu_ps(e.as_ptr()), _mm256_loadu_ps(sp.as_ptr())),
+            _mm256_mul_ps(_mm256_loadu_ps(run.e.add(j)), _mm256_loadu_ps(run.scale_p.add(j))),
             shift,
         );
-        let target = _mm256_cmpeq_epi32(_mm256_loadu_si256(ys.as_ptr().cast()), class);
-        _mm256_blendv_ps(g, _mm256_loadu_ps(entries.as_ptr()), _mm256_castsi256_ps(target))
+        let target = _mm256_cmpeq_epi32(_mm256_loadu_si256(run.ys.add(j).cast()), class);
+        _mm256_blendv_ps(
+            g,
+            _mm256_loadu_ps(run.target_entries.add(j)),
+            _mm256_castsi256_ps(target),
+        )
     }
+}
+
+/// One class run's exponentials and the tile's per-position scales, each
+/// from the tile's first position (see [`kdim_gradient_group`]).
+struct GradientRun {
+    e: *const f32,
+    scale_p: *const f32,
+    scale_w: *const f32,
+    ys: *const u32,
+    target_entries: *const f32,
 }
 
 /// `kdim::pick_targets` for f32, four positions per gather (as
