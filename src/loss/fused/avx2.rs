@@ -266,7 +266,8 @@ impl KdimSweep<'_> {
     /// The CPU must support AVX2 and FMA; the group at `j` of each of
     /// `classes` classes must lie within `pack` (and within `logits` and
     /// `values` with `COPY`, classes `inner` and `next_stride` apart), and
-    /// `a` hold `classes` weights with `COEF`.
+    /// `a` hold `classes` weights with `COEF`; with `FULL`, the packed
+    /// tile's stride and `next_stride` must both be `TILE`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run<const COEF: bool, const WRITE: bool, const COPY: bool, const FULL: bool>(
