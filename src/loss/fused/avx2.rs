@@ -11,7 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, NORMAL_EXP_FLOOR, POLY, ROUNDER};
-use super::kdim::{KdimNext, KdimScales};
+use super::kdim::{GradientRun, KdimNext, KdimScales};
 use super::lanes::{finish_block, prefetch, prefetch_at, BLOCK, LANES, TILE};
 
 /// Lanes of a 256-bit vector of f32: half of [`LANES`].
@@ -423,13 +423,7 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
     for k in 0..classes {
         let w = _mm256_set1_ps(if COEF { a[k] } else { 1.0 });
         let class = _mm256_set1_epi32(k as i32);
-        let run = GradientRun {
-            e: values[k * stride..][..stride].as_ptr(),
-            scale_p: scales.scale_p.as_ptr(),
-            scale_w: scales.scale_w.as_ptr(),
-            ys: scales.ys.as_ptr(),
-            target_entries: scales.target_entries.as_ptr(),
-        };
+        let run = GradientRun::new(&values[k * stride..][..stride], scales);
         let dst = out[k * inner + s0..][..width].as_mut_ptr();
         let aligned = stream && (dst as usize).is_multiple_of(32);
         // The whole groups' end, once: a test of p + 8 ≤ width per group
@@ -469,8 +463,7 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; positions j..j + 8 of each of `run`'s
-/// arrays must lie within it (pointers, not slices: a bounds test per
-/// group was three of the loop's fifteen instructions).
+/// arrays must lie within it.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kdim_gradient_group<const COEF: bool>(run: &GradientRun, w: __m256, class: __m256i, j: usize) -> __m256 {
@@ -489,16 +482,6 @@ unsafe fn kdim_gradient_group<const COEF: bool>(run: &GradientRun, w: __m256, cl
             _mm256_castsi256_ps(target),
         )
     }
-}
-
-/// One class run's exponentials and the tile's per-position scales, each
-/// from the tile's first position (see [`kdim_gradient_group`]).
-struct GradientRun {
-    e: *const f32,
-    scale_p: *const f32,
-    scale_w: *const f32,
-    ys: *const u32,
-    target_entries: *const f32,
 }
 
 /// `kdim::pick_targets` for f32, four positions per gather (as

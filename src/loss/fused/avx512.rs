@@ -10,7 +10,7 @@
 use std::arch::x86_64::*;
 
 use super::super::fast_exp::{LN2_HI, LN2_LO, LOG2_E, POLY, ROUNDER};
-use super::kdim::{KdimNext, KdimScales};
+use super::kdim::{GradientRun, KdimNext, KdimScales};
 use super::lanes::{finish_block, prefetch, prefetch_at, BLOCK, LANES, TILE};
 
 /// e^d for sixteen d ≤ 0: `fast_exp::exp_nonpositive_f32` lane by lane
@@ -410,8 +410,11 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
     for k in 0..classes {
         let w = _mm512_set1_ps(if COEF { a[k] } else { 1.0 });
         let class = _mm512_set1_epi32(k as i32);
-        let group =
-            |i: usize| kdim_gradient_group::<COEF>(&values[k * stride..][..stride], scales, w, class, i * LANES);
+        let run = GradientRun::new(&values[k * stride..][..stride], scales);
+        // SAFETY (every call below): group i < stride / 16 lies within each
+        // of the run's arrays, which hold `stride` values at least (asserted
+        // above); stride is a multiple of 16, not 0 where there is a class.
+        let group = |i: usize| unsafe { kdim_gradient_group::<COEF>(&run, w, class, i * LANES) };
         let dst = out[k * inner + s0..][..width].as_mut_ptr();
         // Positions before the run's first line boundary (0 when not streaming).
         let head = match stream {
@@ -455,31 +458,23 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
 
 /// The gradient of the 16 positions at j of one class's run `e` (its
 /// exponentials), with `w` its weight and `class` its index in every lane.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; positions j..j + 16 of each of `run`'s
+/// arrays must lie within it.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn kdim_gradient_group<const COEF: bool>(
-    e: &[f32],
-    scales: &KdimScales<'_>,
-    w: __m512,
-    class: __m512i,
-    j: usize,
-) -> __m512 {
-    let (e, sp, sw) = (
-        &e[j..j + LANES],
-        &scales.scale_p[j..j + LANES],
-        &scales.scale_w[j..j + LANES],
-    );
-    let (ys, entries) = (&scales.ys[j..j + LANES], &scales.target_entries[j..j + LANES]);
-    // SAFETY: each slice above holds 16 values.
+unsafe fn kdim_gradient_group<const COEF: bool>(run: &GradientRun, w: __m512, class: __m512i, j: usize) -> __m512 {
+    // SAFETY: the caller's promise.
     unsafe {
-        let sw = _mm512_loadu_ps(sw.as_ptr());
+        let sw = _mm512_loadu_ps(run.scale_w.add(j));
         let shift = if COEF { _mm512_mul_ps(w, sw) } else { sw };
         let g = _mm512_add_ps(
-            _mm512_mul_ps(_mm512_loadu_ps(e.as_ptr()), _mm512_loadu_ps(sp.as_ptr())),
+            _mm512_mul_ps(_mm512_loadu_ps(run.e.add(j)), _mm512_loadu_ps(run.scale_p.add(j))),
             shift,
         );
-        let target = _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(ys.as_ptr().cast()), class);
-        _mm512_mask_loadu_ps(g, target, entries.as_ptr())
+        let target = _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(run.ys.add(j).cast()), class);
+        _mm512_mask_loadu_ps(g, target, run.target_entries.add(j))
     }
 }
 

@@ -447,6 +447,30 @@ pub(super) struct KdimScales<'a> {
     pub target_entries: &'a [f32],
 }
 
+/// One class run's exponentials and the tile's [`KdimScales`], as pointers
+/// from the tile's first position: the f32 gradient loops read a group of
+/// each per step without a bounds test (one per array and group was a
+/// third of the AVX2 loop), their callers having checked the lengths once.
+pub(super) struct GradientRun {
+    pub e: *const f32,
+    pub scale_p: *const f32,
+    pub scale_w: *const f32,
+    pub ys: *const u32,
+    pub target_entries: *const f32,
+}
+
+impl GradientRun {
+    pub fn new(e: &[f32], scales: &KdimScales<'_>) -> Self {
+        GradientRun {
+            e: e.as_ptr(),
+            scale_p: scales.scale_p.as_ptr(),
+            scale_w: scales.scale_w.as_ptr(),
+            ys: scales.ys.as_ptr(),
+            target_entries: scales.target_entries.as_ptr(),
+        }
+    }
+}
+
 /// [`write_gradient`]'s runs for f32 by `gradient` (`avx2::kdim_gradient`
 /// or `avx512::kdim_gradient`, given the packed exponentials, their
 /// stride, the tile's width, the scales, the class weights, the output,
