@@ -737,8 +737,8 @@ fn tile<T: Lane, S: GroupSums<T>, const COEF: bool>(
     let mut next = next.filter(|_| S::copies(t));
     let copied = next.as_ref().map_or(0, |n| (n.tile.width / LANES * LANES).min(stride));
     // The last group's terms when the tile ends within it; the others go
-    // straight to `terms` (a buffer per group, cleared and copied out, was
-    // 1 % of the AVX2 forward).
+    // straight to `terms` (a buffer per group, cleared and copied out, cost
+    // 1–3 % of the AVX2 forward in the harness).
     let mut partial = [(0.0, 0.0); LANES];
     for j in (0..stride).step_by(LANES) {
         let m: &[T; LANES] = packed.max[j..j + LANES].try_into().expect("LANES values");
