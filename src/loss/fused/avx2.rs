@@ -60,6 +60,31 @@ pub(super) fn exp8_normal_with(d: __m256, poly: &[f32]) -> __m256 {
     _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
 }
 
+/// [`exp8_normal_with`] for the K-dim sweep, with 2^n applied as an integer:
+/// n added to e^r's exponent field. Where d ≥ `fast_exp::NORMAL_EXP_FLOOR`
+/// the product e^r·2^n is a normal f32 (n ≥ −125 with e^r ≥ 2^−½, or n =
+/// −126 with r > 0 and e^r > 1), so it is exact and the sum gives its bits.
+/// The add runs on any vector port, the multiply only on the two that also
+/// run the FMAs, which bound the sweep. A NaN d gives arbitrary bits, not
+/// NaN: the sweep's L, which sums d, still flags its position.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8_normal_int(d: __m256) -> __m256 {
+    let rounder = _mm256_set1_ps(ROUNDER);
+    let shifted = _mm256_fmadd_ps(d, _mm256_set1_ps(LOG2_E), rounder);
+    let n = _mm256_sub_ps(shifted, rounder);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), d);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(POLY[0]);
+    for &c in &POLY[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let e_r = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
+    // The rounder's own bits shift out: n << 23, n as a two's-complement integer.
+    let n_exponent = _mm256_slli_epi32::<23>(_mm256_castps_si256(shifted));
+    _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(e_r), n_exponent))
+}
+
 /// e^r, n, and, in the low bits, n + 127 as an integer (2^n's biased
 /// exponent) of e^d = e^r·2^n (see `fast_exp::exp_nonpositive_f32`); only
 /// meaningful where n ≥ −126.
@@ -365,7 +390,7 @@ impl KdimSweep<'_> {
                         s = _mm256_add_ps(s, d);
                     }
                     let x = match NORMAL {
-                        true => exp8_normal_with(d, &POLY),
+                        true => exp8_normal_int(d),
                         false => exp8(d),
                     };
                     e = _mm256_add_ps(e, x);
@@ -570,5 +595,34 @@ pub(super) unsafe fn pick_targets(
         let y = unsafe { _mm256_maskload_epi64(targets.as_ptr().add(j), within) };
         four(j, within, y);
         j += 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::fast_exp::exp_nonpositive_f32;
+    use super::*;
+
+    /// `exp8_normal_int` against the portable exp, bit for bit, over every
+    /// f32 from `NORMAL_EXP_FLOOR` to 0 that a stride of 7 reaches (about
+    /// 1.6 million, with −0 and the floor itself), where the K-dim sweep takes it.
+    #[test]
+    fn integer_scaled_exp_gives_the_portable_bits() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            eprintln!("skipped: this CPU has no AVX2 and FMA");
+            return;
+        }
+        let (zero, floor) = ((-0.0f32).to_bits(), NORMAL_EXP_FLOOR.to_bits());
+        let mut inputs: Vec<f32> = (zero..floor).step_by(7).map(f32::from_bits).collect();
+        inputs.extend([NORMAL_EXP_FLOOR, -0.0, 0.0, -1e-45]);
+        inputs.resize(inputs.len().div_ceil(HALF) * HALF, 0.0);
+        for chunk in inputs.chunks_exact(HALF) {
+            let mut e = [0.0f32; HALF];
+            // SAFETY: the CPU has AVX2 and FMA (checked above); both hold 8 f32.
+            unsafe { _mm256_storeu_ps(e.as_mut_ptr(), exp8_normal_int(_mm256_loadu_ps(chunk.as_ptr()))) };
+            for (&d, &e) in chunk.iter().zip(&e) {
+                assert_eq!(e.to_bits(), exp_nonpositive_f32(d).to_bits(), "e^{d:e}");
+            }
+        }
     }
 }
