@@ -445,22 +445,51 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
     assert!(scales.scale_p.len() >= stride && scales.scale_w.len() >= stride);
     assert!(scales.ys.len() >= stride && scales.target_entries.len() >= stride);
     assert!(classes == 0 || out.len() >= (classes - 1) * inner + s0 + width);
+    // The whole groups' end, once: a test of p + 8 ≤ width per group
+    // took three instructions of the loop's control.
+    let whole = width / HALF * HALF;
     for k in 0..classes {
         let w = _mm256_set1_ps(if COEF { a[k] } else { 1.0 });
         let class = _mm256_set1_epi32(k as i32);
-        let run = GradientRun::new(&values[k * stride..][..stride], scales);
-        let dst = out[k * inner + s0..][..width].as_mut_ptr();
+        // Pointers, not slices: the asserts above bound every run, and a
+        // slice per run cost a multiply and two bounds tests per class.
+        // SAFETY: k·stride + stride ≤ values.len() (classes = len / stride),
+        // and k·inner + s0 + width ≤ out.len() (asserted above).
+        let (e, dst) = unsafe { (values.as_ptr().add(k * stride), out.as_mut_ptr().add(k * inner + s0)) };
+        let run = GradientRun::at(e, scales);
         let aligned = stream && (dst as usize).is_multiple_of(32);
-        // The whole groups' end, once: a test of p + 8 ≤ width per group
-        // took three instructions of the loop's control.
-        let whole = width / HALF * HALF;
         let mut p = 0;
-        while p < whole {
-            // SAFETY: p + 8 ≤ width ≤ stride, and each of the run's arrays
+        // Two groups per step, a 64-byte line where the run is aligned:
+        // half the loop's control per group.
+        while p + LANES <= whole {
+            // SAFETY: p + 16 ≤ width ≤ stride, and each of the run's arrays
             // holds `stride` values at least (asserted above).
-            let g = unsafe { kdim_gradient_group::<COEF>(&run, w, class, p) };
-            // SAFETY: positions p..p + 8 of the run (p + 8 ≤ width); with
+            let (g0, g1) = unsafe {
+                (
+                    kdim_gradient_group::<COEF>(&run, w, class, p),
+                    kdim_gradient_group::<COEF>(&run, w, class, p + HALF),
+                )
+            };
+            // SAFETY: positions p..p + 16 of the run (p + 16 ≤ width); with
             // `aligned`, dst + p is 32-byte aligned (p a multiple of 8).
+            unsafe {
+                match aligned {
+                    true => {
+                        _mm256_stream_ps(dst.add(p), g0);
+                        _mm256_stream_ps(dst.add(p + HALF), g1);
+                    }
+                    false => {
+                        _mm256_storeu_ps(dst.add(p), g0);
+                        _mm256_storeu_ps(dst.add(p + HALF), g1);
+                    }
+                }
+            }
+            p += LANES;
+        }
+        if p < whole {
+            // SAFETY: as above, for p + 8 ≤ width.
+            let g = unsafe { kdim_gradient_group::<COEF>(&run, w, class, p) };
+            // SAFETY: positions p..p + 8 of the run; aligned as above.
             unsafe {
                 match aligned {
                     true => _mm256_stream_ps(dst.add(p), g),

@@ -461,8 +461,13 @@ pub(super) struct GradientRun {
 
 impl GradientRun {
     pub fn new(e: &[f32], scales: &KdimScales<'_>) -> Self {
+        Self::at(e.as_ptr(), scales)
+    }
+
+    /// [`GradientRun::new`] from a pointer to the run's first exponential.
+    pub fn at(e: *const f32, scales: &KdimScales<'_>) -> Self {
         GradientRun {
-            e: e.as_ptr(),
+            e,
             scale_p: scales.scale_p.as_ptr(),
             scale_w: scales.scale_w.as_ptr(),
             ys: scales.ys.as_ptr(),
