@@ -100,7 +100,9 @@ pub(crate) fn exp_nonpositive_f64(d: f64) -> f64 {
     use super::fast_ln::{LN2_HI, LN2_LO};
     // Adding 1.5·2^52 rounds an f64 in (−2^51, 2^51) to the nearest integer.
     const ROUNDER: f64 = 6_755_399_441_055_744.0;
-    let clamped = d.max(-745.0);
+    // From −709 down, n = −1023 (−709·log2 e ≈ −1022.9): the scale below
+    // is 0, and so is the result, as e^d is below 2^−1022.5 there.
+    let clamped = d.max(-709.0);
     let shifted = clamped.mul_add(std::f64::consts::LOG2_E, ROUNDER);
     let n = shifted - ROUNDER;
     let n_bits = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i64;
@@ -110,8 +112,9 @@ pub(crate) fn exp_nonpositive_f64(d: f64) -> f64 {
         p = p.mul_add(r, c);
     }
     let e_r = p.mul_add(r * r, r) + 1.0;
-    let scale = f64::from_bits(((n_bits + 1023).max(0) as u64) << 52);
-    // n = −1023 gives scale 0 as well: below 2^−1022.5 the result is 0.
+    // n ≥ −1023: a biased exponent of 0 or more, 0 giving the scale 0 (no
+    // 64-bit max, which AVX2 lacks: it took a compare and a blend).
+    let scale = f64::from_bits(((n_bits + 1023) as u64) << 52);
     e_r * scale
 }
 
@@ -177,6 +180,10 @@ mod tests {
         assert!(worst <= 2, "worst {worst} ULPs");
         assert_eq!(exp_nonpositive_f64(0.0), 1.0);
         assert_eq!(exp_nonpositive_f64(-1e300), 0.0);
+        // Around the clamp: 0 from n = −1023 on, the smallest normals above.
+        assert_eq!(exp_nonpositive_f64(-708.9), 0.0);
+        assert_eq!(exp_nonpositive_f64(-709.5), 0.0);
+        assert!(exp_nonpositive_f64(-708.3) >= f64::MIN_POSITIVE);
         assert_eq!(exp_nonpositive_f64(f64::NEG_INFINITY), 0.0);
     }
 }

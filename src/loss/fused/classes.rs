@@ -9,7 +9,7 @@ use super::super::formulas::Formulas;
 use super::super::problem::Problem;
 use super::super::simd::{self, Simd};
 use super::fallback;
-use super::kdim::{kdim_tile, pick_targets, Next, Tile, TileGrad};
+use super::kdim::{kdim_tile, pick_targets, Coefficients, Next, Tile, TileGrad};
 use super::lanes::{apply_row, pack_columns, pack_tile, stats_row, Lane, Stats, TILE};
 use super::{Kernel, Scratch, Upstream};
 
@@ -198,9 +198,21 @@ impl<T: Lane> Kernel<T> for Classes<'_, T> {
             return;
         };
         // One upstream value for all positions except under `none`.
-        let coefficients: [(f64, f64); TILE] = match up.shared() {
-            Some(g) => [self.coefficients(g); TILE],
-            None => std::array::from_fn(|j| self.coefficients(up.at(p0 + j.min(width - 1)))),
+        let coefficients = match up.shared() {
+            Some(g) => {
+                let (nll, smooth) = self.coefficients(g);
+                Coefficients {
+                    nll: [nll; TILE],
+                    smooth: [smooth; TILE],
+                }
+            }
+            None => {
+                let each: [(f64, f64); TILE] = std::array::from_fn(|j| self.coefficients(up.at(p0 + j.min(width - 1))));
+                Coefficients {
+                    nll: each.map(|c| c.0),
+                    smooth: each.map(|c| c.1),
+                }
+            }
         };
         let mut tile_grad = TileGrad {
             out,

@@ -73,7 +73,7 @@ pub(super) struct TileTargets {
 /// gradient, and room for the gradient's scales.
 pub(super) struct TileGrad<'a, T> {
     pub out: &'a mut [T],
-    pub coefficients: &'a [(f64, f64); TILE],
+    pub coefficients: &'a Coefficients,
     pub scales: &'a mut Scales<T>,
 }
 
@@ -520,8 +520,15 @@ fn f32_gradient<T: Lane, const COEF: bool>(
     );
 }
 
+/// Each position's (nll, smoothing) coefficients of the upstream gradient,
+/// in two arrays: the lanes read each as one vector.
+pub(super) struct Coefficients {
+    pub nll: [f64; TILE],
+    pub smooth: [f64; TILE],
+}
+
 /// A group's side of the gradient: the tile's upstream coefficients and its scales.
-type GroupGrad<'a, T> = (&'a [(f64, f64); TILE], &'a mut Scales<T>);
+type GroupGrad<'a, T> = (&'a Coefficients, &'a mut Scales<T>);
 
 /// The group at j: its terms and, with `WRITE` and `grad` (the upstream
 /// coefficients and the scales), its gradient's scales, with the
@@ -566,14 +573,15 @@ fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
     let Some((coefficients, scales)) = grad.filter(|_| WRITE) else {
         return;
     };
-    let coefficients: &[(f64, f64); LANES] = coefficients[j..j + LANES].try_into().expect("LANES values");
+    let nll_coefs: &[f64; LANES] = coefficients.nll[j..j + LANES].try_into().expect("LANES values");
+    let smooth_coefs: &[f64; LANES] = coefficients.smooth[j..j + LANES].try_into().expect("LANES values");
     let mut scale_p = [T::ZERO; LANES];
     let mut scale_w = [T::ZERO; LANES];
     let mut shifted = [0.0f64; LANES];
     let mut sp = [0.0f64; LANES];
     let mut reference_grad = [false; LANES];
     for l in 0..LANES {
-        let (nll_coef, smooth_coef) = coefficients[l];
+        let (nll_coef, smooth_coef) = (nll_coefs[l], smooth_coefs[l]);
         let total = -smooth_coef * t.weight_sum + weights[l] * nll_coef;
         sp[l] = -total / sum_exp[l];
         let ok = kept[l] & finite[l] & all_finite([sp[l], smooth_coef, nll_coef]);
@@ -592,7 +600,7 @@ fn group<T: Lane, S: GroupSums<T>, const COEF: bool, const WRITE: bool>(
     exp_nonpositive_into(&shifted, &mut exps);
     let mut target_entries = [T::ZERO; LANES];
     for l in 0..LANES {
-        let (nll_coef, smooth_coef) = coefficients[l];
+        let (nll_coef, smooth_coef) = (nll_coefs[l], smooth_coefs[l]);
         let w = weights[l];
         target_entries[l] = T::from_f64(exps[l] * sp[l] - smooth_coef * w + w * nll_coef);
     }
