@@ -42,7 +42,7 @@ pub(super) fn exp8_with(d: __m256, poly: &[f32]) -> __m256 {
     // NaN), and there give +0. Off the exp's chain of dependent steps, it
     // is 3 cycles shorter, which the K-dim sweep's latency-bound loop
     // feels.
-    let (e_r, n, biased) = exp8_parts(d, poly);
+    let (e_r, n, biased) = exp8_parts(d, poly, BIASED_ROUNDER);
     let normal = _mm256_cmp_ps::<_CMP_GE_OQ>(n, _mm256_set1_ps(-126.0));
     _mm256_and_ps(
         normal,
@@ -56,7 +56,7 @@ pub(super) fn exp8_with(d: __m256, poly: &[f32]) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn exp8_normal_with(d: __m256, poly: &[f32]) -> __m256 {
-    let (e_r, _, biased) = exp8_parts(d, poly);
+    let (e_r, _, biased) = exp8_parts(d, poly, BIASED_ROUNDER);
     _mm256_mul_ps(e_r, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
 }
 
@@ -71,31 +71,26 @@ pub(super) fn exp8_normal_with(d: __m256, poly: &[f32]) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp8_normal_int(d: __m256) -> __m256 {
-    let rounder = _mm256_set1_ps(ROUNDER);
-    let shifted = _mm256_fmadd_ps(d, _mm256_set1_ps(LOG2_E), rounder);
-    let n = _mm256_sub_ps(shifted, rounder);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), d);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    let mut p = _mm256_set1_ps(POLY[0]);
-    for &c in &POLY[1..] {
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-    }
-    let e_r = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
-    // The rounder's own bits shift out: n << 23, n as a two's-complement integer.
-    let n_exponent = _mm256_slli_epi32::<23>(_mm256_castps_si256(shifted));
+    // With the plain rounder, the rounded sum's bits shifted left by 23
+    // are n << 23, n as a two's-complement integer (the rounder's own bits
+    // shift out).
+    let (e_r, _, n_bits) = exp8_parts(d, &POLY, ROUNDER);
+    let n_exponent = _mm256_slli_epi32::<23>(n_bits);
     _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(e_r), n_exponent))
 }
 
-/// e^r, n, and, in the low bits, n + 127 as an integer (2^n's biased
-/// exponent) of e^d = e^r·2^n (see `fast_exp::exp_nonpositive_f32`); only
-/// meaningful where n ≥ −126.
+/// e^r, n, and the bits of d·log2 e + `rounder` rounded, of e^d = e^r·2^n
+/// (see `fast_exp::exp_nonpositive_f32`). With [`BIASED_ROUNDER`] those
+/// bits hold n + 127 (2^n's biased exponent) in their low bits, with
+/// `ROUNDER` n itself (the two round to the same n); only meaningful where
+/// n ≥ −126.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn exp8_parts(d: __m256, poly: &[f32]) -> (__m256, __m256, __m256i) {
-    let rounder = _mm256_set1_ps(BIASED_ROUNDER);
+fn exp8_parts(d: __m256, poly: &[f32], rounder: f32) -> (__m256, __m256, __m256i) {
+    let rounder = _mm256_set1_ps(rounder);
     let shifted = _mm256_fmadd_ps(d, _mm256_set1_ps(LOG2_E), rounder);
     let n = _mm256_sub_ps(shifted, rounder);
-    // The bias rides in the rounder: no integer step between the rounding and the shift.
+    // The bias (if any) rides in the rounder: no integer step between the rounding and the shift.
     let biased = _mm256_castps_si256(shifted);
     // fma(−n, c, x) and fnmadd(n, c, x) round the same exact value once.
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), d);
@@ -474,16 +469,8 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
             // SAFETY: positions p..p + 16 of the run (p + 16 ≤ width); with
             // `aligned`, dst + p is 32-byte aligned (p a multiple of 8).
             unsafe {
-                match aligned {
-                    true => {
-                        _mm256_stream_ps(dst.add(p), g0);
-                        _mm256_stream_ps(dst.add(p + HALF), g1);
-                    }
-                    false => {
-                        _mm256_storeu_ps(dst.add(p), g0);
-                        _mm256_storeu_ps(dst.add(p + HALF), g1);
-                    }
-                }
+                store_group(dst.add(p), g0, aligned);
+                store_group(dst.add(p + HALF), g1, aligned);
             }
             p += LANES;
         }
@@ -491,12 +478,7 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
             // SAFETY: as above, for p + 8 ≤ width.
             let g = unsafe { kdim_gradient_group::<COEF>(&run, w, class, p) };
             // SAFETY: positions p..p + 8 of the run; aligned as above.
-            unsafe {
-                match aligned {
-                    true => _mm256_stream_ps(dst.add(p), g),
-                    false => _mm256_storeu_ps(dst.add(p), g),
-                }
-            }
+            unsafe { store_group(dst.add(p), g, aligned) };
             p += HALF;
         }
         if p < width {
@@ -509,6 +491,24 @@ pub(super) unsafe fn kdim_gradient<const COEF: bool>(
             );
             // SAFETY: only the lanes below width − p are written: positions of the run.
             unsafe { _mm256_maskstore_ps(dst.add(p), below, g) };
+        }
+    }
+}
+
+/// Eight gradient values to `dst`: a streaming store when `aligned`, else
+/// an ordinary one.
+///
+/// # Safety
+/// The CPU must support AVX2; `dst` must point at 8 writable f32, 32-byte
+/// aligned when `aligned`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_group(dst: *mut f32, g: __m256, aligned: bool) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        match aligned {
+            true => _mm256_stream_ps(dst, g),
+            false => _mm256_storeu_ps(dst, g),
         }
     }
 }
